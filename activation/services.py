@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from activation.models import ServerKey
+from cdp.errors import NotFound
+from cdp.models import Workspace, audit
+
+
+@transaction.atomic
+def server_key_create(*, workspace: Workspace, name: str, actor: Any | None = None) -> ServerKey:
+    key = ServerKey.objects.create(workspace=workspace, name=name.strip() or "server key")
+    audit(workspace=workspace, actor=actor, action="server_key.create", target=key)
+    return key
+
+
+@transaction.atomic
+def server_key_revoke(*, workspace: Workspace, key_id: int, actor: Any | None = None) -> ServerKey:
+    key = ServerKey.objects.filter(workspace=workspace, pk=key_id).first()
+    if key is None:
+        raise NotFound("No such server key.")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit(workspace=workspace, actor=actor, action="server_key.revoke", target=key)
+    return key

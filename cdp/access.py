@@ -1,0 +1,62 @@
+"""Who may do what: a role per workspace grants capabilities; django-guardian adds per-object
+grants on top (e.g. one marketer may manage one source without being an admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from cdp.models import Membership, Role, Workspace
+
+VIEW = "view"
+# capability -> roles that hold it workspace-wide
+CAPABILITIES: dict[str, set[str]] = {
+    "workspace.manage": {Role.OWNER},
+    "members.manage": {Role.OWNER, Role.ADMIN},
+    "sources.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
+    "sources.manage": {Role.OWNER, Role.ADMIN},
+    "events.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
+    "failed_events.replay": {Role.OWNER, Role.ADMIN},
+    "schema.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "server_keys.manage": {Role.OWNER, Role.ADMIN},
+    "tokens.own": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
+    "privacy.manage": {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER},
+}
+
+# capability -> guardian permission codename that grants it on one object
+OBJECT_GRANTS: dict[str, str] = {
+    "sources.view": "view_source",
+    "sources.manage": "change_source",
+    "failed_events.replay": "change_source",
+}
+
+
+def role_of(user: Any, workspace: Workspace) -> str | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return (
+        Membership.objects.filter(user=user, workspace=workspace)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def can(user: Any, workspace: Workspace, capability: str, obj: models.Model | None = None) -> bool:
+    if capability not in CAPABILITIES:
+        raise KeyError(f"unknown capability {capability!r}")
+    role = role_of(user, workspace)
+    if role is None:
+        return False
+    if role in CAPABILITIES[capability]:
+        return True
+    if obj is not None and capability in OBJECT_GRANTS:
+        if getattr(obj, "workspace_id", None) != workspace.pk:
+            return False
+        perm = f"{obj._meta.app_label}.{OBJECT_GRANTS[capability]}"
+        return bool(user.has_perm(perm, obj))
+    return False
+
+
+def workspaces_of(user: Any) -> models.QuerySet[Workspace]:
+    return Workspace.objects.filter(memberships__user=user).order_by("name")

@@ -1,0 +1,61 @@
+"""DRF exception handler: every API error leaves as {"error": {"code", "message", "detail"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+from cdp.errors import ApplicationError, RateLimited, error_body
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """{'rule': {'all': [..]}} -> {'rule.all': [...]} so messages can name the path."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out.update(_flatten(value, path))
+    elif isinstance(detail, list) and detail and all(isinstance(d, str) for d in detail):
+        out[prefix or "non_field_errors"] = [str(d) for d in detail]
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            out.update(_flatten(value, f"{prefix}[{index}]"))
+    else:
+        out[prefix or "non_field_errors"] = [str(detail)]
+    return out
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApplicationError):
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        return Response(exc.as_dict(), status=exc.status, headers=headers)
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", "Not found."), status=404)
+    if isinstance(exc, DjangoPermissionDenied):
+        return Response(error_body("forbidden", str(exc) or "Permission denied."), status=403)
+    if isinstance(exc, DjangoValidationError):
+        fields = _flatten(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        return Response(error_body("invalid", _summary(fields), {"fields": fields}), status=400)
+    if isinstance(exc, drf_exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        return Response(error_body("invalid", _summary(fields), {"fields": fields}), status=400)
+    if isinstance(exc, drf_exceptions.APIException):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        if isinstance(exc, drf_exceptions.Throttled) and exc.wait:
+            headers["Retry-After"] = str(int(exc.wait))
+        return Response(
+            error_body(str(code), str(exc.detail)), status=exc.status_code, headers=headers
+        )
+    return None
+
+
+def _summary(fields: dict[str, list[str]]) -> str:
+    first_path, first_messages = next(iter(fields.items()), ("request", ["invalid"]))
+    return f"{first_path}: {first_messages[0]}"

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from activation import services as activation_services
+from activation.models import ServerKey
+from cdp import access, services
+from cdp.errors import NotFound
+from cdp.models import ApiToken, Membership, Role
+from profiles.apis import CapabilityMixin
+
+User = get_user_model()
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "key", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "key", "created_at", "last_used_at", "revoked_at"]
+
+
+class ServerKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ServerKey
+        fields = ["id", "name", "key", "created_at", "revoked_at"]
+        read_only_fields = ["id", "key", "created_at", "revoked_at"]
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class NameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class MeView(CapabilityMixin, APIView):
+    def get(self, request: Request) -> Response:
+        workspace = self.workspace
+        return Response(
+            {
+                "username": request.user.get_username(),
+                "workspace": {"id": workspace.pk, "name": workspace.name},
+                "role": access.role_of(request.user, workspace),
+                "workspaces": [
+                    {"id": w.pk, "name": w.name} for w in access.workspaces_of(request.user)
+                ],
+            }
+        )
+
+
+class TokenListView(CapabilityMixin, APIView):
+    """Your personal API tokens in this workspace."""
+
+    @extend_schema(responses=ApiTokenSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        tokens = ApiToken.objects.filter(workspace=self.workspace, user=request.user).order_by("id")
+        return Response({"count": len(tokens), "next": None, "results": ApiTokenSerializer(tokens, many=True).data})
+
+    @extend_schema(request=NameSerializer, responses=ApiTokenSerializer)
+    def post(self, request: Request) -> Response:
+        self.require("tokens.own")
+        data = NameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = services.api_token_create(
+            workspace=self.workspace, user=request.user, name=data.validated_data["name"]
+        )
+        return Response(ApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenRevokeView(CapabilityMixin, APIView):
+    @extend_schema(request=None, responses=ApiTokenSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        token = services.api_token_revoke(workspace=self.workspace, user=request.user, token_id=pk)
+        return Response(ApiTokenSerializer(token).data)
+
+
+class ServerKeyListView(CapabilityMixin, APIView):
+    """Decision-API server keys of this workspace."""
+
+    @extend_schema(responses=ServerKeySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        self.require("server_keys.manage")
+        keys = ServerKey.objects.filter(workspace=self.workspace).order_by("id")
+        return Response({"count": len(keys), "next": None, "results": ServerKeySerializer(keys, many=True).data})
+
+    @extend_schema(request=NameSerializer, responses=ServerKeySerializer)
+    def post(self, request: Request) -> Response:
+        self.require("server_keys.manage")
+        data = NameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = activation_services.server_key_create(
+            workspace=self.workspace, name=data.validated_data["name"], actor=request.user
+        )
+        return Response(ServerKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+class ServerKeyRevokeView(CapabilityMixin, APIView):
+    @extend_schema(request=None, responses=ServerKeySerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        self.require("server_keys.manage")
+        key = activation_services.server_key_revoke(
+            workspace=self.workspace, key_id=pk, actor=request.user
+        )
+        return Response(ServerKeySerializer(key).data)
+
+
+class MemberListView(CapabilityMixin, APIView):
+    @extend_schema(responses=MemberSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        rows = Membership.objects.filter(workspace=self.workspace).select_related("user")
+        results = [{"username": m.user.get_username(), "role": m.role} for m in rows]
+        return Response({"count": len(results), "next": None, "results": results})
+
+    @extend_schema(request=MemberSerializer, responses=MemberSerializer)
+    def post(self, request: Request) -> Response:
+        self.require("members.manage")
+        data = MemberSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = User.objects.filter(username=data.validated_data["username"]).first()
+        if user is None:
+            raise NotFound(f"No user named {data.validated_data['username']!r}.")
+        role = data.validated_data["role"]
+        if role == Role.OWNER:
+            self.require("workspace.manage")
+        services.membership_set(workspace=self.workspace, user=user, role=role, actor=request.user)
+        return Response({"username": user.get_username(), "role": role}, status=status.HTTP_200_OK)

@@ -1,0 +1,187 @@
+"""Settings, all read from the environment (see README "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from cdp import runtime
+from cdp.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", default=False)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and env_bool("CDP_REQUIRE_SECRET_KEY", default=False):
+        raise RuntimeError("SECRET_KEY must be set in production (CDP_REQUIRE_SECRET_KEY=1)")
+    SECRET_KEY = "insecure-dev-only-key-set-SECRET_KEY-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "guardian",
+    "cdp",
+    "profiles",
+    "segments",
+    "consent",
+    "activation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "cdp.middleware.JsonErrorsForApiPaths",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cdp.urls"
+WSGI_APPLICATION = "cdp.wsgi.application"
+ASGI_APPLICATION = "cdp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "cdp.ui.context.workspace",
+            ],
+        },
+    },
+]
+
+# --- Database: DATABASE_URL, else the embedded Postgres ---------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", "")
+if not DATABASE_URL:
+    DATABASE_URL = runtime.embedded_database_url()
+    os.environ["DATABASE_URL"] = DATABASE_URL
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
+    )
+}
+DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "") or None
+if not DATABASES["default"]["TEST"]["NAME"]:
+    del DATABASES["default"]["TEST"]["NAME"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis / Celery: REDIS_URL / CELERY_BROKER_URL, else the embedded Redis -------------------
+REDIS_URL = env_str("REDIS_URL", "")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+if not REDIS_URL and not CELERY_BROKER_URL:
+    REDIS_URL = runtime.embedded_redis_url()
+    os.environ["REDIS_URL"] = REDIS_URL
+if not REDIS_URL:
+    REDIS_URL = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = runtime.celery_url_for(REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE = {
+    "sweep-pending-events": {
+        "task": "profiles.tasks.sweep_pending_events",
+        "schedule": env_int("CDP_SWEEP_SECONDS", 15),
+    },
+}
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "cdp.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["cdp.permissions.IsWorkspaceMember"],
+    "DEFAULT_PAGINATION_CLASS": "cdp.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "cdp.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CDP API",
+    "DESCRIPTION": "Management API of the self-hosted Customer Data Platform. Authenticate "
+    "with a session or `Authorization: Token <key>`; every call is scoped to one workspace.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # served from our own static files: no CDN (self-hosted, may run offline)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"SourceKindEnum": "profiles.models.SourceKind"},
+}
+
+# --- Collector ---------------------------------------------------------------------------------
+CDP_MAX_REQUEST_BYTES = env_int("CDP_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
+CDP_MAX_EVENT_BYTES = env_int("CDP_MAX_EVENT_BYTES", 64 * 1024)
+CDP_DEFAULT_RATE_LIMIT = env_int("CDP_DEFAULT_RATE_LIMIT", 100_000)  # events/s per source
+CDP_KEY_CACHE_SECONDS = env_int("CDP_KEY_CACHE_SECONDS", 5)
+CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
+CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
+CDP_SUPPRESSION_HMAC_KEY = env_str("CDP_SUPPRESSION_HMAC_KEY", "") or SECRET_KEY
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}

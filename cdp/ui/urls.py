@@ -1,0 +1,28 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from cdp.ui import views
+
+urlpatterns = [
+    path("", views.home, name="ui-home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html"),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("workspace/switch/", views.switch_workspace, name="ui-switch-workspace"),
+    path("sources/", views.sources, name="ui-sources"),
+    path("sources/new/", views.source_create, name="ui-source-create"),
+    path("sources/<int:source_id>/", views.source_detail, name="ui-source"),
+    path("sources/<int:source_id>/rotate/", views.source_rotate_key, name="ui-source-rotate"),
+    path("sources/<int:source_id>/toggle/", views.source_toggle, name="ui-source-toggle"),
+    path(
+        "sources/<int:source_id>/keys/<int:key_id>/revoke/",
+        views.source_revoke_key,
+        name="ui-source-revoke-key",
+    ),
+    path("debugger/", views.debugger, name="ui-debugger"),
+    path("schema/", views.schema, name="ui-schema"),
+    path("settings/", views.settings_page, name="ui-settings"),
+]

@@ -1,0 +1,223 @@
+"""Server-rendered pages. Thin like the API views: check access, call services/selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from cdp import access
+from cdp.auth import SESSION_WORKSPACE_KEY, current_workspace
+from cdp.errors import ApplicationError
+from cdp.models import ApiToken, Workspace
+from cdp.services import api_token_create, api_token_revoke
+from profiles import selectors, services
+from profiles.models import FailureReason, SourceKind
+
+
+def _workspace(request: HttpRequest) -> Workspace:
+    workspace = current_workspace(request)
+    if workspace is None:
+        raise PermissionDenied("You are not a member of any workspace.")
+    return workspace
+
+
+def _require(request: HttpRequest, capability: str, obj: Any = None) -> Workspace:
+    workspace = _workspace(request)
+    if not access.can(request.user, workspace, capability, obj):
+        raise PermissionDenied(f"Your role does not allow {capability}.")
+    return workspace
+
+
+def _collector_url(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("ui-sources")
+
+
+@login_required
+@require_POST
+def switch_workspace(request: HttpRequest) -> HttpResponse:
+    wanted = request.POST.get("workspace")
+    if wanted and access.workspaces_of(request.user).filter(pk=wanted).exists():
+        request.session[SESSION_WORKSPACE_KEY] = int(wanted)
+    return redirect("ui-sources")
+
+
+@login_required
+def sources(request: HttpRequest) -> HttpResponse:
+    workspace = _workspace(request)
+    can_view_all = access.can(request.user, workspace, "sources.view")
+    rows = [
+        s
+        for s in selectors.source_list(workspace=workspace)
+        if can_view_all or access.can(request.user, workspace, "sources.view", s)
+    ]
+    volume = {
+        row["source_id"]: row["total"]
+        for row in selectors.source_totals(workspace=workspace)
+    }
+    for source in rows:
+        source.total_events = volume.get(source.pk, 0)  # type: ignore[attr-defined]
+        source.active_keys = [k for k in source.write_keys.all() if k.revoked_at is None]  # type: ignore[attr-defined]
+    return render(
+        request,
+        "sources/list.html",
+        {
+            "sources": rows,
+            "kinds": SourceKind.choices,
+            "can_manage": access.can(request.user, workspace, "sources.manage"),
+        },
+    )
+
+
+@login_required
+@require_POST
+def source_create(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "sources.manage")
+    try:
+        source = services.source_create(
+            workspace=workspace,
+            name=request.POST.get("name", ""),
+            kind=request.POST.get("kind", SourceKind.HTTP),
+            actor=request.user,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("ui-sources")
+    messages.success(request, f"Source “{source.name}” created. Point your SDK at it below.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+def _source_or_404(workspace: Workspace, source_id: int) -> Any:
+    source = selectors.source_get(workspace=workspace, source_id=source_id)
+    if source is None:
+        raise Http404("No such source in this workspace.")
+    return source
+
+
+@login_required
+def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
+    workspace = _workspace(request)
+    source = _source_or_404(workspace, source_id)
+    if not access.can(request.user, workspace, "sources.view", source):
+        raise PermissionDenied("You cannot view this source.")
+    active = [k for k in source.write_keys.all() if k.revoked_at is None]
+    revoked = [k for k in source.write_keys.all() if k.revoked_at is not None]
+    return render(
+        request,
+        "sources/detail.html",
+        {
+            "source": source,
+            "active_keys": active,
+            "revoked_keys": revoked,
+            "write_key": active[0].key if active else "",
+            "collector_url": _collector_url(request),
+            "volume": selectors.source_volume(workspace=workspace, source_id=source.pk),
+            "can_manage": access.can(request.user, workspace, "sources.manage", source),
+            "can_replay": access.can(request.user, workspace, "failed_events.replay", source),
+            "failure_reasons": FailureReason.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def source_rotate_key(request: HttpRequest, source_id: int) -> HttpResponse:
+    workspace = _workspace(request)
+    source = _source_or_404(workspace, source_id)
+    if not access.can(request.user, workspace, "sources.manage", source):
+        raise PermissionDenied("You cannot manage this source.")
+    services.write_key_rotate(
+        source=source, actor=request.user, revoke_old=request.POST.get("revoke_old") == "1"
+    )
+    messages.success(request, "New write key issued.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+@login_required
+@require_POST
+def source_revoke_key(request: HttpRequest, source_id: int, key_id: int) -> HttpResponse:
+    workspace = _workspace(request)
+    source = _source_or_404(workspace, source_id)
+    if not access.can(request.user, workspace, "sources.manage", source):
+        raise PermissionDenied("You cannot manage this source.")
+    services.write_key_revoke(source=source, key_id=key_id, actor=request.user)
+    messages.success(request, "Write key revoked; SDKs using it now get 401.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+@login_required
+@require_POST
+def source_toggle(request: HttpRequest, source_id: int) -> HttpResponse:
+    workspace = _workspace(request)
+    source = _source_or_404(workspace, source_id)
+    if not access.can(request.user, workspace, "sources.manage", source):
+        raise PermissionDenied("You cannot manage this source.")
+    services.source_update(source=source, actor=request.user, enabled=not source.enabled)
+    messages.success(request, f"Source {'enabled' if source.enabled else 'disabled'}.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+@login_required
+def debugger(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "events.view")
+    all_sources = list(selectors.source_list(workspace=workspace))
+    if not all_sources:
+        return redirect("ui-sources")
+    wanted = request.GET.get("source")
+    source = next((s for s in all_sources if str(s.pk) == wanted), all_sources[0])
+    return render(
+        request,
+        "sources/debugger.html",
+        {
+            "source": source,
+            "sources": all_sources,
+            "can_replay": access.can(request.user, workspace, "failed_events.replay", source),
+        },
+    )
+
+
+@login_required
+def schema(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "schema.view")
+    events = list(selectors.observed_events(workspace=workspace))
+    properties = list(selectors.observed_properties(workspace=workspace))
+    by_event: dict[tuple[str, str], list[Any]] = {}
+    for prop in properties:
+        by_event.setdefault((prop.type, prop.event), []).append(prop)
+    for event in events:
+        event.props = by_event.get((event.type, event.event), [])  # type: ignore[attr-defined]
+    return render(request, "schema.html", {"events": events})
+
+
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    workspace = _workspace(request)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "create_token":
+            token = api_token_create(
+                workspace=workspace, user=request.user, name=request.POST.get("name", "token")
+            )
+            messages.success(request, f"Token created: {token.key}")
+        elif action == "revoke_token":
+            api_token_revoke(
+                workspace=workspace, user=request.user, token_id=int(request.POST["token_id"])
+            )
+            messages.success(request, "Token revoked.")
+        return redirect("ui-settings")
+    tokens = ApiToken.objects.filter(workspace=workspace, user=request.user).order_by("-id")
+    return render(
+        request,
+        "settings.html",
+        {"tokens": tokens, "role": access.role_of(request.user, workspace)},
+    )

@@ -1,0 +1,46 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from cdp import apis as cdp_apis
+from cdp.ui import urls as ui_urls
+from profiles import apis as profile_apis
+from profiles.collector import urls as collector_urls
+
+
+class OptionalSlashRouter(SimpleRouter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("sources", profile_apis.SourceViewSet, basename="source")
+router.register("events", profile_apis.EventViewSet, basename="event")
+router.register("failed-events", profile_apis.FailedEventViewSet, basename="failed-event")
+
+api_v1 = [
+    path("me/", cdp_apis.MeView.as_view(), name="api-me"),
+    path("tokens/", cdp_apis.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<int:pk>/revoke/", cdp_apis.TokenRevokeView.as_view(), name="api-token-revoke"),
+    path("server-keys/", cdp_apis.ServerKeyListView.as_view(), name="api-server-keys"),
+    path(
+        "server-keys/<int:pk>/revoke/",
+        cdp_apis.ServerKeyRevokeView.as_view(),
+        name="api-server-key-revoke",
+    ),
+    path("members/", cdp_apis.MemberListView.as_view(), name="api-members"),
+    path("schema/observed/", profile_apis.SchemaView.as_view(), name="api-observed-schema"),
+    *router.urls,
+]
+
+urlpatterns = [
+    *collector_urls.urlpatterns,
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-redoc"),
+    path("admin/", admin.site.urls),
+    *ui_urls.urlpatterns,
+]

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cdp import access
+from cdp.errors import Forbidden, NotFound
+from cdp.pagination import CappedCountPagination
+from cdp.views_support import WorkspaceMixin
+from profiles import selectors, services
+from profiles.models import Event, FailedEvent, Source
+from profiles.serializers import (
+    EventSerializer,
+    FailedEventSerializer,
+    ObservedEventSerializer,
+    ObservedPropertySerializer,
+    RotateKeySerializer,
+    SourceCreateSerializer,
+    SourceSerializer,
+    SourceUpdateSerializer,
+    WriteKeySerializer,
+)
+
+
+class CapabilityMixin(WorkspaceMixin):
+    def require(self, capability: str, obj: Model | None = None) -> None:
+        if not access.can(self.request.user, self.workspace, capability, obj):
+            raise Forbidden(f"Your role does not allow {capability!r} in this workspace.")
+
+
+class SourceViewSet(CapabilityMixin, viewsets.GenericViewSet):
+    serializer_class = SourceSerializer
+    queryset = Source.objects.none()
+
+    def get_object(self) -> Source:
+        source = selectors.source_get(workspace=self.workspace, source_id=self.kwargs["pk"])
+        if source is None:
+            raise NotFound("No such source in this workspace.")
+        return source
+
+    def list(self, request: Request) -> Response:
+        sources = list(selectors.source_list(workspace=self.workspace))
+        if not access.can(request.user, self.workspace, "sources.view"):
+            sources = [s for s in sources if access.can(request.user, self.workspace, "sources.view", s)]
+        page = self.paginate_queryset(sources)
+        return self.get_paginated_response(SourceSerializer(page, many=True).data)
+
+    @extend_schema(request=SourceCreateSerializer, responses=SourceSerializer)
+    def create(self, request: Request) -> Response:
+        self.require("sources.manage")
+        serializer = SourceCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = services.source_create(
+            workspace=self.workspace, actor=request.user, **serializer.validated_data
+        )
+        return Response(SourceSerializer(source).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        source = self.get_object()
+        self.require("sources.view", source)
+        return Response(SourceSerializer(source).data)
+
+    @extend_schema(request=SourceUpdateSerializer, responses=SourceSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        source = self.get_object()
+        self.require("sources.manage", source)
+        serializer = SourceUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        source = services.source_update(
+            source=source, actor=request.user, **serializer.validated_data
+        )
+        return Response(SourceSerializer(source).data)
+
+    @extend_schema(request=RotateKeySerializer, responses=WriteKeySerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-key")
+    def rotate_key(self, request: Request, pk: str) -> Response:
+        source = self.get_object()
+        self.require("sources.manage", source)
+        serializer = RotateKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = services.write_key_rotate(
+            source=source, actor=request.user, revoke_old=serializer.validated_data["revoke_old"]
+        )
+        return Response(WriteKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=WriteKeySerializer)
+    @action(detail=True, methods=["post"], url_path=r"keys/(?P<key_id>\d+)/revoke")
+    def revoke_key(self, request: Request, pk: str, key_id: str) -> Response:
+        source = self.get_object()
+        self.require("sources.manage", source)
+        key = services.write_key_revoke(source=source, key_id=int(key_id), actor=request.user)
+        return Response(WriteKeySerializer(key).data)
+
+
+EVENT_PARAMS = [
+    OpenApiParameter(name, str, description=f"exact {name}")
+    for name in ("user_id", "anonymous_id", "message_id", "type", "event", "source", "after_id")
+]
+
+
+class EventViewSet(CapabilityMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Stored events, newest first; filter by user_id, anonymous_id, message_id, type, event,
+    source. `after_id` returns only newer events (the live debugger polls with it)."""
+
+    serializer_class = EventSerializer
+    pagination_class = CappedCountPagination
+    queryset = Event.objects.none()
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        self.require("events.view")
+        return selectors.event_list(workspace=self.workspace, filters=self.request.query_params)
+
+    @extend_schema(parameters=EVENT_PARAMS)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        event = self.get_queryset().filter(pk=pk).first()
+        if event is None:
+            raise NotFound("No such event in this workspace.")
+        return Response(EventSerializer(event).data)
+
+
+class FailedEventViewSet(CapabilityMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Dead-lettered events with their reason; replay one after fixing the cause."""
+
+    serializer_class = FailedEventSerializer
+    queryset = FailedEvent.objects.none()
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        self.require("events.view")
+        return selectors.failed_event_list(
+            workspace=self.workspace, filters=self.request.query_params
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("source", str),
+            OpenApiParameter("reason", str),
+            OpenApiParameter("status", str),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        failed = self.get_queryset().filter(pk=pk).first()
+        if failed is None:
+            raise NotFound("No such failed event in this workspace.")
+        return Response(FailedEventSerializer(failed).data)
+
+    @extend_schema(request=None, responses=FailedEventSerializer)
+    @action(detail=True, methods=["post"])
+    def replay(self, request: Request, pk: str) -> Response:
+        failed = selectors.failed_event_list(workspace=self.workspace, filters={}).filter(pk=pk).first()
+        if failed is None:
+            raise NotFound("No such failed event in this workspace.")
+        self.require("failed_events.replay", failed.source)
+        failed = services.failed_event_replay(failed=failed, actor=request.user)
+        return Response(FailedEventSerializer(failed).data)
+
+
+class SchemaView(CapabilityMixin, APIView):
+    """The observed schema: event names and the properties/traits seen on them, with types."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("type", str), OpenApiParameter("event", str)],
+        responses=ObservedPropertySerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        self.require("schema.view")
+        event_type = request.query_params.get("type")
+        event = request.query_params.get("event")
+        return Response(
+            {
+                "events": ObservedEventSerializer(
+                    selectors.observed_events(workspace=self.workspace), many=True
+                ).data,
+                "properties": ObservedPropertySerializer(
+                    selectors.observed_properties(
+                        workspace=self.workspace, event_type=event_type, event=event
+                    ),
+                    many=True,
+                ).data,
+            }
+        )

@@ -1,0 +1,225 @@
+"""Segment/RudderStack-compatible HTTP endpoints (/v1/batch, /v1/track, ...).
+
+Plain Django views, not DRF: this is the hot path, and its answers follow the tracking API
+(exactly 200 with a small JSON body on success) rather than the management API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from cdp.errors import (
+    ApplicationError,
+    NotAuthenticated,
+    PayloadTooLarge,
+    RateLimited,
+    ValidationFailed,
+)
+from profiles.collector import gate, keys
+from profiles.collector.decoding import decode_body, parse_json
+from profiles.collector.keys import SourceInfo
+from profiles.collector.normalize import now_utc
+from profiles.collector.service import RAW_SAMPLE_BYTES, collector_ingest
+from profiles.models import FailedEvent, FailureReason
+
+logger = logging.getLogger(__name__)
+
+
+def _json_response(body: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _error_response(exc: ApplicationError) -> HttpResponse:
+    if isinstance(exc, RateLimited):
+        return _json_response(exc.as_dict(), exc.status, Retry_After=str(exc.retry_after))
+    return _json_response(exc.as_dict(), exc.status)
+
+
+def _resolve_source(key: str | None) -> SourceInfo:
+    if not key:
+        raise NotAuthenticated(
+            "No write key: send it as the Basic auth username or as `writeKey` in the body.",
+            code="missing_write_key",
+        )
+    info = keys.lookup(key)
+    if info is None:
+        raise NotAuthenticated("Unknown or revoked write key.", code="invalid_write_key")
+    if not info.enabled:
+        raise NotAuthenticated("This source is disabled.", code="source_disabled")
+    return info
+
+
+def _body_key(body: Any, batch: list[Any] | None) -> str | None:
+    if isinstance(body, dict):
+        key = body.get("writeKey")
+        if isinstance(key, str) and key.strip():
+            return key.strip()
+    # Last resort: a per-event writeKey (all events of the request must agree).
+    if batch:
+        found = {e.get("writeKey") for e in batch if isinstance(e, dict) and e.get("writeKey")}
+        if len(found) > 1:
+            raise NotAuthenticated(
+                "Events in one request carry different write keys; send one request per key.",
+                code="mixed_write_keys",
+            )
+        if found:
+            key = found.pop()
+            return key if isinstance(key, str) else None
+    return None
+
+
+def _record_unreadable(source: SourceInfo, reason: str, message: str, raw: bytes) -> None:
+    """Keep a sample of a request we could not read, so the debugger can show it."""
+    FailedEvent.objects.create(
+        workspace_id=source.workspace_id,
+        source_id=source.source_id,
+        reason=reason,
+        message=message,
+        payload=None,
+        raw=raw[:RAW_SAMPLE_BYTES].decode("utf-8", errors="replace").replace("\x00", ""),
+        received_at=now_utc(),
+    )
+
+
+def _ingest(request: HttpRequest, route_type: str | None) -> HttpResponse:
+    received_at = now_utc()
+    limit = settings.CDP_MAX_REQUEST_BYTES
+    header_key = keys.header_write_key(request.META.get("HTTP_AUTHORIZATION", ""))
+    source = None
+    raw = b""
+    try:
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        raw = request.read(limit + 1)
+        try:
+            data = decode_body(
+                raw, content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""), max_bytes=limit
+            )
+        except ApplicationError as exc:
+            if header_key and exc.status == 413:
+                source = keys.lookup(header_key)
+                if source is not None:
+                    _record_unreadable(source, FailureReason.REQUEST_TOO_LARGE, exc.message, raw)
+            raise
+        try:
+            body = parse_json(data)
+        except ValidationFailed as exc:
+            if header_key:
+                source = keys.lookup(header_key)
+                if source is not None and source.enabled:
+                    _record_unreadable(source, FailureReason.INVALID_JSON, exc.message, data)
+            raise
+
+        if route_type is None:
+            raw_events, body = _batch_of(body)
+        else:
+            if not isinstance(body, dict):
+                raise ValidationFailed(
+                    f"Body must be a JSON object (one {route_type} event).", code="not_an_object"
+                )
+            raw_events = [body]
+        batch_body = body if route_type is None else {}
+        source = _resolve_source(header_key or _body_key(body, raw_events))
+        door = gate.check(
+            source_id=source.source_id,
+            workspace_id=source.workspace_id,
+            events=len(raw_events),
+            limit=source.rate_limit_per_second,
+        )
+        if not door.allowed:
+            raise RateLimited(
+                f"Source {source.name!r} is over its limit of {source.rate_limit_per_second} "
+                "events per second; retry after the Retry-After delay.",
+                retry_after=door.retry_after,
+            )
+        result = collector_ingest(
+            source=source,
+            raw_events=raw_events,
+            body=batch_body,
+            route_type=route_type,
+            received_at=received_at,
+            suppressions=door.suppressions,
+            kick=door.kick,
+        )
+    except ApplicationError as exc:
+        return _error_response(exc)
+    if result.failed and result.failed == result.received:
+        # Nothing usable: say so (the events are kept in failed_events for replay).
+        first = result.errors[0]
+        return _json_response(
+            {
+                "error": {
+                    "code": "no_valid_events",
+                    "message": f"No event could be accepted; first error: {first['message']}.",
+                    "detail": {"failed": result.failed, "errors": result.errors},
+                }
+            },
+            400,
+        )
+    return _json_response(result.as_response())
+
+
+def _too_large(limit: int) -> ApplicationError:
+    return PayloadTooLarge(
+        f"Request body exceeds the limit of {limit} bytes.",
+        code="request_too_large",
+        detail={"limit_bytes": limit},
+    )
+
+
+def _batch_of(body: Any) -> tuple[list[Any], dict[str, Any]]:
+    if isinstance(body, list):
+        events, body = body, {}
+    elif isinstance(body, dict):
+        events = body.get("batch")
+        if events is None:
+            raise ValidationFailed(
+                "Body has no `batch` array; post {\"batch\": [events...]} or use /v1/track etc.",
+                code="missing_batch",
+            )
+    else:
+        raise ValidationFailed("Body must be a JSON object with a `batch` array.", code="no_batch")
+    if not isinstance(events, list):
+        raise ValidationFailed("`batch` must be an array of events.", code="invalid_batch")
+    if not events:
+        raise ValidationFailed("`batch` is empty: nothing to store.", code="empty_batch")
+    return events, body
+
+
+def _make_view(route_type: str | None):  # type: ignore[no-untyped-def]
+    @csrf_exempt
+    def view(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return _json_response(
+                {
+                    "error": {
+                        "code": "method_not_allowed",
+                        "message": f"{request.path} accepts POST only.",
+                        "detail": {},
+                    }
+                },
+                405,
+                Allow="POST",
+            )
+        return _ingest(request, route_type)
+
+    view.__name__ = f"collect_{route_type or 'batch'}"
+    return view
+
+
+batch = _make_view(None)
+identify = _make_view("identify")
+track = _make_view("track")
+page = _make_view("page")
+screen = _make_view("screen")
+group = _make_view("group")
+alias = _make_view("alias")

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+
+from cdp.models import Workspace
+from profiles.models import (
+    Event,
+    EventCounter,
+    FailedEvent,
+    ObservedEvent,
+    ObservedProperty,
+    Source,
+)
+
+EVENT_FILTERS = {
+    "user_id": "user_id",
+    "anonymous_id": "anonymous_id",
+    "message_id": "message_id",
+    "type": "type",
+    "event": "event",
+}
+
+
+def source_list(*, workspace: Workspace) -> QuerySet[Source]:
+    return Source.objects.filter(workspace=workspace).prefetch_related("write_keys").order_by("id")
+
+
+def source_get(*, workspace: Workspace, source_id: Any) -> Source | None:
+    return source_list(workspace=workspace).filter(pk=source_id).first()
+
+
+def event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[Event]:
+    """Stored events, newest first (the debugger's data)."""
+    qs = Event.objects.filter(workspace=workspace)
+    for param, column in EVENT_FILTERS.items():
+        value = filters.get(param)
+        if value:
+            qs = qs.filter(**{column: value})
+    source = filters.get("source")
+    if source:
+        qs = qs.filter(source_id=source)
+    after = filters.get("after_id")
+    if after:
+        qs = qs.filter(id__gt=after)
+    return qs.order_by("-id")
+
+
+def failed_event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[FailedEvent]:
+    qs = FailedEvent.objects.filter(workspace=workspace)
+    if filters.get("source"):
+        qs = qs.filter(source_id=filters["source"])
+    if filters.get("reason"):
+        qs = qs.filter(reason=filters["reason"])
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    return qs.order_by("-id")
+
+
+def observed_events(*, workspace: Workspace) -> QuerySet[ObservedEvent]:
+    return ObservedEvent.objects.filter(workspace=workspace).order_by("type", "event")
+
+
+def observed_properties(
+    *, workspace: Workspace, event_type: str | None = None, event: str | None = None
+) -> QuerySet[ObservedProperty]:
+    qs = ObservedProperty.objects.filter(workspace=workspace)
+    if event_type:
+        qs = qs.filter(type=event_type)
+    if event is not None:
+        qs = qs.filter(event=event)
+    return qs.order_by("type", "event", "kind", "path")
+
+
+def source_volume(*, workspace: Workspace, source_id: int | None = None) -> list[dict[str, Any]]:
+    """Processed events per type and event name (all time) for a source or the workspace."""
+    qs = EventCounter.objects.filter(workspace=workspace)
+    if source_id is not None:
+        qs = qs.filter(source_id=source_id)
+    return list(
+        qs.values("type", "event").annotate(total=Sum("count")).order_by("-total", "type")[:100]
+    )
+
+
+def source_totals(*, workspace: Workspace) -> list[dict[str, Any]]:
+    return list(
+        EventCounter.objects.filter(workspace=workspace)
+        .values("source_id")
+        .annotate(total=Sum("count"))
+    )

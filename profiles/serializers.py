@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from profiles.models import (
+    Event,
+    FailedEvent,
+    ObservedEvent,
+    ObservedProperty,
+    Source,
+    SourceKind,
+    WriteKey,
+)
+
+
+class WriteKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WriteKey
+        fields = ["id", "key", "created_at", "revoked_at"]
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    write_keys = WriteKeySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Source
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "enabled",
+            "rate_limit_per_second",
+            "max_event_bytes",
+            "created_at",
+            "write_keys",
+        ]
+        read_only_fields = ["id", "created_at", "write_keys"]
+
+
+class SourceCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=SourceKind.choices, default=SourceKind.HTTP)
+    rate_limit_per_second = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    max_event_bytes = serializers.IntegerField(
+        min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
+    )
+
+
+class SourceUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    kind = serializers.ChoiceField(choices=SourceKind.choices, required=False)
+    enabled = serializers.BooleanField(required=False)
+    rate_limit_per_second = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    max_event_bytes = serializers.IntegerField(
+        min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
+    )
+
+
+class RotateKeySerializer(serializers.Serializer):
+    revoke_old = serializers.BooleanField(default=False)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """An event as stored, in the tracking spec's camelCase shape."""
+
+    class Meta:
+        model = Event
+        fields = ["id"]
+
+    def to_representation(self, instance: Event) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": instance.pk,
+            "source": instance.source_id,
+            "messageId": instance.message_id,
+            "type": instance.type,
+            "userId": instance.user_id,
+            "anonymousId": instance.anonymous_id,
+            "timestamp": instance.timestamp.isoformat(),
+            "originalTimestamp": instance.original_timestamp.isoformat()
+            if instance.original_timestamp
+            else None,
+            "sentAt": instance.sent_at.isoformat() if instance.sent_at else None,
+            "receivedAt": instance.received_at.isoformat(),
+            "context": instance.context,
+            "integrations": instance.integrations,
+        }
+        if instance.event is not None:
+            data["event"] = instance.event
+        if instance.name is not None:
+            data["name"] = instance.name
+        if instance.type in ("track", "page", "screen"):
+            data["properties"] = instance.properties
+        if instance.type in ("identify", "group") or instance.traits:
+            data["traits"] = instance.traits
+        if instance.group_id is not None:
+            data["groupId"] = instance.group_id
+        if instance.previous_id is not None:
+            data["previousId"] = instance.previous_id
+        data.update(instance.extra or {})
+        return data
+
+
+class FailedEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FailedEvent
+        fields = [
+            "id",
+            "source",
+            "reason",
+            "message",
+            "payload",
+            "raw",
+            "message_id",
+            "received_at",
+            "status",
+            "replayed_at",
+            "replay_attempts",
+            "last_replay_error",
+        ]
+
+
+class ObservedEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ObservedEvent
+        fields = ["type", "event", "first_seen", "last_seen", "count"]
+
+
+class ObservedPropertySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ObservedProperty
+        fields = [
+            "type",
+            "event",
+            "kind",
+            "path",
+            "value_types",
+            "example",
+            "first_seen",
+            "last_seen",
+            "count",
+        ]

@@ -1,0 +1,169 @@
+"""Sources, write keys, and replaying dead-lettered events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from cdp.errors import Conflict, NotFound, ValidationFailed
+from cdp.models import Workspace, audit
+from profiles.collector import keys, storage
+from profiles.collector.normalize import BatchMeta, EventRejected, normalize_event, parse_timestamp
+from profiles.collector.normalize import event_size as _event_size
+from profiles.models import (
+    FailedEvent,
+    FailedEventStatus,
+    FailureReason,
+    Source,
+    SourceKind,
+    WriteKey,
+)
+
+
+@transaction.atomic
+def source_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    kind: str = SourceKind.HTTP,
+    actor: Any | None = None,
+    rate_limit_per_second: int | None = None,
+    max_event_bytes: int | None = None,
+) -> Source:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("name: must not be empty")
+    if kind not in SourceKind.values:
+        raise ValidationFailed(f"kind: {kind!r} is not one of {', '.join(SourceKind.values)}")
+    if Source.objects.filter(workspace=workspace, name=name).exists():
+        raise Conflict(f"name: a source named {name!r} already exists", code="duplicate")
+    source = Source.objects.create(
+        workspace=workspace,
+        name=name,
+        kind=kind,
+        rate_limit_per_second=rate_limit_per_second,
+        max_event_bytes=max_event_bytes,
+    )
+    WriteKey.objects.create(source=source)
+    audit(workspace=workspace, actor=actor, action="source.create", target=source)
+    return source
+
+
+@transaction.atomic
+def source_update(*, source: Source, actor: Any | None = None, **changes: Any) -> Source:
+    allowed = {"name", "enabled", "rate_limit_per_second", "max_event_bytes", "kind"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: cannot be changed")
+    for field_name, value in changes.items():
+        setattr(source, field_name, value)
+    source.save(update_fields=list(changes))
+    audit(
+        workspace=source.workspace,
+        actor=actor,
+        action="source.update",
+        target=source,
+        detail={k: v for k, v in changes.items()},
+    )
+    transaction.on_commit(keys.forget_all)
+    return source
+
+
+@transaction.atomic
+def write_key_rotate(*, source: Source, actor: Any | None = None, revoke_old: bool) -> WriteKey:
+    """Issue a new key; optionally revoke the old ones at once (otherwise both work, so SDKs
+    can be redeployed before the old key is revoked)."""
+    if revoke_old:
+        source.write_keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key = WriteKey.objects.create(source=source)
+    audit(
+        workspace=source.workspace,
+        actor=actor,
+        action="write_key.rotate",
+        target=source,
+        detail={"revoke_old": revoke_old},
+    )
+    transaction.on_commit(keys.forget_all)
+    return key
+
+
+@transaction.atomic
+def write_key_revoke(*, source: Source, key_id: int, actor: Any | None = None) -> WriteKey:
+    key = source.write_keys.filter(pk=key_id).first()
+    if key is None:
+        raise NotFound("No such write key on this source.")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit(
+            workspace=source.workspace,
+            actor=actor,
+            action="write_key.revoke",
+            target=source,
+            detail={"key_prefix": key.key[:8]},
+        )
+    transaction.on_commit(keys.forget_all)
+    return key
+
+
+@transaction.atomic
+def failed_event_replay(*, failed: FailedEvent, actor: Any | None = None) -> FailedEvent:
+    """Run a dead-lettered event through the collector's checks again, with the source's
+    current settings (e.g. after raising its size cap). Stored on success (deduplicated by
+    messageId); on failure the row stays, with the new error."""
+    failed = FailedEvent.objects.select_for_update().get(pk=failed.pk)
+    if failed.status != FailedEventStatus.FAILED:
+        raise Conflict(f"This event was already replayed ({failed.status}).", code="replayed")
+    source = failed.source
+    if source is None:
+        raise Conflict("The event's source was deleted; it cannot be replayed.")
+    raw: Any = failed.payload
+    try:
+        if raw is None:
+            raise EventRejected(failed.reason, "only a sample of the request was kept")
+        from django.conf import settings
+
+        cap = source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES
+        size = _event_size(raw)
+        if size > cap:
+            raise EventRejected(
+                FailureReason.EVENT_TOO_LARGE,
+                f"event is {size} bytes; this source accepts at most {cap} bytes per event",
+            )
+        ctx = failed.batch_context or {}
+        meta = BatchMeta(received_at=failed.received_at)
+        meta.sent_at = parse_timestamp(ctx.get("sentAt"), "sentAt")
+        meta.context = ctx.get("context") or {}
+        meta.integrations = ctx.get("integrations") or {}
+        normalized = normalize_event(raw, meta, forced_type=ctx.get("route_type"))
+    except EventRejected as exc:
+        failed.replay_attempts += 1
+        failed.last_replay_error = exc.message
+        failed.save(update_fields=["replay_attempts", "last_replay_error"])
+        audit(
+            workspace=failed.workspace,
+            actor=actor,
+            action="failed_event.replay_failed",
+            target=failed,
+            detail={"reason": exc.reason, "message": exc.message},
+        )
+        raise ValidationFailed(
+            f"Replay failed: {exc.message}.", code=f"replay_{exc.reason}"
+        ) from None
+    inserted = storage.insert_events(
+        workspace_id=failed.workspace_id, source_id=source.pk, events=[normalized]
+    )
+    failed.status = FailedEventStatus.REPLAYED if inserted else FailedEventStatus.DUPLICATE
+    failed.replayed_at = timezone.now()
+    failed.replay_attempts += 1
+    failed.last_replay_error = ""
+    failed.save(update_fields=["status", "replayed_at", "replay_attempts", "last_replay_error"])
+    audit(workspace=failed.workspace, actor=actor, action="failed_event.replay", target=failed)
+    if inserted:
+        from profiles.collector.service import kick_processing
+
+        workspace_id = failed.workspace_id
+        transaction.on_commit(lambda: kick_processing(workspace_id))
+    return failed

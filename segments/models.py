@@ -1,0 +1,1 @@
+# Segments (rule language, membership) arrive with the segments issue.
