@@ -48,8 +48,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body("invalid", _summary(fields), {"fields": fields}), status=400)
     if isinstance(exc, drf_exceptions.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
-        if isinstance(exc, drf_exceptions.Throttled) and exc.wait:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, drf_exceptions.Throttled) and wait:
+            headers["Retry-After"] = str(int(wait))
         return Response(
             error_body(str(code), str(exc.detail)), status=exc.status_code, headers=headers
         )

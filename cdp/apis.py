@@ -60,8 +60,16 @@ class TokenListView(CapabilityMixin, APIView):
 
     @extend_schema(responses=ApiTokenSerializer(many=True))
     def get(self, request: Request) -> Response:
-        tokens = ApiToken.objects.filter(workspace=self.workspace, user=request.user).order_by("id")
-        return Response({"count": len(tokens), "next": None, "results": ApiTokenSerializer(tokens, many=True).data})
+        tokens = ApiToken.objects.filter(  # type: ignore[misc]
+            workspace=self.workspace, user_id=request.user.pk
+        ).order_by("id")
+        return Response(
+            {
+                "count": len(tokens),
+                "next": None,
+                "results": ApiTokenSerializer(tokens, many=True).data,
+            }
+        )
 
     @extend_schema(request=NameSerializer, responses=ApiTokenSerializer)
     def post(self, request: Request) -> Response:
@@ -88,7 +96,9 @@ class ServerKeyListView(CapabilityMixin, APIView):
     def get(self, request: Request) -> Response:
         self.require("server_keys.manage")
         keys = ServerKey.objects.filter(workspace=self.workspace).order_by("id")
-        return Response({"count": len(keys), "next": None, "results": ServerKeySerializer(keys, many=True).data})
+        return Response(
+            {"count": len(keys), "next": None, "results": ServerKeySerializer(keys, many=True).data}
+        )
 
     @extend_schema(request=NameSerializer, responses=ServerKeySerializer)
     def post(self, request: Request) -> Response:

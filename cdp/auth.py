@@ -58,10 +58,10 @@ def current_workspace(request: HttpRequest | Any) -> Workspace | None:
         user = request.user
         if not getattr(user, "is_authenticated", False):
             return None
-        memberships = Membership.objects.filter(user=user).select_related("workspace")
+        memberships = Membership.objects.filter(user_id=user.pk).select_related("workspace")  # type: ignore[misc]
         wanted = request.session.get(SESSION_WORKSPACE_KEY)
         chosen = memberships.filter(workspace_id=wanted).first() if wanted else None
         chosen = chosen or memberships.order_by("workspace__name").first()
         workspace = chosen.workspace if chosen else None
-    request._cdp_workspace = workspace
+    request._cdp_workspace = workspace  # type: ignore[union-attr]
     return workspace

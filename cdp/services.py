@@ -112,9 +112,7 @@ def workspace_bootstrap(
     new_password: str | None = None
     if user is None:
         new_password = password or secrets.token_urlsafe(12)
-        user = User.objects.create_user(
-            username=username, email=email or "", password=new_password
-        )
+        user = User.objects.create_user(username=username, email=email or "", password=new_password)
     if not Membership.objects.filter(workspace=workspace, user=user).exists():
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
 

@@ -48,7 +48,9 @@ class SourceViewSet(CapabilityMixin, viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         sources = list(selectors.source_list(workspace=self.workspace))
         if not access.can(request.user, self.workspace, "sources.view"):
-            sources = [s for s in sources if access.can(request.user, self.workspace, "sources.view", s)]
+            sources = [
+                s for s in sources if access.can(request.user, self.workspace, "sources.view", s)
+            ]
         page = self.paginate_queryset(sources)
         return self.get_paginated_response(SourceSerializer(page, many=True).data)
 
@@ -159,7 +161,9 @@ class FailedEventViewSet(CapabilityMixin, mixins.ListModelMixin, viewsets.Generi
     @extend_schema(request=None, responses=FailedEventSerializer)
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
-        failed = selectors.failed_event_list(workspace=self.workspace, filters={}).filter(pk=pk).first()
+        failed = (
+            selectors.failed_event_list(workspace=self.workspace, filters={}).filter(pk=pk).first()
+        )
         if failed is None:
             raise NotFound("No such failed event in this workspace.")
         self.require("failed_events.replay", failed.source)

@@ -46,7 +46,7 @@ def normalize(identifier_type: str, value: Any) -> str | None:
 
 
 def parse_identifier(spec: str) -> tuple[str, str]:
-    """"email:a@b.com" -> ("email", "a@b.com"); raises ValueError with a clear message."""
+    """ "email:a@b.com" -> ("email", "a@b.com"); raises ValueError with a clear message."""
     identifier_type, sep, value = spec.partition(":")
     if not sep or not identifier_type or not value:
         raise ValueError(f"identifier {spec!r}: expected '<type>:<value>', e.g. 'email:a@b.com'")

@@ -78,14 +78,10 @@ def source_volume(*, workspace: Workspace, source_id: int | None = None) -> list
     qs = EventCounter.objects.filter(workspace=workspace)
     if source_id is not None:
         qs = qs.filter(source_id=source_id)
-    return list(
-        qs.values("type", "event").annotate(total=Sum("count")).order_by("-total", "type")[:100]
-    )
+    rows = qs.values("type", "event").annotate(total=Sum("count")).order_by("-total", "type")
+    return [dict(row) for row in rows[:100]]
 
 
 def source_totals(*, workspace: Workspace) -> list[dict[str, Any]]:
-    return list(
-        EventCounter.objects.filter(workspace=workspace)
-        .values("source_id")
-        .annotate(total=Sum("count"))
-    )
+    rows = EventCounter.objects.filter(workspace=workspace).values("source_id")
+    return [dict(row) for row in rows.annotate(total=Sum("count"))]

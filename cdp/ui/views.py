@@ -62,8 +62,7 @@ def sources(request: HttpRequest) -> HttpResponse:
         if can_view_all or access.can(request.user, workspace, "sources.view", s)
     ]
     volume = {
-        row["source_id"]: row["total"]
-        for row in selectors.source_totals(workspace=workspace)
+        row["source_id"]: row["total"] for row in selectors.source_totals(workspace=workspace)
     }
     for source in rows:
         source.total_events = volume.get(source.pk, 0)  # type: ignore[attr-defined]
@@ -215,7 +214,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             )
             messages.success(request, "Token revoked.")
         return redirect("ui-settings")
-    tokens = ApiToken.objects.filter(workspace=workspace, user=request.user).order_by("-id")
+    tokens = ApiToken.objects.filter(workspace=workspace, user_id=request.user.pk).order_by("-id")  # type: ignore[misc]
     return render(
         request,
         "settings.html",

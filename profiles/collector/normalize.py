@@ -186,9 +186,7 @@ def normalize_event(raw: Any, meta: BatchMeta, *, forced_type: str | None) -> No
     user_id = _identifier(event, "userId")
     anonymous_id = _identifier(event, "anonymousId")
     if user_id is None and anonymous_id is None:
-        raise EventRejected(
-            FailureReason.MISSING_IDENTITY, "neither userId nor anonymousId is set"
-        )
+        raise EventRejected(FailureReason.MISSING_IDENTITY, "neither userId nor anonymousId is set")
 
     name_value = event.get("event")
     event_name: str | None = None
@@ -226,13 +224,18 @@ def normalize_event(raw: Any, meta: BatchMeta, *, forced_type: str | None) -> No
     if meta.sent_at_error:
         raise EventRejected(FailureReason.INVALID_TIMESTAMP, meta.sent_at_error)
     original = parse_timestamp(event.get("originalTimestamp"), "originalTimestamp")
+    explicit = parse_timestamp(event.get("timestamp"), "timestamp")
     if original is None:
-        original = parse_timestamp(event.get("timestamp"), "timestamp")
+        original, explicit = explicit, None
     sent_at = parse_timestamp(event.get("sentAt"), "sentAt") or meta.sent_at
     received_at = meta.received_at
     extra: dict[str, Any] = {k: v for k, v in event.items() if k not in _CONSUMED}
     if original is None:
         timestamp = received_at
+    elif explicit is not None:
+        # RudderStack SDKs send originalTimestamp (creation) AND the caller's own `timestamp`
+        # (e.g. a backfill): the caller's time is the event time, used as given.
+        timestamp = explicit
     else:
         # Clock-skew correction: the device's clock may be off, but the gap between creating
         # and sending the event is measured on that same clock.

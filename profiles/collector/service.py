@@ -11,7 +11,6 @@ from typing import Any
 from django.db import connection
 
 from consent import suppression
-from consent.models import SuppressionDropCount
 from profiles.collector import gate, storage
 from profiles.collector.keys import SourceInfo
 from profiles.collector.normalize import (
@@ -201,4 +200,3 @@ def kick_processing(workspace_id: int) -> None:
         process_pending_events.apply_async(kwargs={"workspace_id": workspace_id}, retry=False)
     except Exception:  # noqa: BLE001 - the broker being down must not fail an ingest
         logger.warning("could not enqueue processing task; the sweeper will pick it up")
-

@@ -177,13 +177,14 @@ def _too_large(limit: int) -> ApplicationError:
 
 
 def _batch_of(body: Any) -> tuple[list[Any], dict[str, Any]]:
+    events: Any
     if isinstance(body, list):
         events, body = body, {}
     elif isinstance(body, dict):
         events = body.get("batch")
         if events is None:
             raise ValidationFailed(
-                "Body has no `batch` array; post {\"batch\": [events...]} or use /v1/track etc.",
+                'Body has no `batch` array; post {"batch": [events...]} or use /v1/track etc.',
                 code="missing_batch",
             )
     else:

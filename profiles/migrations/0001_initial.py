@@ -2,179 +2,364 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import profiles.models
 from django.db import migrations, models
+
+import profiles.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cdp', '0001_initial'),
+        ("cdp", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PendingEvent',
+            name="PendingEvent",
             fields=[
-                ('event_id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('workspace_id', models.BigIntegerField()),
-                ('enqueued_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("event_id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("workspace_id", models.BigIntegerField()),
+                ("enqueued_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'indexes': [models.Index(fields=['workspace_id', 'event_id'], name='pending_ws_event')],
+                "indexes": [
+                    models.Index(fields=["workspace_id", "event_id"], name="pending_ws_event")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Source',
+            name="Source",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('python', 'Python server'), ('node', 'Node.js server'), ('javascript', 'Website (analytics.js)'), ('http', 'HTTP API')], default='http', max_length=20)),
-                ('enabled', models.BooleanField(default=True)),
-                ('rate_limit_per_second', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_event_bytes', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sources', to='cdp.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("python", "Python server"),
+                            ("node", "Node.js server"),
+                            ("javascript", "Website (analytics.js)"),
+                            ("http", "HTTP API"),
+                        ],
+                        default="http",
+                        max_length=20,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("rate_limit_per_second", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_event_bytes", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sources",
+                        to="cdp.workspace",
+                    ),
+                ),
             ],
             options={
-                'permissions': [],
+                "permissions": [],
             },
         ),
         migrations.CreateModel(
-            name='FailedEvent',
+            name="FailedEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(choices=[('invalid_json', 'Body is not valid JSON'), ('not_an_object', 'Event is not a JSON object'), ('unknown_type', 'Unknown or missing event type'), ('missing_identity', 'Neither userId nor anonymousId'), ('missing_field', 'A required field is missing'), ('invalid_field', 'A field has the wrong type or format'), ('invalid_timestamp', 'A timestamp cannot be parsed'), ('event_too_large', 'Event exceeds the per-event size cap'), ('request_too_large', 'Request exceeds the request size cap')], max_length=32)),
-                ('message', models.TextField()),
-                ('payload', models.JSONField(null=True)),
-                ('raw', models.TextField(blank=True)),
-                ('batch_context', models.JSONField(default=dict)),
-                ('message_id', models.CharField(blank=True, max_length=255)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('status', models.CharField(choices=[('failed', 'Failed'), ('replayed', 'Replayed'), ('duplicate', 'Replayed (already stored)')], default='failed', max_length=16)),
-                ('replayed_at', models.DateTimeField(blank=True, null=True)),
-                ('replay_attempts', models.PositiveIntegerField(default=0)),
-                ('last_replay_error', models.TextField(blank=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.workspace')),
-                ('source', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='profiles.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("invalid_json", "Body is not valid JSON"),
+                            ("not_an_object", "Event is not a JSON object"),
+                            ("unknown_type", "Unknown or missing event type"),
+                            ("missing_identity", "Neither userId nor anonymousId"),
+                            ("missing_field", "A required field is missing"),
+                            ("invalid_field", "A field has the wrong type or format"),
+                            ("invalid_timestamp", "A timestamp cannot be parsed"),
+                            ("event_too_large", "Event exceeds the per-event size cap"),
+                            ("request_too_large", "Request exceeds the request size cap"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("message", models.TextField()),
+                ("payload", models.JSONField(null=True)),
+                ("raw", models.TextField(blank=True)),
+                ("batch_context", models.JSONField(default=dict)),
+                ("message_id", models.CharField(blank=True, max_length=255)),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("failed", "Failed"),
+                            ("replayed", "Replayed"),
+                            ("duplicate", "Replayed (already stored)"),
+                        ],
+                        default="failed",
+                        max_length=16,
+                    ),
+                ),
+                ("replayed_at", models.DateTimeField(blank=True, null=True)),
+                ("replay_attempts", models.PositiveIntegerField(default=0)),
+                ("last_replay_error", models.TextField(blank=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cdp.workspace",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="profiles.source",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('message_id', models.CharField(max_length=255)),
-                ('type', models.CharField(max_length=16)),
-                ('event', models.CharField(max_length=255, null=True)),
-                ('name', models.CharField(max_length=255, null=True)),
-                ('user_id', models.CharField(max_length=255, null=True)),
-                ('anonymous_id', models.CharField(max_length=255, null=True)),
-                ('group_id', models.CharField(max_length=255, null=True)),
-                ('previous_id', models.CharField(max_length=255, null=True)),
-                ('timestamp', models.DateTimeField()),
-                ('original_timestamp', models.DateTimeField(null=True)),
-                ('sent_at', models.DateTimeField(null=True)),
-                ('received_at', models.DateTimeField()),
-                ('properties', models.JSONField(default=dict)),
-                ('traits', models.JSONField(default=dict)),
-                ('context', models.JSONField(default=dict)),
-                ('integrations', models.JSONField(default=dict)),
-                ('extra', models.JSONField(default=dict)),
-                ('workspace', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='cdp.workspace')),
-                ('source', models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='profiles.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("message_id", models.CharField(max_length=255)),
+                ("type", models.CharField(max_length=16)),
+                ("event", models.CharField(max_length=255, null=True)),
+                ("name", models.CharField(max_length=255, null=True)),
+                ("user_id", models.CharField(max_length=255, null=True)),
+                ("anonymous_id", models.CharField(max_length=255, null=True)),
+                ("group_id", models.CharField(max_length=255, null=True)),
+                ("previous_id", models.CharField(max_length=255, null=True)),
+                ("timestamp", models.DateTimeField()),
+                ("original_timestamp", models.DateTimeField(null=True)),
+                ("sent_at", models.DateTimeField(null=True)),
+                ("received_at", models.DateTimeField()),
+                ("properties", models.JSONField(default=dict)),
+                ("traits", models.JSONField(default=dict)),
+                ("context", models.JSONField(default=dict)),
+                ("integrations", models.JSONField(default=dict)),
+                ("extra", models.JSONField(default=dict)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="cdp.workspace",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="profiles.source",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WriteKey',
+            name="WriteKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(default=profiles.models._write_key, max_length=128, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='write_keys', to='profiles.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        default=profiles.models._write_key, max_length=128, unique=True
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="write_keys",
+                        to="profiles.source",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='EventCounter',
+            name="EventCounter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_id', models.BigIntegerField(null=True)),
-                ('type', models.CharField(max_length=16)),
-                ('event', models.CharField(default='', max_length=255)),
-                ('hour', models.DateTimeField()),
-                ('count', models.BigIntegerField(default=0)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source_id", models.BigIntegerField(null=True)),
+                ("type", models.CharField(max_length=16)),
+                ("event", models.CharField(default="", max_length=255)),
+                ("hour", models.DateTimeField()),
+                ("count", models.BigIntegerField(default=0)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cdp.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'source_id', 'type', 'event', 'hour'), name='uniq_event_counter', nulls_distinct=False)],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "source_id", "type", "event", "hour"),
+                        name="uniq_event_counter",
+                        nulls_distinct=False,
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ObservedEvent',
+            name="ObservedEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(max_length=16)),
-                ('event', models.CharField(default='', max_length=255)),
-                ('first_seen', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('count', models.BigIntegerField(default=0)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("type", models.CharField(max_length=16)),
+                ("event", models.CharField(default="", max_length=255)),
+                ("first_seen", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("count", models.BigIntegerField(default=0)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cdp.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'type', 'event'), name='uniq_observed_event')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "type", "event"), name="uniq_observed_event"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ObservedProperty',
+            name="ObservedProperty",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(max_length=16)),
-                ('event', models.CharField(default='', max_length=255)),
-                ('kind', models.CharField(choices=[('property', 'Event property'), ('trait', 'Trait'), ('context', 'Context field')], max_length=16)),
-                ('path', models.CharField(max_length=255)),
-                ('value_types', models.JSONField(default=list)),
-                ('example', models.JSONField(null=True)),
-                ('first_seen', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('count', models.BigIntegerField(default=0)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("type", models.CharField(max_length=16)),
+                ("event", models.CharField(default="", max_length=255)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("property", "Event property"),
+                            ("trait", "Trait"),
+                            ("context", "Context field"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("path", models.CharField(max_length=255)),
+                ("value_types", models.JSONField(default=list)),
+                ("example", models.JSONField(null=True)),
+                ("first_seen", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("count", models.BigIntegerField(default=0)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cdp.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'type', 'event', 'kind', 'path'), name='uniq_observed_property')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "type", "event", "kind", "path"),
+                        name="uniq_observed_property",
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='source',
-            constraint=models.UniqueConstraint(fields=('workspace', 'name'), name='uniq_source_name'),
+            model_name="source",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "name"), name="uniq_source_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='failedevent',
-            index=models.Index(fields=['workspace', '-id'], name='failed_ws_id'),
+            model_name="failedevent",
+            index=models.Index(fields=["workspace", "-id"], name="failed_ws_id"),
         ),
         migrations.AddIndex(
-            model_name='failedevent',
-            index=models.Index(fields=['workspace', 'source', '-id'], name='failed_ws_source_id'),
+            model_name="failedevent",
+            index=models.Index(fields=["workspace", "source", "-id"], name="failed_ws_source_id"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', '-id'], name='event_ws_id'),
+            model_name="event",
+            index=models.Index(fields=["workspace", "-id"], name="event_ws_id"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', 'source', '-id'], name='event_ws_source_id'),
+            model_name="event",
+            index=models.Index(fields=["workspace", "source", "-id"], name="event_ws_source_id"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(condition=models.Q(('user_id__isnull', False)), fields=['workspace', 'user_id'], name='event_ws_user'),
+            model_name="event",
+            index=models.Index(
+                condition=models.Q(("user_id__isnull", False)),
+                fields=["workspace", "user_id"],
+                name="event_ws_user",
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(condition=models.Q(('anonymous_id__isnull', False)), fields=['workspace', 'anonymous_id'], name='event_ws_anon'),
+            model_name="event",
+            index=models.Index(
+                condition=models.Q(("anonymous_id__isnull", False)),
+                fields=["workspace", "anonymous_id"],
+                name="event_ws_anon",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.UniqueConstraint(fields=('workspace', 'message_id'), name='uniq_event_message'),
+            model_name="event",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "message_id"), name="uniq_event_message"
+            ),
         ),
     ]

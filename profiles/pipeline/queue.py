@@ -33,7 +33,7 @@ FOR UPDATE SKIP LOCKED
 def process_batch(*, workspace_id: int | None = None, batch_size: int = 1000) -> int:
     """Process up to batch_size pending events; returns how many were processed."""
     where = "WHERE workspace_id = %s" if workspace_id is not None else ""
-    params: list[object] = [workspace_id] if workspace_id is not None else []
+    params: list[int] = [workspace_id] if workspace_id is not None else []
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM.format(where=where), [*params, batch_size])

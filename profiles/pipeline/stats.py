@@ -86,76 +86,73 @@ def _observe(store: dict[Any, list[Any]], key: Any, at: datetime, value: Any) ->
         entry[4] = value
 
 
-def _upsert_counters(counters: dict[tuple[int, int | None, str, str, datetime], int]) -> None:
-    if not counters:
+_UPSERT_COUNTERS = """
+INSERT INTO profiles_eventcounter (workspace_id, source_id, type, event, hour, count)
+SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[],
+                     %s::bigint[])
+ON CONFLICT (workspace_id, source_id, type, event, hour)
+DO UPDATE SET count = profiles_eventcounter.count + EXCLUDED.count
+"""
+
+_UPSERT_EVENTS = """
+INSERT INTO profiles_observedevent (workspace_id, type, event, first_seen, last_seen, count)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[],
+                     %s::timestamptz[], %s::bigint[])
+ON CONFLICT (workspace_id, type, event) DO UPDATE SET
+    first_seen = LEAST(profiles_observedevent.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(profiles_observedevent.last_seen, EXCLUDED.last_seen),
+    count = profiles_observedevent.count + EXCLUDED.count
+"""
+
+_UPSERT_PROPERTIES = """
+INSERT INTO profiles_observedproperty (workspace_id, type, event, kind, path, value_types,
+                                       example, first_seen, last_seen, count)
+SELECT ws, typ, ev, kind, path, types::jsonb, example::jsonb, first_seen, last_seen, n
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::text[], %s::timestamptz[], %s::timestamptz[], %s::bigint[])
+     AS r(ws, typ, ev, kind, path, types, example, first_seen, last_seen, n)
+ON CONFLICT (workspace_id, type, event, kind, path) DO UPDATE SET
+    value_types = (SELECT jsonb_agg(DISTINCT t ORDER BY t) FROM jsonb_array_elements(
+        profiles_observedproperty.value_types || EXCLUDED.value_types) AS t),
+    example = COALESCE(profiles_observedproperty.example, EXCLUDED.example),
+    first_seen = LEAST(profiles_observedproperty.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(profiles_observedproperty.last_seen, EXCLUDED.last_seen),
+    count = profiles_observedproperty.count + EXCLUDED.count
+"""
+
+
+def _execute_columns(sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """One statement for all rows: the rows are passed as one array per column. Rows are
+    sorted by key first so concurrent workers lock upserted rows in the same order."""
+    if not rows:
         return
-    rows = sorted(counters.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, *kv[0][2:]))
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for (ws, source, typ, name, hour), count in rows:
-        params += [ws, source, typ, name, hour, count]
+    columns = [list(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO profiles_eventcounter (workspace_id, source_id, type, event, hour, count)"
-            f" VALUES {values}"  # noqa: S608 - placeholders only
-            " ON CONFLICT (workspace_id, source_id, type, event, hour)"
-            " DO UPDATE SET count = profiles_eventcounter.count + EXCLUDED.count",
-            params,
-        )
+        cursor.execute(sql, columns)
+
+
+def _upsert_counters(counters: dict[tuple[int, int | None, str, str, datetime], int]) -> None:
+    rows = [(*key, count) for key, count in counters.items()]
+    rows.sort(key=lambda r: (r[0], r[1] or 0, r[2], r[3], r[4]))
+    _execute_columns(_UPSERT_COUNTERS, rows)
 
 
 def _upsert_seen(seen: dict[tuple[int, str, str], list[Any]]) -> None:
-    if not seen:
-        return
-    rows = sorted(seen.items())
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for (ws, typ, name), (first, last, count, _, _) in rows:
-        params += [ws, typ, name, first, last, count]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO profiles_observedevent"
-            " (workspace_id, type, event, first_seen, last_seen, count)"
-            f" VALUES {values}"  # noqa: S608 - placeholders only
-            " ON CONFLICT (workspace_id, type, event) DO UPDATE SET"
-            " first_seen = LEAST(profiles_observedevent.first_seen, EXCLUDED.first_seen),"
-            " last_seen = GREATEST(profiles_observedevent.last_seen, EXCLUDED.last_seen),"
-            " count = profiles_observedevent.count + EXCLUDED.count",
-            params,
-        )
+    rows = [(*key, first, last, count) for key, (first, last, count, _, _) in seen.items()]
+    rows.sort(key=lambda r: r[:3])
+    _execute_columns(_UPSERT_EVENTS, rows)
+
+
+def _example_json(example: Any) -> str:
+    if example is None or len(str(example)) > 200:
+        return "null"
+    return orjson.dumps(example).decode().replace("\\u0000", "")
 
 
 def _upsert_props(props: dict[tuple[int, str, str, str, str], list[Any]]) -> None:
-    if not props:
-        return
-    rows = sorted(props.items(), key=lambda kv: kv[0])
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for (ws, typ, name, kind, path), (first, last, count, types, example) in rows:
-        example_json = orjson.dumps(example).decode() if len(str(example)) <= 200 else "null"
-        params += [
-            ws,
-            typ,
-            name,
-            kind,
-            path,
-            orjson.dumps(sorted(types)).decode(),
-            example_json.replace("\\u0000", ""),
-            first,
-            last,
-            count,
-        ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO profiles_observedproperty (workspace_id, type, event, kind, path,"
-            " value_types, example, first_seen, last_seen, count)"
-            f" VALUES {values}"  # noqa: S608 - placeholders only
-            " ON CONFLICT (workspace_id, type, event, kind, path) DO UPDATE SET"
-            " value_types = (SELECT jsonb_agg(DISTINCT t ORDER BY t) FROM jsonb_array_elements("
-            "   profiles_observedproperty.value_types || EXCLUDED.value_types) AS t),"
-            " example = COALESCE(profiles_observedproperty.example, EXCLUDED.example),"
-            " first_seen = LEAST(profiles_observedproperty.first_seen, EXCLUDED.first_seen),"
-            " last_seen = GREATEST(profiles_observedproperty.last_seen, EXCLUDED.last_seen),"
-            " count = profiles_observedproperty.count + EXCLUDED.count",
-            params,
-        )
+    rows = [
+        (*key, orjson.dumps(sorted(types)).decode(), _example_json(example), first, last, count)
+        for key, (first, last, count, types, example) in props.items()
+    ]
+    rows.sort(key=lambda r: r[:5])
+    _execute_columns(_UPSERT_PROPERTIES, rows)
