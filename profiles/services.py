@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -108,50 +109,54 @@ def write_key_revoke(*, source: Source, key_id: int, actor: Any | None = None) -
     return key
 
 
-@transaction.atomic
 def failed_event_replay(*, failed: FailedEvent, actor: Any | None = None) -> FailedEvent:
     """Run a dead-lettered event through the collector's checks again, with the source's
     current settings (e.g. after raising its size cap). Stored on success (deduplicated by
-    messageId); on failure the row stays, with the new error."""
-    failed = FailedEvent.objects.select_for_update().get(pk=failed.pk)
+    messageId); on failure the row stays, with the new error and attempt count."""
+    try:
+        return _replay(failed_id=failed.pk, actor=actor)
+    except EventRejected as exc:
+        with transaction.atomic():
+            row = FailedEvent.objects.select_for_update().get(pk=failed.pk)
+            row.replay_attempts += 1
+            row.last_replay_error = exc.message
+            row.save(update_fields=["replay_attempts", "last_replay_error"])
+            audit(
+                workspace=row.workspace,
+                actor=actor,
+                action="failed_event.replay_failed",
+                target=row,
+                detail={"reason": exc.reason, "message": exc.message},
+            )
+        raise ValidationFailed(
+            f"Replay failed: {exc.message}.", code=f"replay_{exc.reason}"
+        ) from None
+
+
+@transaction.atomic
+def _replay(*, failed_id: int, actor: Any | None) -> FailedEvent:
+    failed = FailedEvent.objects.select_for_update().get(pk=failed_id)
     if failed.status != FailedEventStatus.FAILED:
         raise Conflict(f"This event was already replayed ({failed.status}).", code="replayed")
     source = failed.source
     if source is None:
         raise Conflict("The event's source was deleted; it cannot be replayed.")
     raw: Any = failed.payload
-    try:
-        if raw is None:
-            raise EventRejected(failed.reason, "only a sample of the request was kept")
-        from django.conf import settings
-
-        cap = source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES
-        size = _event_size(raw)
-        if size > cap:
-            raise EventRejected(
-                FailureReason.EVENT_TOO_LARGE,
-                f"event is {size} bytes; this source accepts at most {cap} bytes per event",
-            )
-        ctx = failed.batch_context or {}
-        meta = BatchMeta(received_at=failed.received_at)
-        meta.sent_at = parse_timestamp(ctx.get("sentAt"), "sentAt")
-        meta.context = ctx.get("context") or {}
-        meta.integrations = ctx.get("integrations") or {}
-        normalized = normalize_event(raw, meta, forced_type=ctx.get("route_type"))
-    except EventRejected as exc:
-        failed.replay_attempts += 1
-        failed.last_replay_error = exc.message
-        failed.save(update_fields=["replay_attempts", "last_replay_error"])
-        audit(
-            workspace=failed.workspace,
-            actor=actor,
-            action="failed_event.replay_failed",
-            target=failed,
-            detail={"reason": exc.reason, "message": exc.message},
+    if raw is None:
+        raise EventRejected(failed.reason, "only a sample of the request was kept")
+    cap = source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES
+    size = _event_size(raw)
+    if size > cap:
+        raise EventRejected(
+            FailureReason.EVENT_TOO_LARGE,
+            f"event is {size} bytes; this source accepts at most {cap} bytes per event",
         )
-        raise ValidationFailed(
-            f"Replay failed: {exc.message}.", code=f"replay_{exc.reason}"
-        ) from None
+    ctx = failed.batch_context or {}
+    meta = BatchMeta(received_at=failed.received_at)
+    meta.sent_at = parse_timestamp(ctx.get("sentAt"), "sentAt")
+    meta.context = ctx.get("context") or {}
+    meta.integrations = ctx.get("integrations") or {}
+    normalized = normalize_event(raw, meta, forced_type=ctx.get("route_type"))
     inserted = storage.insert_events(
         workspace_id=failed.workspace_id, source_id=source.pk, events=[normalized]
     )

@@ -97,17 +97,18 @@ def _ingest(request: HttpRequest, route_type: str | None) -> HttpResponse:
     raw = b""
     try:
         declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
-        raw = request.read(limit + 1)
         try:
+            if declared.isdigit() and int(declared) > limit:
+                raw = request.read(RAW_SAMPLE_BYTES)
+                raise _too_large(limit)
+            raw = request.read(limit + 1)
             data = decode_body(
                 raw, content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""), max_bytes=limit
             )
         except ApplicationError as exc:
             if header_key and exc.status == 413:
                 source = keys.lookup(header_key)
-                if source is not None:
+                if source is not None and source.enabled:
                     _record_unreadable(source, FailureReason.REQUEST_TOO_LARGE, exc.message, raw)
             raise
         try:
