@@ -59,6 +59,26 @@ def make_tenant(name: str) -> Tenant:
     return tenant
 
 
+@pytest.fixture(autouse=True, scope="session")
+def celery_test_queue() -> Any:
+    """Tasks sent during tests go to a queue of this run only, deleted at the end, so runs
+    never leave messages for a real worker (the worker test consumes this queue)."""
+    import uuid
+
+    from cdp.celery import app
+    from cdp.redis import client
+
+    queue = f"cdp-test-{uuid.uuid4().hex[:8]}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    yield queue
+    app.conf.task_default_queue = previous
+    try:
+        client().delete(queue)
+    except Exception:  # noqa: BLE001, S110 - best-effort clean-up
+        pass
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -34,6 +34,12 @@ def _require(request: HttpRequest, capability: str, obj: Any = None) -> Workspac
     return workspace
 
 
+def _keys_newest_first(source: Any) -> list[Any]:
+    # After a rotation the snippets and the list must show the new key, not the one being
+    # phased out; the relation itself has no ordering.
+    return sorted(source.write_keys.all(), key=lambda k: (k.created_at, k.pk), reverse=True)
+
+
 def _collector_url(request: HttpRequest) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
@@ -66,7 +72,7 @@ def sources(request: HttpRequest) -> HttpResponse:
     }
     for source in rows:
         source.total_events = volume.get(source.pk, 0)  # type: ignore[attr-defined]
-        source.active_keys = [k for k in source.write_keys.all() if k.revoked_at is None]  # type: ignore[attr-defined]
+        source.active_keys = [k for k in _keys_newest_first(source) if k.revoked_at is None]  # type: ignore[attr-defined]
     return render(
         request,
         "sources/list.html",
@@ -109,8 +115,9 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
     source = _source_or_404(workspace, source_id)
     if not access.can(request.user, workspace, "sources.view", source):
         raise PermissionDenied("You cannot view this source.")
-    active = [k for k in source.write_keys.all() if k.revoked_at is None]
-    revoked = [k for k in source.write_keys.all() if k.revoked_at is not None]
+    keys = _keys_newest_first(source)
+    active = [k for k in keys if k.revoked_at is None]
+    revoked = [k for k in keys if k.revoked_at is not None]
     return render(
         request,
         "sources/detail.html",

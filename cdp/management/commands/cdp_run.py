@@ -37,6 +37,7 @@ from cdp.services import BootstrapResult, workspace_bootstrap
 STOP_TIMEOUT = 10.0  # seconds a child gets to stop after SIGTERM before it is killed
 SLOW_START_WARNING = 60.0
 POLL_INTERVAL = 0.2
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_DATA_COMMAND = "cdp_demo_data"
 SAMPLE_EVENT = '{"userId":"user-1","event":"Signed Up","properties":{"plan":"free"}}'
 
@@ -116,9 +117,7 @@ class Command(BaseCommand):
             default=3,
             help="gunicorn worker processes (production: about 2 x cores + 1)",
         )
-        parser.add_argument(
-            "--concurrency", type=int, default=2, help="Celery worker processes"
-        )
+        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
         parser.add_argument("--workspace", default="Demo", help="workspace name")
         parser.add_argument("--email", default=None, help="admin login (default: admin)")
         parser.add_argument(
@@ -133,7 +132,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._signals = 0
-        self._supervising = False
+        self._starting = True  # a signal now unwinds start-up; later it only asks to stop
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
@@ -156,14 +155,16 @@ class Command(BaseCommand):
             # the children open their own connections; ours would only hold the database open
             connections.close_all()
 
-            self._step("Starting " + ("web server" if options["no_worker"] else "web, worker, beat"))
-            children = self._start_children(options)
-            self._supervising = True
+            self._step(
+                "Starting " + ("web server" if options["no_worker"] else "web, worker, beat")
+            )
+            self._starting = False
+            self._start_children(options, children)
             died = self._supervise(children, host, port, result)
         except KeyboardInterrupt:
             self.stderr.write("Interrupted before start-up finished.")
         finally:
-            self._supervising = False
+            self._starting = False
             if children:
                 self._step("Stopping")
                 self._stop_children(children)
@@ -172,15 +173,17 @@ class Command(BaseCommand):
             runtime.stop_embedded_redis()
             runtime.stop_embedded_database()
         if died is not None:
+            code = died.process.returncode
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
             raise CommandError(
-                f"{died.name} exited unexpectedly (exit code {died.process.returncode}); "
-                "stopped everything else. See its log lines above."
+                f"{died.name} {how} unexpectedly; stopped everything else. "
+                "Its log lines above say why."
             )
         self.stdout.write("Stopped.")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
-        if not self._supervising and self._signals == 1:
+        if self._starting:
             # still migrating / bootstrapping: unwind now; finally stops what was started
             raise KeyboardInterrupt
 
@@ -198,7 +201,8 @@ class Command(BaseCommand):
         accepts_workspace = any(action.dest == "workspace" for action in parser._actions)
         call_command(command, **({"workspace": workspace} if accepts_workspace else {}))
 
-    def _start_children(self, options: dict[str, Any]) -> list[Child]:
+    def _start_children(self, options: dict[str, Any], children: list[Child]) -> None:
+        """Appends to `children` as it goes, so a failure halfway still stops those started."""
         python = [sys.executable, "-m"]
         host, port = options["host"], options["port"]
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -214,6 +218,8 @@ class Command(BaseCommand):
                 # well inside our STOP_TIMEOUT, so a stop is graceful rather than a kill
                 "--graceful-timeout",
                 "5",
+                # gunicorn's control socket has one default path per user: two servers clash
+                "--no-control-socket",
             ],
         }
         if not options["no_worker"]:
@@ -250,7 +256,6 @@ class Command(BaseCommand):
         preexec = _die_with_parent()
         sys.stdout.flush()
         sys.stderr.flush()
-        children: list[Child] = []
         for name, argv in commands.items():
             process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 argv,
@@ -260,10 +265,9 @@ class Command(BaseCommand):
                 # own process group: Ctrl-C reaches only us, and we stop the children in order;
                 # a group can also be killed whole (gunicorn's and Celery's pool processes)
                 process_group=0,
-                preexec_fn=preexec,  # noqa: PLW1509
+                preexec_fn=preexec,
             )
             children.append(Child(name=name, process=process))
-        return children
 
     def _supervise(
         self, children: list[Child], host: str, port: int, result: BootstrapResult
@@ -340,8 +344,12 @@ class Command(BaseCommand):
             f"    {curl}",
             "",
         ]
-        if _url_host(host) not in {_url_host(h) for h in settings.ALLOWED_HOSTS} | {"*"}:
-            lines += [f"  Note: add {host} to ALLOWED_HOSTS to reach the site by that address.", ""]
+        if host not in LOOPBACK and "*" not in settings.ALLOWED_HOSTS:
+            lines += [
+                "  Note: to reach it from other machines, add the name or address they use",
+                "  to ALLOWED_HOSTS (comma-separated environment variable).",
+                "",
+            ]
         lines += ["Press Ctrl-C to stop.", rule]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()

@@ -1,0 +1,167 @@
+"""The processing hand-off: claimable queue, counters and observed schema."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test import Client
+
+from cdp.testing import Tenant, post_collector
+from profiles.models import EventCounter, ObservedEvent, ObservedProperty, PendingEvent
+from profiles.pipeline import queue
+
+
+def send(client: Client, tenant: Tenant, events: list[dict[str, Any]]) -> None:
+    for event in events:
+        event.setdefault("messageId", str(uuid.uuid4()))
+    response = post_collector(client, "/v1/batch", {"batch": events}, write_key=tenant.write_key)
+    assert response.status_code == 200, response.content
+
+
+def order(revenue: Any, user: str = "u-1", **props: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": user,
+        "properties": {"revenue": revenue, **props},
+    }
+
+
+def test_counters_and_schema_after_processing(tenant_a: Tenant, client: Client) -> None:
+    send(
+        client,
+        tenant_a,
+        [
+            order(10, currency="EUR", items={"sku": "A1", "qty": 2}),
+            order("12.5"),
+            {"type": "identify", "userId": "u-1", "traits": {"email": "a@x.io", "age": 31}},
+            {"type": "page", "anonymousId": "a-1", "name": "Pricing", "properties": {"url": "/p"}},
+        ],
+    )
+    assert queue.pending_count() == 4
+    processed, more = queue.drain()
+    assert (processed, more) == (4, False)
+    assert queue.pending_count() == 0
+
+    counts = {
+        (c.type, c.event): c.count
+        for c in EventCounter.objects.filter(workspace=tenant_a.workspace)
+    }
+    assert counts == {("track", "Order Completed"): 2, ("identify", ""): 1, ("page", "Pricing"): 1}
+    assert EventCounter.objects.get(type="identify").source_id == tenant_a.source.pk
+
+    seen = ObservedEvent.objects.get(type="track", event="Order Completed")
+    assert seen.count == 2 and seen.first_seen <= seen.last_seen
+    props = {
+        (p.kind, p.path): p.value_types
+        for p in ObservedProperty.objects.filter(workspace=tenant_a.workspace, type="track")
+    }
+    assert props[("property", "revenue")] == ["number", "string"]
+    assert props[("property", "items.sku")] == ["string"]
+    assert props[("property", "items.qty")] == ["number"]
+    traits = ObservedProperty.objects.filter(type="identify", kind="trait")
+    assert {t.path for t in traits} == {"email", "age"}
+
+
+def test_processing_twice_counts_once(tenant_a: Tenant, client: Client) -> None:
+    send(client, tenant_a, [order(1), order(2)])
+    assert queue.drain()[0] == 2
+    assert queue.drain()[0] == 0
+    assert EventCounter.objects.get().count == 2
+    # a duplicate resend is not processed again either
+    assert queue.process_batch() == 0
+
+
+def test_types_merge_across_batches(tenant_a: Tenant, client: Client) -> None:
+    send(client, tenant_a, [order(1)])
+    queue.drain()
+    send(client, tenant_a, [order(None), order(True)])
+    queue.drain()
+    prop = ObservedProperty.objects.get(path="revenue")
+    assert prop.value_types == ["boolean", "null", "number"]
+    assert prop.count == 3
+    assert ObservedEvent.objects.get(event="Order Completed").count == 3
+
+
+def test_workspaces_are_processed_and_counted_apart(
+    tenant_a: Tenant, tenant_b: Tenant, client: Client
+) -> None:
+    send(client, tenant_a, [order(1)])
+    send(client, tenant_b, [order(1), order(2)])
+    assert queue.drain(workspace_id=tenant_b.workspace.pk)[0] == 2
+    assert queue.pending_count(tenant_a.workspace.pk) == 1
+    assert EventCounter.objects.get(workspace=tenant_b.workspace).count == 2
+    assert not EventCounter.objects.filter(workspace=tenant_a.workspace).exists()
+    assert queue.pending_workspaces() == [tenant_a.workspace.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claims_skip_rows_locked_by_another_worker(tenant_a: Tenant) -> None:
+    client = Client()
+    send(client, tenant_a, [order(i) for i in range(10)])
+    claimed_by_other: list[int] = []
+    release = threading.Event()
+    claimed = threading.Event()
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT event_id FROM profiles_pendingevent ORDER BY event_id LIMIT 4"
+                        " FOR UPDATE SKIP LOCKED"
+                    )
+                    claimed_by_other.extend(r[0] for r in cursor.fetchall())
+                claimed.set()
+                release.wait(10)
+                raise RuntimeError("worker crashed")  # rolls back: its rows stay pending
+        except RuntimeError:
+            pass
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    assert claimed.wait(10)
+    try:
+        assert queue.process_batch(batch_size=100) == 6
+        remaining = set(PendingEvent.objects.values_list("event_id", flat=True))
+        assert remaining == set(claimed_by_other)
+    finally:
+        release.set()
+        thread.join(10)
+    # the crashed worker's rows are picked up afterwards and counted once
+    assert queue.process_batch(batch_size=100) == 4
+    assert EventCounter.objects.get().count == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_workers_count_every_event_exactly_once(tenant_a: Tenant) -> None:
+    client = Client()
+    for _ in range(5):
+        send(client, tenant_a, [order(i, user=f"u-{i % 7}") for i in range(100)])
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while queue.process_batch(batch_size=37):
+                pass
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert queue.pending_count() == 0
+    assert EventCounter.objects.get().count == 500
+    assert ObservedEvent.objects.get().count == 500
+    assert ObservedProperty.objects.get(path="revenue").count == 500
