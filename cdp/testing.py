@@ -60,6 +60,15 @@ def make_tenant(name: str) -> Tenant:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_persistent_connections() -> None:
+    """Live-server request threads must not keep connections open after a test, or the test
+    database cannot be flushed/dropped."""
+    from django.db import connections
+
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(autouse=True, scope="session")
 def celery_test_queue() -> Any:
     """Tasks sent during tests go to a queue of this run only, deleted at the end, so runs
     never leave messages for a real worker (the worker test consumes this queue)."""
