@@ -6,6 +6,7 @@ them once and exports the URLs to its child processes, so web, worker and beat s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -31,6 +32,9 @@ def embedded_database_url() -> str:
         # cleanup_mode=None: the server outlives this process so other processes can share it;
         # the launcher stops it on exit.
         _pg_server = pgserver.get_server(str(pg_dir), cleanup_mode=None)
+        # a one-off process (manage.py shell, mypy's plugin...) stops it again when it exits,
+        # unless another live process (e.g. the launcher) still uses it
+        atexit.register(stop_embedded_database)
         exists = _pg_server.psql("SELECT 1 FROM pg_database WHERE datname = 'cdp';")
         if "(0 rows)" in exists:
             _pg_server.psql("CREATE DATABASE cdp;")

@@ -40,3 +40,6 @@ class SuppressionDropCount(models.Model):
                 fields=["workspace", "source_id", "day"], name="uniq_suppression_drop_day"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.dropped} dropped (source {self.source_id})"

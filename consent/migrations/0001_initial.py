@@ -6,39 +6,70 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cdp', '0001_initial'),
+        ("cdp", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SuppressedIdentifier',
+            name="SuppressedIdentifier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('digest', models.CharField(max_length=64)),
-                ('identifier_type', models.CharField(max_length=50)),
-                ('reason', models.CharField(default='deletion', max_length=50)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("digest", models.CharField(max_length=64)),
+                ("identifier_type", models.CharField(max_length=50)),
+                ("reason", models.CharField(default="deletion", max_length=50)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cdp.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'digest'), name='uniq_suppressed_digest')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "digest"), name="uniq_suppressed_digest"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SuppressionDropCount',
+            name="SuppressionDropCount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_id', models.BigIntegerField()),
-                ('day', models.DateField()),
-                ('dropped', models.BigIntegerField(default=0)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source_id", models.BigIntegerField()),
+                ("day", models.DateField()),
+                ("dropped", models.BigIntegerField(default=0)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cdp.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'source_id', 'day'), name='uniq_suppression_drop_day')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "source_id", "day"), name="uniq_suppression_drop_day"
+                    )
+                ],
             },
         ),
     ]

@@ -146,6 +146,8 @@ class Command(BaseCommand):
         try:
             self._step("Applying database migrations")
             call_command("migrate", interactive=False, verbosity=options["verbosity"])
+            # static files for the web server (compressed, cache-busting names)
+            call_command("collectstatic", interactive=False, verbosity=0)
             self._step(f"Preparing workspace {options['workspace']!r}")
             result = workspace_bootstrap(
                 name=options["workspace"], email=options["email"], password=options["password"]
@@ -162,7 +164,7 @@ class Command(BaseCommand):
             self._start_children(options, children)
             died = self._supervise(children, host, port, result)
         except KeyboardInterrupt:
-            self.stderr.write("Interrupted before start-up finished.")
+            self.stderr.write("\nInterrupted before start-up finished.")
         finally:
             self._starting = False
             if children:
@@ -170,8 +172,10 @@ class Command(BaseCommand):
                 self._stop_children(children)
             connections.close_all()
             # no-ops unless this process brought the embedded services up (no URL configured)
-            runtime.stop_embedded_redis()
-            runtime.stop_embedded_database()
+            try:
+                runtime.stop_embedded_redis()
+            finally:
+                runtime.stop_embedded_database()
         if died is not None:
             code = died.process.returncode
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
