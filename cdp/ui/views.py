@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -17,7 +19,10 @@ from cdp.errors import ApplicationError
 from cdp.models import ApiToken, Workspace
 from cdp.services import api_token_create, api_token_revoke
 from profiles import selectors, services
-from profiles.models import FailureReason, SourceKind
+from profiles.models import FailureReason, Source, SourceKind
+
+TOKEN_NAME_MAX = ApiToken._meta.get_field("name").max_length or 100
+SOURCE_NAME_MAX = Source._meta.get_field("name").max_length or 200
 
 
 def _workspace(request: HttpRequest) -> Workspace:
@@ -53,7 +58,11 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_POST
 def switch_workspace(request: HttpRequest) -> HttpResponse:
     wanted = request.POST.get("workspace")
-    if wanted and access.workspaces_of(request.user).filter(pk=wanted).exists():
+    if (
+        wanted
+        and wanted.isdigit()
+        and access.workspaces_of(request.user).filter(pk=wanted).exists()
+    ):
         request.session[SESSION_WORKSPACE_KEY] = int(wanted)
     return redirect("ui-sources")
 
@@ -88,6 +97,10 @@ def sources(request: HttpRequest) -> HttpResponse:
 @require_POST
 def source_create(request: HttpRequest) -> HttpResponse:
     workspace = _require(request, "sources.manage")
+    if len(request.POST.get("name", "").strip()) > SOURCE_NAME_MAX:
+        # the service does not check the column's length (a DataError, i.e. a 500, otherwise)
+        messages.error(request, f"name: at most {SOURCE_NAME_MAX} characters")
+        return redirect("ui-sources")
     try:
         source = services.source_create(
             workspace=workspace,
@@ -131,6 +144,8 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
             "can_manage": access.can(request.user, workspace, "sources.manage", source),
             "can_replay": access.can(request.user, workspace, "failed_events.replay", source),
             "failure_reasons": FailureReason.choices,
+            "default_rate_limit": settings.CDP_DEFAULT_RATE_LIMIT,
+            "default_max_event_bytes": settings.CDP_MAX_EVENT_BYTES,
         },
     )
 
@@ -156,8 +171,12 @@ def source_revoke_key(request: HttpRequest, source_id: int, key_id: int) -> Http
     source = _source_or_404(workspace, source_id)
     if not access.can(request.user, workspace, "sources.manage", source):
         raise PermissionDenied("You cannot manage this source.")
-    services.write_key_revoke(source=source, key_id=key_id, actor=request.user)
-    messages.success(request, "Write key revoked; SDKs using it now get 401.")
+    try:
+        services.write_key_revoke(source=source, key_id=key_id, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Write key revoked; SDKs using it now get 401.")
     return redirect("ui-source", source_id=source.pk)
 
 
@@ -180,7 +199,12 @@ def debugger(request: HttpRequest) -> HttpResponse:
     if not all_sources:
         return redirect("ui-sources")
     wanted = request.GET.get("source")
-    source = next((s for s in all_sources if str(s.pk) == wanted), all_sources[0])
+    source = next((s for s in all_sources if str(s.pk) == wanted), None)
+    if source is None:
+        if wanted:
+            # not silently another source: the link may be from another workspace
+            raise Http404("No such source in this workspace.")
+        source = all_sources[0]
     return render(
         request,
         "sources/debugger.html",
@@ -199,6 +223,8 @@ def schema(request: HttpRequest) -> HttpResponse:
     properties = list(selectors.observed_properties(workspace=workspace))
     by_event: dict[tuple[str, str], list[Any]] = {}
     for prop in properties:
+        # JSON, not Python's repr: true/null/{"a": 1} as the SDK sent them
+        prop.example_json = orjson.dumps(prop.example).decode()  # type: ignore[attr-defined]
         by_event.setdefault((prop.type, prop.event), []).append(prop)
     for event in events:
         event.props = by_event.get((event.type, event.event), [])  # type: ignore[attr-defined]
@@ -210,16 +236,20 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     workspace = _workspace(request)
     if request.method == "POST":
         action = request.POST.get("action")
-        if action == "create_token":
-            token = api_token_create(
-                workspace=workspace, user=request.user, name=request.POST.get("name", "token")
-            )
-            messages.success(request, f"Token created: {token.key}")
-        elif action == "revoke_token":
-            api_token_revoke(
-                workspace=workspace, user=request.user, token_id=int(request.POST["token_id"])
-            )
-            messages.success(request, "Token revoked.")
+        name = request.POST.get("name", "token")
+        token_id = request.POST.get("token_id", "")
+        try:
+            if action == "create_token" and len(name) > TOKEN_NAME_MAX:
+                messages.error(request, f"name: at most {TOKEN_NAME_MAX} characters")
+            elif action == "create_token":
+                token = api_token_create(workspace=workspace, user=request.user, name=name)
+                # shown once, in full, by base.html's "new-token" message
+                messages.success(request, token.key, extra_tags="new-token")
+            elif action == "revoke_token" and token_id.isdigit():
+                api_token_revoke(workspace=workspace, user=request.user, token_id=int(token_id))
+                messages.success(request, "Token revoked.")
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
         return redirect("ui-settings")
     tokens = ApiToken.objects.filter(workspace=workspace, user_id=request.user.pk).order_by("-id")  # type: ignore[misc]
     return render(
