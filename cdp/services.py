@@ -55,7 +55,10 @@ def membership_set(
 def api_token_create(*, workspace: Workspace, user: Any, name: str) -> ApiToken:
     if not Membership.objects.filter(workspace=workspace, user=user).exists():
         raise Forbidden("A token can only be made for a member of the workspace.")
-    token = ApiToken.objects.create(workspace=workspace, user=user, name=name.strip() or "token")
+    name = name.strip() or "token"
+    if len(name) > 100:
+        raise ValidationFailed("name: at most 100 characters")
+    token = ApiToken.objects.create(workspace=workspace, user=user, name=name)
     audit(workspace=workspace, actor=user, action="api_token.create", target=token)
     return token
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
+from cdp.errors import ValidationFailed
 from cdp.models import Workspace
 from profiles.models import (
     Event,
@@ -23,11 +24,25 @@ EVENT_FILTERS = {
 }
 
 
+def _int_param(filters: dict[str, str], name: str) -> int | None:
+    value = filters.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            f"{name}: expected an integer id, got {value!r}", code="invalid_filter"
+        ) from None
+
+
 def source_list(*, workspace: Workspace) -> QuerySet[Source]:
     return Source.objects.filter(workspace=workspace).prefetch_related("write_keys").order_by("id")
 
 
 def source_get(*, workspace: Workspace, source_id: Any) -> Source | None:
+    if not str(source_id).isdigit():
+        return None
     return source_list(workspace=workspace).filter(pk=source_id).first()
 
 
@@ -38,19 +53,20 @@ def event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[Eve
         value = filters.get(param)
         if value:
             qs = qs.filter(**{column: value})
-    source = filters.get("source")
-    if source:
+    source = _int_param(filters, "source")
+    if source is not None:
         qs = qs.filter(source_id=source)
-    after = filters.get("after_id")
-    if after:
+    after = _int_param(filters, "after_id")
+    if after is not None:
         qs = qs.filter(id__gt=after)
     return qs.order_by("-id")
 
 
 def failed_event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[FailedEvent]:
     qs = FailedEvent.objects.filter(workspace=workspace)
-    if filters.get("source"):
-        qs = qs.filter(source_id=filters["source"])
+    source = _int_param(filters, "source")
+    if source is not None:
+        qs = qs.filter(source_id=source)
     if filters.get("reason"):
         qs = qs.filter(reason=filters["reason"])
     if filters.get("status"):

@@ -36,6 +36,8 @@ def source_create(
     name = name.strip()
     if not name:
         raise ValidationFailed("name: must not be empty")
+    if len(name) > 200:
+        raise ValidationFailed("name: at most 200 characters")
     if kind not in SourceKind.values:
         raise ValidationFailed(f"kind: {kind!r} is not one of {', '.join(SourceKind.values)}")
     if Source.objects.filter(workspace=workspace, name=name).exists():
@@ -58,6 +60,10 @@ def source_update(*, source: Source, actor: Any | None = None, **changes: Any) -
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationFailed(f"{sorted(unknown)[0]}: cannot be changed")
+    if "name" in changes:
+        changes["name"] = str(changes["name"]).strip()
+        if not changes["name"] or len(changes["name"]) > 200:
+            raise ValidationFailed("name: 1 to 200 characters")
     for field_name, value in changes.items():
         setattr(source, field_name, value)
     source.save(update_fields=list(changes))

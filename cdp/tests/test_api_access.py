@@ -251,3 +251,29 @@ def test_openapi_schema_and_docs(tenant_a: Tenant, client: Client) -> None:
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
     assert b"cdn" not in docs.content.lower()  # served locally: works offline
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/events/?source=abc",
+        "/api/v1/events/?after_id=1;drop",
+        "/api/v1/failed-events/?source=x",
+    ],
+)
+def test_non_numeric_filters_are_400_naming_the_parameter(tenant_a: Tenant, path: str) -> None:
+    response = tenant_a.api().get(path)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_filter"
+    assert error["message"].split(":")[0] in ("source", "after_id")
+
+
+def test_over_long_names_are_400_not_500(tenant_a: Tenant) -> None:
+    api = tenant_a.api()
+    response = api.post("/api/v1/sources/", {"name": "x" * 201}, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("name:")
+    response = api.post("/api/v1/tokens/", {"name": "t" * 101}, content_type="application/json")
+    assert response.status_code == 400
+    assert api.get("/api/v1/sources/abc/").status_code == 404
