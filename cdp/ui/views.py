@@ -122,6 +122,15 @@ def _source_or_404(workspace: Workspace, source_id: int) -> Any:
     return source
 
 
+def _managed_source(request: HttpRequest, source_id: int) -> Any:
+    """The source, if the user may manage it (by role or by a per-object grant)."""
+    workspace = _workspace(request)
+    source = _source_or_404(workspace, source_id)
+    if not access.can(request.user, workspace, "sources.manage", source):
+        raise PermissionDenied("You cannot manage this source.")
+    return source
+
+
 @login_required
 def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
     workspace = _workspace(request)
@@ -153,10 +162,7 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def source_rotate_key(request: HttpRequest, source_id: int) -> HttpResponse:
-    workspace = _workspace(request)
-    source = _source_or_404(workspace, source_id)
-    if not access.can(request.user, workspace, "sources.manage", source):
-        raise PermissionDenied("You cannot manage this source.")
+    source = _managed_source(request, source_id)
     services.write_key_rotate(
         source=source, actor=request.user, revoke_old=request.POST.get("revoke_old") == "1"
     )
@@ -167,10 +173,7 @@ def source_rotate_key(request: HttpRequest, source_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def source_revoke_key(request: HttpRequest, source_id: int, key_id: int) -> HttpResponse:
-    workspace = _workspace(request)
-    source = _source_or_404(workspace, source_id)
-    if not access.can(request.user, workspace, "sources.manage", source):
-        raise PermissionDenied("You cannot manage this source.")
+    source = _managed_source(request, source_id)
     try:
         services.write_key_revoke(source=source, key_id=key_id, actor=request.user)
     except ApplicationError as exc:
@@ -183,10 +186,7 @@ def source_revoke_key(request: HttpRequest, source_id: int, key_id: int) -> Http
 @login_required
 @require_POST
 def source_toggle(request: HttpRequest, source_id: int) -> HttpResponse:
-    workspace = _workspace(request)
-    source = _source_or_404(workspace, source_id)
-    if not access.can(request.user, workspace, "sources.manage", source):
-        raise PermissionDenied("You cannot manage this source.")
+    source = _managed_source(request, source_id)
     services.source_update(source=source, actor=request.user, enabled=not source.enabled)
     messages.success(request, f"Source {'enabled' if source.enabled else 'disabled'}.")
     return redirect("ui-source", source_id=source.pk)
