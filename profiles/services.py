@@ -165,7 +165,7 @@ def _replay(*, failed_id: int, actor: Any | None) -> FailedEvent:
     normalized = normalize_event(raw, meta, forced_type=ctx.get("route_type"))
     inserted = storage.insert_events(
         workspace_id=failed.workspace_id, source_id=source.pk, events=[normalized]
-    )
+    ).inserted
     failed.status = FailedEventStatus.REPLAYED if inserted else FailedEventStatus.DUPLICATE
     failed.replayed_at = timezone.now()
     failed.replay_attempts += 1

@@ -7,6 +7,7 @@ Pure functions (no database): validation, null handling, batch-context merge, tr
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -267,6 +268,26 @@ def normalize_event(raw: Any, meta: BatchMeta, *, forced_type: str | None) -> No
         integrations=integrations,
         extra=extra,
     )
+
+
+# An escaped NUL (\u0000) that is not itself an escaped backslash followed by "u0000".
+_ESCAPED_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def storable_json_bytes(value: Any) -> bytes:
+    """JSON for a jsonb column: Postgres refuses the NUL character, so it is dropped."""
+    text = orjson.dumps(value)
+    if b"\\u0000" in text:
+        text = _ESCAPED_NUL.sub(rb"\1", text)
+    return text
+
+
+def storable_json(value: Any) -> Any:
+    """The same value with NUL characters removed from its strings and keys."""
+    text = orjson.dumps(value)
+    if b"\\u0000" not in text:
+        return value
+    return orjson.loads(_ESCAPED_NUL.sub(rb"\1", text))
 
 
 def event_size(raw: Any) -> int:

@@ -20,6 +20,7 @@ from profiles.collector.normalize import (
     event_size,
     normalize_event,
     parse_timestamp,
+    storable_json,
 )
 from profiles.identifiers import event_identifiers
 from profiles.models import FailedEvent, FailureReason
@@ -116,7 +117,7 @@ def collector_ingest(
                     source_id=source.source_id,
                     reason=exc.reason,
                     message=exc.message,
-                    payload=raw,
+                    payload=storable_json(raw),
                     batch_context=replay_context,
                     message_id=_message_id_of(raw),
                     received_at=received_at,
@@ -130,11 +131,16 @@ def collector_ingest(
         good, result.suppressed = _drop_suppressed(source, good, suppressions)
 
     if good:
-        inserted = storage.insert_events(
+        stored = storage.insert_events(
             workspace_id=source.workspace_id, source_id=source.source_id, events=good
         )
-        result.accepted = inserted
-        result.duplicates = len(good) - inserted
+        result.accepted = stored.inserted
+        result.duplicates = len(good) - stored.inserted - len(stored.rejected)
+        for event, message in stored.rejected:
+            if replay_context is None:
+                replay_context = _batch_context_for_replay(meta, body, route_type)
+            failures.append(_rejected_by_database(source, event, message, replay_context))
+        result.failed = len(failures)
     if failures:
         FailedEvent.objects.bulk_create(failures)
     if result.suppressed:
@@ -142,6 +148,39 @@ def collector_ingest(
     if result.accepted and kick:
         kick_processing(source.workspace_id)
     return result
+
+
+def _rejected_by_database(
+    source: SourceInfo, event: NormalizedEvent, message: str, replay_context: dict[str, Any]
+) -> FailedEvent:
+    payload = {
+        "type": event.type,
+        "messageId": event.message_id,
+        "userId": event.user_id,
+        "anonymousId": event.anonymous_id,
+        "event": event.event,
+        "name": event.name,
+        "groupId": event.group_id,
+        "previousId": event.previous_id,
+        "originalTimestamp": event.original_timestamp.isoformat()
+        if event.original_timestamp
+        else None,
+        "properties": event.properties,
+        "traits": event.traits,
+        "context": event.context,
+        "integrations": event.integrations,
+        **event.extra,
+    }
+    return FailedEvent(
+        workspace_id=source.workspace_id,
+        source_id=source.source_id,
+        reason=FailureReason.INVALID_FIELD,
+        message=f"the database refused a value: {message}",
+        payload=storable_json({k: v for k, v in payload.items() if v is not None}),
+        batch_context=replay_context,
+        message_id=event.message_id,
+        received_at=event.received_at,
+    )
 
 
 def _message_id_of(raw: Any) -> str:

@@ -4,19 +4,20 @@ events, skips messageIds already stored (dedup) and enqueues the new ones for pr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
+import psycopg
 from django.db import connection
 
-from profiles.collector.normalize import NormalizedEvent
+from profiles.collector.normalize import NormalizedEvent, storable_json_bytes
 
 _INSERT = """
 WITH rows AS (
     SELECT * FROM unnest(
-        %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-        %s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
-        %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]
+        %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+        %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
+        %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]
     ) AS r(message_id, type, event, name, user_id, anonymous_id, group_id, previous_id,
            "timestamp", original_timestamp, sent_at, received_at,
            properties, traits, context, integrations, extra)
@@ -26,7 +27,7 @@ WITH rows AS (
         group_id, previous_id, "timestamp", original_timestamp, sent_at, received_at,
         properties, traits, context, integrations, extra
     )
-    SELECT %s, %s, message_id, type, event, name, user_id, anonymous_id, group_id,
+    SELECT %b, %b, message_id, type, event, name, user_id, anonymous_id, group_id,
            previous_id, "timestamp", original_timestamp, sent_at, received_at,
            properties::jsonb, traits::jsonb, context::jsonb, integrations::jsonb, extra::jsonb
     FROM rows
@@ -34,23 +35,46 @@ WITH rows AS (
     RETURNING id
 ), queued AS (
     INSERT INTO profiles_pendingevent (event_id, workspace_id, enqueued_at)
-    SELECT id, %s, now() FROM inserted
+    SELECT id, %b, now() FROM inserted
 )
 SELECT count(*) FROM inserted
 """
 
 
 def _json(value: dict[str, Any]) -> str:
-    # NUL cannot be stored in jsonb text; orjson escapes it as \u0000 which Postgres rejects,
-    # so strip it from the serialized form.
-    text = orjson.dumps(value).decode()
-    return text.replace("\\u0000", "") if "\\u0000" in text else text
+    return storable_json_bytes(value).decode()
 
 
-def insert_events(*, workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]) -> int:
-    """Insert and enqueue; returns how many were new (the rest were duplicates)."""
+@dataclass(slots=True)
+class InsertResult:
+    inserted: int
+    rejected: list[tuple[NormalizedEvent, str]]  # refused by Postgres, with its message
+
+
+def insert_events(
+    *, workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]
+) -> InsertResult:
+    """Insert and enqueue in one statement; returns how many were new (the rest were
+    duplicates). Should Postgres refuse a value the checks let through, the batch is retried
+    event by event so only the offending events are rejected."""
     if not events:
-        return 0
+        return InsertResult(0, [])
+    try:
+        return InsertResult(_insert(workspace_id, source_id, events), [])
+    except psycopg.DataError:
+        if len(events) == 1:
+            raise
+    inserted = 0
+    rejected: list[tuple[NormalizedEvent, str]] = []
+    for event in events:
+        try:
+            inserted += _insert(workspace_id, source_id, [event])
+        except psycopg.DataError as exc:
+            rejected.append((event, str(exc).splitlines()[0]))
+    return InsertResult(inserted, rejected)
+
+
+def _insert(workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]) -> int:
     columns: list[list[Any]] = [[] for _ in range(17)]
     for e in events:
         for index, value in enumerate(
@@ -75,7 +99,13 @@ def insert_events(*, workspace_id: int, source_id: int, events: Sequence[Normali
             )
         ):
             columns[index].append(value)
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    # Server-side, binary parameters (%b): Django's default client-side cursor would quote
+    # every array element into the SQL text in Python, which costs more than the insert.
+    raw = connection.connection
+    # inside a Django atomic block this is a savepoint, so a refused statement does not
+    # abort the caller's transaction; in autocommit mode it is the statement's own commit
+    with raw.transaction(), psycopg.Cursor(raw) as cursor:
         cursor.execute(_INSERT, [*columns, workspace_id, source_id, workspace_id])
         row = cursor.fetchone()
     return int(row[0]) if row else 0

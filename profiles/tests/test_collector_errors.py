@@ -514,3 +514,21 @@ def test_key_in_body_and_per_event(tenant_a: Tenant, client: Client) -> None:
     )
     assert stored() == 2
     assert "writeKey" not in Event.objects.first().extra  # type: ignore[union-attr]
+
+
+def test_value_refused_by_postgres_dead_letters_only_that_event(
+    tenant_a: Tenant, client: Client
+) -> None:
+    # NUL cannot be stored in a text column; the checks let it through, Postgres refuses it
+    bad = track(event="Bad\x00Name")
+    response = post_collector(
+        client, "/v1/batch", batch(track(), bad, track()), write_key=tenant_a.write_key
+    )
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 2
+    assert response.json()["failed"] == 1
+    assert stored() == 2
+    failed = FailedEvent.objects.get()
+    assert failed.message_id == bad["messageId"]
+    assert "database refused" in failed.message
+    assert PendingEvent.objects.count() == 2
