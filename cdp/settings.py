@@ -80,7 +80,10 @@ if not DATABASE_URL:
     os.environ["DATABASE_URL"] = DATABASE_URL
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 600),
+        # off by default: a health check is one more round trip on every collector request
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", default=False),
     )
 }
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "") or None

@@ -3,6 +3,7 @@ events, skips messageIds already stored (dedup) and enqueues the new ones for pr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,9 +104,12 @@ def _insert(workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]
     # Server-side, binary parameters (%b): Django's default client-side cursor would quote
     # every array element into the SQL text in Python, which costs more than the insert.
     raw = connection.connection
-    # inside a Django atomic block this is a savepoint, so a refused statement does not
-    # abort the caller's transaction; in autocommit mode it is the statement's own commit
-    with raw.transaction(), psycopg.Cursor(raw) as cursor:
-        cursor.execute(_INSERT, [*columns, workspace_id, source_id, workspace_id])
+    params = [*columns, workspace_id, source_id, workspace_id]
+    # In autocommit mode (the collector) the statement is its own transaction: one round trip.
+    # Inside a Django atomic block (replay) a savepoint keeps a refused statement from
+    # aborting the caller's transaction.
+    scope = raw.transaction() if not connection.get_autocommit() else contextlib.nullcontext()
+    with scope, psycopg.Cursor(raw) as cursor:
+        cursor.execute(_INSERT, params)
         row = cursor.fetchone()
     return int(row[0]) if row else 0
