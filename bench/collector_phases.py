@@ -136,31 +136,7 @@ def phases_for(size: int, source: keys.SourceInfo, auth: str) -> dict[str, dict[
         )
 
     def build_columns() -> list[list[Any]]:
-        columns: list[list[Any]] = [[] for _ in range(17)]
-        for e in normalized:
-            for index, value in enumerate(
-                (
-                    e.message_id,
-                    e.type,
-                    e.event,
-                    e.name,
-                    e.user_id,
-                    e.anonymous_id,
-                    e.group_id,
-                    e.previous_id,
-                    e.timestamp,
-                    e.original_timestamp,
-                    e.sent_at,
-                    e.received_at,
-                    storage._json(e.properties),
-                    storage._json(e.traits),
-                    storage._json(e.context),
-                    storage._json(e.integrations),
-                    storage._json(e.extra),
-                )
-            ):
-                columns[index].append(value)
-        return columns
+        return storage.build_columns(normalized)
 
     # The two sub-phases below mirror storage.py's current shape (17 text/timestamptz arrays,
     # jsonb columns serialised by storage._json); they are skipped if storage changes shape.

@@ -96,6 +96,7 @@ def collector_ingest(
     result = IngestResult(received=len(raw_events))
     meta = batch_meta(body, received_at)
     good: list[NormalizedEvent] = []
+    raw_index: dict[int, int] = {}  # normalised event -> its position in the request
     failures: list[FailedEvent] = []
     replay_context: dict[str, Any] | None = None
     for index, raw in enumerate(raw_events):
@@ -107,7 +108,9 @@ def collector_ingest(
                     f"event is {size} bytes; this source accepts at most "
                     f"{source.max_event_bytes} bytes per event",
                 )
-            good.append(normalize_event(raw, meta, forced_type=route_type))
+            normalized = normalize_event(raw, meta, forced_type=route_type)
+            good.append(normalized)
+            raw_index[id(normalized)] = index
         except EventRejected as exc:
             if replay_context is None:
                 replay_context = _batch_context_for_replay(meta, body, route_type)
@@ -139,7 +142,17 @@ def collector_ingest(
         for event, message in stored.rejected:
             if replay_context is None:
                 replay_context = _batch_context_for_replay(meta, body, route_type)
-            failures.append(_rejected_by_database(source, event, message, replay_context))
+            failed = _rejected_by_database(source, event, message, replay_context)
+            failures.append(failed)
+            if len(result.errors) < MAX_ERRORS_REPORTED:
+                result.errors.append(
+                    {
+                        "index": raw_index.get(id(event)),
+                        "messageId": event.message_id,
+                        "reason": failed.reason,
+                        "message": failed.message,
+                    }
+                )
         result.failed = len(failures)
     if failures:
         FailedEvent.objects.bulk_create(failures)

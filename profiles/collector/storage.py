@@ -62,9 +62,9 @@ def insert_events(
         return InsertResult(0, [])
     try:
         return InsertResult(_insert(workspace_id, source_id, events), [])
-    except psycopg.DataError:
+    except psycopg.DataError as exc:
         if len(events) == 1:
-            raise
+            return InsertResult(0, [(events[0], str(exc).splitlines()[0])])
     inserted = 0
     rejected: list[tuple[NormalizedEvent, str]] = []
     for event in events:
@@ -75,7 +75,8 @@ def insert_events(
     return InsertResult(inserted, rejected)
 
 
-def _insert(workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]) -> int:
+def build_columns(events: Sequence[NormalizedEvent]) -> list[list[Any]]:
+    """One list per column of the INSERT's unnest(...), in its order."""
     columns: list[list[Any]] = [[] for _ in range(17)]
     for e in events:
         for index, value in enumerate(
@@ -100,6 +101,11 @@ def _insert(workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]
             )
         ):
             columns[index].append(value)
+    return columns
+
+
+def _insert(workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]) -> int:
+    columns = build_columns(events)
     connection.ensure_connection()
     # Server-side, binary parameters (%b): Django's default client-side cursor would quote
     # every array element into the SQL text in Python, which costs more than the insert.

@@ -527,8 +527,20 @@ def test_value_refused_by_postgres_dead_letters_only_that_event(
     assert response.status_code == 200
     assert response.json()["accepted"] == 2
     assert response.json()["failed"] == 1
+    assert response.json()["errors"][0]["index"] == 1
     assert stored() == 2
     failed = FailedEvent.objects.get()
     assert failed.message_id == bad["messageId"]
     assert "database refused" in failed.message
     assert PendingEvent.objects.count() == 2
+
+
+def test_single_event_refused_by_postgres_is_400_and_dead_lettered(
+    tenant_a: Tenant, client: Client
+) -> None:
+    response = post_collector(
+        client, "/v1/track", {"userId": "u", "event": "Nul\x00"}, write_key=tenant_a.write_key
+    )
+    assert response.status_code == 400
+    assert "database refused" in response.json()["error"]["message"]
+    assert FailedEvent.objects.get().reason == "invalid_field"
