@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -36,27 +37,43 @@ def suppression_count_key(workspace_id: int) -> str:
     return f"cdp:suppressions:{workspace_id}"
 
 
+# One server-side call instead of a four-command pipeline: the client parses one reply.
+# KEYS: rate window, suppression count, kick throttle. ARGV: events, limit, kick interval (ms).
+# Returns {allowed 0/1, suppression count or -1 when unknown, kick 0/1}.
+_GATE_LUA = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], 3) end
+if used > tonumber(ARGV[2]) then return {0, -1, 0} end
+local suppressed = redis.call('GET', KEYS[2])
+local kicked = redis.call('SET', KEYS[3], 1, 'NX', 'PX', ARGV[3])
+return {1, suppressed and tonumber(suppressed) or -1, kicked and 1 or 0}
+"""
+_gate_script: Any = None
+
+
 def check(*, source_id: int, workspace_id: int, events: int, limit: int) -> GateResult:
-    now = time.time()
-    window = int(now)
-    rate_key = f"cdp:rl:{source_id}:{window}"
-    kick_key = f"cdp:kick:{workspace_id}"
+    global _gate_script
+    window = int(time.time())
+    keys = [
+        f"cdp:rl:{source_id}:{window}",
+        suppression_count_key(workspace_id),
+        f"cdp:kick:{workspace_id}",
+    ]
     try:
-        pipe = client().pipeline(transaction=False)
-        pipe.incrby(rate_key, events)
-        pipe.expire(rate_key, 3)
-        pipe.get(suppression_count_key(workspace_id))
-        pipe.set(kick_key, 1, nx=True, px=settings.CDP_KICK_INTERVAL_MS)
-        used, _, suppressed, kicked = pipe.execute()
+        if _gate_script is None:
+            _gate_script = client().register_script(_GATE_LUA)
+        allowed, suppressed, kicked = _gate_script(
+            keys=keys, args=[events, limit, settings.CDP_KICK_INTERVAL_MS]
+        )
     except redis.RedisError:
         logger.warning("redis unavailable: collector gate fails open", exc_info=True)
         return GateResult(allowed=True, retry_after=0, suppressions=None, kick=True)
-    if int(used) > limit:
+    if not allowed:
         return GateResult(allowed=False, retry_after=1, suppressions=None, kick=False)
     return GateResult(
         allowed=True,
         retry_after=0,
-        suppressions=int(suppressed) if suppressed is not None else None,
+        suppressions=int(suppressed) if suppressed >= 0 else None,
         kick=bool(kicked),
     )
 
