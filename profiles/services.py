@@ -11,12 +11,11 @@ from django.utils import timezone
 from cdp.errors import Conflict, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from profiles.collector import keys, storage
-from profiles.collector.normalize import BatchMeta, EventRejected, normalize_event, parse_timestamp
-from profiles.collector.normalize import event_size as _event_size
+from profiles.collector.normalize import EventRejected
+from profiles.collector.service import accept_event, batch_meta, kick_processing
 from profiles.models import (
     FailedEvent,
     FailedEventStatus,
-    FailureReason,
     Source,
     SourceKind,
     WriteKey,
@@ -150,19 +149,14 @@ def _replay(*, failed_id: int, actor: Any | None) -> FailedEvent:
     raw: Any = failed.payload
     if raw is None:
         raise EventRejected(failed.reason, "only a sample of the request was kept")
-    cap = source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES
-    size = _event_size(raw)
-    if size > cap:
-        raise EventRejected(
-            FailureReason.EVENT_TOO_LARGE,
-            f"event is {size} bytes; this source accepts at most {cap} bytes per event",
-        )
-    ctx = failed.batch_context or {}
-    meta = BatchMeta(received_at=failed.received_at)
-    meta.sent_at = parse_timestamp(ctx.get("sentAt"), "sentAt")
-    meta.context = ctx.get("context") or {}
-    meta.integrations = ctx.get("integrations") or {}
-    normalized = normalize_event(raw, meta, forced_type=ctx.get("route_type"))
+    # the saved batch context has the shape of a batch body: sentAt, context, integrations
+    context = failed.batch_context or {}
+    normalized = accept_event(
+        raw,
+        batch_meta(context, failed.received_at),
+        max_event_bytes=source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES,
+        route_type=context.get("route_type"),
+    )
     inserted = storage.insert_events(
         workspace_id=failed.workspace_id, source_id=source.pk, events=[normalized]
     ).inserted
@@ -173,8 +167,6 @@ def _replay(*, failed_id: int, actor: Any | None) -> FailedEvent:
     failed.save(update_fields=["status", "replayed_at", "replay_attempts", "last_replay_error"])
     audit(workspace=failed.workspace, actor=actor, action="failed_event.replay", target=failed)
     if inserted:
-        from profiles.collector.service import kick_processing
-
         workspace_id = failed.workspace_id
         transaction.on_commit(lambda: kick_processing(workspace_id))
     return failed

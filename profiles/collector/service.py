@@ -81,6 +81,19 @@ def _batch_context_for_replay(meta: BatchMeta, body: dict[str, Any], route_type:
     return saved
 
 
+def accept_event(
+    raw: Any, meta: BatchMeta, *, max_event_bytes: int, route_type: str | None
+) -> NormalizedEvent:
+    """The per-event checks, shared by ingest and replay: size cap, then normalisation."""
+    size = event_size(raw)
+    if size > max_event_bytes:
+        raise EventRejected(
+            FailureReason.EVENT_TOO_LARGE,
+            f"event is {size} bytes; this source accepts at most {max_event_bytes} bytes per event",
+        )
+    return normalize_event(raw, meta, forced_type=route_type)
+
+
 def collector_ingest(
     *,
     source: SourceInfo,
@@ -96,38 +109,40 @@ def collector_ingest(
     result = IngestResult(received=len(raw_events))
     meta = batch_meta(body, received_at)
     good: list[NormalizedEvent] = []
-    raw_index: dict[int, int] = {}  # normalised event -> its position in the request
+    position: dict[int, int] = {}  # id(normalised event) -> its index in the request
     failures: list[FailedEvent] = []
     replay_context: dict[str, Any] | None = None
+
+    def reject(index: int, reason: str, message: str) -> None:
+        nonlocal replay_context
+        if replay_context is None:
+            replay_context = _batch_context_for_replay(meta, body, route_type)
+        raw = raw_events[index]
+        failures.append(
+            FailedEvent(
+                workspace_id=source.workspace_id,
+                source_id=source.source_id,
+                reason=reason,
+                message=message,
+                payload=storable_json(raw),
+                batch_context=replay_context,
+                message_id=_message_id_of(raw),
+                received_at=received_at,
+            )
+        )
+        if len(result.errors) < MAX_ERRORS_REPORTED:
+            result.errors.append({"index": index, "reason": reason, "message": message})
+
     for index, raw in enumerate(raw_events):
         try:
-            size = event_size(raw)
-            if size > source.max_event_bytes:
-                raise EventRejected(
-                    FailureReason.EVENT_TOO_LARGE,
-                    f"event is {size} bytes; this source accepts at most "
-                    f"{source.max_event_bytes} bytes per event",
-                )
-            normalized = normalize_event(raw, meta, forced_type=route_type)
-            good.append(normalized)
-            raw_index[id(normalized)] = index
-        except EventRejected as exc:
-            if replay_context is None:
-                replay_context = _batch_context_for_replay(meta, body, route_type)
-            failures.append(
-                FailedEvent(
-                    workspace_id=source.workspace_id,
-                    source_id=source.source_id,
-                    reason=exc.reason,
-                    message=exc.message,
-                    payload=storable_json(raw),
-                    batch_context=replay_context,
-                    message_id=_message_id_of(raw),
-                    received_at=received_at,
-                )
+            normalized = accept_event(
+                raw, meta, max_event_bytes=source.max_event_bytes, route_type=route_type
             )
-            if len(result.errors) < MAX_ERRORS_REPORTED:
-                result.errors.append({"index": index, "reason": exc.reason, "message": exc.message})
+        except EventRejected as exc:
+            reject(index, exc.reason, exc.message)
+            continue
+        good.append(normalized)
+        position[id(normalized)] = index
     result.failed = len(failures)
 
     if good and suppressions != 0:
@@ -140,19 +155,11 @@ def collector_ingest(
         result.accepted = stored.inserted
         result.duplicates = len(good) - stored.inserted - len(stored.rejected)
         for event, message in stored.rejected:
-            if replay_context is None:
-                replay_context = _batch_context_for_replay(meta, body, route_type)
-            failed = _rejected_by_database(source, event, message, replay_context)
-            failures.append(failed)
-            if len(result.errors) < MAX_ERRORS_REPORTED:
-                result.errors.append(
-                    {
-                        "index": raw_index.get(id(event)),
-                        "messageId": event.message_id,
-                        "reason": failed.reason,
-                        "message": failed.message,
-                    }
-                )
+            reject(
+                position[id(event)],
+                FailureReason.INVALID_FIELD,
+                f"the database refused a value: {message}",
+            )
         result.failed = len(failures)
     if failures:
         FailedEvent.objects.bulk_create(failures)
@@ -161,39 +168,6 @@ def collector_ingest(
     if result.accepted and kick:
         kick_processing(source.workspace_id)
     return result
-
-
-def _rejected_by_database(
-    source: SourceInfo, event: NormalizedEvent, message: str, replay_context: dict[str, Any]
-) -> FailedEvent:
-    payload = {
-        "type": event.type,
-        "messageId": event.message_id,
-        "userId": event.user_id,
-        "anonymousId": event.anonymous_id,
-        "event": event.event,
-        "name": event.name,
-        "groupId": event.group_id,
-        "previousId": event.previous_id,
-        "originalTimestamp": event.original_timestamp.isoformat()
-        if event.original_timestamp
-        else None,
-        "properties": event.properties,
-        "traits": event.traits,
-        "context": event.context,
-        "integrations": event.integrations,
-        **event.extra,
-    }
-    return FailedEvent(
-        workspace_id=source.workspace_id,
-        source_id=source.source_id,
-        reason=FailureReason.INVALID_FIELD,
-        message=f"the database refused a value: {message}",
-        payload=storable_json({k: v for k, v in payload.items() if v is not None}),
-        batch_context=replay_context,
-        message_id=event.message_id,
-        received_at=event.received_at,
-    )
 
 
 def _message_id_of(raw: Any) -> str:
