@@ -33,13 +33,18 @@ OBJECT_GRANTS: dict[str, str] = {
 
 
 def role_of(user: Any, workspace: Workspace) -> str | None:
+    """The user's role in the workspace, looked up once per request (memoised on the user
+    object, which lives as long as the request)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    return (
-        Membership.objects.filter(user=user, workspace=workspace)
-        .values_list("role", flat=True)
-        .first()
-    )
+    cache: dict[int, str | None] = user.__dict__.setdefault("_cdp_roles", {})
+    if workspace.pk not in cache:
+        cache[workspace.pk] = (
+            Membership.objects.filter(user=user, workspace=workspace)
+            .values_list("role", flat=True)
+            .first()
+        )
+    return cache[workspace.pk]
 
 
 def can(user: Any, workspace: Workspace, capability: str, obj: models.Model | None = None) -> bool:

@@ -12,7 +12,7 @@ from activation.models import ServerKey
 from cdp import access, services
 from cdp.errors import NotFound
 from cdp.models import ApiToken, Membership, Role
-from profiles.apis import CapabilityMixin
+from cdp.views_support import CapabilityMixin
 
 User = get_user_model()
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Model
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -11,9 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp import access
-from cdp.errors import Forbidden, NotFound
+from cdp.errors import NotFound
 from cdp.pagination import CappedCountPagination
-from cdp.views_support import WorkspaceMixin
+from cdp.views_support import CapabilityMixin
 from profiles import selectors, services
 from profiles.models import Event, FailedEvent, Source
 from profiles.serializers import (
@@ -27,12 +26,6 @@ from profiles.serializers import (
     SourceUpdateSerializer,
     WriteKeySerializer,
 )
-
-
-class CapabilityMixin(WorkspaceMixin):
-    def require(self, capability: str, obj: Model | None = None) -> None:
-        if not access.can(self.request.user, self.workspace, capability, obj):
-            raise Forbidden(f"Your role does not allow {capability!r} in this workspace.")
 
 
 class SourceViewSet(CapabilityMixin, viewsets.GenericViewSet):
