@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import profiles.models
 from django.db import migrations, models
+
+import profiles.models
 
 
 class Migration(migrations.Migration):
