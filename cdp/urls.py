@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from cdp import apis as cdp_apis
 from cdp.ui import urls as ui_urls
 from profiles import apis as profile_apis
+from profiles.identity import apis as identity_apis
 from profiles.collector import urls as collector_urls
 
 
@@ -19,6 +20,9 @@ router = OptionalSlashRouter()
 router.register("sources", profile_apis.SourceViewSet, basename="source")
 router.register("events", profile_apis.EventViewSet, basename="event")
 router.register("failed-events", profile_apis.FailedEventViewSet, basename="failed-event")
+router.register("profiles", identity_apis.ProfileViewSet, basename="profile")
+router.register("identity/conflicts", identity_apis.ConflictViewSet, basename="identity-conflict")
+router.register("identity/merges", identity_apis.MergeViewSet, basename="identity-merge")
 
 api_v1 = [
     path("me/", cdp_apis.MeView.as_view(), name="api-me"),
@@ -32,6 +36,7 @@ api_v1 = [
     ),
     path("members/", cdp_apis.MemberListView.as_view(), name="api-members"),
     path("schema/observed/", profile_apis.SchemaView.as_view(), name="api-observed-schema"),
+    path("identity/rules/", identity_apis.IdentityRulesView.as_view(), name="api-identity-rules"),
     *router.urls,
 ]
 

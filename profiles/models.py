@@ -250,3 +250,320 @@ class ObservedProperty(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type}:{self.event} {self.kind}.{self.path}"
+
+
+# --- identity resolution and profiles -------------------------------------------------------
+
+DEFAULT_PRIORITY = ["user_id", "email", "phone", "device_id", "anonymous_id"]
+DEFAULT_LIMITS = {"user_id": 1}
+DEFAULT_BLOCKLIST = [
+    "",
+    "0",
+    "-1",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "anonymous",
+    "unknown",
+    "guest",
+    "n/a",
+    "na",
+    "test",
+    "[object object]",
+    "00000000-0000-0000-0000-000000000000",
+    "test@test.com",
+    "test@example.com",
+    "email@example.com",
+    "user@example.com",
+    "noemail@noemail.com",
+    "no@email.com",
+]
+
+
+def _default_priority() -> list[str]:
+    return list(DEFAULT_PRIORITY)
+
+
+def _default_limits() -> dict[str, int]:
+    return dict(DEFAULT_LIMITS)
+
+
+def _default_blocklist() -> list[str]:
+    return list(DEFAULT_BLOCKLIST)
+
+
+class TraitStrategy(models.TextChoices):
+    """How two values of one trait combine (an event applied to a profile, or two profiles
+    merged). Each is an associative fold over events, so a merge equals replaying both
+    profiles' events, and a split can recompute each side from its own events."""
+
+    MOST_RECENT = "most_recent", "Most recent (by event time)"
+    OLDEST = "oldest", "Oldest (by event time)"
+    NON_EMPTY = "non_empty", "Most recent non-empty value"
+    SUM = "sum", "Sum of all values"
+
+
+class IdentityRules(models.Model):
+    """Per-workspace identity settings, as in Segment's identity resolution settings."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, related_name="identity_rules"
+    )
+    # identifier types, highest priority first; types not listed rank after those listed
+    priority = models.JSONField(default=_default_priority)
+    # identifier type -> the most identifiers of that type one profile may hold
+    limits = models.JSONField(default=_default_limits)
+    # junk values never used as identifiers (compared lower-cased, after trimming)
+    blocklist = models.JSONField(default=_default_blocklist)
+    # trait keys whose values are identifiers of their own type, e.g. ["loyalty_id"]
+    custom_identifier_traits = models.JSONField(default=list, blank=True)
+    # trait key -> TraitStrategy value; traits not listed use MOST_RECENT
+    trait_strategies = models.JSONField(default=dict, blank=True)
+    # the track event that counts as an order for the built-in computed traits
+    order_event = models.CharField(max_length=255, default="Order Completed")
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"identity rules of {self.workspace_id}"
+
+
+class Profile(models.Model):
+    """One real person. A profile merged into another keeps its row with `merged_into` set,
+    so its id keeps resolving to the survivor."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    traits = models.JSONField(default=dict)
+    # trait key -> ISO time of the event the current value came from (for the strategies)
+    trait_times = models.JSONField(default=dict)
+    group_ids = models.JSONField(default=list)  # groups (accounts) the person belongs to
+    # built-in aggregates, maintained incrementally per event and recomputable from events
+    first_seen = models.DateTimeField(null=True)
+    last_seen = models.DateTimeField(null=True)
+    event_count = models.BigIntegerField(default=0)
+    event_counts = models.JSONField(default=dict)  # per type: {"track": 3, "page": 5}
+    order_count = models.IntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    first_order_at = models.DateTimeField(null=True)
+    last_order_at = models.DateTimeField(null=True)
+    # log2 of Σ weight·2^((t - epoch)/half-life): an exponentially decayed activity sum
+    # that is order-independent and adds up on a merge
+    engagement_log2 = models.FloatField(null=True)
+    # values of scheduled built-ins (RFM, engagement score) and user-defined computed traits
+    computed = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["workspace", "-last_seen"],
+                name="profile_ws_last_seen",
+                condition=models.Q(merged_into__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"profile {self.pk}"
+
+
+class Identity(models.Model):
+    """An identifier node of the identity graph, attached to the profile it resolves to."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    # the profile this identifier was first attached to; a split moves it back to that side
+    origin_profile_id = models.BigIntegerField()
+    type = models.CharField(max_length=64)
+    value = models.CharField(max_length=255)
+    first_seen = models.DateTimeField()
+    first_event_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "type", "value"], name="uniq_identity_value"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "value"],
+                name="identity_ws_value",
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+
+class IdentityLink(models.Model):
+    """An edge of the identity graph: two identifiers seen on one event (kept even when a
+    limit refused to merge their profiles, so the full rebuild sees the whole graph)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    a = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="+")
+    b = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="+")
+    first_event_id = models.BigIntegerField(null=True)
+    first_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["a", "b"], name="uniq_identity_link")]
+
+    def __str__(self) -> str:
+        return f"{self.a_id}–{self.b_id}"
+
+
+class ProfileEvent(models.Model):
+    """Which profile each processed event belongs to (a narrow, insert-mostly table: merges
+    re-point rows, the raw events table is never rewritten)."""
+
+    event_id = models.BigIntegerField(primary_key=True)
+    workspace_id = models.BigIntegerField()
+    profile = models.ForeignKey(
+        Profile, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    origin_profile_id = models.BigIntegerField()
+    timestamp = models.DateTimeField()
+    type = models.CharField(max_length=16)
+    event = models.CharField(max_length=255, default="")  # track name or page/screen name
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["profile", "-timestamp", "-event_id"], name="pevent_profile_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} -> profile {self.profile_id}"
+
+
+class MergeStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SPLIT = "split", "Split (undone)"
+
+
+class ProfileMerge(models.Model):
+    """Audit record of a merge: which event linked which identifiers under which rule. A
+    split undoes it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    winner = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    loser = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    event_id = models.BigIntegerField(null=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    identifiers = models.JSONField(default=list)  # [{"type": ..., "value": ...}] linking them
+    rule = models.CharField(max_length=64)  # e.g. "shared_identifier:email", "alias"
+    detail = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(
+        max_length=16, choices=MergeStatus.choices, default=MergeStatus.ACTIVE
+    )
+    split_at = models.DateTimeField(null=True, blank=True)
+    split_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="merge_ws_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"merge {self.loser_id} -> {self.winner_id}"
+
+
+class SplitBlock(models.Model):
+    """Two profiles a user split apart: automatic resolution must not merge them again."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    profile_a = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    profile_b = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    merge = models.ForeignKey(ProfileMerge, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile_a", "profile_b"], name="uniq_split_block")
+        ]
+
+    def __str__(self) -> str:
+        return f"keep {self.profile_a_id} apart from {self.profile_b_id}"
+
+
+class ConflictReason(models.TextChoices):
+    LIMIT = "limit_exceeded", "Merge would exceed an identifier limit"
+    SPLIT = "split_block", "The profiles were split apart by a user"
+
+
+class IdentityConflict(models.Model):
+    """A merge (or an identifier attachment) that the rules refused."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    other_profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, null=True, related_name="+"
+    )
+    event_id = models.BigIntegerField(null=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    identifier_type = models.CharField(max_length=64)
+    identifier_value = models.CharField(max_length=255)
+    reason = models.CharField(max_length=32, choices=ConflictReason.choices)
+    detail = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="conflict_ws_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.identifier_type}:{self.identifier_value}"
+
+
+# --- computed traits -------------------------------------------------------------------------
+
+
+class Aggregation(models.TextChoices):
+    COUNT = "count", "Count of events"
+    SUM = "sum", "Sum of a property"
+    AVG = "avg", "Average of a property"
+    MIN = "min", "Minimum of a property"
+    MAX = "max", "Maximum of a property"
+    FIRST = "first", "First value of a property"
+    LAST = "last", "Last value of a property"
+    MOST_FREQUENT = "most_frequent", "Most frequent value of a property"
+    DISTINCT_COUNT = "distinct_count", "Number of distinct values of a property"
+
+
+class ComputedTrait(models.Model):
+    """A user-defined computed trait (as in Segment): an aggregation of an event or an event
+    property, optionally filtered, within a time window. Values live in Profile.computed."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    aggregation = models.CharField(max_length=20, choices=Aggregation.choices)
+    event = models.CharField(max_length=255, blank=True)  # "" = any track event
+    property = models.CharField(max_length=255, blank=True)  # dotted path; "" for count
+    where = models.JSONField(default=list, blank=True)  # [{"property", "op", "value"}]
+    window_days = models.PositiveIntegerField(null=True, blank=True)  # None = all time
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="uniq_computed_trait_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

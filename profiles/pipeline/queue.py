@@ -4,21 +4,41 @@ never counts an event twice."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+import psycopg
+from django.db import OperationalError, connection, transaction
 
+from profiles.identity.resolve import IdentityRace, Resolution, lock_workspaces
 from profiles.models import Event
 
-Stage = Callable[[Sequence[Event]], None]
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Batch:
+    events: list[Event]
+    resolution: Resolution = field(default_factory=Resolution)
+
+
+Stage = Callable[[Batch], None]
 
 
 def _stages() -> list[Stage]:
-    # Order matters: later issues add identity resolution, computed traits and segments here.
+    # Order matters: identity resolution first; computed traits and segments use its result.
+    # The counters go last: they upsert a few hot rows that every batch of the workspace
+    # shares, and a row lock taken early would serialise the workers for the whole batch.
+    from profiles.computed import stage as computed_stage
+    from profiles.identity import resolve
     from profiles.pipeline import stats
 
-    return [stats.record]
+    def identity(batch: Batch) -> None:
+        batch.resolution = resolve.resolve(batch.events)
+
+    return [identity, computed_stage.update, lambda batch: stats.record(batch.events)]
 
 
 _CLAIM = """
@@ -29,9 +49,37 @@ LIMIT %s
 FOR UPDATE SKIP LOCKED
 """
 
+MAX_ATTEMPTS = 4
+# process-wide counters, for logs, tests and the benchmark
+stats = {"races": 0}
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, IdentityRace):
+        return True
+    cause = exc.__cause__
+    return isinstance(exc, OperationalError) and isinstance(
+        cause, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+    )
+
 
 def process_batch(*, workspace_id: int | None = None, batch_size: int = 1000) -> int:
-    """Process up to batch_size pending events; returns how many were processed."""
+    """Process up to batch_size pending events; returns how many were processed.
+
+    Workers normally share each workspace's identity lock; when a batch lost a race with
+    another worker it is rolled back and re-run holding the lock exclusively."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return _process_once(workspace_id, batch_size, exclusive=attempt > 0)
+        except Exception as exc:
+            if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:
+                raise
+            stats["races"] += 1
+            logger.info("identity race (%s); re-running the batch exclusively", exc)
+    return 0  # unreachable
+
+
+def _process_once(workspace_id: int | None, batch_size: int, *, exclusive: bool) -> int:
     where = "WHERE workspace_id = %s" if workspace_id is not None else ""
     params: list[int] = [workspace_id] if workspace_id is not None else []
     with transaction.atomic():
@@ -41,8 +89,10 @@ def process_batch(*, workspace_id: int | None = None, batch_size: int = 1000) ->
         if not ids:
             return 0
         events = list(Event.objects.filter(id__in=ids).order_by("id"))
+        lock_workspaces([e.workspace_id for e in events], exclusive=exclusive)
+        batch = Batch(events)
         for stage in _stages():
-            stage(events)
+            stage(batch)
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM profiles_pendingevent WHERE event_id = ANY(%s)", [ids])
     return len(ids)

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cdp.errors import NotFound, ValidationFailed
+from cdp.pagination import Pagination
+from cdp.views_support import CapabilityMixin
+from profiles.identity import selectors, services
+from profiles.identity.rules import rules_row
+from profiles.identity.serializers import (
+    ConflictSerializer,
+    IdentityRulesSerializer,
+    MergeSerializer,
+    ProfileSummarySerializer,
+    SplitSerializer,
+    profile_detail,
+)
+from profiles.models import Profile
+from profiles.serializers import EventSerializer
+
+
+class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
+    """Unified profiles. `?identifier=email:a@b.com` finds one by an exact identifier, `?q=`
+    searches any identifier (exact or prefix). A merged-away id resolves to the survivor."""
+
+    serializer_class = ProfileSummarySerializer
+    pagination_class = Pagination
+    queryset = Profile.objects.none()
+
+    def _profile(self, pk: str) -> Profile:
+        self.require("profiles.view")
+        profile = selectors.profile_get(workspace=self.workspace, profile_id=pk)
+        if profile is None:
+            raise NotFound(f"No profile {pk} in this workspace.")
+        return profile
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("identifier", str, description="<type>:<value>, e.g. email:a@b.com"),
+            OpenApiParameter("q", str, description="any identifier value, exact or prefix"),
+        ]
+    )
+    def list(self, request: Request) -> Response:
+        self.require("profiles.view")
+        profiles = selectors.profile_list(
+            workspace=self.workspace,
+            identifier=request.query_params.get("identifier"),
+            q=request.query_params.get("q"),
+        )
+        page = self.paginate_queryset(profiles)
+        return self.get_paginated_response(ProfileSummarySerializer(page, many=True).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        profile = self._profile(pk)
+        return Response(profile_detail(profile, requested_id=int(pk)))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("type", str, description="only events of this type")],
+        responses=EventSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        """The profile's event timeline, newest first (by event time)."""
+        profile = self._profile(pk)
+        self.require("events.view")
+        rows = selectors.profile_events(profile=profile, event_type=request.query_params.get("type"))
+        page = self.paginate_queryset(rows)
+        events = selectors.events_for(list(page or []))
+        return self.get_paginated_response(EventSerializer(events, many=True).data)
+
+    @extend_schema(request=SplitSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def split(self, request: Request, pk: str) -> Response:
+        """Undo one merge of this profile: the merged-in profile gets back its identifiers
+        and events, both are recomputed, and the pair is kept apart from then on."""
+        profile = self._profile(pk)
+        self.require("profiles.split")
+        serializer = SplitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        merge_id = serializer.validated_data["merge"]
+        if not selectors.profile_merges(profile=profile).filter(pk=merge_id).exists():
+            raise NotFound(f"Merge {merge_id} does not belong to profile {profile.pk}.")
+        result = services.profile_split(
+            workspace=self.workspace, merge_id=merge_id, actor=request.user
+        )
+        survivor = selectors.profile_get(workspace=self.workspace, profile_id=result.survivor_id)
+        restored = selectors.profile_get(workspace=self.workspace, profile_id=result.restored_id)
+        assert survivor is not None and restored is not None
+        return Response(
+            {
+                "merge": MergeSerializer(result.merge).data,
+                "identities_moved": result.identities_moved,
+                "events_moved": result.events_moved,
+                "profiles": [profile_detail(survivor), profile_detail(restored)],
+            }
+        )
+
+    @action(detail=True, methods=["get"])
+    def graph(self, request: Request, pk: str) -> Response:
+        """The profile's identity graph with layout positions (0..1) for drawing."""
+        from profiles.identity.graph import profile_graph
+
+        profile = self._profile(pk)
+        return Response(profile_graph(profile_id=profile.pk))
+
+
+class IdentityRulesView(CapabilityMixin, APIView):
+    """The workspace's identity rules: priority, limits, blocklist, custom identifier traits,
+    trait merge strategies, and the event that counts as an order."""
+
+    @extend_schema(responses=IdentityRulesSerializer)
+    def get(self, request: Request) -> Response:
+        self.require("identity_rules.view")
+        return Response(IdentityRulesSerializer(rules_row(self.workspace.pk)).data)
+
+    @extend_schema(request=IdentityRulesSerializer, responses=IdentityRulesSerializer)
+    def patch(self, request: Request) -> Response:
+        self.require("identity_rules.manage")
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("expected a JSON object of settings")
+        row = services.identity_rules_update(
+            workspace=self.workspace, data=dict(request.data), actor=request.user
+        )
+        return Response(IdentityRulesSerializer(row).data)
+
+    put = patch
+
+
+class ConflictViewSet(CapabilityMixin, viewsets.GenericViewSet):
+    """Merges the identity rules refused (limit exceeded, or profiles split apart)."""
+
+    serializer_class = ConflictSerializer
+    pagination_class = Pagination
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.require("profiles.view")
+        rows = selectors.conflict_list(
+            workspace=self.workspace, reason=request.query_params.get("reason")
+        )
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(ConflictSerializer(page, many=True).data)
+
+
+class MergeViewSet(CapabilityMixin, viewsets.GenericViewSet):
+    """Audit trail of merges: which event linked which identifiers under which rule."""
+
+    serializer_class = MergeSerializer
+    pagination_class = Pagination
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.require("profiles.view")
+        rows = selectors.merge_list(
+            workspace=self.workspace, status=request.query_params.get("status")
+        )
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(MergeSerializer(page, many=True).data)

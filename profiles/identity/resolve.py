@@ -1,0 +1,617 @@
+"""Incremental identity resolution: the pipeline stage that turns a batch of stored events into
+profiles.
+
+Per workspace and batch: one look-up of every identifier the batch carries, one statement that
+locks the profiles they point at (FOR UPDATE, in id order), then the events are resolved in
+memory and the results written with a handful of bulk statements. Every query is an index
+look-up on the batch's own identifiers and profiles, so the cost per event does not depend on
+how many profiles the workspace holds.
+
+Concurrency: workers hold the workspace's advisory lock in shared mode and lock the profiles
+they touch. What a lock cannot cover — another worker creating the same new identifier, or
+merging a profile between our look-up and our lock — is detected (identity insert conflicts,
+a locked profile found merged, a changed mapping after the lock) and raised as IdentityRace;
+the queue then re-runs the batch holding the workspace lock exclusively, which cannot race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.db import connection
+from django.utils import timezone
+
+from cdp.db import server_cursor
+from profiles import identifiers
+from profiles.identity import hooks
+from profiles.identity.extract import EventIds, Key, event_ids
+from profiles.identity.profile_state import ProfileState
+from profiles.identity.rules import Rules, load_rules
+from profiles.models import ConflictReason, Event, IdentityConflict, Profile, ProfileMerge
+
+
+class IdentityRace(Exception):
+    """Another worker changed identities this batch depends on; re-run it exclusively."""
+
+
+@dataclass(slots=True)
+class Resolution:
+    """What the stage did, for later stages and for tests."""
+
+    profile_of: dict[int, int] = field(default_factory=dict)  # event id -> profile id
+    touched: dict[int, list[Event]] = field(default_factory=dict)  # profile id -> its events
+    merges: int = 0
+    conflicts: int = 0
+    created: int = 0
+
+
+def lock_workspaces(workspace_ids: Sequence[int], *, exclusive: bool) -> None:
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        for workspace_id in sorted(set(workspace_ids)):
+            # two-key form: (namespace, workspace) so other advisory users cannot collide
+            cursor.execute(f"SELECT {fn}(%s, %s)", [IDENTITY_LOCK_NAMESPACE, workspace_id])
+
+
+IDENTITY_LOCK_NAMESPACE = 7301
+
+_LOOKUP = """
+SELECT i.id, i.type, i.value, i.profile_id
+FROM profiles_identity i
+JOIN unnest(%b::text[], %b::text[]) AS k(type, value)
+  ON i.type = k.type AND i.value = k.value
+WHERE i.workspace_id = %b
+"""
+
+_PROFILE_COLUMNS = (
+    "id, merged_into_id, traits, trait_times, group_ids, first_seen, last_seen, event_count, "
+    "event_counts, order_count, revenue, first_order_at, last_order_at, engagement_log2"
+)
+
+_INSERT_PROFILES = """
+INSERT INTO profiles_profile (
+    id, workspace_id, created_at, updated_at, traits, trait_times, group_ids, first_seen, last_seen,
+    event_count, event_counts, order_count, revenue, first_order_at, last_order_at,
+    engagement_log2, computed)
+SELECT id, %b, now(), now(), t::jsonb, tt::jsonb, g::jsonb, fs, ls, ec, ecs::jsonb, oc, rev,
+       fo, lo, eng, '{}'::jsonb
+FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
+            %b::timestamptz[], %b::bigint[], %b::text[], %b::int[], %b::numeric[],
+            %b::timestamptz[], %b::timestamptz[], %b::float8[])
+     AS r(id, t, tt, g, fs, ls, ec, ecs, oc, rev, fo, lo, eng)
+"""
+
+# ids are taken from the sequence first, so each new state knows its id without relying on
+# the order of RETURNING rows
+_NEXT_PROFILE_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('profiles_profile', 'id')) FROM generate_series(1, %s)"
+)
+
+_UPDATE_PROFILES = """
+UPDATE profiles_profile p SET
+    updated_at = now(), traits = r.t::jsonb, trait_times = r.tt::jsonb, group_ids = r.g::jsonb,
+    first_seen = r.fs, last_seen = r.ls, event_count = r.ec, event_counts = r.ecs::jsonb,
+    order_count = r.oc, revenue = r.rev, first_order_at = r.fo, last_order_at = r.lo,
+    engagement_log2 = r.eng, merged_into_id = r.mi, merged_at = r.ma
+FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
+            %b::timestamptz[], %b::bigint[], %b::text[], %b::int[], %b::numeric[],
+            %b::timestamptz[], %b::timestamptz[], %b::float8[], %b::bigint[], %b::timestamptz[])
+     AS r(id, t, tt, g, fs, ls, ec, ecs, oc, rev, fo, lo, eng, mi, ma)
+WHERE p.id = r.id
+"""
+
+_INSERT_IDENTITIES = """
+INSERT INTO profiles_identity (
+    workspace_id, profile_id, origin_profile_id, type, value, first_seen, first_event_id)
+SELECT %b, p, o, t, v, fs, e
+FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::timestamptz[],
+            %b::bigint[]) AS r(p, o, t, v, fs, e)
+ON CONFLICT (workspace_id, type, value) DO NOTHING
+RETURNING id, type, value
+"""
+
+_INSERT_LINKS = """
+INSERT INTO profiles_identitylink (workspace_id, a_id, b_id, first_event_id, first_seen)
+SELECT %b, a, b, e, fs
+FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[]) AS r(a, b, e, fs)
+ON CONFLICT (a_id, b_id) DO NOTHING
+"""
+
+_INSERT_PROFILE_EVENTS = """
+INSERT INTO profiles_profileevent (
+    event_id, workspace_id, profile_id, origin_profile_id, "timestamp", type, event)
+SELECT e, %b, p, o, ts, ty, n
+FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::text[],
+            %b::text[]) AS r(e, p, o, ts, ty, n)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+_MOVE_BLOCKS = """
+INSERT INTO profiles_splitblock (workspace_id, profile_a_id, profile_b_id, merge_id, created_at)
+SELECT workspace_id, LEAST(%(w)s, other), GREATEST(%(w)s, other), merge_id, created_at
+FROM (
+    SELECT workspace_id, merge_id, created_at,
+           CASE WHEN profile_a_id = %(l)s THEN profile_b_id ELSE profile_a_id END AS other
+    FROM profiles_splitblock WHERE profile_a_id = %(l)s OR profile_b_id = %(l)s
+) s
+WHERE other <> %(w)s
+ON CONFLICT (profile_a_id, profile_b_id) DO NOTHING
+"""
+
+
+def move_profile_rows(*, winner_id: int, loser_id: int) -> None:
+    """The database side of a merge: identities, event assignments and split blocks move to
+    the winner (both rows must be locked by the caller)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE profiles_identity SET profile_id = %s WHERE profile_id = %s",
+            [winner_id, loser_id],
+        )
+        cursor.execute(
+            "UPDATE profiles_profileevent SET profile_id = %s WHERE profile_id = %s",
+            [winner_id, loser_id],
+        )
+        cursor.execute(_MOVE_BLOCKS, {"w": winner_id, "l": loser_id})
+
+
+def update_profiles(states: list[ProfileState]) -> None:
+    """Write working copies back (traits, aggregates, merge pointers), one statement."""
+    columns: list[list[Any]] = [[] for _ in range(15)]
+    for s in states:
+        # the direct winner, not the root: a split walks this tree to find what to restore
+        forward = s.forward.id if s.forward is not None else None
+        for index, value in enumerate(
+            (
+                s.id,
+                _json(s.traits),
+                _json(s.trait_times),
+                _json(s.group_ids),
+                s.first_seen,
+                s.last_seen,
+                s.event_count,
+                _json(s.event_counts),
+                s.order_count,
+                s.revenue,
+                s.first_order_at,
+                s.last_order_at,
+                s.engagement_log2,
+                forward,
+                s.merged_at,
+            )
+        ):
+            columns[index].append(value)
+    with server_cursor() as cursor:
+        cursor.execute(_UPDATE_PROFILES, columns)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def event_name(event: Event) -> str:
+    if event.type == "track":
+        return event.event or ""
+    if event.type in ("page", "screen"):
+        return event.name or ""
+    return ""
+
+
+@dataclass(slots=True)
+class _PendingIdentity:
+    key: Key
+    state: ProfileState  # the profile it was attached to (its root at flush time)
+    origin: ProfileState
+    first_seen: datetime
+    event_id: int
+
+
+@dataclass(slots=True)
+class _PendingConflict:
+    state: ProfileState
+    other: ProfileState | None
+    event: Event
+    key: Key
+    reason: str
+    detail: dict[str, Any]
+
+
+class BatchResolver:
+    def __init__(self, workspace_id: int, events: Sequence[Event]) -> None:
+        self.workspace_id = workspace_id
+        self.events = events
+        self.rules: Rules = load_rules(workspace_id)
+        self.now = timezone.now()
+        self.owner: dict[Key, ProfileState] = {}  # identifier -> profile (follow .root())
+        self.identity_ids: dict[Key, int] = {}
+        self.preexisting_owner: dict[Key, int] = {}
+        self.states: dict[int, ProfileState] = {}  # real id -> state loaded or created
+        self.new_states: list[ProfileState] = []
+        self.blocks: set[frozenset[int]] = set()
+        self.pending_identities: list[_PendingIdentity] = []
+        self.pending_links: dict[tuple[Key, Key], tuple[int, datetime]] = {}
+        self.assignments: list[tuple[Event, ProfileState, ProfileState]] = []
+        self.conflicts: list[_PendingConflict] = []
+        self.result = Resolution()
+
+    # ---- reading and locking ------------------------------------------------------------
+
+    def _lookup(self, keys: list[Key]) -> dict[Key, tuple[int, int]]:
+        if not keys:
+            return {}
+        with server_cursor() as cursor:
+            cursor.execute(_LOOKUP, [[k[0] for k in keys], [k[1] for k in keys], self.workspace_id])
+            return {(t, v): (iid, pid) for iid, t, v, pid in cursor.fetchall()}
+
+    def _load(self, keys: list[Key]) -> None:
+        found = self._lookup(keys)
+        profile_ids = sorted({pid for _, pid in found.values()})
+        if profile_ids:
+            rows = list(
+                Profile.objects.raw(
+                    f"SELECT {_PROFILE_COLUMNS} FROM profiles_profile "  # noqa: S608
+                    "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                    [profile_ids],
+                )
+            )
+            if len(rows) != len(profile_ids) or any(r.merged_into_id for r in rows):
+                raise IdentityRace("a profile was merged after the look-up")
+            # after the lock: the mapping must be what we read, or someone moved identities
+            if self._lookup(keys) != found:
+                raise IdentityRace("identities changed between the look-up and the lock")
+            for row in rows:
+                self.states[row.pk] = ProfileState.from_row(row)
+            self._load_counts(profile_ids)
+            self._load_blocks(profile_ids)
+        for key, (iid, pid) in found.items():
+            self.owner[key] = self.states[pid]
+            self.identity_ids[key] = iid
+            self.preexisting_owner[key] = pid
+
+    def _load_counts(self, profile_ids: list[int]) -> None:
+        limited = self.rules.limited_types
+        if not limited:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT profile_id, type, count(*) FROM profiles_identity "
+                "WHERE profile_id = ANY(%s) AND type = ANY(%s) GROUP BY 1, 2",
+                [profile_ids, limited],
+            )
+            for pid, kind, count in cursor.fetchall():
+                self.states[pid].counts[kind] = count
+
+    def _load_blocks(self, profile_ids: list[int]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT profile_a_id, profile_b_id FROM profiles_splitblock "
+                "WHERE profile_a_id = ANY(%s) OR profile_b_id = ANY(%s)",
+                [profile_ids, profile_ids],
+            )
+            self.blocks.update(frozenset(row) for row in cursor.fetchall())
+
+    # ---- resolution ---------------------------------------------------------------------
+
+    def run(self) -> Resolution:
+        parsed = [(event, event_ids(event, self.rules)) for event in self.events]
+        keys: set[Key] = set()
+        for _, ids in parsed:
+            keys.update(ids.keys)
+            if ids.previous_id:
+                keys.add((identifiers.USER_ID, ids.previous_id))
+                keys.add((identifiers.ANONYMOUS_ID, ids.previous_id))
+        self._load(sorted(keys))
+        for event, ids in parsed:
+            self._resolve_event(event, ids)
+        self._flush()
+        return self.result
+
+    def _owner(self, key: Key) -> ProfileState | None:
+        state = self.owner.get(key)
+        return state.root() if state is not None else None
+
+    def _keys_of(self, ids: EventIds) -> list[Key]:
+        keys = list(ids.keys)
+        if ids.previous_id:
+            # alias: previousId is the earlier anonymousId, or sometimes an earlier userId
+            as_user = (identifiers.USER_ID, ids.previous_id)
+            as_anon = (identifiers.ANONYMOUS_ID, ids.previous_id)
+            chosen = as_user if as_user in self.owner else as_anon
+            if chosen not in keys:
+                keys.append(chosen)
+                keys.sort(key=lambda key: self.rules.rank(key[0]))
+        return keys
+
+    def _fits(self, state: ProfileState | None, pending: list[Key], extra: dict[str, int]) -> bool:
+        """Would `state` (None = a new profile) plus the pending identifiers plus `extra`
+        stay within every limit?"""
+        for kind, limit in self.rules.limits.items():
+            held = state.counts.get(kind, 0) if state is not None else 0
+            held += sum(1 for k in pending if k[0] == kind) + extra.get(kind, 0)
+            if held > limit:
+                return False
+        return True
+
+    def _resolve_event(self, event: Event, ids: EventIds) -> None:
+        keys = self._keys_of(ids)
+        if not keys:
+            return  # nothing usable (e.g. every identifier is junk): the event stays unlinked
+        current: ProfileState | None = None
+        pending: list[Key] = []  # new identifiers that go wherever the event goes
+        is_alias = bool(ids.previous_id)
+        for key in keys:
+            owner = self._owner(key)
+            if owner is None:
+                if self._fits(current, pending, {key[0]: 1}):
+                    pending.append(key)
+                else:
+                    current = current or self._new_state()
+                    self._conflict(current, None, event, key, ConflictReason.LIMIT, pending)
+            elif current is None and not pending:
+                current = owner
+            elif current is None:
+                # higher-priority new identifiers meet a known profile: join it if allowed
+                if self._fits(owner, pending, {}):
+                    current = owner
+                else:
+                    current = self._new_state()
+                    self._conflict(current, owner, event, key, ConflictReason.LIMIT, pending)
+            elif owner is not current:
+                current = self._try_merge(current, owner, event, key, pending, is_alias)
+        if current is None:
+            current = self._new_state()
+        for key in pending:
+            self._attach(key, current, event)
+        self._link(keys, event)
+        current.apply_event(event, self.rules)
+        self.assignments.append((event, current, current))
+
+    def _new_state(self) -> ProfileState:
+        state = ProfileState(seq=len(self.new_states))
+        state.dirty = True
+        self.new_states.append(state)
+        return state
+
+    def _attach(self, key: Key, state: ProfileState, event: Event) -> None:
+        self.owner[key] = state
+        if key[0] in self.rules.limits:
+            state.counts[key[0]] = state.counts.get(key[0], 0) + 1
+        self.pending_identities.append(
+            _PendingIdentity(key, state, state, event.timestamp, event.pk)
+        )
+
+    def _link(self, keys: list[Key], event: Event) -> None:
+        """Edges of the identity graph: from the event's first identifier to each other one.
+        Two identifiers already on one profile before this batch are connected already."""
+        head = keys[0]
+        for key in keys[1:]:
+            before_a = self.preexisting_owner.get(head)
+            if before_a is not None and before_a == self.preexisting_owner.get(key):
+                continue
+            pair = (head, key) if head < key else (key, head)
+            self.pending_links.setdefault(pair, (event.pk, event.timestamp))
+
+    def _conflict(
+        self,
+        state: ProfileState,
+        other: ProfileState | None,
+        event: Event,
+        key: Key,
+        reason: str,
+        pending: list[Key],
+    ) -> None:
+        detail: dict[str, Any] = {"limits": self.rules.limits}
+        if pending:
+            detail["with"] = [{"type": t, "value": v} for t, v in pending]
+        self.conflicts.append(_PendingConflict(state, other, event, key, reason, detail))
+
+    def _try_merge(
+        self,
+        current: ProfileState,
+        other: ProfileState,
+        event: Event,
+        key: Key,
+        pending: list[Key],
+        is_alias: bool,
+    ) -> ProfileState:
+        if current.id is not None and other.id is not None:
+            if frozenset((current.id, other.id)) in self.blocks:
+                self._conflict(current, other, event, key, ConflictReason.SPLIT, pending)
+                return current
+        if not self._fits(current, pending, other.counts):
+            self._conflict(current, other, event, key, ConflictReason.LIMIT, pending)
+            return current
+        rule = "alias" if is_alias else f"shared_identifier:{key[0]}"
+        return self._merge(current, other, event, key, rule)
+
+    def _older(self, a: ProfileState, b: ProfileState) -> bool:
+        """Is `a` the older profile (the survivor)? Existing profiles beat new ones."""
+        if a.id is not None and b.id is not None:
+            return a.id < b.id
+        if a.id is not None or b.id is not None:
+            return a.id is not None
+        return a.seq < b.seq
+
+    def _merge(
+        self, a: ProfileState, b: ProfileState, event: Event, key: Key, rule: str
+    ) -> ProfileState:
+        winner, loser = (a, b) if self._older(a, b) else (b, a)
+        self._materialise(winner)
+        self._materialise(loser)
+        assert winner.id is not None and loser.id is not None
+        snapshot = {"traits": dict(loser.traits), "event_count": loser.event_count}
+        move_profile_rows(winner_id=winner.id, loser_id=loser.id)
+        for pair in [p for p in self.blocks if loser.id in p]:
+            other_id = next(iter(pair - {loser.id}), None)
+            if other_id is not None and other_id != winner.id:
+                self.blocks.add(frozenset((winner.id, other_id)))
+        winner.absorb(loser, self.rules)
+        loser.forward = winner
+        loser.merged_at = self.now
+        loser.dirty = True
+        ProfileMerge.objects.create(
+            workspace_id=self.workspace_id,
+            winner_id=winner.id,
+            loser_id=loser.id,
+            event_id=event.pk,
+            message_id=event.message_id,
+            identifiers=[{"type": key[0], "value": key[1]}],
+            rule=rule,
+            detail={"loser": snapshot},
+            created_at=self.now,
+        )
+        hooks.run_merge_hooks(self.workspace_id, winner.id, loser.id)
+        self.result.merges += 1
+        return winner
+
+    def _materialise(self, state: ProfileState) -> None:
+        """Give a new profile its row now (a merge needs real ids on both sides)."""
+        if state.id is not None:
+            return
+        self._insert_profiles([state])
+        self.new_states.remove(state)
+        self.states[state.id] = state  # type: ignore[index]
+
+    # ---- writing ------------------------------------------------------------------------
+
+    def _insert_profiles(self, states: list[ProfileState]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(_NEXT_PROFILE_IDS, [len(states)])
+            ids = [row[0] for row in cursor.fetchall()]
+        columns: list[list[Any]] = [ids, *([] for _ in range(12))]
+        for s in states:
+            for index, value in enumerate(
+                (
+                    _json(s.traits),
+                    _json(s.trait_times),
+                    _json(s.group_ids),
+                    s.first_seen,
+                    s.last_seen,
+                    s.event_count,
+                    _json(s.event_counts),
+                    s.order_count,
+                    s.revenue,
+                    s.first_order_at,
+                    s.last_order_at,
+                    s.engagement_log2,
+                )
+            ):
+                columns[index + 1].append(value)
+        with server_cursor() as cursor:
+            cursor.execute(_INSERT_PROFILES, [self.workspace_id, *columns])
+        for state, pid in zip(states, ids, strict=True):
+            state.id = pid
+            state.dirty = False
+        self.result.created += len(states)
+
+    def _flush(self) -> None:
+        fresh = [s for s in self.new_states if s.id is None]
+        if fresh:
+            self._insert_profiles(fresh)
+        dirty = [s for s in self.states.values() if s.dirty]
+        if dirty:
+            update_profiles(dirty)
+        self._flush_identities()
+        self._flush_links()
+        self._flush_assignments()
+        self._flush_conflicts()
+
+    def _flush_identities(self) -> None:
+        if not self.pending_identities:
+            return
+        # a fixed order: two workers inserting overlapping identifiers wait instead of deadlocking
+        rows = sorted(self.pending_identities, key=lambda p: p.key)
+        with server_cursor() as cursor:
+            cursor.execute(
+                _INSERT_IDENTITIES,
+                [
+                    self.workspace_id,
+                    [p.state.root().id for p in rows],
+                    [p.origin.id for p in rows],
+                    [p.key[0] for p in rows],
+                    [p.key[1] for p in rows],
+                    [p.first_seen for p in rows],
+                    [p.event_id for p in rows],
+                ],
+            )
+            inserted = cursor.fetchall()
+        if len(inserted) != len(rows):
+            raise IdentityRace("another worker created some of these identifiers first")
+        for iid, kind, value in inserted:
+            self.identity_ids[(kind, value)] = iid
+
+    def _flush_links(self) -> None:
+        a_ids, b_ids, event_ids_, times = [], [], [], []
+        for (a, b), (event_id, ts) in sorted(self.pending_links.items()):
+            ia, ib = self.identity_ids.get(a), self.identity_ids.get(b)
+            if ia is None or ib is None or ia == ib:
+                continue  # an identifier refused by a limit was never stored
+            a_ids.append(min(ia, ib))
+            b_ids.append(max(ia, ib))
+            event_ids_.append(event_id)
+            times.append(ts)
+        if a_ids:
+            with server_cursor() as cursor:
+                cursor.execute(_INSERT_LINKS, [self.workspace_id, a_ids, b_ids, event_ids_, times])
+
+    def _flush_assignments(self) -> None:
+        if not self.assignments:
+            return
+        columns: list[list[Any]] = [[] for _ in range(6)]
+        for event, state, origin in self.assignments:
+            profile_id = state.root().id
+            assert profile_id is not None and origin.id is not None
+            for index, value in enumerate(
+                (event.pk, profile_id, origin.id, event.timestamp, event.type, event_name(event))
+            ):
+                columns[index].append(value)
+            self.result.profile_of[event.pk] = profile_id
+            self.result.touched.setdefault(profile_id, []).append(event)
+        with server_cursor() as cursor:
+            cursor.execute(_INSERT_PROFILE_EVENTS, [self.workspace_id, *columns])
+
+    def _flush_conflicts(self) -> None:
+        if not self.conflicts:
+            return
+        rows = []
+        for c in self.conflicts:
+            state = c.state.root()
+            other = c.other.root() if c.other is not None else None
+            assert state.id is not None
+            rows.append(
+                IdentityConflict(
+                    workspace_id=self.workspace_id,
+                    profile_id=state.id,
+                    other_profile_id=other.id if other is not None else None,
+                    event_id=c.event.pk,
+                    message_id=c.event.message_id,
+                    identifier_type=c.key[0],
+                    identifier_value=c.key[1],
+                    reason=c.reason,
+                    detail=c.detail,
+                    created_at=self.now,
+                )
+            )
+        IdentityConflict.objects.bulk_create(rows)
+        self.result.conflicts += len(rows)
+
+
+def resolve(events: Sequence[Event]) -> Resolution:
+    """The pipeline stage: resolve every event of the batch, workspace by workspace."""
+    total = Resolution()
+    by_workspace: dict[int, list[Event]] = {}
+    for event in events:
+        by_workspace.setdefault(event.workspace_id, []).append(event)
+    for workspace_id in sorted(by_workspace):
+        part = BatchResolver(workspace_id, by_workspace[workspace_id]).run()
+        total.profile_of.update(part.profile_of)
+        for pid, evs in part.touched.items():
+            total.touched.setdefault(pid, []).extend(evs)
+        total.merges += part.merges
+        total.conflicts += part.conflicts
+        total.created += part.created
+    return total

@@ -1,0 +1,155 @@
+"""Reads for the profile explorer and the API, scoped by workspace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from cdp.errors import ValidationFailed
+from cdp.models import Workspace
+from profiles import identifiers
+from profiles.identity.rules import load_rules
+from profiles.identity.services import live_profile_id
+from profiles.models import (
+    Event,
+    Identity,
+    IdentityConflict,
+    Profile,
+    ProfileEvent,
+    ProfileMerge,
+)
+
+SEARCH_LIMIT = 200
+NAME_TRAITS = ("name", "full_name")
+
+
+def _identity_order(workspace_id: int) -> Any:
+    rules = load_rules(workspace_id)
+    return lambda i: (rules.rank(i.type), i.first_seen, i.pk)
+
+
+def profile_list(
+    *, workspace: Workspace, identifier: str | None = None, q: str | None = None
+) -> QuerySet[Profile]:
+    """Live profiles, most recently seen first; `identifier` is an exact "<type>:<value>",
+    `q` matches any identifier's value exactly or by prefix (after normalising it as an
+    email or a phone number too)."""
+    profiles = Profile.objects.filter(workspace=workspace, merged_into__isnull=True)
+    if identifier:
+        try:
+            kind, value = identifiers.parse_identifier(identifier)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), detail={"field": "identifier"}) from exc
+        owners = Identity.objects.filter(workspace=workspace, type=kind, value=value)
+        profiles = profiles.filter(pk__in=owners.values("profile_id"))
+    if q and q.strip():
+        profiles = profiles.filter(pk__in=_search_ids(workspace, q.strip()))
+    return profiles.order_by("-last_seen", "-id").prefetch_related(
+        Prefetch("identities", queryset=Identity.objects.order_by("id"))
+    )
+
+
+def _search_ids(workspace: Workspace, text: str) -> list[int]:
+    forms = {text}
+    for kind in (identifiers.EMAIL, identifiers.PHONE):
+        normalized = identifiers.normalize(kind, text)
+        if normalized:
+            forms.add(normalized)
+    matches = Identity.objects.filter(workspace=workspace).filter(
+        Q(value__in=forms) | Q(value__startswith=text) | Q(value__startswith=text.lower())
+    )
+    ids = list(matches.values_list("profile_id", flat=True).distinct()[:SEARCH_LIMIT])
+    if text.isdigit():
+        ids.append(int(text))  # a profile id typed into the search box
+    return ids
+
+
+def profile_get(*, workspace: Workspace, profile_id: Any) -> Profile | None:
+    """The live profile for an id; a merged-away id resolves to the profile it merged into."""
+    try:
+        pid = int(profile_id)
+    except (TypeError, ValueError):
+        return None
+    live = live_profile_id(workspace_id=workspace.pk, profile_id=pid)
+    if live is None:
+        return None
+    return Profile.objects.filter(workspace=workspace, pk=live).first()
+
+
+def profile_identities(*, profile: Profile) -> list[Identity]:
+    rows = list(Identity.objects.filter(profile=profile))
+    rows.sort(key=_identity_order(profile.workspace_id))
+    return rows
+
+
+def display_name(profile: Profile, identities: list[Identity] | None = None) -> str:
+    traits = profile.traits or {}
+    for key in NAME_TRAITS:
+        if isinstance(traits.get(key), str) and traits[key].strip():
+            return str(traits[key]).strip()
+    first, last = traits.get("first_name"), traits.get("last_name")
+    parts = [str(p).strip() for p in (first, last) if isinstance(p, str) and p.strip()]
+    if parts:
+        return " ".join(parts)
+    if isinstance(traits.get("email"), str) and traits["email"]:
+        return str(traits["email"])
+    chosen = identities if identities is not None else list(profile.identities.all())
+    for kind in (identifiers.USER_ID, identifiers.EMAIL, identifiers.PHONE):
+        for identity in chosen:
+            if identity.type == kind:
+                return identity.value
+    return f"Anonymous visitor #{profile.pk}"
+
+
+def profile_events(*, profile: Profile, event_type: str | None = None) -> QuerySet[ProfileEvent]:
+    rows = ProfileEvent.objects.filter(profile=profile)
+    if event_type:
+        rows = rows.filter(type=event_type)
+    return rows.order_by("-timestamp", "-event_id")
+
+
+def events_for(rows: list[ProfileEvent]) -> list[Event]:
+    """The stored events behind a page of ProfileEvent rows, in the rows' order."""
+    by_id = {e.pk: e for e in Event.objects.filter(id__in=[r.event_id for r in rows])}
+    return [by_id[r.event_id] for r in rows if r.event_id in by_id]
+
+
+def profile_merges(*, profile: Profile) -> QuerySet[ProfileMerge]:
+    """Merges into this profile and merges that absorbed it (newest first)."""
+    absorbed = Profile.objects.filter(merged_into=profile).values("pk")
+    return (
+        ProfileMerge.objects.filter(workspace_id=profile.workspace_id)
+        .filter(Q(winner=profile) | Q(loser=profile) | Q(winner__in=absorbed))
+        .order_by("-created_at", "-id")
+    )
+
+
+def profile_conflicts(*, profile: Profile) -> QuerySet[IdentityConflict]:
+    return IdentityConflict.objects.filter(workspace_id=profile.workspace_id).filter(
+        Q(profile=profile) | Q(other_profile=profile)
+    ).order_by("-id")
+
+
+def conflict_list(*, workspace: Workspace, reason: str | None = None) -> QuerySet[IdentityConflict]:
+    rows = IdentityConflict.objects.filter(workspace=workspace)
+    if reason:
+        rows = rows.filter(reason=reason)
+    return rows.order_by("-id")
+
+
+def merge_list(*, workspace: Workspace, status: str | None = None) -> QuerySet[ProfileMerge]:
+    rows = ProfileMerge.objects.filter(workspace=workspace)
+    if status:
+        rows = rows.filter(status=status)
+    return rows.order_by("-id")
+
+
+def profile_stats(*, workspace: Workspace) -> dict[str, int]:
+    live = Profile.objects.filter(workspace=workspace, merged_into__isnull=True)
+    return {
+        "profiles": live.count(),
+        "merged": Profile.objects.filter(workspace=workspace, merged_into__isnull=False).count(),
+        "identities": Identity.objects.filter(workspace=workspace).count(),
+        "conflicts": IdentityConflict.objects.filter(workspace=workspace).count(),
+    }

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from profiles.identity import selectors
+from profiles.models import Identity, IdentityConflict, Profile, ProfileMerge
+
+
+class IdentitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Identity
+        fields = ["type", "value", "first_seen"]
+
+
+class ProfileSummarySerializer(serializers.ModelSerializer):
+    """A profile in a list: id, identities, the headline traits and aggregates."""
+
+    display_name = serializers.SerializerMethodField()
+    identities = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Profile
+        fields = [
+            "id",
+            "display_name",
+            "identities",
+            "first_seen",
+            "last_seen",
+            "event_count",
+            "order_count",
+            "revenue",
+        ]
+
+    def get_display_name(self, obj: Profile) -> str:
+        return selectors.display_name(obj, list(obj.identities.all()))
+
+    def get_identities(self, obj: Profile) -> list[dict[str, str]]:
+        return [{"type": i.type, "value": i.value} for i in obj.identities.all()]
+
+
+class MergeSerializer(serializers.ModelSerializer):
+    split_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ProfileMerge
+        fields = [
+            "id",
+            "winner",
+            "loser",
+            "event_id",
+            "message_id",
+            "identifiers",
+            "rule",
+            "detail",
+            "created_at",
+            "status",
+            "split_at",
+            "split_by",
+        ]
+
+
+class ConflictSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = IdentityConflict
+        fields = [
+            "id",
+            "profile",
+            "other_profile",
+            "event_id",
+            "message_id",
+            "identifier_type",
+            "identifier_value",
+            "reason",
+            "detail",
+            "created_at",
+        ]
+
+
+def profile_detail(profile: Profile, *, requested_id: int | None = None) -> dict[str, Any]:
+    """The 360° representation of DESIGN.md: identities, traits, computed traits, segments,
+    consents, plus merges and conflicts."""
+    from profiles.computed.services import profile_computed_traits
+
+    identities = selectors.profile_identities(profile=profile)
+    data: dict[str, Any] = {
+        "id": profile.pk,
+        "display_name": selectors.display_name(profile, identities),
+        "identities": IdentitySerializer(identities, many=True).data,
+        "traits": profile.traits,
+        "computed_traits": profile_computed_traits(profile),
+        "groups": profile.group_ids,
+        "segments": [],  # filled by the segments app once it exists
+        "consents": [],  # filled by the consent app once it exists
+        "first_seen": profile.first_seen,
+        "last_seen": profile.last_seen,
+        "created_at": profile.created_at,
+        "merges": MergeSerializer(selectors.profile_merges(profile=profile)[:50], many=True).data,
+        "conflicts": ConflictSerializer(
+            selectors.profile_conflicts(profile=profile)[:50], many=True
+        ).data,
+    }
+    if requested_id is not None and requested_id != profile.pk:
+        data["resolved_from"] = requested_id  # the id asked for was merged into this one
+    return data
+
+
+class SplitSerializer(serializers.Serializer):
+    merge = serializers.IntegerField(help_text="id of the merge to undo (see `merges`)")
+
+
+class IdentityRulesSerializer(serializers.Serializer):
+    priority = serializers.ListField(child=serializers.CharField())
+    limits = serializers.DictField(child=serializers.IntegerField())
+    blocklist = serializers.ListField(child=serializers.CharField(allow_blank=True))
+    custom_identifier_traits = serializers.ListField(child=serializers.CharField())
+    trait_strategies = serializers.DictField(child=serializers.CharField())
+    order_event = serializers.CharField()
+    version = serializers.IntegerField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
