@@ -126,7 +126,6 @@ def profile_facts(tenant: Tenant) -> dict[frozenset[tuple[str, str]], tuple[int,
 
 
 def run_parallel(workspace_id: int) -> None:
-
     errors: list[BaseException] = []
     start = threading.Barrier(WORKERS)
 
