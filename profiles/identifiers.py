@@ -32,7 +32,7 @@ def normalize_phone(value: str, default_region: str | None = None) -> str | None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def normalize(identifier_type: str, value: Any) -> str | None:
+def normalize(identifier_type: str, value: Any, phone_region: str | None = None) -> str | None:
     if value is None or isinstance(value, bool | dict | list):
         return None
     text = str(value).strip()
@@ -41,7 +41,7 @@ def normalize(identifier_type: str, value: Any) -> str | None:
     if identifier_type == EMAIL:
         return normalize_email(text)
     if identifier_type == PHONE:
-        return normalize_phone(text)
+        return normalize_phone(text, phone_region or None)
     return text
 
 

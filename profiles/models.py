@@ -320,6 +320,8 @@ class IdentityRules(models.Model):
     custom_identifier_traits = models.JSONField(default=list, blank=True)
     # trait key -> TraitStrategy value; traits not listed use MOST_RECENT
     trait_strategies = models.JSONField(default=dict, blank=True)
+    # ISO country used to read phone numbers written without a country code ("" = none)
+    phone_region = models.CharField(max_length=2, blank=True, default="")
     # the track event that counts as an order for the built-in computed traits
     order_event = models.CharField(max_length=255, default="Order Completed")
     version = models.PositiveIntegerField(default=1)
@@ -376,7 +378,9 @@ class Identity(models.Model):
     """An identifier node of the identity graph, attached to the profile it resolves to."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="identities", db_index=False
+    )
     # the profile this identifier was first attached to; a split moves it back to that side
     origin_profile_id = models.BigIntegerField()
     type = models.CharField(max_length=64)
@@ -391,6 +395,8 @@ class Identity(models.Model):
             )
         ]
         indexes = [
+            # per-profile look-ups, and counting a profile's identifiers of a limited type
+            models.Index(fields=["profile", "type"], name="identity_profile_type"),
             models.Index(
                 fields=["workspace", "value"],
                 name="identity_ws_value",

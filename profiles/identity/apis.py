@@ -70,7 +70,9 @@ class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
         """The profile's event timeline, newest first (by event time)."""
         profile = self._profile(pk)
         self.require("events.view")
-        rows = selectors.profile_events(profile=profile, event_type=request.query_params.get("type"))
+        rows = selectors.profile_events(
+            profile=profile, event_type=request.query_params.get("type")
+        )
         page = self.paginate_queryset(rows)
         events = selectors.events_for(list(page or []))
         return self.get_paginated_response(EventSerializer(events, many=True).data)

@@ -8,7 +8,7 @@ from typing import Any
 
 from profiles import identifiers
 from profiles.identity.rules import Rules
-from profiles.models import Event
+from profiles.pipeline.rows import EventLike as Event
 
 Key = tuple[str, str]  # (identifier type, normalised value)
 MAX_VALUE_LENGTH = 255
@@ -23,7 +23,7 @@ class EventIds:
 
 
 def _usable(value: Any, identifier_type: str, rules: Rules, out: EventIds) -> str | None:
-    normalized = identifiers.normalize(identifier_type, value)
+    normalized = identifiers.normalize(identifier_type, value, rules.phone_region)
     if normalized is None or len(normalized) > MAX_VALUE_LENGTH:
         return None
     if rules.blocked(normalized):

@@ -8,12 +8,16 @@ its own events."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from profiles.identity.rules import Rules
-from profiles.models import Event, Profile, TraitStrategy
+from profiles.models import Profile, TraitStrategy
+from profiles.pipeline.rows import EventLike as Event
 
 ENGAGEMENT_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 ENGAGEMENT_HALF_LIFE_DAYS = 14.0
@@ -135,6 +139,19 @@ class ProfileState:
         state.group_ids = list(state.group_ids or [])
         state.event_counts = dict(state.event_counts or {})
         state.revenue = Decimal(state.revenue or 0)
+        return state
+
+    @classmethod
+    def from_locked_row(cls, row: Sequence[Any]) -> ProfileState:
+        """From the resolver's lock query (JSON columns as text, decoded with orjson)."""
+        state = cls(pid=row[0])
+        state.traits = orjson.loads(row[2])
+        state.trait_times = orjson.loads(row[3])
+        state.group_ids = orjson.loads(row[4])
+        state.first_seen, state.last_seen, state.event_count = row[5], row[6], row[7]
+        state.event_counts = orjson.loads(row[8])
+        state.order_count, state.revenue = row[9], Decimal(row[10])
+        state.first_order_at, state.last_order_at, state.engagement_log2 = row[11:14]
         return state
 
     def root(self) -> ProfileState:

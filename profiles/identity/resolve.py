@@ -31,7 +31,8 @@ from profiles.identity import hooks
 from profiles.identity.extract import EventIds, Key, event_ids
 from profiles.identity.profile_state import ProfileState
 from profiles.identity.rules import Rules, load_rules
-from profiles.models import ConflictReason, Event, IdentityConflict, Profile, ProfileMerge
+from profiles.models import ConflictReason, IdentityConflict, ProfileMerge
+from profiles.pipeline.rows import EventLike as Event
 
 
 class IdentityRace(Exception):
@@ -67,23 +68,28 @@ JOIN unnest(%b::text[], %b::text[]) AS k(type, value)
 WHERE i.workspace_id = %b
 """
 
-_PROFILE_COLUMNS = (
-    "id, merged_into_id, traits, trait_times, group_ids, first_seen, last_seen, event_count, "
-    "event_counts, order_count, revenue, first_order_at, last_order_at, engagement_log2"
-)
-
-_INSERT_PROFILES = """
-INSERT INTO profiles_profile (
-    id, workspace_id, created_at, updated_at, traits, trait_times, group_ids, first_seen, last_seen,
-    event_count, event_counts, order_count, revenue, first_order_at, last_order_at,
-    engagement_log2, computed)
-SELECT id, %b, now(), now(), t::jsonb, tt::jsonb, g::jsonb, fs, ls, ec, ecs::jsonb, oc, rev,
-       fo, lo, eng, '{}'::jsonb
-FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
-            %b::timestamptz[], %b::bigint[], %b::text[], %b::int[], %b::numeric[],
-            %b::timestamptz[], %b::timestamptz[], %b::float8[])
-     AS r(id, t, tt, g, fs, ls, ec, ecs, oc, rev, fo, lo, eng)
+_LOCK_PROFILES = """
+SELECT id, merged_into_id, traits::text, trait_times::text, group_ids::text, first_seen,
+       last_seen, event_count, event_counts::text, order_count, revenue, first_order_at,
+       last_order_at, engagement_log2
+FROM profiles_profile WHERE id = ANY(%b) ORDER BY id FOR UPDATE
 """
+
+# the 15 columns of _state_columns(), in order
+_STATE_UNNEST = """unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
+            %b::timestamptz[], %b::bigint[], %b::text[], %b::int[], %b::numeric[],
+            %b::timestamptz[], %b::timestamptz[], %b::float8[], %b::bigint[], %b::timestamptz[])
+     AS r(id, t, tt, g, fs, ls, ec, ecs, oc, rev, fo, lo, eng, mi, ma)"""
+
+_INSERT_PROFILES = f"""
+INSERT INTO profiles_profile (
+    id, workspace_id, created_at, updated_at, traits, trait_times, group_ids, first_seen,
+    last_seen, event_count, event_counts, order_count, revenue, first_order_at, last_order_at,
+    engagement_log2, merged_into_id, merged_at, computed)
+SELECT id, %b, now(), now(), t::jsonb, tt::jsonb, g::jsonb, fs, ls, ec, ecs::jsonb, oc, rev,
+       fo, lo, eng, mi, ma, '{{}}'::jsonb
+FROM {_STATE_UNNEST}
+"""  # noqa: S608 - built from constants
 
 # ids are taken from the sequence first, so each new state knows its id without relying on
 # the order of RETURNING rows
@@ -91,17 +97,24 @@ _NEXT_PROFILE_IDS = (
     "SELECT nextval(pg_get_serial_sequence('profiles_profile', 'id')) FROM generate_series(1, %s)"
 )
 
-_UPDATE_PROFILES = """
+_UPDATE_PROFILES = f"""
 UPDATE profiles_profile p SET
     updated_at = now(), traits = r.t::jsonb, trait_times = r.tt::jsonb, group_ids = r.g::jsonb,
     first_seen = r.fs, last_seen = r.ls, event_count = r.ec, event_counts = r.ecs::jsonb,
     order_count = r.oc, revenue = r.rev, first_order_at = r.fo, last_order_at = r.lo,
     engagement_log2 = r.eng, merged_into_id = r.mi, merged_at = r.ma
-FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
-            %b::timestamptz[], %b::bigint[], %b::text[], %b::int[], %b::numeric[],
-            %b::timestamptz[], %b::timestamptz[], %b::float8[], %b::bigint[], %b::timestamptz[])
-     AS r(id, t, tt, g, fs, ls, ec, ecs, oc, rev, fo, lo, eng, mi, ma)
+FROM {_STATE_UNNEST}
 WHERE p.id = r.id
+"""  # noqa: S608 - built from constants
+
+_MOVE_IDENTITIES = """
+UPDATE profiles_identity i SET profile_id = m.w
+FROM unnest(%b::bigint[], %b::bigint[]) AS m(l, w) WHERE i.profile_id = m.l
+"""
+
+_MOVE_PROFILE_EVENTS = """
+UPDATE profiles_profileevent e SET profile_id = m.w
+FROM unnest(%b::bigint[], %b::bigint[]) AS m(l, w) WHERE e.profile_id = m.l
 """
 
 _INSERT_IDENTITIES = """
@@ -159,31 +172,33 @@ def move_profile_rows(*, winner_id: int, loser_id: int) -> None:
         cursor.execute(_MOVE_BLOCKS, {"w": winner_id, "l": loser_id})
 
 
+def _state_columns(s: ProfileState) -> tuple[Any, ...]:
+    # the direct winner, not the root: a split walks this tree to find what to restore
+    forward = s.forward.id if s.forward is not None else None
+    return (
+        s.id,
+        _json(s.traits),
+        _json(s.trait_times),
+        _json(s.group_ids),
+        s.first_seen,
+        s.last_seen,
+        s.event_count,
+        _json(s.event_counts),
+        s.order_count,
+        s.revenue,
+        s.first_order_at,
+        s.last_order_at,
+        s.engagement_log2,
+        forward,
+        s.merged_at,
+    )
+
+
 def update_profiles(states: list[ProfileState]) -> None:
     """Write working copies back (traits, aggregates, merge pointers), one statement."""
     columns: list[list[Any]] = [[] for _ in range(15)]
     for s in states:
-        # the direct winner, not the root: a split walks this tree to find what to restore
-        forward = s.forward.id if s.forward is not None else None
-        for index, value in enumerate(
-            (
-                s.id,
-                _json(s.traits),
-                _json(s.trait_times),
-                _json(s.group_ids),
-                s.first_seen,
-                s.last_seen,
-                s.event_count,
-                _json(s.event_counts),
-                s.order_count,
-                s.revenue,
-                s.first_order_at,
-                s.last_order_at,
-                s.engagement_log2,
-                forward,
-                s.merged_at,
-            )
-        ):
+        for index, value in enumerate(_state_columns(s)):
             columns[index].append(value)
     with server_cursor() as cursor:
         cursor.execute(_UPDATE_PROFILES, columns)
@@ -208,6 +223,16 @@ class _PendingIdentity:
     origin: ProfileState
     first_seen: datetime
     event_id: int
+
+
+@dataclass(slots=True)
+class _PendingMerge:
+    winner: ProfileState  # the direct winner (not necessarily the final root)
+    loser: ProfileState
+    event: Event
+    key: Key
+    rule: str
+    snapshot: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -236,6 +261,8 @@ class BatchResolver:
         self.pending_links: dict[tuple[Key, Key], tuple[int, datetime]] = {}
         self.assignments: list[tuple[Event, ProfileState, ProfileState]] = []
         self.conflicts: list[_PendingConflict] = []
+        self.merges: list[_PendingMerge] = []
+        self.moved: list[ProfileState] = []  # merged losers that had rows before this batch
         self.result = Resolution()
 
     # ---- reading and locking ------------------------------------------------------------
@@ -251,20 +278,16 @@ class BatchResolver:
         found = self._lookup(keys)
         profile_ids = sorted({pid for _, pid in found.values()})
         if profile_ids:
-            rows = list(
-                Profile.objects.raw(
-                    f"SELECT {_PROFILE_COLUMNS} FROM profiles_profile "  # noqa: S608
-                    "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                    [profile_ids],
-                )
-            )
-            if len(rows) != len(profile_ids) or any(r.merged_into_id for r in rows):
+            with server_cursor() as cursor:
+                cursor.execute(_LOCK_PROFILES, [profile_ids])
+                rows = cursor.fetchall()
+            if len(rows) != len(profile_ids) or any(row[1] for row in rows):
                 raise IdentityRace("a profile was merged after the look-up")
             # after the lock: the mapping must be what we read, or someone moved identities
             if self._lookup(keys) != found:
                 raise IdentityRace("identities changed between the look-up and the lock")
             for row in rows:
-                self.states[row.pk] = ProfileState.from_row(row)
+                self.states[row[0]] = ProfileState.from_locked_row(row)
             self._load_counts(profile_ids)
             self._load_blocks(profile_ids)
         for key, (iid, pid) in found.items():
@@ -439,42 +462,22 @@ class BatchResolver:
     def _merge(
         self, a: ProfileState, b: ProfileState, event: Event, key: Key, rule: str
     ) -> ProfileState:
+        """Merged in memory; the rows move in one statement per batch at flush time."""
         winner, loser = (a, b) if self._older(a, b) else (b, a)
-        self._materialise(winner)
-        self._materialise(loser)
-        assert winner.id is not None and loser.id is not None
+        if loser.id is not None:
+            self.moved.append(loser)
+            for pair in [p for p in self.blocks if loser.id in p]:
+                other_id = next(iter(pair - {loser.id}), None)
+                if other_id is not None and other_id != winner.id and winner.id is not None:
+                    self.blocks.add(frozenset((winner.id, other_id)))
         snapshot = {"traits": dict(loser.traits), "event_count": loser.event_count}
-        move_profile_rows(winner_id=winner.id, loser_id=loser.id)
-        for pair in [p for p in self.blocks if loser.id in p]:
-            other_id = next(iter(pair - {loser.id}), None)
-            if other_id is not None and other_id != winner.id:
-                self.blocks.add(frozenset((winner.id, other_id)))
         winner.absorb(loser, self.rules)
         loser.forward = winner
         loser.merged_at = self.now
         loser.dirty = True
-        ProfileMerge.objects.create(
-            workspace_id=self.workspace_id,
-            winner_id=winner.id,
-            loser_id=loser.id,
-            event_id=event.pk,
-            message_id=event.message_id,
-            identifiers=[{"type": key[0], "value": key[1]}],
-            rule=rule,
-            detail={"loser": snapshot},
-            created_at=self.now,
-        )
-        hooks.run_merge_hooks(self.workspace_id, winner.id, loser.id)
+        self.merges.append(_PendingMerge(winner, loser, event, key, rule, snapshot))
         self.result.merges += 1
         return winner
-
-    def _materialise(self, state: ProfileState) -> None:
-        """Give a new profile its row now (a merge needs real ids on both sides)."""
-        if state.id is not None:
-            return
-        self._insert_profiles([state])
-        self.new_states.remove(state)
-        self.states[state.id] = state  # type: ignore[index]
 
     # ---- writing ------------------------------------------------------------------------
 
@@ -482,36 +485,25 @@ class BatchResolver:
         with connection.cursor() as cursor:
             cursor.execute(_NEXT_PROFILE_IDS, [len(states)])
             ids = [row[0] for row in cursor.fetchall()]
-        columns: list[list[Any]] = [ids, *([] for _ in range(12))]
-        for s in states:
-            for index, value in enumerate(
-                (
-                    _json(s.traits),
-                    _json(s.trait_times),
-                    _json(s.group_ids),
-                    s.first_seen,
-                    s.last_seen,
-                    s.event_count,
-                    _json(s.event_counts),
-                    s.order_count,
-                    s.revenue,
-                    s.first_order_at,
-                    s.last_order_at,
-                    s.engagement_log2,
-                )
-            ):
-                columns[index + 1].append(value)
-        with server_cursor() as cursor:
-            cursor.execute(_INSERT_PROFILES, [self.workspace_id, *columns])
         for state, pid in zip(states, ids, strict=True):
             state.id = pid
+        columns: list[list[Any]] = [[] for _ in range(15)]
+        for s in states:
+            for index, value in enumerate(_state_columns(s)):
+                columns[index].append(value)
+        with server_cursor() as cursor:
+            cursor.execute(_INSERT_PROFILES, [self.workspace_id, *columns])
+        for state in states:
             state.dirty = False
         self.result.created += len(states)
 
     def _flush(self) -> None:
+        # new profiles first (those merged away in this batch too: their row is the evidence
+        # the merge record points at), with ids from the sequence
         fresh = [s for s in self.new_states if s.id is None]
         if fresh:
             self._insert_profiles(fresh)
+        self._flush_moves()
         dirty = [s for s in self.states.values() if s.dirty]
         if dirty:
             update_profiles(dirty)
@@ -519,6 +511,47 @@ class BatchResolver:
         self._flush_links()
         self._flush_assignments()
         self._flush_conflicts()
+        self._flush_merges()
+
+    def _flush_moves(self) -> None:
+        """Rows of profiles merged away in this batch move to their final survivor."""
+        if not self.moved:
+            return
+        losers = [s.id for s in self.moved]
+        roots = [s.root().id for s in self.moved]
+        with server_cursor() as cursor:
+            cursor.execute(_MOVE_IDENTITIES, [losers, roots])
+            cursor.execute(_MOVE_PROFILE_EVENTS, [losers, roots])
+        for state in self.moved:
+            if any(state.id in pair for pair in self.blocks):
+                assert state.id is not None
+                root_id = state.root().id
+                with connection.cursor() as cursor:
+                    cursor.execute(_MOVE_BLOCKS, {"w": root_id, "l": state.id})
+
+    def _flush_merges(self) -> None:
+        if not self.merges:
+            return
+        records = []
+        for m in self.merges:
+            assert m.winner.id is not None and m.loser.id is not None
+            records.append(
+                ProfileMerge(
+                    workspace_id=self.workspace_id,
+                    winner_id=m.winner.id,
+                    loser_id=m.loser.id,
+                    event_id=m.event.pk,
+                    message_id=m.event.message_id,
+                    identifiers=[{"type": m.key[0], "value": m.key[1]}],
+                    rule=m.rule,
+                    detail={"loser": m.snapshot},
+                    created_at=self.now,
+                )
+            )
+        ProfileMerge.objects.bulk_create(records)
+        for m in self.merges:
+            assert m.winner.id is not None and m.loser.id is not None
+            hooks.run_merge_hooks(self.workspace_id, m.winner.id, m.loser.id)
 
     def _flush_identities(self) -> None:
         if not self.pending_identities:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import phonenumbers
+
 from profiles import identifiers
 from profiles.models import IdentityRules, TraitStrategy
 
@@ -21,6 +23,7 @@ class Rules:
     custom_traits: tuple[str, ...]
     strategies: dict[str, str]
     order_event: str
+    phone_region: str = ""
     _rank: dict[str, int] = field(default_factory=dict)
 
     def rank(self, identifier_type: str) -> int:
@@ -51,6 +54,7 @@ def rules_from(row: IdentityRules) -> Rules:
         custom_traits=tuple(str(t) for t in row.custom_identifier_traits or []),
         strategies={str(k): str(v) for k, v in (row.trait_strategies or {}).items()},
         order_event=row.order_event,
+        phone_region=row.phone_region,
         _rank={t: i for i, t in enumerate(priority)},
     )
 
@@ -143,7 +147,15 @@ def validate_rules(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
             errors["order_event"] = "expected an event name (1–255 characters)"
         else:
             clean["order_event"] = value.strip()
+    if "phone_region" in data:
+        value = data["phone_region"]
+        regions = phonenumbers.SUPPORTED_REGIONS
+        if not isinstance(value, str) or (value and value.upper() not in regions):
+            errors["phone_region"] = "expected an ISO 3166 country code such as 'US', or ''"
+        else:
+            clean["phone_region"] = value.upper()
     unknown = set(data) - {
+        "phone_region",
         "priority",
         "limits",
         "blocklist",

@@ -126,9 +126,11 @@ def profile_merges(*, profile: Profile) -> QuerySet[ProfileMerge]:
 
 
 def profile_conflicts(*, profile: Profile) -> QuerySet[IdentityConflict]:
-    return IdentityConflict.objects.filter(workspace_id=profile.workspace_id).filter(
-        Q(profile=profile) | Q(other_profile=profile)
-    ).order_by("-id")
+    return (
+        IdentityConflict.objects.filter(workspace_id=profile.workspace_id)
+        .filter(Q(profile=profile) | Q(other_profile=profile))
+        .order_by("-id")
+    )
 
 
 def conflict_list(*, workspace: Workspace, reason: str | None = None) -> QuerySet[IdentityConflict]:

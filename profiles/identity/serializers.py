@@ -41,7 +41,9 @@ class ProfileSummarySerializer(serializers.ModelSerializer):
 
 
 class MergeSerializer(serializers.ModelSerializer):
-    split_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    split_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = ProfileMerge
@@ -117,5 +119,6 @@ class IdentityRulesSerializer(serializers.Serializer):
     custom_identifier_traits = serializers.ListField(child=serializers.CharField())
     trait_strategies = serializers.DictField(child=serializers.CharField())
     order_event = serializers.CharField()
+    phone_region = serializers.CharField(allow_blank=True)
     version = serializers.IntegerField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

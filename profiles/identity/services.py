@@ -32,6 +32,7 @@ from profiles.models import (
     ProfileMerge,
     SplitBlock,
 )
+from profiles.pipeline.rows import EventLike
 
 MAX_MERGE_CHAIN = 1000
 
@@ -58,17 +59,19 @@ def _exists(workspace_id: int, profile_id: int) -> bool:
     return Profile.objects.filter(workspace_id=workspace_id, pk=profile_id).exists()
 
 
-def _profile_events(profile_id: int) -> list[Event]:
+def _profile_events(profile_id: int) -> list[EventLike]:
     event_ids_ = ProfileEvent.objects.filter(profile_id=profile_id).values("event_id")
     return list(Event.objects.filter(id__in=event_ids_).order_by("timestamp", "id"))
 
 
-def profile_recompute(*, workspace_id: int, profile_ids: Iterable[int]) -> dict[int, list[Event]]:
+def profile_recompute(
+    *, workspace_id: int, profile_ids: Iterable[int]
+) -> dict[int, list[EventLike]]:
     """Rebuild traits and built-in aggregates of live profiles from their own events (after a
     split, or when identities were re-partitioned). Returns each profile's events."""
     rules = load_rules(workspace_id)
     states: list[ProfileState] = []
-    events_of: dict[int, list[Event]] = {}
+    events_of: dict[int, list[EventLike]] = {}
     for pid in sorted(set(profile_ids)):
         state = ProfileState(pid=pid)
         events_of[pid] = _profile_events(pid)
@@ -81,7 +84,7 @@ def profile_recompute(*, workspace_id: int, profile_ids: Iterable[int]) -> dict[
     return events_of
 
 
-def _recompute_computed(workspace_id: int, events_of: dict[int, list[Event]]) -> None:
+def _recompute_computed(workspace_id: int, events_of: dict[int, list[EventLike]]) -> None:
     from profiles.computed import services as computed
 
     computed.computed_traits_update_for_batch(Resolution(touched=events_of))
@@ -124,7 +127,7 @@ def _owners(workspace_id: int, keys: set[Key]) -> dict[Key, int]:
         return {(t, v): pid for t, v, pid in cursor.fetchall()}
 
 
-def _event_keys(event: Event, rules: Rules) -> list[Key]:
+def event_keys(event: Event, rules: Rules) -> list[Key]:
     ids = event_ids(event, rules)
     keys = list(ids.keys)
     if ids.previous_id:
@@ -140,7 +143,7 @@ def reassign_events(
 ) -> int:
     """Events follow the profile owning their highest-priority identifier: move those of
     `events` (now on from_profile) whose best owned identifier belongs to a candidate."""
-    keyed = [(event, _event_keys(event, rules)) for event in events]
+    keyed = [(event, event_keys(event, rules)) for event in events]
     owners = _owners(workspace_id, {k for _, keys in keyed for k in keys})
     moves: dict[int, list[int]] = {}
     for event, keys in keyed:
@@ -175,7 +178,9 @@ def profile_split(*, workspace: Workspace, merge_id: int, actor: Any = None) -> 
     identifiers and events, both sides are recomputed from their events, and the pair is
     kept apart from then on."""
     lock_workspaces([workspace.pk], exclusive=True)  # no pipeline batch may interleave
-    merge = ProfileMerge.objects.select_for_update().filter(workspace=workspace, pk=merge_id).first()
+    merge = (
+        ProfileMerge.objects.select_for_update().filter(workspace=workspace, pk=merge_id).first()
+    )
     if merge is None:
         raise NotFound(f"merge {merge_id} does not exist in this workspace")
     if merge.status != MergeStatus.ACTIVE:

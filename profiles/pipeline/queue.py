@@ -13,14 +13,14 @@ import psycopg
 from django.db import OperationalError, connection, transaction
 
 from profiles.identity.resolve import IdentityRace, Resolution, lock_workspaces
-from profiles.models import Event
+from profiles.pipeline.rows import EventLike, load_events
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class Batch:
-    events: list[Event]
+    events: list[EventLike]
     resolution: Resolution = field(default_factory=Resolution)
 
 
@@ -36,7 +36,18 @@ def _stages() -> list[Stage]:
     from profiles.pipeline import stats
 
     def identity(batch: Batch) -> None:
-        batch.resolution = resolve.resolve(batch.events)
+        # A race usually means another worker just merged or created what we read; it has
+        # committed by the time we see it, so re-reading inside a savepoint (which also drops
+        # the row locks taken) mostly succeeds. Persistent races go to the exclusive re-run.
+        for attempt in range(SAVEPOINT_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    batch.resolution = resolve.resolve(batch.events)
+                return
+            except Exception as exc:
+                if not _retryable(exc) or attempt == SAVEPOINT_ATTEMPTS - 1:
+                    raise
+                counters["savepoint_retries"] += 1
 
     return [identity, computed_stage.update, lambda batch: stats.record(batch.events)]
 
@@ -50,8 +61,9 @@ FOR UPDATE SKIP LOCKED
 """
 
 MAX_ATTEMPTS = 4
+SAVEPOINT_ATTEMPTS = 3
 # process-wide counters, for logs, tests and the benchmark
-stats = {"races": 0}
+counters = {"races": 0, "savepoint_retries": 0}
 
 
 def _retryable(exc: Exception) -> bool:
@@ -74,7 +86,7 @@ def process_batch(*, workspace_id: int | None = None, batch_size: int = 1000) ->
         except Exception as exc:
             if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:
                 raise
-            stats["races"] += 1
+            counters["races"] += 1
             logger.info("identity race (%s); re-running the batch exclusively", exc)
     return 0  # unreachable
 
@@ -88,7 +100,7 @@ def _process_once(workspace_id: int | None, batch_size: int, *, exclusive: bool)
             ids = [row[0] for row in cursor.fetchall()]
         if not ids:
             return 0
-        events = list(Event.objects.filter(id__in=ids).order_by("id"))
+        events: list[EventLike] = list(load_events(ids))
         lock_workspaces([e.workspace_id for e in events], exclusive=exclusive)
         batch = Batch(events)
         for stage in _stages():

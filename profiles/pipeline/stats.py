@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 from django.db import connection
 
-from profiles.models import Event, PropertyKind
+from profiles.models import PropertyKind
+from profiles.pipeline.rows import EventLike as Event
 
 MAX_DEPTH = 3
 MAX_PATHS_PER_EVENT = 200

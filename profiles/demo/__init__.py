@@ -1,0 +1,1 @@
+"""Realistic demo data built on real data sets (see cdp/datasets.py)."""
