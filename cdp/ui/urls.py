@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from cdp.ui import views
+from cdp.ui import profile_views, views
 
 urlpatterns = [
     path("", views.home, name="ui-home"),
@@ -22,7 +22,13 @@ urlpatterns = [
         views.source_revoke_key,
         name="ui-source-revoke-key",
     ),
+    path("profiles/", profile_views.profile_list, name="ui-profiles"),
+    path("profiles/merges/", profile_views.merge_log, name="ui-identity-merges"),
+    path("profiles/conflicts/", profile_views.conflict_log, name="ui-identity-conflicts"),
+    path("profiles/<int:profile_id>/", profile_views.profile_detail, name="ui-profile"),
+    path("profiles/<int:profile_id>/split/", profile_views.profile_split, name="ui-profile-split"),
     path("debugger/", views.debugger, name="ui-debugger"),
     path("schema/", views.schema, name="ui-schema"),
     path("settings/", views.settings_page, name="ui-settings"),
+    path("settings/identity/", profile_views.identity_rules, name="ui-identity-rules"),
 ]

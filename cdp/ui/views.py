@@ -255,5 +255,9 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "settings.html",
-        {"tokens": tokens, "role": access.role_of(request.user, workspace)},
+        {
+            "tokens": tokens,
+            "role": access.role_of(request.user, workspace),
+            "can_view_rules": access.can(request.user, workspace, "identity_rules.view"),
+        },
     )
