@@ -326,6 +326,8 @@ class IdentityRules(models.Model):
     order_event = models.CharField(max_length=255, default="Order Completed")
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(default=timezone.now)
+    # the report of the latest full identity-graph rebuild (or dry run), for the rules page
+    last_rebuild = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"identity rules of {self.workspace_id}"

@@ -431,6 +431,7 @@ def _rules_from_post(post: Any, known_types: list[str], blocks_empty: bool) -> d
         "custom_identifier_traits": _lines(post.get("custom_identifier_traits", "")),
         "trait_strategies": strategies,
         "order_event": post.get("order_event", ""),
+        "phone_region": post.get("phone_region", "").strip(),
     }
 
 
@@ -460,6 +461,7 @@ def identity_rules(request: HttpRequest) -> HttpResponse:
         "custom_identifier_traits": list(row.custom_identifier_traits),
         "trait_strategies": dict(row.trait_strategies),
         "order_event": row.order_event,
+        "phone_region": row.phone_region,
     }
     errors: dict[str, Any] = {"limits": {}, "trait_strategies": {}}
     status = 200
@@ -490,9 +492,26 @@ def identity_rules(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "identity/rules.html",
-        _rules_context(current, errors, can_manage, row.version, row.updated_at),
+        {
+            **_rules_context(current, errors, can_manage, row.version, row.updated_at),
+            "last_rebuild": row.last_rebuild,
+        },
         status=status,
     )
+
+
+@login_required
+@require_POST
+def identity_rebuild(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "identity_rules.manage")
+    dry_run = request.POST.get("dry_run") == "1"
+    services.identity_rebuild_request(workspace=workspace, dry_run=dry_run, actor=request.user)
+    messages.success(
+        request,
+        ("A dry run" if dry_run else "A rebuild")
+        + " of the identity graph is queued; its report appears below when a worker has run it.",
+    )
+    return redirect("ui-identity-rules")
 
 
 def _known_types(current: dict[str, Any]) -> list[str]:
@@ -542,6 +561,7 @@ def _rules_context(
         "strategies": strategies,
         "strategy_choices": TraitStrategy.choices,
         "order_event": current["order_event"],
+        "phone_region": current.get("phone_region", ""),
         "errors": errors,
         "can_manage": can_manage,
         "version": version,

@@ -31,4 +31,5 @@ urlpatterns = [
     path("schema/", views.schema, name="ui-schema"),
     path("settings/", views.settings_page, name="ui-settings"),
     path("settings/identity/", profile_views.identity_rules, name="ui-identity-rules"),
+    path("settings/identity/rebuild/", profile_views.identity_rebuild, name="ui-identity-rebuild"),
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -163,3 +163,27 @@ class MergeViewSet(CapabilityMixin, viewsets.GenericViewSet):
         )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(MergeSerializer(page, many=True).data)
+
+
+class RebuildSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=False)
+
+
+class IdentityRebuildView(CapabilityMixin, APIView):
+    """The full identity-graph rebuild (connected components with limit-aware splitting).
+    POST queues it (202); GET returns the report of the latest run."""
+
+    def get(self, request: Request) -> Response:
+        self.require("identity_rules.view")
+        return Response(rules_row(self.workspace.pk).last_rebuild or {})
+
+    @extend_schema(request=RebuildSerializer, responses={202: dict})
+    def post(self, request: Request) -> Response:
+        self.require("identity_rules.manage")
+        serializer = RebuildSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        dry_run = serializer.validated_data["dry_run"]
+        services.identity_rebuild_request(
+            workspace=self.workspace, dry_run=dry_run, actor=request.user
+        )
+        return Response({"queued": True, "dry_run": dry_run}, status=status.HTTP_202_ACCEPTED)

@@ -279,7 +279,7 @@ class BatchResolver:
         profile_ids = sorted({pid for _, pid in found.values()})
         if profile_ids:
             with server_cursor() as cursor:
-                cursor.execute(_LOCK_PROFILES, [profile_ids])
+                cursor.execute(_LOCK_PROFILES, [profile_ids], binary=True)
                 rows = cursor.fetchall()
             if len(rows) != len(profile_ids) or any(row[1] for row in rows):
                 raise IdentityRace("a profile was merged after the look-up")

@@ -297,3 +297,28 @@ def identity_rules_update(
     row.save()
     audit(workspace=workspace, actor=actor, action="identity_rules.update", detail=clean)
     return row
+
+
+def identity_rebuild_request(*, workspace: Workspace, dry_run: bool, actor: Any = None) -> None:
+    """Queue a full identity-graph rebuild (or a dry run) of the workspace."""
+    from profiles.identity.tasks import identity_graph_rebuild_task
+
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="identity.rebuild_requested",
+        detail={"dry_run": dry_run},
+    )
+    transaction.on_commit(
+        lambda: identity_graph_rebuild_task.apply_async(
+            kwargs={"workspace_id": workspace.pk, "apply": not dry_run}
+        )
+    )
+
+
+def identity_rebuild_record(*, workspace_id: int, report: dict[str, Any]) -> None:
+    """Keep the latest rebuild report where the rules page can show it."""
+    rules_row(workspace_id)
+    IdentityRules.objects.filter(workspace_id=workspace_id).update(
+        last_rebuild={**report, "finished_at": timezone.now().isoformat()}
+    )

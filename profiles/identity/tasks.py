@@ -10,6 +10,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from profiles.identity.rebuild import identity_graph_rebuild
+from profiles.identity.services import identity_rebuild_record
 
 logger = logging.getLogger(__name__)
 
@@ -32,4 +33,6 @@ def identity_graph_rebuild_task(self, workspace_id: int, apply: bool = True) -> 
         report.splits,
         report.seconds,
     )
-    return report.as_dict()
+    data = report.as_dict()
+    identity_rebuild_record(workspace_id=workspace_id, report=data)
+    return data

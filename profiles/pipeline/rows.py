@@ -109,5 +109,5 @@ def load_events(ids: Sequence[int]) -> list[EventRow]:
     if not ids:
         return []
     with server_cursor() as cursor:
-        cursor.execute(_SELECT, [list(ids)])
+        cursor.execute(_SELECT, [list(ids)], binary=True)  # C loaders for timestamps
         return [EventRow(row) for row in cursor.fetchall()]

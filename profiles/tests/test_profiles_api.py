@@ -211,3 +211,25 @@ def test_strategies_and_custom_identifiers(tenant_a: Tenant, client: Client) -> 
     [profile] = Profile.objects.filter(workspace=tenant_a.workspace, merged_into=None)
     assert profile.traits == {"points": 12, "signup": "march", "nick": "zed", "loyalty_id": "L-77"}
     assert profile.identities.filter(type="loyalty_id", value="L-77").exists()
+
+
+def test_rebuild_is_queued_and_reported(
+    tenant_a: Tenant, people: dict[str, int], django_capture_on_commit_callbacks: Any
+) -> None:
+    from profiles.identity.tasks import identity_graph_rebuild_task
+
+    assert get(tenant_a, "/api/v1/identity/rebuild/").json() == {}
+    assert tenant_a.api(Role.MARKETER).post("/api/v1/identity/rebuild/", {}).status_code == 403
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = tenant_a.api().post(
+            "/api/v1/identity/rebuild/", {"dry_run": True}, content_type="application/json"
+        )
+    assert response.status_code == 202 and response.json()["dry_run"] is True
+    assert len(callbacks) == 1
+    # what the worker runs
+    identity_graph_rebuild_task.apply(
+        kwargs={"workspace_id": tenant_a.workspace.pk, "apply": False}
+    )
+    report = get(tenant_a, "/api/v1/identity/rebuild/").json()
+    assert report["applied"] is False and report["profiles_before"] == 3
+    assert report["merges"]["count"] == 0 and "finished_at" in report
