@@ -22,6 +22,8 @@ CAPABILITIES: dict[str, set[str]] = {
     "server_keys.manage": {Role.OWNER, Role.ADMIN},
     "tokens.own": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
     "privacy.manage": {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER},
+    "computed_traits.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "computed_traits.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "profiles.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
     "profiles.split": {Role.OWNER, Role.ADMIN},
     "identity_rules.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},

@@ -112,6 +112,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "profiles.tasks.sweep_pending_events",
         "schedule": env_int("CDP_SWEEP_SECONDS", 15),
     },
+    "computed-traits-windows": {
+        "task": "profiles.tasks.computed_traits_refresh_windows",
+        "schedule": env_int("CDP_COMPUTED_WINDOWS_SECONDS", 300),
+    },
+    "builtin-traits": {
+        "task": "profiles.tasks.builtin_traits_refresh_all",
+        "schedule": env_int("CDP_BUILTIN_TRAITS_SECONDS", 3600),
+    },
 }
 
 CACHES = {

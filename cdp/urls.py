@@ -6,8 +6,9 @@ from rest_framework.routers import SimpleRouter
 from cdp import apis as cdp_apis
 from cdp.ui import urls as ui_urls
 from profiles import apis as profile_apis
-from profiles.identity import apis as identity_apis
 from profiles.collector import urls as collector_urls
+from profiles.computed import apis as computed_apis
+from profiles.identity import apis as identity_apis
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -20,6 +21,7 @@ router = OptionalSlashRouter()
 router.register("sources", profile_apis.SourceViewSet, basename="source")
 router.register("events", profile_apis.EventViewSet, basename="event")
 router.register("failed-events", profile_apis.FailedEventViewSet, basename="failed-event")
+router.register("computed-traits", computed_apis.ComputedTraitViewSet, basename="computed-trait")
 router.register("profiles", identity_apis.ProfileViewSet, basename="profile")
 router.register("identity/conflicts", identity_apis.ConflictViewSet, basename="identity-conflict")
 router.register("identity/merges", identity_apis.MergeViewSet, basename="identity-merge")
@@ -37,6 +39,11 @@ api_v1 = [
     path("members/", cdp_apis.MemberListView.as_view(), name="api-members"),
     path("schema/observed/", profile_apis.SchemaView.as_view(), name="api-observed-schema"),
     path("identity/rules/", identity_apis.IdentityRulesView.as_view(), name="api-identity-rules"),
+    path(
+        "identity/rebuild/",
+        identity_apis.IdentityRebuildView.as_view(),
+        name="api-identity-rebuild",
+    ),
     *router.urls,
 ]
 

@@ -444,6 +444,12 @@ class ProfileEvent(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["profile", "-timestamp", "-event_id"], name="pevent_profile_ts"),
+            # "who did event X in the window" (windowed computed traits, segment conditions)
+            models.Index(
+                fields=["workspace_id", "event", "timestamp"],
+                name="pevent_ws_track_ts",
+                condition=models.Q(type="track"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -45,6 +45,7 @@ class Resolution:
 
     profile_of: dict[int, int] = field(default_factory=dict)  # event id -> profile id
     touched: dict[int, list[Event]] = field(default_factory=dict)  # profile id -> its events
+    merged: set[int] = field(default_factory=set)  # survivors of merges: all their events moved
     merges: int = 0
     conflicts: int = 0
     created: int = 0
@@ -549,6 +550,7 @@ class BatchResolver:
                 )
             )
         ProfileMerge.objects.bulk_create(records)
+        self.result.merged.update(pid for m in self.merges if (pid := m.winner.root().id))
         for m in self.merges:
             assert m.winner.id is not None and m.loser.id is not None
             hooks.run_merge_hooks(self.workspace_id, m.winner.id, m.loser.id)
@@ -644,6 +646,7 @@ def resolve(events: Sequence[Event]) -> Resolution:
         total.profile_of.update(part.profile_of)
         for pid, evs in part.touched.items():
             total.touched.setdefault(pid, []).extend(evs)
+        total.merged |= part.merged
         total.merges += part.merges
         total.conflicts += part.conflicts
         total.created += part.created

@@ -17,7 +17,6 @@ from profiles.identity import hooks
 from profiles.identity.extract import Key, event_ids
 from profiles.identity.profile_state import ProfileState
 from profiles.identity.resolve import (
-    Resolution,
     lock_workspaces,
     move_profile_rows,
     update_profiles,
@@ -87,7 +86,9 @@ def profile_recompute(
 def _recompute_computed(workspace_id: int, events_of: dict[int, list[EventLike]]) -> None:
     from profiles.computed import services as computed
 
-    computed.computed_traits_update_for_batch(Resolution(touched=events_of))
+    computed.computed_traits_recompute_profiles(
+        workspace_id=workspace_id, profile_ids=list(events_of)
+    )
 
 
 def _subtree(profile_id: int) -> list[int]:
