@@ -29,7 +29,7 @@ def person_stream(seed: int) -> tuple[list[dict[str, Any]], dict[tuple[str, str]
     (the final partition is then unique whatever the processing order)."""
     rng = random.Random(seed)
     owner: dict[tuple[str, str], int] = {}
-    people = []
+    people: list[dict[str, Any]] = []
     for p in range(PEOPLE):
         ids = {
             "userId": f"user-{p}",
