@@ -31,13 +31,14 @@ def person_stream(seed: int) -> tuple[list[dict[str, Any]], dict[tuple[str, str]
     owner: dict[tuple[str, str], int] = {}
     people: list[dict[str, Any]] = []
     for p in range(PEOPLE):
-        ids = {
-            "userId": f"user-{p}",
-            "anon": [f"anon-{p}-{k}" for k in range(3)],
-            "email": f"person{p}@example.com",
-            "device": f"device-{p}",
-        }
-        people.append(ids)
+        people.append(
+            {
+                "userId": f"user-{p}",
+                "anon": [f"anon-{p}-{k}" for k in range(3)],
+                "email": f"person{p}@example.com",
+                "device": f"device-{p}",
+            }
+        )
     events = []
     for n in range(EVENTS):
         p = rng.randrange(PEOPLE)
