@@ -3,9 +3,12 @@ client-side parameter quoting costs more than the query (bulk unnest inserts and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
 
+import orjson
 import psycopg
 from django.db import connection
 
@@ -17,3 +20,25 @@ def server_cursor() -> Iterator[psycopg.Cursor]:
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         yield cursor
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def json_rows(rows: Iterable[Sequence[Any]]) -> str:
+    """Many rows as ONE text parameter (a JSON array of arrays). Postgres unpacks it in C with
+    json_rows_select(); psycopg's Python-level array dumping cost more than the statements."""
+    return orjson.dumps(list(rows), default=_json_default).decode()
+
+
+def json_rows_select(columns: Sequence[tuple[str, str]], param: str = "%s") -> str:
+    """`SELECT (r->>0)::bigint AS id, (r->1)::jsonb AS traits, … FROM json_array_elements(…)`
+    for rows sent with json_rows(); `columns` are (name, SQL type) pairs of constants."""
+    parts = [
+        f"(r->{i})::jsonb AS {name}" if kind == "jsonb" else f"(r->>{i})::{kind} AS {name}"
+        for i, (name, kind) in enumerate(columns)
+    ]
+    return f"SELECT {', '.join(parts)} FROM json_array_elements({param}::json) AS x(r)"  # noqa: S608

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from django.db import connection
 from django.utils import timezone
 
-from cdp.db import server_cursor
+from cdp.db import json_rows, json_rows_select, server_cursor
 from profiles import identifiers
 from profiles.identity import hooks
 from profiles.identity.extract import EventIds, Key, event_ids
@@ -61,13 +60,13 @@ def lock_workspaces(workspace_ids: Sequence[int], *, exclusive: bool) -> None:
 
 IDENTITY_LOCK_NAMESPACE = 7301
 
-_LOOKUP = """
+_LOOKUP = f"""
 SELECT i.id, i.type, i.value, i.profile_id
 FROM profiles_identity i
-JOIN unnest(%b::text[], %b::text[]) AS k(type, value)
+JOIN ({json_rows_select([("type", "text"), ("value", "text")])}) AS k
   ON i.type = k.type AND i.value = k.value
-WHERE i.workspace_id = %b
-"""
+WHERE i.workspace_id = %s
+"""  # noqa: S608 - built from constants
 
 _LOCK_PROFILES = """
 SELECT id, merged_into_id, traits::text, trait_times::text, group_ids::text, first_seen,
@@ -77,19 +76,35 @@ FROM profiles_profile WHERE id = ANY(%b) ORDER BY id FOR UPDATE
 """
 
 # the 15 columns of _state_columns(), in order
-_STATE_UNNEST = """unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
-            %b::timestamptz[], %b::bigint[], %b::text[], %b::int[], %b::numeric[],
-            %b::timestamptz[], %b::timestamptz[], %b::float8[], %b::bigint[], %b::timestamptz[])
-     AS r(id, t, tt, g, fs, ls, ec, ecs, oc, rev, fo, lo, eng, mi, ma)"""
+# the 15 values of _state_columns(), in order
+_STATE_ROWS = json_rows_select(
+    [
+        ("id", "bigint"),
+        ("t", "jsonb"),
+        ("tt", "jsonb"),
+        ("g", "jsonb"),
+        ("fs", "timestamptz"),
+        ("ls", "timestamptz"),
+        ("ec", "bigint"),
+        ("ecs", "jsonb"),
+        ("oc", "int"),
+        ("rev", "numeric"),
+        ("fo", "timestamptz"),
+        ("lo", "timestamptz"),
+        ("eng", "float8"),
+        ("mi", "bigint"),
+        ("ma", "timestamptz"),
+    ]
+)
 
 _INSERT_PROFILES = f"""
 INSERT INTO profiles_profile (
     id, workspace_id, created_at, updated_at, traits, trait_times, group_ids, first_seen,
     last_seen, event_count, event_counts, order_count, revenue, first_order_at, last_order_at,
     engagement_log2, merged_into_id, merged_at, computed)
-SELECT id, %b, now(), now(), t::jsonb, tt::jsonb, g::jsonb, fs, ls, ec, ecs::jsonb, oc, rev,
-       fo, lo, eng, mi, ma, '{{}}'::jsonb
-FROM {_STATE_UNNEST}
+SELECT id, %s, now(), now(), t, tt, g, fs, ls, ec, ecs, oc, rev, fo, lo, eng, mi, ma,
+       '{{}}'::jsonb
+FROM ({_STATE_ROWS}) AS r
 """  # noqa: S608 - built from constants
 
 # ids are taken from the sequence first, so each new state knows its id without relying on
@@ -100,11 +115,11 @@ _NEXT_PROFILE_IDS = (
 
 _UPDATE_PROFILES = f"""
 UPDATE profiles_profile p SET
-    updated_at = now(), traits = r.t::jsonb, trait_times = r.tt::jsonb, group_ids = r.g::jsonb,
-    first_seen = r.fs, last_seen = r.ls, event_count = r.ec, event_counts = r.ecs::jsonb,
+    updated_at = now(), traits = r.t, trait_times = r.tt, group_ids = r.g,
+    first_seen = r.fs, last_seen = r.ls, event_count = r.ec, event_counts = r.ecs,
     order_count = r.oc, revenue = r.rev, first_order_at = r.fo, last_order_at = r.lo,
     engagement_log2 = r.eng, merged_into_id = r.mi, merged_at = r.ma
-FROM {_STATE_UNNEST}
+FROM ({_STATE_ROWS}) AS r
 WHERE p.id = r.id
 """  # noqa: S608 - built from constants
 
@@ -118,31 +133,41 @@ UPDATE profiles_profileevent e SET profile_id = m.w
 FROM unnest(%b::bigint[], %b::bigint[]) AS m(l, w) WHERE e.profile_id = m.l
 """
 
-_INSERT_IDENTITIES = """
+_INSERT_IDENTITIES = f"""
 INSERT INTO profiles_identity (
     workspace_id, profile_id, origin_profile_id, type, value, first_seen, first_event_id)
-SELECT %b, p, o, t, v, fs, e
-FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::timestamptz[],
-            %b::bigint[]) AS r(p, o, t, v, fs, e)
+SELECT %s, p, o, t, v, fs, e
+FROM ({
+    json_rows_select(
+        [
+            ("p", "bigint"),
+            ("o", "bigint"),
+            ("t", "text"),
+            ("v", "text"),
+            ("fs", "timestamptz"),
+            ("e", "bigint"),
+        ]
+    )
+}) AS r
 ON CONFLICT (workspace_id, type, value) DO NOTHING
 RETURNING id, type, value
-"""
+"""  # noqa: S608 - built from constants
 
-_INSERT_LINKS = """
+_LINK_ROWS = json_rows_select(
+    [("a", "bigint"), ("b", "bigint"), ("e", "bigint"), ("fs", "timestamptz")]
+)
+_INSERT_LINKS = f"""
 INSERT INTO profiles_identitylink (workspace_id, a_id, b_id, first_event_id, first_seen)
-SELECT %b, a, b, e, fs
-FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[]) AS r(a, b, e, fs)
+SELECT %s, a, b, e, fs
+FROM ({_LINK_ROWS}) AS r
 ON CONFLICT (a_id, b_id) DO NOTHING
-"""
+"""  # noqa: S608 - built from constants
 
-_INSERT_PROFILE_EVENTS = """
-INSERT INTO profiles_profileevent (
-    event_id, workspace_id, profile_id, origin_profile_id, "timestamp", type, event)
-SELECT e, %b, p, o, ts, ty, n
-FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::text[],
-            %b::text[]) AS r(e, p, o, ts, ty, n)
-ON CONFLICT (event_id) DO NOTHING
-"""
+_COPY_PROFILE_EVENTS = (
+    "COPY profiles_profileevent "
+    '(event_id, workspace_id, profile_id, origin_profile_id, "timestamp", type, event) '
+    "FROM STDIN"
+)
 
 
 _MOVE_BLOCKS = """
@@ -178,13 +203,13 @@ def _state_columns(s: ProfileState) -> tuple[Any, ...]:
     forward = s.forward.id if s.forward is not None else None
     return (
         s.id,
-        _json(s.traits),
-        _json(s.trait_times),
-        _json(s.group_ids),
+        s.traits,
+        s.trait_times,
+        s.group_ids,
         s.first_seen,
         s.last_seen,
         s.event_count,
-        _json(s.event_counts),
+        s.event_counts,
         s.order_count,
         s.revenue,
         s.first_order_at,
@@ -197,16 +222,8 @@ def _state_columns(s: ProfileState) -> tuple[Any, ...]:
 
 def update_profiles(states: list[ProfileState]) -> None:
     """Write working copies back (traits, aggregates, merge pointers), one statement."""
-    columns: list[list[Any]] = [[] for _ in range(15)]
-    for s in states:
-        for index, value in enumerate(_state_columns(s)):
-            columns[index].append(value)
     with server_cursor() as cursor:
-        cursor.execute(_UPDATE_PROFILES, columns)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+        cursor.execute(_UPDATE_PROFILES, [json_rows(_state_columns(s) for s in states)])
 
 
 def event_name(event: Event) -> str:
@@ -272,7 +289,7 @@ class BatchResolver:
         if not keys:
             return {}
         with server_cursor() as cursor:
-            cursor.execute(_LOOKUP, [[k[0] for k in keys], [k[1] for k in keys], self.workspace_id])
+            cursor.execute(_LOOKUP, [json_rows(keys), self.workspace_id])
             return {(t, v): (iid, pid) for iid, t, v, pid in cursor.fetchall()}
 
     def _load(self, keys: list[Key]) -> None:
@@ -311,6 +328,14 @@ class BatchResolver:
 
     def _load_blocks(self, profile_ids: list[int]) -> None:
         with connection.cursor() as cursor:
+            # most workspaces never split a merge: one cheap probe instead of an array scan
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM profiles_splitblock WHERE workspace_id = %s)",
+                [self.workspace_id],
+            )
+            row = cursor.fetchone()
+            if not row or not row[0]:
+                return
             cursor.execute(
                 "SELECT profile_a_id, profile_b_id FROM profiles_splitblock "
                 "WHERE profile_a_id = ANY(%s) OR profile_b_id = ANY(%s)",
@@ -488,12 +513,11 @@ class BatchResolver:
             ids = [row[0] for row in cursor.fetchall()]
         for state, pid in zip(states, ids, strict=True):
             state.id = pid
-        columns: list[list[Any]] = [[] for _ in range(15)]
-        for s in states:
-            for index, value in enumerate(_state_columns(s)):
-                columns[index].append(value)
         with server_cursor() as cursor:
-            cursor.execute(_INSERT_PROFILES, [self.workspace_id, *columns])
+            cursor.execute(
+                _INSERT_PROFILES,
+                [self.workspace_id, json_rows(_state_columns(s) for s in states)],
+            )
         for state in states:
             state.dirty = False
         self.result.created += len(states)
@@ -565,12 +589,17 @@ class BatchResolver:
                 _INSERT_IDENTITIES,
                 [
                     self.workspace_id,
-                    [p.state.root().id for p in rows],
-                    [p.origin.id for p in rows],
-                    [p.key[0] for p in rows],
-                    [p.key[1] for p in rows],
-                    [p.first_seen for p in rows],
-                    [p.event_id for p in rows],
+                    json_rows(
+                        (
+                            p.state.root().id,
+                            p.origin.id,
+                            p.key[0],
+                            p.key[1],
+                            p.first_seen,
+                            p.event_id,
+                        )
+                        for p in rows
+                    ),
                 ],
             )
             inserted = cursor.fetchall()
@@ -580,34 +609,41 @@ class BatchResolver:
             self.identity_ids[(kind, value)] = iid
 
     def _flush_links(self) -> None:
-        a_ids, b_ids, event_ids_, times = [], [], [], []
+        links = []
         for (a, b), (event_id, ts) in sorted(self.pending_links.items()):
             ia, ib = self.identity_ids.get(a), self.identity_ids.get(b)
             if ia is None or ib is None or ia == ib:
                 continue  # an identifier refused by a limit was never stored
-            a_ids.append(min(ia, ib))
-            b_ids.append(max(ia, ib))
-            event_ids_.append(event_id)
-            times.append(ts)
-        if a_ids:
+            links.append((min(ia, ib), max(ia, ib), event_id, ts))
+        if links:
             with server_cursor() as cursor:
-                cursor.execute(_INSERT_LINKS, [self.workspace_id, a_ids, b_ids, event_ids_, times])
+                cursor.execute(_INSERT_LINKS, [self.workspace_id, json_rows(links)])
 
     def _flush_assignments(self) -> None:
         if not self.assignments:
             return
-        columns: list[list[Any]] = [[] for _ in range(6)]
+        rows = []
         for event, state, origin in self.assignments:
             profile_id = state.root().id
             assert profile_id is not None and origin.id is not None
-            for index, value in enumerate(
-                (event.pk, profile_id, origin.id, event.timestamp, event.type, event_name(event))
-            ):
-                columns[index].append(value)
+            rows.append(
+                (
+                    event.pk,
+                    self.workspace_id,
+                    profile_id,
+                    origin.id,
+                    event.timestamp,
+                    event.type,
+                    event_name(event),
+                )
+            )
             self.result.profile_of[event.pk] = profile_id
             self.result.touched.setdefault(profile_id, []).append(event)
-        with server_cursor() as cursor:
-            cursor.execute(_INSERT_PROFILE_EVENTS, [self.workspace_id, *columns])
+        # COPY, not INSERT … ON CONFLICT: the events' claims are deleted in this transaction,
+        # so no event reaches this point twice
+        with server_cursor() as cursor, cursor.copy(_COPY_PROFILE_EVENTS) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _flush_conflicts(self) -> None:
         if not self.conflicts:

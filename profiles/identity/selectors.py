@@ -32,7 +32,7 @@ def _identity_order(workspace_id: int) -> Any:
 def profile_list(
     *, workspace: Workspace, identifier: str | None = None, q: str | None = None
 ) -> QuerySet[Profile]:
-    """Live profiles, most recently seen first; `identifier` is an exact "<type>:<value>",
+    """Live profiles, newest first; `identifier` is an exact "<type>:<value>",
     `q` matches any identifier's value exactly or by prefix (after normalising it as an
     email or a phone number too)."""
     profiles = Profile.objects.filter(workspace=workspace, merged_into__isnull=True)
@@ -45,7 +45,7 @@ def profile_list(
         profiles = profiles.filter(pk__in=owners.values("profile_id"))
     if q and q.strip():
         profiles = profiles.filter(pk__in=_search_ids(workspace, q.strip()))
-    return profiles.order_by("-last_seen", "-id").prefetch_related(
+    return profiles.order_by("-id").prefetch_related(
         Prefetch("identities", queryset=Identity.objects.order_by("id"))
     )
 
