@@ -186,6 +186,8 @@ CDP_DEFAULT_RATE_LIMIT = env_int("CDP_DEFAULT_RATE_LIMIT", 100_000)  # events/s 
 CDP_KEY_CACHE_SECONDS = env_int("CDP_KEY_CACHE_SECONDS", 5)
 CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
 CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
+# concurrent pipeline drains of one workspace (more collide on the same people's identities)
+CDP_DRAINS_PER_WORKSPACE = env_int("CDP_DRAINS_PER_WORKSPACE", 1)
 CDP_SUPPRESSION_HMAC_KEY = env_str("CDP_SUPPRESSION_HMAC_KEY", "") or SECRET_KEY
 
 LOGGING = {

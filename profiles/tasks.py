@@ -1,22 +1,33 @@
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from redis.exceptions import LockError, RedisError
 
 from cdp.models import Workspace
+from cdp.redis import client as redis_client
 from profiles.computed import services as computed
 from profiles.models import ComputedTrait
 from profiles.pipeline import queue
 
 logger = logging.getLogger(__name__)
+DRAIN_LOCK_SECONDS = 120  # longer than one drain (queue.drain stops after 30 s)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=5)
 def process_pending_events(self, workspace_id: int | None = None) -> int:  # type: ignore[no-untyped-def]
     """Drain the pending-events queue (for one workspace, or all). Safe to run many at once:
-    rows are claimed with SKIP LOCKED. Re-enqueues itself while work is left."""
+    rows are claimed with SKIP LOCKED. At most CDP_DRAINS_PER_WORKSPACE tasks drain one
+    workspace at a time (more would mostly collide on the same people's identities); a kick
+    finding them all busy returns, and the running drain re-checks the queue before it stops.
+    Re-enqueues itself while work is left."""
+    slot = _drain_slot(workspace_id)
+    if slot is False:
+        return 0
     try:
         processed, more = queue.drain(
             workspace_id=workspace_id, batch_size=settings.CDP_PROCESS_BATCH_SIZE
@@ -24,9 +35,34 @@ def process_pending_events(self, workspace_id: int | None = None) -> int:  # typ
     except Exception as exc:
         logger.exception("processing pending events failed; will retry")
         raise self.retry(exc=exc) from exc
-    if more:
+    finally:
+        _release(slot)
+    if more or (workspace_id is not None and queue.pending_count(workspace_id)):
         process_pending_events.apply_async(kwargs={"workspace_id": workspace_id})
     return processed
+
+
+def _drain_slot(workspace_id: int | None) -> Any:
+    """A Redis lock for one of the workspace's drain slots; None when not limited (or Redis is
+    unreachable: draining anyway is safe), False when every slot is taken."""
+    if workspace_id is None:
+        return None
+    try:
+        r = redis_client()
+        for n in range(settings.CDP_DRAINS_PER_WORKSPACE):
+            lock = r.lock(f"cdp:drain:{workspace_id}:{n}", timeout=DRAIN_LOCK_SECONDS)
+            if lock.acquire(blocking=False):
+                return lock
+    except RedisError:
+        logger.warning("drain slots unavailable (Redis); draining without them")
+        return None
+    return False
+
+
+def _release(slot: Any) -> None:
+    if slot:
+        with contextlib.suppress(RedisError, LockError):
+            slot.release()
 
 
 @shared_task(bind=True, acks_late=True)

@@ -165,3 +165,21 @@ def test_parallel_workers_count_every_event_exactly_once(tenant_a: Tenant) -> No
     assert EventCounter.objects.get().count == 500
     assert ObservedEvent.objects.get().count == 500
     assert ObservedProperty.objects.get(path="revenue").count == 500
+
+
+def test_one_drain_per_workspace_at_a_time(tenant_a: Tenant, client: Client) -> None:
+    from cdp.redis import client as redis_client
+    from profiles.tasks import process_pending_events
+
+    send(client, tenant_a, [order(5), order(6)])
+    workspace_id = tenant_a.workspace.pk
+    held = redis_client().lock(f"cdp:drain:{workspace_id}:0", timeout=30)
+    assert held.acquire(blocking=False)
+    try:
+        # another worker is draining this workspace: a kick returns at once
+        assert process_pending_events.apply(kwargs={"workspace_id": workspace_id}).get() == 0
+        assert queue.pending_count(workspace_id) == 2
+    finally:
+        held.release()
+    assert process_pending_events.apply(kwargs={"workspace_id": workspace_id}).get() == 2
+    assert queue.pending_count(workspace_id) == 0
