@@ -154,13 +154,17 @@ def ingest(write_key: str, events: list[dict[str, Any]]) -> int:
     return stored
 
 
-def _worker(env: dict[str, str], workspace_id: int | None, batch_size: int, out: Any) -> None:
+def _worker(
+    env: dict[str, str], workspace_id: int | None, batch_size: int, partition: Any, out: Any
+) -> None:
     _django(env)
     from profiles.pipeline import queue
 
     done, idle = 0, 0
     while idle < 3:
-        processed = queue.process_batch(workspace_id=workspace_id, batch_size=batch_size)
+        processed = queue.process_batch(
+            workspace_id=workspace_id, batch_size=batch_size, partition=partition
+        )
         done += processed
         idle = idle + 1 if processed == 0 else 0
         if processed == 0:
@@ -169,13 +173,22 @@ def _worker(env: dict[str, str], workspace_id: int | None, batch_size: int, out:
 
 
 def drain_with_workers(
-    env: dict[str, str], workers: int, workspace_id: int | None, batch_size: int
+    env: dict[str, str],
+    workers: int,
+    workspace_id: int | None,
+    batch_size: int,
+    partitioned: bool = True,
 ) -> dict[str, Any]:
+    """`workers` processes drain the queue; partitioned, each takes one partition of it (as
+    the Celery task does with CDP_DRAINS_PER_WORKSPACE = workers), else all share it."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(env, workspace_id, batch_size, out))
-        for _ in range(workers)
+        ctx.Process(
+            target=_worker,
+            args=(env, workspace_id, batch_size, (n, workers) if partitioned else None, out),
+        )
+        for n in range(workers)
     ]
     started = time.monotonic()
     for proc in procs:
@@ -187,6 +200,7 @@ def drain_with_workers(
     processed = sum(r[0] for r in results)
     return {
         "workers": workers,
+        "partitioned": partitioned,
         "processed": processed,
         "seconds": round(seconds, 2),
         "events_per_s": round(processed / seconds) if seconds > 0 else None,

@@ -120,6 +120,9 @@ class PendingEvent(models.Model):
     event_id = models.BigIntegerField(primary_key=True)
     workspace_id = models.BigIntegerField()
     enqueued_at = models.DateTimeField(default=timezone.now)
+    # hash of the event's anonymousId (else userId): parallel drains of one workspace each
+    # take one partition (route % drains), so one person's events rarely meet in two workers
+    route = models.IntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["workspace_id", "event_id"], name="pending_ws_event")]

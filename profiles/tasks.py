@@ -19,50 +19,57 @@ DRAIN_LOCK_SECONDS = 120  # longer than one drain (queue.drain stops after 30 s)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=5)
-def process_pending_events(self, workspace_id: int | None = None) -> int:  # type: ignore[no-untyped-def]
+def process_pending_events(self, workspace_id: int | None = None, slot: int | None = None) -> int:  # type: ignore[no-untyped-def]
     """Drain the pending-events queue (for one workspace, or all). Safe to run many at once:
-    rows are claimed with SKIP LOCKED. At most CDP_DRAINS_PER_WORKSPACE tasks drain one
-    workspace at a time (more would mostly collide on the same people's identities); a kick
-    finding them all busy returns, and the running drain re-checks the queue before it stops.
-    Re-enqueues itself while work is left."""
-    slot = _drain_slot(workspace_id)
-    if slot is False:
+    rows are claimed with SKIP LOCKED.
+
+    A workspace is drained by at most CDP_DRAINS_PER_WORKSPACE tasks at a time, each holding
+    one slot (a Redis lock) and claiming one partition of the queue (route % drains == slot),
+    so two workers rarely resolve the same person at once. A kick without a slot fans out to
+    every slot; a task whose slot is busy returns at once (the running drain loops until its
+    partition is empty and re-checks before it stops). Re-enqueues itself while work is left."""
+    drains = settings.CDP_DRAINS_PER_WORKSPACE
+    if workspace_id is not None and slot is None and drains > 1:
+        for n in range(drains):
+            process_pending_events.apply_async(kwargs={"workspace_id": workspace_id, "slot": n})
         return 0
+    lock = _drain_lock(workspace_id, slot or 0)
+    if lock is False:
+        return 0
+    partition = (slot or 0, drains) if workspace_id is not None and drains > 1 else None
     try:
         processed, more = queue.drain(
-            workspace_id=workspace_id, batch_size=settings.CDP_PROCESS_BATCH_SIZE
+            workspace_id=workspace_id,
+            batch_size=settings.CDP_PROCESS_BATCH_SIZE,
+            partition=partition,
         )
     except Exception as exc:
         logger.exception("processing pending events failed; will retry")
         raise self.retry(exc=exc) from exc
     finally:
-        _release(slot)
-    if more or (workspace_id is not None and queue.pending_count(workspace_id)):
-        process_pending_events.apply_async(kwargs={"workspace_id": workspace_id})
+        _release(lock)
+    if more or (workspace_id is not None and queue.pending_count(workspace_id, partition)):
+        process_pending_events.apply_async(kwargs={"workspace_id": workspace_id, "slot": slot})
     return processed
 
 
-def _drain_slot(workspace_id: int | None) -> Any:
-    """A Redis lock for one of the workspace's drain slots; None when not limited (or Redis is
-    unreachable: draining anyway is safe), False when every slot is taken."""
+def _drain_lock(workspace_id: int | None, slot: int) -> Any:
+    """The Redis lock of one drain slot of the workspace; None when not limited (or Redis is
+    unreachable: draining anyway is safe), False when another task holds it."""
     if workspace_id is None:
         return None
     try:
-        r = redis_client()
-        for n in range(settings.CDP_DRAINS_PER_WORKSPACE):
-            lock = r.lock(f"cdp:drain:{workspace_id}:{n}", timeout=DRAIN_LOCK_SECONDS)
-            if lock.acquire(blocking=False):
-                return lock
+        lock = redis_client().lock(f"cdp:drain:{workspace_id}:{slot}", timeout=DRAIN_LOCK_SECONDS)
+        return lock if lock.acquire(blocking=False) else False
     except RedisError:
         logger.warning("drain slots unavailable (Redis); draining without them")
         return None
-    return False
 
 
-def _release(slot: Any) -> None:
-    if slot:
+def _release(lock: Any) -> None:
+    if lock:
         with contextlib.suppress(RedisError, LockError):
-            slot.release()
+            lock.release()
 
 
 @shared_task(bind=True, acks_late=True)

@@ -40,6 +40,9 @@ def worker(transactional_db: Any, celery_test_queue: str) -> Any:
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        # tasks the worker itself sends (fan-out to drain slots, re-enqueues) stay on this
+        # run's queue
+        "CELERY_TASK_DEFAULT_QUEUE": celery_test_queue,
     }
     proc = subprocess.Popen(
         [

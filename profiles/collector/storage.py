@@ -33,10 +33,10 @@ WITH rows AS (
            properties::jsonb, traits::jsonb, context::jsonb, integrations::jsonb, extra::jsonb
     FROM rows
     ON CONFLICT (workspace_id, message_id) DO NOTHING
-    RETURNING id
+    RETURNING id, anonymous_id, user_id
 ), queued AS (
-    INSERT INTO profiles_pendingevent (event_id, workspace_id, enqueued_at)
-    SELECT id, %b, now() FROM inserted
+    INSERT INTO profiles_pendingevent (event_id, workspace_id, enqueued_at, route)
+    SELECT id, %b, now(), hashtext(coalesce(anonymous_id, user_id, '')) & 1023 FROM inserted
 )
 SELECT count(*) FROM inserted
 """

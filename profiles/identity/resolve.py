@@ -16,12 +16,14 @@ the queue then re-runs the batch holding the workspace lock exclusively, which c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+import psycopg
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from cdp.db import json_rows, json_rows_select, server_cursor
@@ -74,6 +76,8 @@ SELECT id, merged_into_id, traits::text, trait_times::text, group_ids::text, fir
        last_order_at, engagement_log2
 FROM profiles_profile WHERE id = ANY(%b) ORDER BY id FOR UPDATE
 """
+_LOCK_PROFILES_NOWAIT = _LOCK_PROFILES.replace("FOR UPDATE", "FOR UPDATE NOWAIT")
+LOCK_ROUNDS = 4
 
 # the 15 columns of _state_columns(), in order
 # the 15 values of _state_columns(), in order
@@ -293,25 +297,53 @@ class BatchResolver:
             return {(t, v): (iid, pid) for iid, t, v, pid in cursor.fetchall()}
 
     def _load(self, keys: list[Key]) -> None:
+        """Look up the batch's identifiers and lock the profiles they point at. Another worker
+        may move or create some of them between the look-up and the lock: then the profiles
+        that appeared are locked too (without waiting, so lock order cannot deadlock) and the
+        look-up repeated, a few rounds before giving up with IdentityRace."""
         found = self._lookup(keys)
+        rows: dict[int, Any] = {}
+        for round_ in range(LOCK_ROUNDS):
+            wanted = sorted({pid for _, pid in found.values()} - rows.keys())
+            if wanted:
+                rows.update(self._lock(wanted, wait=round_ == 0))
+            if not found or round_ == 0 and not wanted:
+                break
+            again = self._lookup(keys)
+            if again == found and all(not rows[pid][1] for _, pid in found.values()):
+                break
+            found = again
+        else:
+            raise IdentityRace("identities kept changing between the look-up and the lock")
         profile_ids = sorted({pid for _, pid in found.values()})
         if profile_ids:
-            with server_cursor() as cursor:
-                cursor.execute(_LOCK_PROFILES, [profile_ids], binary=True)
-                rows = cursor.fetchall()
-            if len(rows) != len(profile_ids) or any(row[1] for row in rows):
-                raise IdentityRace("a profile was merged after the look-up")
-            # after the lock: the mapping must be what we read, or someone moved identities
-            if self._lookup(keys) != found:
-                raise IdentityRace("identities changed between the look-up and the lock")
-            for row in rows:
-                self.states[row[0]] = ProfileState.from_locked_row(row)
+            for pid in profile_ids:
+                self.states[pid] = ProfileState.from_locked_row(rows[pid])
             self._load_counts(profile_ids)
             self._load_blocks(profile_ids)
         for key, (iid, pid) in found.items():
             self.owner[key] = self.states[pid]
             self.identity_ids[key] = iid
             self.preexisting_owner[key] = pid
+
+    def _lock(self, profile_ids: list[int], *, wait: bool) -> dict[int, Any]:
+        query = _LOCK_PROFILES if wait else _LOCK_PROFILES_NOWAIT
+        # NOWAIT can fail: inside a savepoint, so that the failure is an IdentityRace only
+        scope = contextlib.nullcontext() if wait else transaction.atomic()
+        try:
+            with scope, server_cursor() as cursor:
+                cursor.execute(query, [profile_ids], binary=True)
+                rows = {row[0]: row for row in cursor.fetchall()}
+        except (OperationalError, psycopg.errors.LockNotAvailable) as exc:
+            # raw psycopg cursors raise psycopg's error, Django's cursors wrap it
+            if isinstance(exc, psycopg.errors.LockNotAvailable) or isinstance(
+                exc.__cause__, psycopg.errors.LockNotAvailable
+            ):
+                raise IdentityRace("a profile is locked by another worker") from exc
+            raise
+        if len(rows) != len(profile_ids):
+            raise IdentityRace("a profile disappeared after the look-up")
+        return rows
 
     def _load_counts(self, profile_ids: list[int]) -> None:
         limited = self.rules.limited_types

@@ -66,23 +66,26 @@ SAVEPOINT_ATTEMPTS = 3
 counters = {"races": 0, "savepoint_retries": 0}
 
 
+_RETRYABLE_DB_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+Partition = tuple[int, int]  # (slot, drains): claim only events with route % drains == slot
+
+
 def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, IdentityRace):
-        return True
-    cause = exc.__cause__
-    return isinstance(exc, OperationalError) and isinstance(
-        cause, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
-    )
+    if isinstance(exc, (IdentityRace, *_RETRYABLE_DB_ERRORS)):
+        return True  # raw psycopg cursors (bulk statements) raise psycopg's own errors
+    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, _RETRYABLE_DB_ERRORS)
 
 
-def process_batch(*, workspace_id: int | None = None, batch_size: int = 1000) -> int:
+def process_batch(
+    *, workspace_id: int | None = None, batch_size: int = 1000, partition: Partition | None = None
+) -> int:
     """Process up to batch_size pending events; returns how many were processed.
 
     Workers normally share each workspace's identity lock; when a batch lost a race with
     another worker it is rolled back and re-run holding the lock exclusively."""
     for attempt in range(MAX_ATTEMPTS):
         try:
-            return _process_once(workspace_id, batch_size, exclusive=attempt > 0)
+            return _process_once(workspace_id, batch_size, partition, exclusive=attempt > 0)
         except Exception as exc:
             if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:
                 raise
@@ -91,9 +94,17 @@ def process_batch(*, workspace_id: int | None = None, batch_size: int = 1000) ->
     return 0  # unreachable
 
 
-def _process_once(workspace_id: int | None, batch_size: int, *, exclusive: bool) -> int:
-    where = "WHERE workspace_id = %s" if workspace_id is not None else ""
-    params: list[int] = [workspace_id] if workspace_id is not None else []
+def _process_once(
+    workspace_id: int | None, batch_size: int, partition: Partition | None, *, exclusive: bool
+) -> int:
+    conditions, params = [], []
+    if workspace_id is not None:
+        conditions.append("workspace_id = %s")
+        params.append(workspace_id)
+    if partition is not None and partition[1] > 1:
+        conditions.append("route %% %s = %s")
+        params += [partition[1], partition[0]]
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM.format(where=where), [*params, batch_size])
@@ -111,14 +122,18 @@ def _process_once(workspace_id: int | None, batch_size: int, *, exclusive: bool)
 
 
 def drain(
-    *, workspace_id: int | None = None, batch_size: int = 1000, max_seconds: float = 30.0
+    *,
+    workspace_id: int | None = None,
+    batch_size: int = 1000,
+    max_seconds: float = 30.0,
+    partition: Partition | None = None,
 ) -> tuple[int, bool]:
     """Process batches until the queue is empty or time runs out.
     Returns (processed, more_left)."""
     deadline = time.monotonic() + max_seconds
     total = 0
     while time.monotonic() < deadline:
-        done = process_batch(workspace_id=workspace_id, batch_size=batch_size)
+        done = process_batch(workspace_id=workspace_id, batch_size=batch_size, partition=partition)
         total += done
         if done < batch_size:
             return total, False
@@ -132,14 +147,16 @@ def pending_workspaces() -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def pending_count(workspace_id: int | None = None) -> int:
+def pending_count(workspace_id: int | None = None, partition: Partition | None = None) -> int:
+    conditions, params = [], []
+    if workspace_id is not None:
+        conditions.append("workspace_id = %s")
+        params.append(workspace_id)
+    if partition is not None and partition[1] > 1:
+        conditions.append("route %% %s = %s")
+        params += [partition[1], partition[0]]
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with connection.cursor() as cursor:
-        if workspace_id is None:
-            cursor.execute("SELECT count(*) FROM profiles_pendingevent")
-        else:
-            cursor.execute(
-                "SELECT count(*) FROM profiles_pendingevent WHERE workspace_id = %s",
-                [workspace_id],
-            )
+        cursor.execute(f"SELECT count(*) FROM profiles_pendingevent {where}", params)  # noqa: S608
         row = cursor.fetchone()
     return int(row[0]) if row else 0

@@ -167,19 +167,44 @@ def test_parallel_workers_count_every_event_exactly_once(tenant_a: Tenant) -> No
     assert ObservedProperty.objects.get(path="revenue").count == 500
 
 
-def test_one_drain_per_workspace_at_a_time(tenant_a: Tenant, client: Client) -> None:
+def test_one_drain_per_slot_at_a_time(tenant_a: Tenant, client: Client, settings: Any) -> None:
     from cdp.redis import client as redis_client
     from profiles.tasks import process_pending_events
 
-    send(client, tenant_a, [order(5), order(6)])
+    settings.CDP_DRAINS_PER_WORKSPACE = 2
+    send(client, tenant_a, [order(5, user=f"u-{n}") for n in range(12)])
     workspace_id = tenant_a.workspace.pk
     held = redis_client().lock(f"cdp:drain:{workspace_id}:0", timeout=30)
     assert held.acquire(blocking=False)
     try:
-        # another worker is draining this workspace: a kick returns at once
+        # another worker is draining slot 0: a task for that slot returns at once
+        run = process_pending_events.apply(kwargs={"workspace_id": workspace_id, "slot": 0})
+        assert run.get() == 0
+        assert queue.pending_count(workspace_id) == 12
+        # a kick without a slot only fans out (one task per slot) and processes nothing itself
         assert process_pending_events.apply(kwargs={"workspace_id": workspace_id}).get() == 0
-        assert queue.pending_count(workspace_id) == 2
+        # slot 1 is free: its task drains exactly partition 1
+        in_partition_1 = queue.pending_count(workspace_id, (1, 2))
+        run = process_pending_events.apply(kwargs={"workspace_id": workspace_id, "slot": 1})
+        assert run.get() == in_partition_1
+        assert queue.pending_count(workspace_id) == 12 - in_partition_1
     finally:
         held.release()
-    assert process_pending_events.apply(kwargs={"workspace_id": workspace_id}).get() == 2
+    run = process_pending_events.apply(kwargs={"workspace_id": workspace_id, "slot": 0})
+    assert run.get() == 12 - in_partition_1
     assert queue.pending_count(workspace_id) == 0
+
+
+def test_partitioned_drains_split_the_queue(tenant_a: Tenant, client: Client) -> None:
+    events = [{"type": "track", "event": "Seen", "anonymousId": f"visitor-{n}"} for n in range(40)]
+    send(client, tenant_a, events)
+    workspace_id = tenant_a.workspace.pk
+    first = queue.pending_count(workspace_id, (0, 2))
+    second = queue.pending_count(workspace_id, (1, 2))
+    assert first + second == 40 and first and second  # hashed anonymousIds spread
+    assert queue.process_batch(workspace_id=workspace_id, partition=(0, 2)) == first
+    assert queue.pending_count(workspace_id) == second
+    assert queue.process_batch(workspace_id=workspace_id, partition=(1, 2)) == second
+    # the same anonymousId always lands in the same partition
+    send(client, tenant_a, [{"type": "page", "anonymousId": "visitor-3"} for _ in range(3)])
+    assert {queue.pending_count(workspace_id, (n, 2)) for n in (0, 1)} == {0, 3}
