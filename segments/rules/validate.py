@@ -1,0 +1,376 @@
+"""Parse and check a rule's JSON into the typed tree of nodes.py.
+
+Every problem is reported with the path of the node it is in, e.g.
+`rule.all[1].any[0].count.value: expected an integer ≥ 0`, and all of a rule's problems are
+reported at once (ValidationFailed.detail["errors"])."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cdp.errors import ValidationFailed
+from segments.rules import nodes as n
+
+MAX_DEPTH = 12
+MAX_NODES = 200
+MAX_LIST = 1000
+MAX_STRING = 1000
+MAX_WINDOW_DAYS = 3650
+GROUP_KEYS = ("all", "any", "not")
+CONDITION_KEYS = ("trait", "event", "segment", "consent", "random_bucket")
+
+
+@dataclass
+class RuleContext:
+    """What a rule may refer to in its workspace."""
+
+    # built-in computed traits kept as Profile columns: key -> (column, kind)
+    columns: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # keys of Profile.computed: scheduled built-ins and user-defined computed traits
+    computed_keys: set[str] = field(default_factory=set)
+    # segment reference (id or key as given) -> segment id, or None when unknown
+    find_segment: Callable[[Any], int | None] = lambda _ref: None
+    # consent purposes of the workspace; None while consent is not configured
+    consent_purposes: set[str] | None = None
+
+
+class _Checker:
+    def __init__(self, context: RuleContext) -> None:
+        self.context = context
+        self.errors: list[dict[str, str]] = []
+        self.count = 0
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append({"path": path, "message": message})
+
+    # ---- nodes --------------------------------------------------------------------------
+
+    def node(self, data: Any, path: str, depth: int) -> n.Node | None:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self.fail(path, f"a rule may have at most {MAX_NODES} nodes")
+            return None
+        if depth > MAX_DEPTH:
+            self.fail(path, f"groups may be nested at most {MAX_DEPTH} deep")
+            return None
+        if not isinstance(data, dict):
+            self.fail(path, "expected an object (a group or a condition)")
+            return None
+        kinds = [k for k in (*GROUP_KEYS, *CONDITION_KEYS) if k in data]
+        if len(kinds) != 1:
+            expected = ", ".join((*GROUP_KEYS, *CONDITION_KEYS))
+            found = f"found {', '.join(kinds)}" if kinds else f"found keys {sorted(data)}"
+            self.fail(path, f"expected exactly one of {expected}; {found}")
+            return None
+        kind = kinds[0]
+        if kind in ("all", "any"):
+            return self.group(kind, data, path, depth)
+        if kind == "not":
+            self.only(data, ("not",), path)
+            child = self.node(data["not"], f"{path}.not", depth + 1)
+            return n.Not(child) if child is not None else None
+        return {
+            "trait": self.trait,
+            "event": self.event,
+            "segment": self.segment,
+            "consent": self.consent,
+            "random_bucket": self.random_bucket,
+        }[kind](data, path)
+
+    def only(self, data: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:
+        for key in sorted(set(data) - set(allowed)):
+            self.fail(f"{path}.{key}", f"unknown field (allowed: {', '.join(allowed)})")
+
+    def group(self, kind: str, data: dict[str, Any], path: str, depth: int) -> n.Node | None:
+        self.only(data, (kind,), path)
+        items = data[kind]
+        if not isinstance(items, list) or not items:
+            self.fail(f"{path}.{kind}", "expected a non-empty list of conditions or groups")
+            return None
+        children = [self.node(c, f"{path}.{kind}[{i}]", depth + 1) for i, c in enumerate(items)]
+        if any(c is None for c in children):
+            return None
+        kept = tuple(c for c in children if c is not None)
+        return n.All(kept) if kind == "all" else n.AnyOf(kept)
+
+    def trait(self, data: dict[str, Any], path: str) -> n.Node | None:
+        self.only(data, ("trait", "op", "value"), path)
+        name = data["trait"]
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            self.fail(f"{path}.trait", "expected a trait name")
+            return None
+        ref = self.trait_ref(name.strip())
+        comparison = self.comparison(data, path, column_kind=ref.kind)
+        return n.TraitCondition(ref, comparison) if comparison is not None else None
+
+    def trait_ref(self, name: str) -> n.TraitRef:
+        if name in self.context.columns:
+            column, kind = self.context.columns[name]
+            return n.TraitRef("column", column, kind)
+        if name in self.context.computed_keys:
+            return n.TraitRef("computed", name)
+        return n.TraitRef("traits", name)
+
+    def event(self, data: dict[str, Any], path: str) -> n.Node | None:
+        self.only(data, ("event", "where", "count", "within", "between", "never"), path)
+        name = data["event"]
+        ok = True
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            self.fail(f"{path}.event", "expected an event name")
+            ok = False
+        filters = []
+        where = data.get("where", [])
+        if not isinstance(where, list):
+            self.fail(f"{path}.where", "expected a list of property filters")
+            ok = False
+            where = []
+        for i, item in enumerate(where):
+            at = f"{path}.where[{i}]"
+            if not isinstance(item, dict) or "property" not in item:
+                self.fail(at, 'expected {"property": ..., "op": ..., "value": ...}')
+                ok = False
+                continue
+            self.only(item, ("property", "op", "value"), at)
+            prop = item["property"]
+            if not isinstance(prop, str) or not prop.strip() or len(prop) > 255:
+                self.fail(f"{at}.property", "expected a property name (dotted for nesting)")
+                ok = False
+                continue
+            comparison = self.comparison(item, at, column_kind=None)
+            if comparison is None:
+                ok = False
+                continue
+            filters.append(n.PropertyFilter(tuple(prop.strip().split(".")), comparison))
+        count_op, count = self.count_of(data, path)
+        if count_op is None:
+            ok = False
+        within = between = None
+        if "within" in data and "between" in data:
+            self.fail(path, "use either within or between, not both")
+            ok = False
+        elif "within" in data:
+            within = self.window(data["within"], f"{path}.within")
+            ok = ok and within is not None
+        elif "between" in data:
+            between = self.between_dates(data["between"], f"{path}.between")
+            ok = ok and between is not None
+        if not ok or count_op is None:
+            return None
+        return n.EventCondition(name.strip(), tuple(filters), count_op, count, within, between)
+
+    def count_of(self, data: dict[str, Any], path: str) -> tuple[str | None, int]:
+        never = data.get("never", False)
+        if not isinstance(never, bool):
+            self.fail(f"{path}.never", "expected true or false")
+            return None, 0
+        if never:
+            if "count" in data:
+                self.fail(f"{path}.never", "never: true already means a count of 0; drop count")
+                return None, 0
+            return "eq", 0
+        count = data.get("count", {"op": "gte", "value": 1})
+        if not isinstance(count, dict):
+            self.fail(f"{path}.count", 'expected {"op": "gte", "value": 3}')
+            return None, 0
+        self.only(count, ("op", "value"), f"{path}.count")
+        op, value = count.get("op"), count.get("value")
+        if op not in n.COUNT_OPS:
+            self.fail(f"{path}.count.op", f"expected one of {', '.join(n.COUNT_OPS)}")
+            return None, 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.fail(f"{path}.count.value", "expected an integer ≥ 0")
+            return None, 0
+        return op, value
+
+    def window(self, data: Any, path: str) -> int | None:
+        if not isinstance(data, dict) or len(data) != 1 or not set(data) <= {"days", "hours"}:
+            self.fail(path, 'expected {"days": N} or {"hours": N}')
+            return None
+        unit, amount = next(iter(data.items()))
+        limit = MAX_WINDOW_DAYS * (24 if unit == "hours" else 1)
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= limit:
+            self.fail(f"{path}.{unit}", f"expected an integer from 1 to {limit}")
+            return None
+        return amount * (3600 if unit == "hours" else 86400)
+
+    def between_dates(self, data: Any, path: str) -> tuple[datetime, datetime] | None:
+        if not isinstance(data, list) or len(data) != 2:
+            self.fail(path, 'expected ["<from date>", "<to date>"]')
+            return None
+        low = self.absolute_date(data[0], f"{path}[0]")
+        high = self.absolute_date(data[1], f"{path}[1]")
+        if low is None or high is None:
+            return None
+        if low > high:
+            self.fail(path, "the first date must not be after the second")
+            return None
+        return low, high
+
+    def absolute_date(self, value: Any, path: str) -> datetime | None:
+        parsed = parse_date(value)
+        if parsed is None:
+            self.fail(path, "expected an ISO 8601 date or date-time, e.g. 2026-01-31")
+        return parsed
+
+    def segment(self, data: dict[str, Any], path: str) -> n.Node | None:
+        self.only(data, ("segment",), path)
+        ref = data["segment"]
+        if isinstance(ref, bool) or not isinstance(ref, int | str) or ref == "":
+            self.fail(f"{path}.segment", "expected a segment id or key")
+            return None
+        segment_id = self.context.find_segment(ref)
+        if segment_id is None:
+            self.fail(f"{path}.segment", f"no published segment {ref!r} in this workspace")
+            return None
+        return n.SegmentCondition(segment_id)
+
+    def consent(self, data: dict[str, Any], path: str) -> n.Node | None:
+        self.only(data, ("consent", "status"), path)
+        purpose, status = data["consent"], data.get("status", "granted")
+        purposes = self.context.consent_purposes
+        if purposes is None:
+            self.fail(f"{path}.consent", "consent purposes are not configured in this workspace")
+            return None
+        if purpose not in purposes:
+            self.fail(f"{path}.consent", f"unknown purpose {purpose!r}")
+            return None
+        if status not in ("granted", "denied"):
+            self.fail(f"{path}.status", "expected granted or denied")
+            return None
+        return n.ConsentCondition(purpose, status)
+
+    def random_bucket(self, data: dict[str, Any], path: str) -> n.Node | None:
+        self.only(data, ("random_bucket", "salt"), path)
+        spec = data["random_bucket"]
+        percent = spec.get("percent") if isinstance(spec, dict) else spec
+        if isinstance(percent, bool) or not isinstance(percent, int | float):
+            self.fail(f"{path}.random_bucket", 'expected {"percent": 0–100}')
+            return None
+        if not 0 <= percent <= 100:
+            self.fail(f"{path}.random_bucket.percent", "expected a number from 0 to 100")
+            return None
+        salt = data.get("salt", "")
+        if not isinstance(salt, str) or len(salt) > 100:
+            self.fail(f"{path}.salt", "expected a short string")
+            return None
+        return n.RandomBucket(float(percent), salt)
+
+    # ---- comparisons --------------------------------------------------------------------
+
+    def comparison(
+        self, data: dict[str, Any], path: str, *, column_kind: str | None
+    ) -> n.Comparison | None:
+        op = data.get("op")
+        if op not in n.ALL_OPS:
+            self.fail(f"{path}.op", f"unknown operator {op!r}; one of {', '.join(n.ALL_OPS)}")
+            return None
+        if op in n.PRESENCE_OPS:
+            if "value" in data:
+                self.fail(f"{path}.value", f"{op} takes no value")
+                return None
+            return n.Comparison(op, None)
+        if "value" not in data:
+            self.fail(f"{path}.value", f"{op} needs a value")
+            return None
+        value = data["value"]
+        at = f"{path}.value"
+        if column_kind == "datetime" and op not in (*n.DATE_OPS, *n.PRESENCE_OPS):
+            self.fail(
+                f"{path}.op", f"a date trait takes before, after, within_last or exists; not {op}"
+            )
+            return None
+        if column_kind == "number" and op in (*n.STRING_OPS, *n.DATE_OPS):
+            self.fail(f"{path}.op", f"a number trait does not take {op}")
+            return None
+        checked = self.value_for(op, value, at)
+        return n.Comparison(op, checked) if checked is not _INVALID else None
+
+    def value_for(self, op: str, value: Any, at: str) -> Any:
+        if op in n.SCALAR_OPS:
+            if not _scalar(value):
+                return self.invalid(at, "expected a string, number or boolean")
+            return value
+        if op in n.NUMBER_OPS:
+            if not _number(value):
+                return self.invalid(at, "expected a number")
+            return value
+        if op in n.RANGE_OPS:
+            if not (isinstance(value, list) and len(value) == 2 and all(map(_number, value))):
+                return self.invalid(at, "expected [low, high] numbers")
+            if value[0] > value[1]:
+                return self.invalid(at, "low must not be greater than high")
+            return (value[0], value[1])
+        if op in n.SET_OPS:
+            if not isinstance(value, list) or not value or len(value) > MAX_LIST:
+                return self.invalid(at, f"expected a list of 1 to {MAX_LIST} values")
+            if not all(map(_scalar, value)):
+                return self.invalid(at, "expected strings, numbers or booleans in the list")
+            return tuple(value)
+        if op in n.STRING_OPS:
+            if not isinstance(value, str) or not value or len(value) > MAX_STRING:
+                return self.invalid(at, "expected a non-empty string")
+            if op == "regex":
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    return self.invalid(at, f"not a valid regular expression: {exc}")
+            return value
+        if op == "within_last":
+            seconds = self.window(value, at)
+            return seconds if seconds is not None else _INVALID
+        # before / after: an absolute date or {"days_ago": N}
+        if isinstance(value, dict):
+            days = value.get("days_ago")
+            if set(value) != {"days_ago"} or isinstance(days, bool) or not isinstance(days, int):
+                return self.invalid(at, 'expected a date or {"days_ago": N}')
+            if not 0 <= days <= MAX_WINDOW_DAYS:
+                return self.invalid(f"{at}.days_ago", f"expected 0 to {MAX_WINDOW_DAYS}")
+            return n.RelativeDate(days)
+        parsed = parse_date(value)
+        if parsed is None:
+            return self.invalid(at, 'expected an ISO 8601 date or {"days_ago": N}')
+        return parsed
+
+    def invalid(self, at: str, message: str) -> Any:
+        self.fail(at, message)
+        return _INVALID
+
+
+_INVALID = object()
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | bool) or _number(value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def parse_date(value: Any) -> datetime | None:
+    """ISO 8601 date or date-time; naive values are UTC."""
+    if not isinstance(value, str) or not 8 <= len(value) <= 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_rule(data: Any, context: RuleContext) -> n.Node:
+    """The checked tree, or ValidationFailed naming every bad node's path."""
+    checker = _Checker(context)
+    node = checker.node(data, "rule", 0)
+    if checker.errors or node is None:
+        errors = checker.errors or [{"path": "rule", "message": "invalid rule"}]
+        first = errors[0]
+        raise ValidationFailed(
+            f"{first['path']}: {first['message']}", code="invalid_rule", detail={"errors": errors}
+        )
+    return node
