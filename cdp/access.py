@@ -28,6 +28,8 @@ CAPABILITIES: dict[str, set[str]] = {
     "profiles.split": {Role.OWNER, Role.ADMIN},
     "identity_rules.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
     "identity_rules.manage": {Role.OWNER, Role.ADMIN},
+    "segments.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "segments.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
 }
 
 # capability -> guardian permission codename that grants it on one object

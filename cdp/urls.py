@@ -9,6 +9,7 @@ from profiles import apis as profile_apis
 from profiles.collector import urls as collector_urls
 from profiles.computed import apis as computed_apis
 from profiles.identity import apis as identity_apis
+from segments import apis as segment_apis
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -23,6 +24,7 @@ router.register("events", profile_apis.EventViewSet, basename="event")
 router.register("failed-events", profile_apis.FailedEventViewSet, basename="failed-event")
 router.register("computed-traits", computed_apis.ComputedTraitViewSet, basename="computed-trait")
 router.register("profiles", identity_apis.ProfileViewSet, basename="profile")
+router.register("segments", segment_apis.SegmentViewSet, basename="segment")
 router.register("identity/conflicts", identity_apis.ConflictViewSet, basename="identity-conflict")
 router.register("identity/merges", identity_apis.MergeViewSet, basename="identity-merge")
 

@@ -1,1 +1,93 @@
-# Segments (rule language, membership) arrive with the segments issue.
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from cdp.models import Workspace
+
+
+class SegmentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft (never published)"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"
+
+
+class Segment(models.Model):
+    """An audience defined by a rule. Its rule lives in versions: editing a published
+    segment creates a draft version; publishing makes a version the live one."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=16, choices=SegmentStatus.choices, default=SegmentStatus.DRAFT
+    )
+    published_version = models.ForeignKey(
+        "SegmentVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    draft_version = models.ForeignKey(
+        "SegmentVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    member_count = models.IntegerField(default=0)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="uniq_segment_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentVersion(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    rule = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "number"], name="uniq_segment_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id} v{self.number}"
+
+
+class Membership(models.Model):
+    """A profile's stay in a segment: entered under a rule version, exited (or still in)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="+")
+    profile_id = models.BigIntegerField()
+    version = models.PositiveIntegerField()
+    entered_at = models.DateTimeField()
+    exited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "segments_membership"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "profile_id"],
+                condition=models.Q(exited_at__isnull=True),
+                name="uniq_current_membership",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["segment", "profile_id", "entered_at"], name="membership_seg_pro"),
+            models.Index(fields=["profile_id"], name="membership_profile"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} in {self.segment_id}"

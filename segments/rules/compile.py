@@ -1,0 +1,265 @@
+# ruff: noqa: S608 - SQL is assembled from constants and %(name)s placeholders only
+"""Compile a checked rule tree into ONE SQL query over profiles and events.
+
+Shapes chosen to stay set-based on large tables: trait conditions are predicates on the profile
+row; an event condition is `p.id IN (SELECT profile_id … GROUP BY profile_id HAVING count(*)
+…)` — or `NOT IN` the complement when a count of zero qualifies ("never performed", "fewer
+than 3") — so Postgres aggregates the matching events once instead of once per profile. The
+single-profile entry point adds `profile_id = …` inside every subquery.
+
+Semantics (the Python evaluator in evaluate.py is the reference): a JSON value is absent when
+the key is missing or null; eq/in compare with JSON typing; number operators need a JSON number;
+string operators need a string and are case-insensitive (regex is case-sensitive); dates are
+ISO strings or timestamp columns; neq/not_in/not_contains/not_exists match absent values.
+Every value is a bound parameter; identifiers come only from the validated tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from segments.rules import nodes as n
+
+# ISO dates the date operators read from JSON strings (others never match); the cast goes
+# through cdp_try_timestamptz() so that a well-formed but impossible date is just absent
+ISO_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?)?$"
+PROFILE_COLUMNS = frozenset(
+    {
+        "first_seen",
+        "last_seen",
+        "event_count",
+        "order_count",
+        "revenue",
+        "first_order_at",
+        "last_order_at",
+    }
+)
+
+
+@dataclass
+class _Sql:
+    """Named parameters: an expression holding a placeholder may appear several times in the
+    SQL (a JSON value is tested for its type and then read), and each use binds the same
+    value."""
+
+    workspace_id: int
+    now: datetime
+    profile_id: int | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def param(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s"
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _compile(node: n.Node, q: _Sql) -> str:
+    if isinstance(node, n.All):
+        return "(" + " AND ".join(_compile(c, q) for c in node.children) + ")"
+    if isinstance(node, n.AnyOf):
+        return "(" + " OR ".join(_compile(c, q) for c in node.children) + ")"
+    if isinstance(node, n.Not):
+        return f"(NOT {_compile(node.child, q)})"
+    if isinstance(node, n.TraitCondition):
+        return _trait(node, q)
+    if isinstance(node, n.EventCondition):
+        return _event(node, q)
+    if isinstance(node, n.SegmentCondition):
+        restrict = f" AND m.profile_id = {q.param(q.profile_id)}" if q.profile_id else ""
+        return (
+            "p.id IN (SELECT m.profile_id FROM segments_membership m "
+            f"WHERE m.segment_id = {q.param(node.segment_id)} AND m.exited_at IS NULL{restrict})"
+        )
+    if isinstance(node, n.RandomBucket):
+        return (
+            f"(('x' || substr(md5({q.param(node.salt)} || ':' || p.id::text), 1, 8))"
+            f"::bit(32)::bigint %% 10000 < {q.param(node.percent * 100)})"
+        )
+    if isinstance(node, n.ConsentCondition):
+        raise NotImplementedError("consent conditions compile once the consent log exists")
+    raise TypeError(f"not a rule node: {node!r}")
+
+
+# ---- traits -------------------------------------------------------------------------------
+
+
+def _trait(node: n.TraitCondition, q: _Sql) -> str:
+    ref = node.ref
+    if ref.store == "column":
+        if ref.name not in PROFILE_COLUMNS:
+            raise ValueError(f"not a profile column: {ref.name}")
+        return _column(f"p.{ref.name}", ref.kind, node.comparison, q)
+    store = "p.traits" if ref.store == "traits" else "p.computed"
+    return _json_value(f"({store} -> {q.param(ref.name)})", node.comparison, q)
+
+
+def _reference_time(value: Any, q: _Sql) -> datetime:
+    if isinstance(value, n.RelativeDate):
+        return q.now - timedelta(days=value.days_ago)
+    assert isinstance(value, datetime)
+    return value
+
+
+def _json_value(v: str, c: n.Comparison, q: _Sql) -> str:
+    """Predicate on a jsonb expression `v` (SQL NULL when the key is missing)."""
+    present = f"({v} IS NOT NULL AND jsonb_typeof({v}) <> 'null')"
+    op, value = c.op, c.value
+    if op == "exists":
+        return present
+    if op == "not_exists":
+        return f"(NOT {present})"
+    if op in ("eq", "neq"):
+        equal = f"COALESCE({v} = {q.param(_json(value))}::jsonb, false)"
+        return equal if op == "eq" else f"(NOT {equal})"
+    if op in ("in", "not_in"):
+        values = [_json(item) for item in value]
+        member = f"COALESCE({v} = ANY({q.param(values)}::jsonb[]), false)"
+        return member if op == "in" else f"(NOT {member})"
+    if op in n.NUMBER_OPS or op == "between":
+        number = f"({v})::numeric"
+        test = _number_test(number, op, value, q)
+        return f"(CASE WHEN jsonb_typeof({v}) = 'number' THEN {test} ELSE false END)"
+    text = f"({v} #>> '{{}}')"
+    if op in n.STRING_OPS:
+        if op == "regex":
+            test = f"{text} ~ {q.param(value)}"
+        elif op in ("contains", "not_contains"):
+            test = f"strpos(lower({text}), lower({q.param(value)})) > 0"
+        elif op == "starts_with":
+            test = f"starts_with(lower({text}), lower({q.param(value)}))"
+        else:  # ends_with
+            test = f"right(lower({text}), char_length({q.param(value)})) = lower({q.param(value)})"
+        matched = f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN {test} ELSE false END)"
+        return f"(NOT {matched})" if op == "not_contains" else matched
+    # before / after / within_last on an ISO date string
+    when = (
+        f"(CASE WHEN jsonb_typeof({v}) = 'string' AND {text} ~ {q.param(ISO_DATE_PATTERN)} "
+        f"THEN cdp_try_timestamptz({text}) END)"
+    )
+    return _date_test(when, op, value, q)
+
+
+def _number_test(expr: str, op: str, value: Any, q: _Sql) -> str:
+    if op == "between":
+        low, high = value
+        return f"{expr} BETWEEN {q.param(Decimal(str(low)))} AND {q.param(Decimal(str(high)))}"
+    sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    return f"{expr} {sign} {q.param(Decimal(str(value)))}"
+
+
+def _date_test(expr: str, op: str, value: Any, q: _Sql) -> str:
+    if op == "within_last":
+        since = q.now - timedelta(seconds=value)
+        return f"COALESCE({expr} BETWEEN {q.param(since)} AND {q.param(q.now)}, false)"
+    sign = "<" if op == "before" else ">"
+    return f"COALESCE({expr} {sign} {q.param(_reference_time(value, q))}, false)"
+
+
+def _column(expr: str, kind: str | None, c: n.Comparison, q: _Sql) -> str:
+    op, value = c.op, c.value
+    if op == "exists":
+        return f"({expr} IS NOT NULL)"
+    if op == "not_exists":
+        return f"({expr} IS NULL)"
+    if kind == "datetime":
+        return _date_test(expr, op, value, q)
+    if op in ("eq", "neq", "in", "not_in"):
+        items = [value] if op in ("eq", "neq") else list(value)
+        numbers = [Decimal(str(v)) for v in items if not isinstance(v, bool | str)]
+        member = f"COALESCE({expr} = ANY({q.param(numbers)}::numeric[]), false)"
+        return member if op in ("eq", "in") else f"(NOT {member})"
+    return f"COALESCE({_number_test(expr, op, value, q)}, false)"
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+def _satisfies(count: int, op: str, target: int) -> bool:
+    return {
+        "eq": count == target,
+        "neq": count != target,
+        "gt": count > target,
+        "gte": count >= target,
+        "lt": count < target,
+        "lte": count <= target,
+    }[op]
+
+
+_COUNT_SIGN = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _event(node: n.EventCondition, q: _Sql) -> str:
+    where = [
+        f"pe.workspace_id = {q.param(q.workspace_id)}",
+        "pe.type = 'track'",
+        f"pe.event = {q.param(node.event)}",
+    ]
+    if q.profile_id is not None:
+        where.append(f"pe.profile_id = {q.param(q.profile_id)}")
+    if node.within_seconds is not None:
+        where.append(f"pe.timestamp >= {q.param(q.now - timedelta(seconds=node.within_seconds))}")
+    if node.between is not None:
+        low, high = node.between
+        where.append(f"pe.timestamp BETWEEN {q.param(low)} AND {q.param(high)}")
+    join = ""
+    if node.filters:
+        join = " JOIN profiles_event e ON e.id = pe.event_id"
+        for f in node.filters:
+            where.append(_json_value(f"(e.properties #> {q.param(list(f.path))})", f.comparison, q))
+    having = f"count(*) {_COUNT_SIGN[node.count_op]} {q.param(node.count)}"
+    base = (
+        f"SELECT pe.profile_id FROM profiles_profileevent pe{join} "
+        f"WHERE {' AND '.join(where)} GROUP BY pe.profile_id"
+    )
+    if _satisfies(0, node.count_op, node.count):
+        # profiles without any matching event qualify: exclude those whose count does not
+        return f"(p.id NOT IN ({base} HAVING NOT ({having})))"
+    return f"(p.id IN ({base} HAVING {having}))"
+
+
+# ---- entry points -------------------------------------------------------------------------
+
+
+def members_query(
+    node: n.Node, *, workspace_id: int, now: datetime, profile_id: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """SQL returning the ids of the workspace's live profiles that match (or, with
+    profile_id, that one profile's id when it matches), with its named parameters."""
+    q = _Sql(workspace_id, now, profile_id)
+    head = (
+        "SELECT p.id FROM profiles_profile p "
+        f"WHERE p.workspace_id = {q.param(workspace_id)} AND p.merged_into_id IS NULL"
+    )
+    if profile_id is not None:
+        head += f" AND p.id = {q.param(profile_id)}"
+    return f"{head} AND {_compile(node, q)}", q.params
+
+
+def count_members(node: n.Node, *, workspace_id: int, now: datetime) -> int:
+    from django.db import connection
+
+    sql, params = members_query(node, workspace_id=workspace_id, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) AS members", params)  # noqa: S608
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def sample_members(node: n.Node, *, workspace_id: int, now: datetime, limit: int) -> list[int]:
+    from django.db import connection
+
+    sql, params = members_query(node, workspace_id=workspace_id, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{sql} ORDER BY p.id DESC LIMIT %(limit)s",  # noqa: S608
+            {**params, "limit": limit},
+        )
+        return [row[0] for row in cursor.fetchall()]

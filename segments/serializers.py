@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from segments.models import Membership, Segment, SegmentVersion
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SegmentVersion
+        fields = ["number", "rule", "created_at", "published_at"]
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    published = serializers.SerializerMethodField()
+    draft = serializers.SerializerMethodField()
+    owner: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+
+    class Meta:
+        model = Segment
+        fields = [
+            "id",
+            "key",
+            "name",
+            "description",
+            "status",
+            "owner",
+            "member_count",
+            "evaluated_at",
+            "published",
+            "draft",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_published(self, obj: Segment) -> dict[str, Any] | None:
+        v = obj.published_version
+        return VersionSerializer(v).data if v else None
+
+    def get_draft(self, obj: Segment) -> dict[str, Any] | None:
+        v = obj.draft_version
+        return VersionSerializer(v).data if v else None
+
+
+class SegmentWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(allow_blank=True, required=False)
+    rule = serializers.JSONField(required=False)
+    publish = serializers.BooleanField(default=False)
+
+
+class PreviewSerializer(serializers.Serializer):
+    rule = serializers.JSONField()
+    sample = serializers.IntegerField(min_value=0, max_value=100, default=20)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Membership
+        fields = ["profile_id", "version", "entered_at", "exited_at"]

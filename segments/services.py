@@ -1,0 +1,245 @@
+"""Segments: validating rules in a workspace, previewing them, versions, publishing with a full
+evaluation that updates membership history atomically."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from cdp.errors import Conflict, ValidationFailed
+from cdp.models import Workspace, audit
+from profiles.computed import builtin
+from profiles.models import ComputedTrait
+from segments.models import Membership, Segment, SegmentStatus, SegmentVersion
+from segments.rules import compile as compiler
+from segments.rules import nodes as n
+from segments.rules.validate import RuleContext, parse_rule
+
+# built-in computed traits kept as Profile columns, by the key a rule uses
+_COLUMN_KINDS = {"datetime": "datetime", "integer": "number", "number": "number"}
+
+
+def rule_context(workspace: Workspace, *, exclude_segment: int | None = None) -> RuleContext:
+    columns: dict[str, tuple[str, str]] = {}
+    computed_keys = set(
+        ComputedTrait.objects.filter(workspace=workspace).values_list("key", flat=True)
+    )
+    for trait in builtin.BUILTIN_TRAITS:
+        if trait.column and trait.column in compiler.PROFILE_COLUMNS:
+            columns[trait.key] = (trait.column, _COLUMN_KINDS.get(trait.type, "number"))
+        elif trait.computed_key:
+            computed_keys.add(trait.computed_key)
+
+    def find_segment(ref: Any) -> int | None:
+        rows = Segment.objects.filter(workspace=workspace, status=SegmentStatus.PUBLISHED)
+        if exclude_segment is not None:
+            rows = rows.exclude(pk=exclude_segment)  # a segment may not contain itself
+        if isinstance(ref, int):
+            rows = rows.filter(pk=ref)
+        else:
+            rows = rows.filter(key=str(ref))
+        return rows.values_list("pk", flat=True).first()
+
+    return RuleContext(columns=columns, computed_keys=computed_keys, find_segment=find_segment)
+
+
+def rule_parse(*, workspace: Workspace, rule: Any, segment_id: int | None = None) -> n.Node:
+    return parse_rule(rule, rule_context(workspace, exclude_segment=segment_id))
+
+
+@dataclass(slots=True)
+class Preview:
+    count: int
+    sample: list[int]
+    milliseconds: int
+
+
+def segment_preview(
+    *, workspace: Workspace, rule: Any, sample: int = 20, now: datetime | None = None
+) -> Preview:
+    """Count and a sample of members of an unsaved rule (the builder calls it on every edit)."""
+    node = rule_parse(workspace=workspace, rule=rule)
+    started = time.monotonic()
+    when = now or timezone.now()
+    count = compiler.count_members(node, workspace_id=workspace.pk, now=when)
+    ids = (
+        compiler.sample_members(node, workspace_id=workspace.pk, now=when, limit=sample)
+        if count
+        else []
+    )
+    return Preview(count, ids, round((time.monotonic() - started) * 1000))
+
+
+def _unique_key(workspace: Workspace, name: str) -> str:
+    base = slugify(name)[:90] or "segment"
+    key, n_ = base, 2
+    while Segment.objects.filter(workspace=workspace, key=key).exists():
+        key, n_ = f"{base}-{n_}", n_ + 1
+    return key
+
+
+@transaction.atomic
+def segment_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    rule: Any,
+    description: str = "",
+    publish: bool = False,
+    actor: Any = None,
+) -> Segment:
+    if not name.strip():
+        raise ValidationFailed("name: expected a segment name", detail={"field": "name"})
+    rule_parse(workspace=workspace, rule=rule)
+    segment = Segment.objects.create(
+        workspace=workspace,
+        key=_unique_key(workspace, name),
+        name=name.strip(),
+        description=description,
+        owner=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    version = SegmentVersion.objects.create(
+        segment=segment, number=1, rule=rule, created_by=segment.owner
+    )
+    segment.draft_version = version
+    segment.save(update_fields=["draft_version"])
+    audit(workspace=workspace, actor=actor, action="segment.create", target=segment)
+    if publish:
+        segment_publish(segment=segment, actor=actor)
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    segment: Segment,
+    actor: Any = None,
+    name: str | None = None,
+    description: str | None = None,
+    rule: Any = None,
+) -> Segment:
+    """A new rule becomes (or replaces) the draft version; the published one stays live until
+    the draft is published."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    if name is not None:
+        if not name.strip():
+            raise ValidationFailed("name: expected a segment name", detail={"field": "name"})
+        segment.name = name.strip()
+    if description is not None:
+        segment.description = description
+    if rule is not None:
+        workspace = Workspace.objects.get(pk=segment.workspace_id)
+        rule_parse(workspace=workspace, rule=rule, segment_id=segment.pk)
+        draft = segment.draft_version
+        if draft is not None and draft.published_at is None:
+            draft.rule = rule
+            draft.save(update_fields=["rule"])
+        else:
+            last = segment.versions.order_by("-number").first()
+            segment.draft_version = SegmentVersion.objects.create(
+                segment=segment,
+                number=(last.number if last else 0) + 1,
+                rule=rule,
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+    segment.updated_at = timezone.now()
+    segment.save()
+    return segment
+
+
+@dataclass(slots=True)
+class Evaluation:
+    version: int
+    members: int
+    entered: int
+    exited: int
+    milliseconds: int
+
+
+_APPLY = """
+WITH target AS ({members}),
+exited AS (
+    UPDATE segments_membership m SET exited_at = %(at)s
+    WHERE m.segment_id = %(segment)s AND m.exited_at IS NULL
+      AND m.profile_id NOT IN (SELECT id FROM target)
+    RETURNING 1
+),
+entered AS (
+    INSERT INTO segments_membership (segment_id, profile_id, version, entered_at)
+    SELECT %(segment)s, t.id, %(version)s, %(at)s FROM target t
+    WHERE NOT EXISTS (
+        SELECT 1 FROM segments_membership m
+        WHERE m.segment_id = %(segment)s AND m.profile_id = t.id AND m.exited_at IS NULL
+    )
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered),
+       (SELECT count(*) FROM exited)
+"""
+
+
+def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evaluation:
+    """Full evaluation of the published version: one statement computes the members and
+    records who entered and who left, inside the caller's transaction, so a crash or a re-run
+    never leaves a half-updated segment (re-running changes nothing)."""
+    version = segment.published_version
+    if version is None:
+        raise Conflict("the segment has no published version", code="not_published")
+    workspace = Workspace.objects.get(pk=segment.workspace_id)
+    node = rule_parse(workspace=workspace, rule=version.rule, segment_id=segment.pk)
+    when = now or timezone.now()
+    started = time.monotonic()
+    sql, params = compiler.members_query(node, workspace_id=workspace.pk, now=when)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(7302, %s)", [segment.pk]
+        )  # one evaluation of a segment at a time
+        cursor.execute(
+            _APPLY.format(members=sql),
+            {**params, "at": when, "segment": segment.pk, "version": version.number},
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    members, entered, exited = (int(v) for v in row)
+    Segment.objects.filter(pk=segment.pk).update(member_count=members, evaluated_at=when)
+    return Evaluation(
+        version.number, members, entered, exited, round((time.monotonic() - started) * 1000)
+    )
+
+
+@transaction.atomic
+def segment_publish(*, segment: Segment, actor: Any = None) -> Evaluation:
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    draft = segment.draft_version
+    if draft is None or draft.published_at is not None:
+        raise Conflict("nothing to publish: the segment has no draft", code="no_draft")
+    draft.published_at = timezone.now()
+    draft.save(update_fields=["published_at"])
+    segment.published_version = draft
+    segment.draft_version = None
+    segment.status = SegmentStatus.PUBLISHED
+    segment.updated_at = timezone.now()
+    segment.save()
+    result = segment_evaluate(segment=segment)
+    audit(
+        workspace=Workspace.objects.get(pk=segment.workspace_id),
+        actor=actor,
+        action="segment.publish",
+        target=segment,
+        detail={"version": draft.number, "members": result.members},
+    )
+    return result
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment, actor: Any = None) -> None:
+    workspace = Workspace.objects.get(pk=segment.workspace_id)
+    audit(workspace=workspace, actor=actor, action="segment.delete", detail={"key": segment.key})
+    Membership.objects.filter(segment=segment).delete()
+    segment.delete()

@@ -1,0 +1,193 @@
+"""Segments through the API: preview, create and publish, members and history, versions,
+bad rules, permissions and isolation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import Client
+from django.utils import timezone
+
+from cdp.models import Role
+from cdp.testing import Tenant
+from profiles.tests.test_identity_resolution import process, profile_of, send
+from segments.models import Membership
+
+RULE = {
+    "all": [
+        {"trait": "plan", "op": "eq", "value": "pro"},
+        {
+            "event": "Order Completed",
+            "where": [{"property": "revenue", "op": "gte", "value": 50}],
+            "count": {"op": "gte", "value": 2},
+            "within": {"days": 30},
+        },
+    ]
+}
+
+
+def _iso(days_ago: float) -> str:
+    return (timezone.now() - timedelta(days=days_ago)).isoformat()
+
+
+def order(user: str, revenue: float, days_ago: float) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": "Order Completed",
+        "properties": {"revenue": revenue},
+        "timestamp": _iso(days_ago),
+    }
+
+
+@pytest.fixture
+def shoppers(tenant_a: Tenant, client: Client) -> dict[str, int]:
+    send(
+        client,
+        tenant_a,
+        {"type": "identify", "userId": "ann", "traits": {"plan": "pro"}},
+        {"type": "identify", "userId": "bob", "traits": {"plan": "pro"}},
+        {"type": "identify", "userId": "cy", "traits": {"plan": "free"}},
+        order("ann", 60, 1),
+        order("ann", 80, 3),
+        order("bob", 60, 2),
+        order("bob", 20, 2),  # too small
+        order("bob", 90, 45),  # too old
+        order("cy", 100, 1),
+        order("cy", 100, 2),
+    )
+    process()
+    return {u: profile_of(tenant_a, "user_id", u).pk for u in ("ann", "bob", "cy")}
+
+
+def post(tenant: Tenant, path: str, body: Any, role: str = Role.OWNER) -> Any:
+    return tenant.api(role).post(path, body, content_type="application/json")
+
+
+def test_preview_counts_and_samples(tenant_a: Tenant, shoppers: dict[str, int]) -> None:
+    body = post(tenant_a, "/api/v1/segments/preview/", {"rule": RULE}).json()
+    assert body["count"] == 1
+    assert [p["id"] for p in body["sample"]] == [shoppers["ann"]]
+    never = {"event": "Order Completed", "never": True}
+    assert post(tenant_a, "/api/v1/segments/preview/", {"rule": never}).json()["count"] == 0
+    fewer = {"event": "Order Completed", "count": {"op": "lt", "value": 3}}
+    assert post(tenant_a, "/api/v1/segments/preview/", {"rule": fewer}).json()["count"] == 2
+
+
+def test_bad_rules_name_the_path(tenant_a: Tenant) -> None:
+    response = post(
+        tenant_a,
+        "/api/v1/segments/preview/",
+        {
+            "rule": {
+                "all": [
+                    {"trait": "plan", "op": "eq", "value": "pro"},
+                    {"any": [{"event": "X", "count": {"op": "gte", "value": "3"}}]},
+                ]
+            }
+        },
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_rule"
+    assert error["message"] == "rule.all[1].any[0].count.value: expected an integer ≥ 0"
+    assert error["detail"]["errors"][0]["path"] == "rule.all[1].any[0].count.value"
+
+
+def test_publish_members_history_and_versions(
+    tenant_a: Tenant, client: Client, shoppers: dict[str, int]
+) -> None:
+    created = post(
+        tenant_a, "/api/v1/segments/", {"name": "Pro buyers", "rule": RULE, "publish": True}
+    )
+    assert created.status_code == 201, created.content
+    segment = created.json()
+    assert segment["status"] == "published" and segment["member_count"] == 1
+    assert segment["published"]["number"] == 1 and segment["draft"] is None
+    sid = segment["id"]
+    members = tenant_a.api().get(f"/api/v1/segments/{sid}/members/").json()
+    assert [m["id"] for m in members["results"]] == [shoppers["ann"]]
+
+    # editing makes a draft; the published version stays live until it is published
+    wider = {"trait": "plan", "op": "in", "value": ["pro", "free"]}
+    edited = (
+        tenant_a.api()
+        .patch(f"/api/v1/segments/{sid}/", {"rule": wider}, content_type="application/json")
+        .json()
+    )
+    assert edited["draft"]["number"] == 2 and edited["published"]["number"] == 1
+    assert edited["member_count"] == 1
+    result = post(tenant_a, f"/api/v1/segments/{sid}/publish/", {}).json()
+    assert (result["version"], result["members"], result["entered"], result["exited"]) == (
+        2,
+        3,
+        2,
+        0,
+    )
+    # republishing without a draft is refused; a re-evaluation changes nothing
+    assert post(tenant_a, f"/api/v1/segments/{sid}/publish/", {}).status_code == 409
+    narrower = {"trait": "plan", "op": "eq", "value": "free"}
+    tenant_a.api().patch(
+        f"/api/v1/segments/{sid}/",
+        {"rule": narrower, "publish": True},
+        content_type="application/json",
+    )
+    history = tenant_a.api().get(f"/api/v1/segments/{sid}/history/").json()
+    stays = {(h["profile_id"], h["version"], h["exited_at"] is None) for h in history["results"]}
+    assert stays == {
+        (shoppers["ann"], 1, False),
+        (shoppers["bob"], 2, False),
+        (shoppers["cy"], 2, True),
+    }
+    assert Membership.objects.filter(exited_at__isnull=True).count() == 1
+
+
+def test_segment_condition_and_windows_move_with_the_clock(
+    tenant_a: Tenant, shoppers: dict[str, int]
+) -> None:
+    post(
+        tenant_a,
+        "/api/v1/segments/",
+        {
+            "name": "Buyers",
+            "publish": True,
+            "rule": {"event": "Order Completed", "within": {"days": 2}},
+        },
+    )
+    rule = {"all": [{"segment": "buyers"}, {"trait": "plan", "op": "eq", "value": "pro"}]}
+    # buyers in the last 2 days: ann and cy; pro: ann and bob
+    preview = post(tenant_a, "/api/v1/segments/preview/", {"rule": rule}).json()
+    assert [p["id"] for p in preview["sample"]] == [shoppers["ann"]]
+    with time_machine.travel(timezone.now() + timedelta(days=5)):
+        windowed = {"event": "Order Completed", "within": {"days": 2}}
+        assert post(tenant_a, "/api/v1/segments/preview/", {"rule": windowed}).json()["count"] == 0
+    unknown = post(tenant_a, "/api/v1/segments/preview/", {"rule": {"segment": "nope"}})
+    assert unknown.json()["error"]["message"] == (
+        "rule.segment: no published segment 'nope' in this workspace"
+    )
+
+
+def test_permissions_and_isolation(
+    tenant_a: Tenant, tenant_b: Tenant, shoppers: dict[str, int]
+) -> None:
+    sid = post(tenant_a, "/api/v1/segments/", {"name": "Pro", "rule": RULE}).json()["id"]
+    assert (
+        post(
+            tenant_a, "/api/v1/segments/", {"name": "X", "rule": RULE}, role=Role.ANALYST
+        ).status_code
+        == 403
+    )
+    assert tenant_a.api(Role.ANALYST).get(f"/api/v1/segments/{sid}/").status_code == 200
+    assert tenant_a.api(Role.PRIVACY_OFFICER).get("/api/v1/segments/").status_code == 403
+    assert (
+        post(
+            tenant_a, "/api/v1/segments/", {"name": "M", "rule": RULE}, role=Role.MARKETER
+        ).status_code
+        == 201
+    )
+    assert tenant_b.api().get(f"/api/v1/segments/{sid}/").status_code == 404
+    assert post(tenant_b, "/api/v1/segments/preview/", {"rule": RULE}).json()["count"] == 0
+    assert tenant_a.api().get("/api/v1/segments/rule-schema/").json()["title"] == "Segment rule"
