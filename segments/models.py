@@ -91,3 +91,31 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id} in {self.segment_id}"
+
+
+class ChangeKind(models.TextChoices):
+    ENTERED = "entered", "Entered"
+    EXITED = "exited", "Exited"
+
+
+class MembershipChange(models.Model):
+    """Outbox of membership changes (who entered or left which segment, when), written in the
+    same statement as the membership itself; audience syncs and triggers consume it."""
+
+    workspace_id = models.BigIntegerField()
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    profile_id = models.BigIntegerField()
+    kind = models.CharField(max_length=8, choices=ChangeKind.choices)
+    version = models.PositiveIntegerField()
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace_id", "id"], name="mchange_ws_id"),
+            models.Index(fields=["segment", "-at"], name="mchange_segment_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} {self.kind} {self.segment_id}"

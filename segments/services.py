@@ -162,13 +162,18 @@ class Evaluation:
     milliseconds: int
 
 
-_APPLY = """
-WITH target AS ({members}),
+def apply_sql(members_sql: str, *, only_profiles: bool) -> str:
+    """One statement: the target members, exits and entries recorded as membership rows and
+    as change events. With only_profiles, exits are looked for among %(profiles)s only (the
+    real-time path evaluates just the profiles a batch touched)."""
+    scope = "AND m.profile_id = ANY(%(profiles)s::bigint[])" if only_profiles else ""
+    return f"""
+WITH target AS ({members_sql}),
 exited AS (
     UPDATE segments_membership m SET exited_at = %(at)s
-    WHERE m.segment_id = %(segment)s AND m.exited_at IS NULL
+    WHERE m.segment_id = %(segment)s AND m.exited_at IS NULL {scope}
       AND m.profile_id NOT IN (SELECT id FROM target)
-    RETURNING 1
+    RETURNING m.profile_id
 ),
 entered AS (
     INSERT INTO segments_membership (segment_id, profile_id, version, entered_at)
@@ -177,11 +182,17 @@ entered AS (
         SELECT 1 FROM segments_membership m
         WHERE m.segment_id = %(segment)s AND m.profile_id = t.id AND m.exited_at IS NULL
     )
-    RETURNING 1
+    RETURNING profile_id
+),
+changes AS (
+    INSERT INTO segments_membershipchange (workspace_id, segment_id, profile_id, kind, version, at)
+    SELECT %(workspace)s, %(segment)s, profile_id, 'entered', %(version)s, %(at)s FROM entered
+    UNION ALL
+    SELECT %(workspace)s, %(segment)s, profile_id, 'exited', %(version)s, %(at)s FROM exited
 )
 SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered),
        (SELECT count(*) FROM exited)
-"""
+"""  # noqa: S608 - built from compiled SQL and placeholders
 
 
 def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evaluation:
@@ -201,8 +212,14 @@ def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evalua
             "SELECT pg_advisory_xact_lock(7302, %s)", [segment.pk]
         )  # one evaluation of a segment at a time
         cursor.execute(
-            _APPLY.format(members=sql),
-            {**params, "at": when, "segment": segment.pk, "version": version.number},
+            apply_sql(sql, only_profiles=False),
+            {
+                **params,
+                "at": when,
+                "segment": segment.pk,
+                "version": version.number,
+                "workspace": workspace.pk,
+            },
         )
         row = cursor.fetchone()
     assert row is not None

@@ -49,7 +49,17 @@ def _stages() -> list[Stage]:
                     raise
                 counters["savepoint_retries"] += 1
 
-    return [identity, computed_stage.update, lambda batch: stats.record(batch.events)]
+    from segments import realtime
+
+    def segments(batch: Batch) -> None:
+        realtime.segments_update_for_batch(batch.resolution)
+
+    return [
+        identity,
+        computed_stage.update,
+        segments,
+        lambda batch: stats.record(batch.events),
+    ]
 
 
 _CLAIM = """

@@ -5,7 +5,8 @@ Shapes chosen to stay set-based on large tables: trait conditions are predicates
 row; an event condition is `p.id IN (SELECT profile_id … GROUP BY profile_id HAVING count(*)
 …)` — or `NOT IN` the complement when a count of zero qualifies ("never performed", "fewer
 than 3") — so Postgres aggregates the matching events once instead of once per profile. The
-single-profile entry point adds `profile_id = …` inside every subquery.
+entry point for a few profiles (real-time evaluation after events) adds
+`profile_id = ANY(…)` inside every subquery, so its cost depends on those profiles only.
 
 Semantics (the Python evaluator in evaluate.py is the reference): a JSON value is absent when
 the key is missing or null; eq/in compare with JSON typing; number operators need a JSON number;
@@ -15,6 +16,7 @@ Every value is a bound parameter; identifiers come only from the validated tree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -48,8 +50,13 @@ class _Sql:
 
     workspace_id: int
     now: datetime
-    profile_id: int | None
+    profile_ids: list[int] | None
     params: dict[str, Any] = field(default_factory=dict)
+
+    def restrict(self, column: str) -> str:
+        if self.profile_ids is None:
+            return ""
+        return f" AND {column} = ANY({self.param(self.profile_ids)}::bigint[])"
 
     def param(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -73,7 +80,7 @@ def _compile(node: n.Node, q: _Sql) -> str:
     if isinstance(node, n.EventCondition):
         return _event(node, q)
     if isinstance(node, n.SegmentCondition):
-        restrict = f" AND m.profile_id = {q.param(q.profile_id)}" if q.profile_id else ""
+        restrict = q.restrict("m.profile_id")
         return (
             "p.id IN (SELECT m.profile_id FROM segments_membership m "
             f"WHERE m.segment_id = {q.param(node.segment_id)} AND m.exited_at IS NULL{restrict})"
@@ -202,8 +209,8 @@ def _event(node: n.EventCondition, q: _Sql) -> str:
         "pe.type = 'track'",
         f"pe.event = {q.param(node.event)}",
     ]
-    if q.profile_id is not None:
-        where.append(f"pe.profile_id = {q.param(q.profile_id)}")
+    if q.profile_ids is not None:
+        where.append(q.restrict("pe.profile_id")[5:])
     if node.within_seconds is not None:
         where.append(f"pe.timestamp >= {q.param(q.now - timedelta(seconds=node.within_seconds))}")
     if node.between is not None:
@@ -229,17 +236,24 @@ def _event(node: n.EventCondition, q: _Sql) -> str:
 
 
 def members_query(
-    node: n.Node, *, workspace_id: int, now: datetime, profile_id: int | None = None
+    node: n.Node,
+    *,
+    workspace_id: int,
+    now: datetime,
+    profile_id: int | None = None,
+    profile_ids: Sequence[int] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """SQL returning the ids of the workspace's live profiles that match (or, with
-    profile_id, that one profile's id when it matches), with its named parameters."""
-    q = _Sql(workspace_id, now, profile_id)
+    """SQL returning the ids of the workspace's live profiles that match — all of them, or
+    only among `profile_ids` (or the one `profile_id`) — with its named parameters."""
+    ids = list(profile_ids) if profile_ids is not None else None
+    if profile_id is not None:
+        ids = [profile_id]
+    q = _Sql(workspace_id, now, ids)
     head = (
         "SELECT p.id FROM profiles_profile p "
         f"WHERE p.workspace_id = {q.param(workspace_id)} AND p.merged_into_id IS NULL"
     )
-    if profile_id is not None:
-        head += f" AND p.id = {q.param(profile_id)}"
+    head += q.restrict("p.id")
     return f"{head} AND {_compile(node, q)}", q.params
 
 

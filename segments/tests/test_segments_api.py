@@ -191,3 +191,61 @@ def test_permissions_and_isolation(
     assert tenant_b.api().get(f"/api/v1/segments/{sid}/").status_code == 404
     assert post(tenant_b, "/api/v1/segments/preview/", {"rule": RULE}).json()["count"] == 0
     assert tenant_a.api().get("/api/v1/segments/rule-schema/").json()["title"] == "Segment rule"
+
+
+def test_real_time_entries_and_exits(tenant_a: Tenant, client: Client) -> None:
+    from segments.models import MembershipChange
+
+    rule = {
+        "all": [
+            {"trait": "plan", "op": "eq", "value": "pro"},
+            {"event": "Order Completed", "count": {"op": "gte", "value": 2}},
+        ]
+    }
+    sid = post(
+        tenant_a, "/api/v1/segments/", {"name": "Loyal pros", "rule": rule, "publish": True}
+    ).json()["id"]
+    send(
+        client,
+        tenant_a,
+        {"type": "identify", "userId": "dee", "traits": {"plan": "pro"}},
+        order("dee", 10, 1),
+    )
+    process()
+    assert Membership.objects.filter(segment_id=sid).count() == 0
+    send(client, tenant_a, order("dee", 12, 0.5))
+    process()
+    dee = profile_of(tenant_a, "user_id", "dee").pk
+    [stay] = Membership.objects.filter(segment_id=sid)
+    assert (stay.profile_id, stay.version, stay.exited_at) == (dee, 1, None)
+    send(client, tenant_a, {"type": "identify", "userId": "dee", "traits": {"plan": "free"}})
+    process()
+    stay.refresh_from_db()
+    assert stay.exited_at is not None
+    kinds = list(
+        MembershipChange.objects.filter(segment_id=sid)
+        .order_by("id")
+        .values_list("kind", flat=True)
+    )
+    assert kinds == ["entered", "exited"]
+
+
+def test_merged_away_profile_leaves_its_segments(tenant_a: Tenant, client: Client) -> None:
+    rule = {"event": "Viewed", "count": {"op": "gte", "value": 1}}
+    sid = post(
+        tenant_a, "/api/v1/segments/", {"name": "Viewers", "rule": rule, "publish": True}
+    ).json()["id"]
+    send(
+        client,
+        tenant_a,
+        {"type": "identify", "userId": "eve"},
+        {"type": "track", "anonymousId": "eve-phone", "event": "Viewed"},
+    )
+    process()
+    phone = profile_of(tenant_a, "anonymous_id", "eve-phone").pk
+    assert Membership.objects.get(segment_id=sid, exited_at=None).profile_id == phone
+    send(client, tenant_a, {"type": "identify", "userId": "eve", "anonymousId": "eve-phone"})
+    process()
+    eve = profile_of(tenant_a, "user_id", "eve").pk
+    current = Membership.objects.filter(segment_id=sid, exited_at=None)
+    assert [m.profile_id for m in current] == [eve]  # the survivor has the events now
