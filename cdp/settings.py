@@ -121,6 +121,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "profiles.tasks.builtin_traits_refresh_all",
         "schedule": env_int("CDP_BUILTIN_TRAITS_SECONDS", 3600),
     },
+    "segment-window-expiries": {
+        "task": "segments.tasks.segments_process_expiries",
+        "schedule": env_int("CDP_SEGMENT_EXPIRY_SECONDS", 5),
+    },
 }
 
 CACHES = {

@@ -119,3 +119,24 @@ class MembershipChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id} {self.kind} {self.segment_id}"
+
+
+class Expiry(models.Model):
+    """When a profile's answer to a segment's windowed rule next changes by time alone (an
+    event leaves its window). A beat task re-evaluates the profile at exactly that moment."""
+
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    profile_id = models.BigIntegerField()
+    due_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "segments_expiry"
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "profile_id"], name="uniq_segment_expiry")
+        ]
+        indexes = [models.Index(fields=["due_at"], name="expiry_due")]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} in {self.segment_id} at {self.due_at:%Y-%m-%d %H:%M:%S}"

@@ -5,9 +5,10 @@ for all of them — and entries and exits are recorded (membership history + cha
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cdp.models import Workspace
@@ -15,7 +16,7 @@ from profiles.identity.resolve import Resolution
 from segments.models import Segment, SegmentStatus
 from segments.rules import compile as compiler
 from segments.rules.validate import parse_rule
-from segments.services import apply_sql, rule_context
+from segments.services import apply_sql, rule_context, schedule_expiries
 
 
 def segments_update_for_batch(resolution: Resolution) -> int:
@@ -30,40 +31,86 @@ def segments_update_for_batch(resolution: Resolution) -> int:
     return changed
 
 
-def segments_evaluate_profiles(*, workspace_id: int, profile_ids: list[int]) -> int:
-    segments = list(
-        Segment.objects.filter(workspace_id=workspace_id, status=SegmentStatus.PUBLISHED)
-        .select_related("published_version")
-        .order_by("id")
-    )
-    if not segments or not profile_ids:
+def segments_evaluate_profiles(
+    *,
+    workspace_id: int,
+    profile_ids: list[int],
+    now: datetime | None = None,
+    segment_ids: list[int] | None = None,
+) -> int:
+    """Evaluate some profiles against the workspace's published segments (or some of them)
+    as of `now`; record entries/exits at that time and reschedule their window expiries."""
+    segments = Segment.objects.filter(
+        workspace_id=workspace_id, status=SegmentStatus.PUBLISHED
+    ).select_related("published_version")
+    if segment_ids is not None:
+        segments = segments.filter(pk__in=segment_ids)
+    if not profile_ids or not segments:
         return 0
     workspace = Workspace.objects.get(pk=workspace_id)
-    now = timezone.now()
+    when = now or timezone.now()
     ids = sorted(set(profile_ids))
     changed = 0
-    with connection.cursor() as cursor:
-        for segment in segments:
-            version = segment.published_version
-            if version is None:
-                continue
-            node = parse_rule(version.rule, rule_context(workspace, exclude_segment=segment.pk))
-            sql, params = compiler.members_query(
-                node, workspace_id=workspace_id, now=now, profile_ids=ids
-            )
-            values: dict[str, Any] = {
-                **params,
-                "profiles": ids,
-                "at": now,
-                "segment": segment.pk,
-                "version": version.number,
-                "workspace": workspace_id,
-            }
+    for segment in segments.order_by("id"):
+        version = segment.published_version
+        if version is None:
+            continue
+        node = parse_rule(version.rule, rule_context(workspace, exclude_segment=segment.pk))
+        sql, params = compiler.members_query(
+            node, workspace_id=workspace_id, now=when, profile_ids=ids
+        )
+        values: dict[str, Any] = {
+            **params,
+            "profiles": ids,
+            "at": when,
+            "segment": segment.pk,
+            "version": version.number,
+            "workspace": workspace_id,
+        }
+        with connection.cursor() as cursor:
             cursor.execute(apply_sql(sql, only_profiles=True), values)
             row = cursor.fetchone()
-            if row:
-                changed += int(row[1]) + int(row[2])
+        if row:
+            changed += int(row[1]) + int(row[2])
+        schedule_expiries(
+            segment_id=segment.pk, node=node, workspace_id=workspace_id, now=when, profile_ids=ids
+        )
     return changed
+
+
+_CLAIM_DUE = """
+DELETE FROM segments_expiry x
+USING segments_segment s
+WHERE x.id IN (
+    SELECT id FROM segments_expiry WHERE due_at <= %(now)s
+    ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+) AND s.id = x.segment_id
+RETURNING s.workspace_id, x.segment_id, x.profile_id, x.due_at
+"""
+
+
+@transaction.atomic
+def segments_process_expiries(*, now: datetime | None = None, limit: int = 5000) -> int:
+    """Re-evaluate the profiles whose window expired, each as of its exact expiry moment,
+    so history records the exit at the time the window ran out, however late this runs."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_DUE, {"now": now or timezone.now(), "limit": limit})
+        due = cursor.fetchall()
+    groups: dict[tuple[int, int, datetime], list[int]] = defaultdict(list)
+    for workspace_id, segment_id, profile_id, due_at in due:
+        groups[(workspace_id, segment_id, due_at)].append(profile_id)
+    for (workspace_id, segment_id, due_at), profile_ids in sorted(groups.items(), key=_by_time):
+        segments_evaluate_profiles(
+            workspace_id=workspace_id,
+            profile_ids=profile_ids,
+            now=due_at,
+            segment_ids=[segment_id],
+        )
+    return len(due)
+
+
+def _by_time(item: tuple[tuple[int, int, datetime], list[int]]) -> datetime:
+    return item[0][2]
 
 
 def exit_merged_profile(workspace_id: int, winner_id: int, loser_id: int) -> None:

@@ -195,6 +195,44 @@ SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered),
 """  # noqa: S608 - built from compiled SQL and placeholders
 
 
+_SCHEDULE = """
+WITH due AS ({boundaries}),
+cleared AS (
+    DELETE FROM segments_expiry x
+    WHERE x.segment_id = %(segment)s {scope}
+      AND x.profile_id NOT IN (SELECT profile_id FROM due)
+)
+INSERT INTO segments_expiry (segment_id, profile_id, due_at)
+SELECT %(segment)s, profile_id, due FROM due
+ON CONFLICT (segment_id, profile_id) DO UPDATE SET due_at = EXCLUDED.due_at
+"""
+
+
+def schedule_expiries(
+    *,
+    segment_id: int,
+    node: n.Node,
+    workspace_id: int,
+    now: datetime,
+    profile_ids: list[int] | None = None,
+) -> None:
+    """Record, for every profile with an event inside one of the rule's windows, the moment
+    the next one leaves it (see compile.window_boundaries_query); drop stale entries."""
+    built = compiler.window_boundaries_query(
+        node, workspace_id=workspace_id, now=now, profile_ids=profile_ids
+    )
+    with connection.cursor() as cursor:
+        if built is None:
+            cursor.execute("DELETE FROM segments_expiry WHERE segment_id = %s", [segment_id])
+            return
+        sql, params = built
+        scope = "AND x.profile_id = ANY(%(scope_ids)s::bigint[])" if profile_ids else ""
+        cursor.execute(
+            _SCHEDULE.format(boundaries=sql, scope=scope),
+            {**params, "segment": segment_id, "scope_ids": profile_ids or []},
+        )
+
+
 def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evaluation:
     """Full evaluation of the published version: one statement computes the members and
     records who entered and who left, inside the caller's transaction, so a crash or a re-run
@@ -224,6 +262,7 @@ def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evalua
         row = cursor.fetchone()
     assert row is not None
     members, entered, exited = (int(v) for v in row)
+    schedule_expiries(segment_id=segment.pk, node=node, workspace_id=workspace.pk, now=when)
     Segment.objects.filter(pk=segment.pk).update(member_count=members, evaluated_at=when)
     return Evaluation(
         version.number, members, entered, exited, round((time.monotonic() - started) * 1000)

@@ -212,7 +212,8 @@ def _event(node: n.EventCondition, q: _Sql) -> str:
     if q.profile_ids is not None:
         where.append(q.restrict("pe.profile_id")[5:])
     if node.within_seconds is not None:
-        where.append(f"pe.timestamp >= {q.param(q.now - timedelta(seconds=node.within_seconds))}")
+        # (now − window, now]: an event leaves its window at exactly its time + the window
+        where.append(f"pe.timestamp > {q.param(q.now - timedelta(seconds=node.within_seconds))}")
     if node.between is not None:
         low, high = node.between
         where.append(f"pe.timestamp BETWEEN {q.param(low)} AND {q.param(high)}")
@@ -255,6 +256,55 @@ def members_query(
     )
     head += q.restrict("p.id")
     return f"{head} AND {_compile(node, q)}", q.params
+
+
+def _windowed_leaves(node: n.Node) -> list[n.EventCondition]:
+    if isinstance(node, n.All | n.AnyOf):
+        return [leaf for child in node.children for leaf in _windowed_leaves(child)]
+    if isinstance(node, n.Not):
+        return _windowed_leaves(node.child)
+    if isinstance(node, n.EventCondition) and node.within_seconds is not None:
+        return [node]
+    return []
+
+
+def window_boundaries_query(
+    node: n.Node, *, workspace_id: int, now: datetime, profile_ids: Sequence[int] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """For every profile with an event inside one of the rule's windows: the next moment one
+    of those events leaves its window (the earliest in-window event's time + the window).
+    Between such moments time alone cannot change the rule's answer, so re-evaluating a
+    profile exactly then is exact. None when the rule has no windowed condition."""
+    leaves = _windowed_leaves(node)
+    if not leaves:
+        return None
+    q = _Sql(workspace_id, now, list(profile_ids) if profile_ids is not None else None)
+    parts = []
+    for leaf in leaves:
+        assert leaf.within_seconds is not None
+        window = timedelta(seconds=leaf.within_seconds)
+        where = [
+            f"pe.workspace_id = {q.param(workspace_id)}",
+            "pe.type = 'track'",
+            f"pe.event = {q.param(leaf.event)}",
+            f"pe.timestamp > {q.param(now - window)}",
+        ]
+        if q.profile_ids is not None:
+            where.append(q.restrict("pe.profile_id")[5:])
+        join = ""
+        if leaf.filters:
+            join = " JOIN profiles_event e ON e.id = pe.event_id"
+            for f in leaf.filters:
+                where.append(
+                    _json_value(f"(e.properties #> {q.param(list(f.path))})", f.comparison, q)
+                )
+        parts.append(
+            f"SELECT pe.profile_id, min(pe.timestamp) + {q.param(window)} AS due "
+            f"FROM profiles_profileevent pe{join} WHERE {' AND '.join(where)} "
+            "GROUP BY pe.profile_id"
+        )
+    union = " UNION ALL ".join(parts)
+    return f"SELECT profile_id, min(due) AS due FROM ({union}) AS b GROUP BY profile_id", q.params
 
 
 def count_members(node: n.Node, *, workspace_id: int, now: datetime) -> int:

@@ -249,3 +249,43 @@ def test_merged_away_profile_leaves_its_segments(tenant_a: Tenant, client: Clien
     eve = profile_of(tenant_a, "user_id", "eve").pk
     current = Membership.objects.filter(segment_id=sid, exited_at=None)
     assert [m.profile_id for m in current] == [eve]  # the survivor has the events now
+
+
+def test_window_exit_happens_at_the_moment_the_window_runs_out(
+    tenant_a: Tenant, client: Client
+) -> None:
+    from segments.models import Expiry
+    from segments.realtime import segments_process_expiries
+
+    start = timezone.now().replace(microsecond=0)
+    with time_machine.travel(start, tick=False):
+        rule = {
+            "event": "Order Completed",
+            "count": {"op": "gte", "value": 2},
+            "within": {"days": 7},
+        }
+        sid = post(
+            tenant_a, "/api/v1/segments/", {"name": "Weekly buyers", "rule": rule, "publish": True}
+        ).json()["id"]
+        first, second = start - timedelta(days=3), start - timedelta(days=1)
+        send(
+            client,
+            tenant_a,
+            {**order("fay", 10, 0), "timestamp": first.isoformat()},
+            {**order("fay", 10, 0), "timestamp": second.isoformat()},
+        )
+        process()
+        fay = profile_of(tenant_a, "user_id", "fay").pk
+        assert Membership.objects.get(segment_id=sid, exited_at=None).profile_id == fay
+        # the member leaves when the older of the two orders is 7 days old
+        expiry = Expiry.objects.get(segment_id=sid, profile_id=fay)
+        assert expiry.due_at == first + timedelta(days=7)
+    with time_machine.travel(first + timedelta(days=7) - timedelta(seconds=1), tick=False):
+        assert segments_process_expiries() == 0
+    # the job runs a little late; the exit is recorded at the exact moment
+    with time_machine.travel(first + timedelta(days=7, seconds=4), tick=False):
+        assert segments_process_expiries() == 1
+    stay = Membership.objects.get(segment_id=sid, profile_id=fay)
+    assert stay.exited_at == first + timedelta(days=7)
+    # the remaining order leaves its window later: scheduled for re-evaluation then
+    assert Expiry.objects.get(segment_id=sid, profile_id=fay).due_at == second + timedelta(days=7)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from segments import realtime
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=5)
+def segments_process_expiries(self) -> int:  # type: ignore[no-untyped-def]
+    """Beat (every few seconds): members whose event window ran out are re-evaluated as of
+    that exact moment (claims rows with SKIP LOCKED: safe to run twice)."""
+    try:
+        return realtime.segments_process_expiries()
+    except Exception as exc:
+        logger.exception("processing segment window expiries failed; will retry")
+        raise self.retry(exc=exc) from exc
