@@ -125,6 +125,25 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             }
         )
 
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str) -> Response:
+        """What publishing the draft would change: counts and samples of who enters and
+        who leaves."""
+        self.require("segments.view")
+        segment = self.get_object()
+        diff = services.segment_diff(segment=segment)
+        return Response(
+            {
+                "draft_version": diff.version,
+                "members_after": diff.members,
+                "members_now": segment.member_count,
+                "entering": diff.entering,
+                "leaving": diff.leaving,
+                "entering_sample": _profiles(self.workspace.pk, diff.entering_sample),
+                "leaving_sample": _profiles(self.workspace.pk, diff.leaving_sample),
+            }
+        )
+
     @extend_schema(request=PreviewSerializer, responses=dict)
     @action(detail=False, methods=["post"])
     def preview(self, request: Request) -> Response:

@@ -299,3 +299,46 @@ def segment_delete(*, segment: Segment, actor: Any = None) -> None:
     audit(workspace=workspace, actor=actor, action="segment.delete", detail={"key": segment.key})
     Membership.objects.filter(segment=segment).delete()
     segment.delete()
+
+
+@dataclass(slots=True)
+class Diff:
+    version: int
+    members: int
+    entering: int
+    leaving: int
+    entering_sample: list[int]
+    leaving_sample: list[int]
+
+
+_DIFF = """
+WITH draft AS ({members}),
+current AS (
+    SELECT profile_id AS id FROM segments_membership
+    WHERE segment_id = %(segment)s AND exited_at IS NULL
+),
+entering AS (SELECT id FROM draft EXCEPT SELECT id FROM current),
+leaving AS (SELECT id FROM current EXCEPT SELECT id FROM draft)
+SELECT (SELECT count(*) FROM draft),
+       (SELECT count(*) FROM entering),
+       (SELECT count(*) FROM leaving),
+       ARRAY(SELECT id FROM entering ORDER BY id DESC LIMIT %(sample)s),
+       ARRAY(SELECT id FROM leaving ORDER BY id DESC LIMIT %(sample)s)
+"""
+
+
+def segment_diff(*, segment: Segment, sample: int = 10, now: datetime | None = None) -> Diff:
+    """What publishing the draft would change: who would enter, who would leave."""
+    draft = segment.draft_version
+    if draft is None:
+        raise Conflict("the segment has no draft to compare", code="no_draft")
+    workspace = Workspace.objects.get(pk=segment.workspace_id)
+    node = rule_parse(workspace=workspace, rule=draft.rule, segment_id=segment.pk)
+    sql, params = compiler.members_query(node, workspace_id=workspace.pk, now=now or timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DIFF.format(members=sql), {**params, "segment": segment.pk, "sample": sample}
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return Diff(draft.number, int(row[0]), int(row[1]), int(row[2]), list(row[3]), list(row[4]))

@@ -120,6 +120,14 @@ def test_publish_members_history_and_versions(
     )
     assert edited["draft"]["number"] == 2 and edited["published"]["number"] == 1
     assert edited["member_count"] == 1
+    diff = tenant_a.api().get(f"/api/v1/segments/{sid}/diff/").json()
+    assert (diff["members_now"], diff["members_after"], diff["entering"], diff["leaving"]) == (
+        1,
+        3,
+        2,
+        0,
+    )
+    assert {p["id"] for p in diff["entering_sample"]} == {shoppers["bob"], shoppers["cy"]}
     result = post(tenant_a, f"/api/v1/segments/{sid}/publish/", {}).json()
     assert (result["version"], result["members"], result["entered"], result["exited"]) == (
         2,
