@@ -99,8 +99,9 @@ WITH ids AS (
     FROM rows
 )
 INSERT INTO profiles_profileevent (event_id, workspace_id, profile_id, origin_profile_id,
-    "timestamp", type, event)
-SELECT id, %(ws)s, profile_id, profile_id, ts, 'track', name FROM rows
+    "timestamp", type, event, properties)
+SELECT id, %(ws)s, profile_id, profile_id, ts, 'track', name,
+       jsonb_build_object('revenue', revenue) FROM rows
 """
 
 

@@ -466,6 +466,9 @@ class ProfileEvent(models.Model):
     timestamp = models.DateTimeField()
     type = models.CharField(max_length=16)
     event = models.CharField(max_length=255, default="")  # track name or page/screen name
+    # a copy of a track event's properties, so that segment conditions on event properties
+    # read the narrow table only (joining the raw events costs a scan of all of them)
+    properties = models.JSONField(default=dict)
 
     class Meta:
         indexes = [

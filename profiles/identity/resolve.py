@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
@@ -169,8 +170,8 @@ ON CONFLICT (a_id, b_id) DO NOTHING
 
 _COPY_PROFILE_EVENTS = (
     "COPY profiles_profileevent "
-    '(event_id, workspace_id, profile_id, origin_profile_id, "timestamp", type, event) '
-    "FROM STDIN"
+    '(event_id, workspace_id, profile_id, origin_profile_id, "timestamp", type, event, '
+    "properties) FROM STDIN"
 )
 
 
@@ -228,6 +229,13 @@ def update_profiles(states: list[ProfileState]) -> None:
     """Write working copies back (traits, aggregates, merge pointers), one statement."""
     with server_cursor() as cursor:
         cursor.execute(_UPDATE_PROFILES, [json_rows(_state_columns(s) for s in states)])
+
+
+def _properties_copy(event: Event) -> str:
+    if event.type != "track":
+        return "{}"
+    raw = getattr(event, "properties_json", None)
+    return raw if isinstance(raw, str) else orjson.dumps(event.properties or {}).decode()
 
 
 def event_name(event: Event) -> str:
@@ -667,6 +675,7 @@ class BatchResolver:
                     event.timestamp,
                     event.type,
                     event_name(event),
+                    _properties_copy(event),
                 )
             )
             self.result.profile_of[event.pk] = profile_id

@@ -65,6 +65,7 @@ class EventRow:
         "timestamp",
         "received_at",
         "properties",
+        "properties_json",
         "traits",
         "context",
     )
@@ -85,6 +86,7 @@ class EventRow:
             self.timestamp,
             self.received_at,
         ) = row[:13]
+        self.properties_json = row[13]  # kept as sent, for copies (no re-encoding)
         self.properties = orjson.loads(row[13])
         self.traits = orjson.loads(row[14])
         self.context = orjson.loads(row[15])

@@ -218,10 +218,8 @@ def _event(node: n.EventCondition, q: _Sql) -> str:
         low, high = node.between
         where.append(f"pe.timestamp BETWEEN {q.param(low)} AND {q.param(high)}")
     join = ""
-    if node.filters:
-        join = " JOIN profiles_event e ON e.id = pe.event_id"
-        for f in node.filters:
-            where.append(_json_value(f"(e.properties #> {q.param(list(f.path))})", f.comparison, q))
+    for f in node.filters:
+        where.append(_json_value(f"(pe.properties #> {q.param(list(f.path))})", f.comparison, q))
     having = f"count(*) {_COUNT_SIGN[node.count_op]} {q.param(node.count)}"
     base = (
         f"SELECT pe.profile_id FROM profiles_profileevent pe{join} "
@@ -292,12 +290,10 @@ def window_boundaries_query(
         if q.profile_ids is not None:
             where.append(q.restrict("pe.profile_id")[5:])
         join = ""
-        if leaf.filters:
-            join = " JOIN profiles_event e ON e.id = pe.event_id"
-            for f in leaf.filters:
-                where.append(
-                    _json_value(f"(e.properties #> {q.param(list(f.path))})", f.comparison, q)
-                )
+        for f in leaf.filters:
+            where.append(
+                _json_value(f"(pe.properties #> {q.param(list(f.path))})", f.comparison, q)
+            )
         parts.append(
             f"SELECT pe.profile_id, min(pe.timestamp) + {q.param(window)} AS due "
             f"FROM profiles_profileevent pe{join} WHERE {' AND '.join(where)} "
