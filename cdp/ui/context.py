@@ -7,10 +7,11 @@ from django.http import HttpRequest
 from cdp import access
 from cdp.auth import current_workspace
 
-# (label, url name, capability). Later issues add Segments, Consent, Destinations.
+# (label, url name, capability). Later issues add Consent, Destinations.
 NAVIGATION = [
     ("Sources", "ui-sources", "sources.view"),
     ("Profiles", "ui-profiles", "profiles.view"),
+    ("Segments", "ui-segments", "segments.view"),
     ("Event debugger", "ui-debugger", "events.view"),
     ("Schema", "ui-schema", "schema.view"),
     ("Settings", "ui-settings", None),

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from cdp.ui import profile_views, views
+from cdp.ui import profile_views, segment_views, views
 
 urlpatterns = [
     path("", views.home, name="ui-home"),
@@ -27,6 +27,9 @@ urlpatterns = [
     path("profiles/conflicts/", profile_views.conflict_log, name="ui-identity-conflicts"),
     path("profiles/<int:profile_id>/", profile_views.profile_detail, name="ui-profile"),
     path("profiles/<int:profile_id>/split/", profile_views.profile_split, name="ui-profile-split"),
+    path("segments/", segment_views.segment_list, name="ui-segments"),
+    path("segments/new/", segment_views.segment_new, name="ui-segment-new"),
+    path("segments/<int:segment_id>/", segment_views.segment_detail, name="ui-segment"),
     path("debugger/", views.debugger, name="ui-debugger"),
     path("schema/", views.schema, name="ui-schema"),
     path("settings/", views.settings_page, name="ui-settings"),

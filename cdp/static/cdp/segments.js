@@ -1,0 +1,795 @@
+/* Segment builder: edits the rule as a tree (groups ALL/ANY, NOT on any node, trait / event /
+   segment / random-bucket conditions), builds the rule JSON from it, previews the count and a
+   sample through the segments API (debounced) and saves, diffs and publishes the segment.
+   The API is the authority on rules: its 400 names the path of the bad node, which is mapped
+   back onto the tree. */
+(function () {
+  var configNode = document.getElementById('segment-config');
+  var treeRoot = document.getElementById('rule-tree');
+  if (!configNode || !treeRoot) return;
+  var config = JSON.parse(configNode.textContent);
+  var segment = config.segment;
+  var editable = !!config.can_manage;
+  var suggest = config.suggestions || {};
+  var csrf = (document.querySelector('[name=csrfmiddlewaretoken]') || {}).value;
+  var DEBOUNCE_MS = 400;
+  var SAMPLE = 10;
+
+  var OP_LABELS = {
+    eq: 'is', neq: 'is not', gt: '>', gte: '≥', lt: '<', lte: '≤', between: 'is between',
+    'in': 'is one of', not_in: 'is not one of', contains: 'contains',
+    not_contains: 'does not contain', starts_with: 'starts with', ends_with: 'ends with',
+    regex: 'matches regex', exists: 'is set', not_exists: 'is not set', before: 'is before',
+    after: 'is after', within_last: 'is within the last'
+  };
+  var DATE_OPS = ['before', 'after', 'within_last'];
+  var OPS_BY_TYPE = {
+    string: ['eq', 'neq', 'in', 'not_in', 'contains', 'not_contains', 'starts_with', 'ends_with',
+      'regex', 'exists', 'not_exists', 'before', 'after', 'within_last'],
+    number: ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'between', 'in', 'not_in', 'exists',
+      'not_exists'],
+    boolean: ['eq', 'neq', 'exists', 'not_exists'],
+    datetime: ['before', 'after', 'within_last', 'exists', 'not_exists']
+  };
+  OPS_BY_TYPE.any = Object.keys(OP_LABELS);
+  var COUNT_OPS = ['gte', 'gt', 'eq', 'neq', 'lte', 'lt'];
+  var KINDS = [['trait', 'Trait'], ['event', 'Event'], ['segment', 'Segment'],
+    ['random_bucket', 'Random %']];
+
+  var traitsByName = {};
+  (suggest.traits || []).forEach(function (t) { traitsByName[t.name] = t; });
+
+  // ---- small helpers ----------------------------------------------------------------------
+  var nextId = 1;
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+  function input(cls, value, attrs) {
+    var e = el('input', cls);
+    e.value = value === undefined || value === null ? '' : String(value);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (!editable) e.disabled = true;
+    return e;
+  }
+  function select(cls, options, value, label) {
+    var e = el('select', cls);
+    if (label) e.setAttribute('aria-label', label);
+    options.forEach(function (o) {
+      var opt = el('option', null, o[1]);
+      opt.value = o[0];
+      if (o[0] === value) opt.selected = true;
+      e.appendChild(opt);
+    });
+    if (!editable) e.disabled = true;
+    return e;
+  }
+  function button(cls, text, onClick, title) {
+    var b = el('button', 'button small ' + cls, text);
+    b.type = 'button';
+    if (title) b.title = title;
+    b.addEventListener('click', onClick);
+    if (!editable) b.hidden = true;
+    return b;
+  }
+  function datalist(id, values) {
+    var dl = document.getElementById(id);
+    if (!dl) {
+      dl = el('datalist');
+      dl.id = id;
+      document.body.appendChild(dl);
+    }
+    dl.textContent = '';
+    values.forEach(function (v) {
+      var o = el('option');
+      o.value = typeof v === 'string' ? v : v.name;
+      if (v.label) o.label = v.label;
+      dl.appendChild(o);
+    });
+    return id;
+  }
+  function api(method, url, body) {
+    var opts = {
+      method: method, credentials: 'same-origin',
+      headers: { 'Accept': 'application/json', 'X-CSRFToken': csrf }
+    };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (r.ok) return data;
+        var err = new Error((data.error && data.error.message) || ('HTTP ' + r.status));
+        err.status = r.status;
+        err.body = data;
+        throw err;
+      });
+    });
+  }
+  function isNumeric(text) { return /^\s*-?\d+(\.\d+)?\s*$/.test(text); }
+  function number(text) {
+    // a number when it reads as one; otherwise the text, for the API to name the problem
+    return isNumeric(String(text)) ? Number(text) : String(text);
+  }
+  function scalar(text, type) {
+    text = String(text === undefined ? '' : text);
+    if (type === 'number') return number(text);
+    if (type === 'boolean' || type === 'any') {
+      if (text === 'true') return true;
+      if (text === 'false') return false;
+    }
+    if (type === 'any' && isNumeric(text)) return Number(text);
+    return text;
+  }
+  function integer(text) {
+    var n = Number(text);
+    return String(text).trim() !== '' && Number.isInteger(n) ? n : String(text);
+  }
+
+  // ---- the tree ---------------------------------------------------------------------------
+  function group(mode, children) {
+    return { id: nextId++, kind: 'group', mode: mode, negate: false, children: children || [] };
+  }
+  function condition(kind) {
+    var node = { id: nextId++, kind: kind, negate: false };
+    if (kind === 'trait') { node.trait = ''; node.op = 'eq'; node.value = ''; }
+    if (kind === 'event') {
+      node.event = ''; node.never = false; node.countOp = 'gte'; node.countValue = '1';
+      node.days = ''; node.where = [];
+    }
+    if (kind === 'segment') node.segment = (suggest.segments[0] || {}).key || '';
+    if (kind === 'random_bucket') node.percent = '10';
+    return node;
+  }
+  function comparisonFrom(data, target) {
+    target.op = data.op;
+    var v = data.value;
+    target.value = ''; target.value2 = ''; target.dateMode = 'date';
+    if (v === undefined || v === null) return;
+    if (data.op === 'between' && Array.isArray(v)) { target.value = v[0]; target.value2 = v[1]; }
+    else if (Array.isArray(v)) target.value = v.join(', ');
+    else if (data.op === 'within_last' && typeof v === 'object') {
+      target.value = v.days !== undefined ? v.days : (v.hours || 0) / 24;
+    } else if (typeof v === 'object' && v.days_ago !== undefined) {
+      target.dateMode = 'days_ago'; target.value = v.days_ago;
+    } else if (DATE_OPS.indexOf(data.op) >= 0) target.value = String(v).slice(0, 10);
+    else target.value = String(v);
+  }
+  function fromJSON(data, negate) {
+    var node;
+    if (data && typeof data === 'object' && !Array.isArray(data)) {
+      var keys = Object.keys(data);
+      if (keys.length === 1 && data.not) return fromJSON(data.not, !negate);
+      if (keys.length === 1 && Array.isArray(data.all || data.any)) {
+        var mode = data.all ? 'all' : 'any';
+        node = group(mode, data[mode].map(function (c) { return fromJSON(c, false); }));
+      } else if (typeof data.trait === 'string') {
+        node = condition('trait');
+        node.trait = data.trait;
+        comparisonFrom(data, node);
+      } else if (typeof data.event === 'string' && !data.between &&
+                 !(data.within && data.within.hours % 24)) {
+        node = condition('event');
+        node.event = data.event;
+        node.never = !!data.never;
+        if (data.count) { node.countOp = data.count.op; node.countValue = String(data.count.value); }
+        if (data.within) node.days = String(data.within.days || data.within.hours / 24);
+        node.where = (data.where || []).map(function (w) {
+          var row = { property: w.property };
+          comparisonFrom(w, row);
+          return row;
+        });
+      } else if (keys.length === 1 && data.segment !== undefined) {
+        node = condition('segment');
+        node.segment = String(data.segment);
+      } else if (keys.length === 1 && data.random_bucket !== undefined) {
+        node = condition('random_bucket');
+        var spec = data.random_bucket;
+        node.percent = String(typeof spec === 'object' ? spec.percent : spec);
+      }
+    }
+    if (!node) {
+      // anything the editor has no form for (consent, date ranges…) stays editable as JSON
+      node = { id: nextId++, kind: 'raw', negate: false, text: JSON.stringify(data, null, 2) };
+    }
+    node.negate = !!negate;
+    return node;
+  }
+
+  var initialRule = segment && (segment.draft || segment.published) ?
+    (segment.draft || segment.published).rule : null;
+  var root = initialRule ? fromJSON(initialRule, false) : group('all', []);
+  if (root.kind !== 'group') root = group('all', [root]);
+
+  // ---- tree -> rule JSON (and path -> node, to place the API's errors) --------------------
+  var paths = {};
+  function comparisonJSON(node, type, out) {
+    var op = node.op;
+    out.op = op;
+    if (op === 'exists' || op === 'not_exists') return out;
+    var v = node.value === undefined ? '' : node.value;
+    if (op === 'between') out.value = [number(v), number(node.value2 || '')];
+    else if (op === 'in' || op === 'not_in') {
+      out.value = String(v).split(',').map(function (s) { return s.trim(); })
+        .filter(function (s) { return s !== ''; })
+        .map(function (s) { return scalar(s, type); });
+    } else if (op === 'within_last') out.value = { days: integer(v) };
+    else if (op === 'before' || op === 'after') {
+      out.value = node.dateMode === 'days_ago' ? { days_ago: integer(v) } : String(v);
+    } else if (['gt', 'gte', 'lt', 'lte'].indexOf(op) >= 0) out.value = number(v);
+    else if (op === 'eq' || op === 'neq') out.value = scalar(v, type);
+    else out.value = String(v);
+    return out;
+  }
+  function propertyType(eventName, property) {
+    var props = (suggest.properties || {})[eventName] || [];
+    for (var i = 0; i < props.length; i++) if (props[i].name === property) return props[i].type;
+    return 'any';
+  }
+  function traitType(name) { return (traitsByName[name] || {}).type || 'any'; }
+  function toJSON(node, path) {
+    var inner = path, out;
+    if (node.negate) { paths[path] = node.id; inner = path + '.not'; }
+    paths[inner] = node.id;
+    if (node.kind === 'group') {
+      out = {};
+      out[node.mode] = node.children.map(function (c, i) {
+        return toJSON(c, inner + '.' + node.mode + '[' + i + ']');
+      });
+    } else if (node.kind === 'trait') {
+      out = comparisonJSON(node, traitType(node.trait), { trait: node.trait.trim() });
+    } else if (node.kind === 'event') {
+      out = { event: node.event.trim() };
+      var where = node.where.filter(function (w) { return w.property.trim() !== ''; });
+      if (where.length) {
+        out.where = where.map(function (w) {
+          return comparisonJSON(w, propertyType(node.event, w.property),
+            { property: w.property.trim() });
+        });
+      }
+      if (node.never) out.never = true;
+      else out.count = { op: node.countOp, value: integer(node.countValue) };
+      if (String(node.days).trim() !== '') out.within = { days: integer(node.days) };
+    } else if (node.kind === 'segment') {
+      out = { segment: node.segment };
+    } else if (node.kind === 'random_bucket') {
+      out = { random_bucket: { percent: number(node.percent) } };
+    } else {
+      try { out = JSON.parse(node.text); } catch (e) { out = node.text; }
+    }
+    return node.negate ? { not: out } : out;
+  }
+  function currentRule() {
+    paths = {};
+    return toJSON(root, 'rule');
+  }
+
+  // ---- rendering --------------------------------------------------------------------------
+  var elements = {};
+  function changed(rerender) {
+    if (rerender) render();
+    else updateJSON();
+    schedulePreview();
+  }
+  function notToggle(node) {
+    var b = button('toggle-not' + (node.negate ? ' on' : ''), 'NOT', function () {
+      node.negate = !node.negate;
+      changed(true);
+    }, 'Negate: match profiles for which this does not hold');
+    b.setAttribute('aria-pressed', node.negate ? 'true' : 'false');
+    if (!editable && node.negate) { b.hidden = false; b.disabled = true; }
+    return b;
+  }
+  function removeButton(parent, node) {
+    return button('remove', '✕', function () {
+      parent.children.splice(parent.children.indexOf(node), 1);
+      changed(true);
+    }, 'Remove');
+  }
+  function opSelect(target, type, onChange) {
+    var ops = OPS_BY_TYPE[type] || OPS_BY_TYPE.any;
+    if (ops.indexOf(target.op) < 0) ops = ops.concat([target.op]);
+    var s = select('cond-op', ops.map(function (o) { return [o, OP_LABELS[o] || o]; }),
+      target.op, 'Operator');
+    s.addEventListener('change', function () { target.op = s.value; onChange(); });
+    return s;
+  }
+  function valueInputs(target, type, listId, rebuild) {
+    var box = el('span', 'cond-values');
+    var op = target.op;
+    if (op === 'exists' || op === 'not_exists') return box;
+    function bind(inp, key) {
+      inp.addEventListener('input', function () { target[key] = inp.value; changed(false); });
+      return inp;
+    }
+    var numeric = type === 'number' || ['gt', 'gte', 'lt', 'lte', 'between'].indexOf(op) >= 0;
+    if (op === 'between') {
+      box.appendChild(bind(input('cond-value short', target.value,
+        { inputmode: 'decimal', 'aria-label': 'From' }), 'value'));
+      box.appendChild(el('span', 'muted', 'and'));
+      box.appendChild(bind(input('cond-value2 short', target.value2,
+        { inputmode: 'decimal', 'aria-label': 'To' }), 'value2'));
+    } else if (op === 'within_last') {
+      box.appendChild(bind(input('cond-value short', target.value,
+        { inputmode: 'numeric', 'aria-label': 'Days' }), 'value'));
+      box.appendChild(el('span', 'muted', 'days'));
+    } else if (op === 'before' || op === 'after') {
+      var mode = select('cond-date-mode', [['date', 'date'], ['days_ago', 'days ago']],
+        target.dateMode || 'date', 'Date kind');
+      mode.addEventListener('change', function () {
+        target.dateMode = mode.value; target.value = ''; rebuild(); changed(false);
+      });
+      var relative = target.dateMode === 'days_ago';
+      box.appendChild(bind(input('cond-value' + (relative ? ' short' : ''), target.value,
+        relative ? { inputmode: 'numeric', 'aria-label': 'Days ago' } :
+          { type: 'date', 'aria-label': 'Date' }), 'value'));
+      box.appendChild(mode);
+    } else {
+      var attrs = { 'aria-label': 'Value' };
+      if (op === 'in' || op === 'not_in') attrs.placeholder = 'a, b, c';
+      else if (numeric) attrs.inputmode = 'decimal';
+      else attrs.placeholder = 'value';
+      if (listId) attrs.list = listId;
+      box.appendChild(bind(input('cond-value', target.value, attrs), 'value'));
+    }
+    return box;
+  }
+  // operator + value inputs, rebuilt in place (never the whole tree) when the operator or the
+  // type of the named trait/property changes, so typing and tabbing keep the focus
+  function comparisonEditor(target, typeOf, listIdOf) {
+    var box = el('span', 'cond-comparison'), shownType = null;
+    function values() {
+      var old = box.querySelector('.cond-values');
+      var fresh = valueInputs(target, shownType, listIdOf(), values);
+      if (old) box.replaceChild(fresh, old);
+      else box.appendChild(fresh);
+    }
+    function build() {
+      shownType = typeOf();
+      var ops = OPS_BY_TYPE[shownType] || OPS_BY_TYPE.any;
+      if (ops.indexOf(target.op) < 0) target.op = ops[0];
+      box.textContent = '';
+      box.appendChild(opSelect(target, shownType, function () {
+        values(); changed(false);
+      }));
+      values();
+    }
+    build();
+    return {
+      box: box,
+      refresh: function () {
+        if (typeOf() !== shownType) { build(); changed(false); return; }
+        var value = box.querySelector('.cond-value'), listId = listIdOf();
+        if (value && listId) value.setAttribute('list', listId);
+        else if (value) value.removeAttribute('list');
+      }
+    };
+  }
+  function nodeError(node) {
+    var box = el('div', 'node-error');
+    box.hidden = true;
+    box.setAttribute('role', 'alert');
+    return box;
+  }
+
+  function renderCondition(node, parent) {
+    var wrap = el('div', 'rule-node rule-cond');
+    wrap.dataset.kind = node.kind;
+    wrap.dataset.node = node.id;
+    if (node.negate) wrap.classList.add('negated');
+    var row = el('div', 'cond-row');
+    row.appendChild(notToggle(node));
+    var kindLabel = { trait: 'Trait', event: 'Event', segment: 'In segment',
+      random_bucket: 'Random', raw: 'JSON' }[node.kind];
+    row.appendChild(el('span', 'cond-kind', kindLabel));
+    if (node.kind === 'trait') {
+      var name = input('cond-trait', node.trait,
+        { list: 'dl-traits', placeholder: 'trait, e.g. plan', 'aria-label': 'Trait' });
+      name.addEventListener('input', function () { node.trait = name.value; changed(false); });
+      row.appendChild(name);
+      var traitEditor = comparisonEditor(node, function () { return traitType(node.trait); },
+        function () {
+          var values = (traitsByName[node.trait] || {}).values || [];
+          return values.length ? datalist('dl-values-' + node.id, values) : null;
+        });
+      name.addEventListener('change', traitEditor.refresh);
+      row.appendChild(traitEditor.box);
+    } else if (node.kind === 'event') {
+      var ev = input('cond-event', node.event,
+        { list: 'dl-events', placeholder: 'event, e.g. Order Completed', 'aria-label': 'Event' });
+      ev.addEventListener('input', function () { node.event = ev.value; changed(false); });
+      ev.addEventListener('change', function () {
+        datalist('dl-props-' + node.id, (suggest.properties || {})[node.event.trim()] || []);
+      });
+      row.appendChild(ev);
+      var performed = select('cond-performed',
+        [['count', 'performed'], ['never', 'never performed']],
+        node.never ? 'never' : 'count', 'Performed');
+      performed.addEventListener('change', function () {
+        node.never = performed.value === 'never'; changed(true);
+      });
+      row.appendChild(performed);
+      if (!node.never) {
+        var cop = select('cond-count-op', COUNT_OPS.map(function (o) { return [o, OP_LABELS[o]]; }),
+          node.countOp, 'Count operator');
+        cop.addEventListener('change', function () { node.countOp = cop.value; changed(false); });
+        row.appendChild(cop);
+        var cval = input('cond-count-value short', node.countValue,
+          { inputmode: 'numeric', 'aria-label': 'Count' });
+        cval.addEventListener('input', function () { node.countValue = cval.value; changed(false); });
+        row.appendChild(cval);
+        row.appendChild(el('span', 'muted', 'times'));
+      }
+      row.appendChild(el('span', 'muted', 'in the last'));
+      var days = input('cond-days short', node.days,
+        { inputmode: 'numeric', placeholder: 'all', 'aria-label': 'Window in days' });
+      days.addEventListener('input', function () { node.days = days.value; changed(false); });
+      row.appendChild(days);
+      row.appendChild(el('span', 'muted', 'days'));
+    } else if (node.kind === 'segment') {
+      var options = (suggest.segments || []).map(function (s) { return [s.key, s.name]; });
+      if (node.segment && !options.some(function (o) { return o[0] === node.segment; })) {
+        options.unshift([node.segment, node.segment + ' (not published)']);
+      }
+      if (!options.length) options = [['', '— no published segments —']];
+      var seg = select('cond-segment', options, node.segment, 'Segment');
+      seg.addEventListener('change', function () { node.segment = seg.value; changed(false); });
+      row.appendChild(seg);
+    } else if (node.kind === 'random_bucket') {
+      var pct = input('cond-percent short', node.percent,
+        { inputmode: 'decimal', 'aria-label': 'Percent' });
+      pct.addEventListener('input', function () { node.percent = pct.value; changed(false); });
+      row.appendChild(pct);
+      row.appendChild(el('span', 'muted', '% of profiles (stable per profile)'));
+    } else {
+      var text = el('textarea', 'cond-raw');
+      text.value = node.text;
+      text.rows = Math.min(8, node.text.split('\n').length);
+      text.disabled = !editable;
+      text.addEventListener('input', function () { node.text = text.value; changed(false); });
+      row.appendChild(text);
+    }
+    // the condition's parts wrap inside the body; its remove button stays top right
+    var body = el('div', 'cond-body');
+    body.appendChild(row);
+    if (node.kind === 'event') body.appendChild(renderWhere(node));
+    wrap.appendChild(body);
+    if (parent) wrap.appendChild(removeButton(parent, node));
+    wrap.appendChild(nodeError(node));
+    elements[node.id] = wrap;
+    return wrap;
+  }
+
+  function renderWhere(node) {
+    var box = el('div', 'where-list');
+    var props = (suggest.properties || {})[node.event.trim()] || [];
+    var listId = datalist('dl-props-' + node.id, props);
+    node.where.forEach(function (w, i) {
+      var row = el('div', 'where-row');
+      row.appendChild(el('span', 'muted', i ? 'and' : 'where'));
+      var prop = input('where-property', w.property,
+        { list: listId, placeholder: 'property, e.g. revenue', 'aria-label': 'Property' });
+      prop.addEventListener('input', function () { w.property = prop.value; changed(false); });
+      row.appendChild(prop);
+      var editor = comparisonEditor(w, function () {
+        return propertyType(node.event.trim(), w.property.trim());
+      }, function () { return null; });
+      prop.addEventListener('change', editor.refresh);
+      row.appendChild(editor.box);
+      row.appendChild(button('remove', '✕', function () {
+        node.where.splice(i, 1); changed(true);
+      }, 'Remove filter'));
+      box.appendChild(row);
+    });
+    box.appendChild(button('add-where', '+ property filter', function () {
+      node.where.push({ property: '', op: 'eq', value: '' });
+      render();
+      var inputs = box.ownerDocument.querySelectorAll(
+        '[data-node="' + node.id + '"] .where-property');
+      if (inputs.length) inputs[inputs.length - 1].focus();
+    }));
+    return box;
+  }
+
+  function renderGroup(node, parent, depth) {
+    var wrap = el('div', 'rule-node rule-group depth-' + Math.min(depth, 4));
+    wrap.dataset.node = node.id;
+    wrap.dataset.mode = node.mode;
+    if (node.negate) wrap.classList.add('negated');
+    var head = el('div', 'group-head');
+    head.appendChild(notToggle(node));
+    var modes = el('span', 'mode-toggle');
+    modes.setAttribute('role', 'group');
+    modes.setAttribute('aria-label', 'Match');
+    [['all', 'ALL'], ['any', 'ANY']].forEach(function (m) {
+      var b = el('button', 'mode-' + m[0] + (node.mode === m[0] ? ' active' : ''), m[1]);
+      b.type = 'button';
+      b.setAttribute('aria-pressed', node.mode === m[0] ? 'true' : 'false');
+      b.disabled = !editable;
+      b.addEventListener('click', function () { node.mode = m[0]; changed(true); });
+      modes.appendChild(b);
+    });
+    head.appendChild(modes);
+    head.appendChild(el('span', 'muted small',
+      node.mode === 'all' ? 'of these must match' : 'of these must match (at least one)'));
+    head.appendChild(el('span', 'spacer'));
+    if (parent) head.appendChild(removeButton(parent, node));
+    wrap.appendChild(head);
+    var list = el('div', 'group-children');
+    if (!node.children.length) {
+      list.appendChild(el('div', 'muted small group-empty', editable ?
+        'Empty group: add a condition below.' : 'Empty group.'));
+    }
+    node.children.forEach(function (child) {
+      list.appendChild(child.kind === 'group' ?
+        renderGroup(child, node, depth + 1) : renderCondition(child, node));
+    });
+    wrap.appendChild(list);
+    var foot = el('div', 'group-foot');
+    KINDS.forEach(function (k) {
+      foot.appendChild(button('add-' + k[0].replace('_', '-'), '+ ' + k[1], function () {
+        node.children.push(condition(k[0]));
+        render();
+        var added = elements[node.children[node.children.length - 1].id];
+        var first = added && added.querySelector('input, select');
+        if (first) first.focus();
+      }));
+    });
+    foot.appendChild(button('add-group', '+ Group', function () {
+      node.children.push(group(node.mode === 'all' ? 'any' : 'all', []));
+      changed(true);
+    }, 'A nested group with its own ALL / ANY'));
+    wrap.appendChild(foot);
+    wrap.appendChild(nodeError(node));
+    elements[node.id] = wrap;
+    return wrap;
+  }
+
+  var jsonOut = document.getElementById('rule-json');
+  function updateJSON() {
+    jsonOut.textContent = JSON.stringify(currentRule(), null, 2);
+  }
+  function render() {
+    elements = {};
+    treeRoot.textContent = '';
+    treeRoot.appendChild(renderGroup(root, null, 0));
+    updateJSON();
+  }
+
+  // ---- errors -----------------------------------------------------------------------------
+  var topError = document.getElementById('builder-error');
+  function showTop(message) {
+    topError.textContent = message || '';
+    topError.hidden = !message;
+  }
+  function clearErrors() {
+    Object.keys(elements).forEach(function (id) {
+      var e = elements[id];
+      e.classList.remove('has-error');
+      var box = e.querySelector(':scope > .node-error');
+      if (box) { box.textContent = ''; box.hidden = true; }
+    });
+  }
+  function showRuleErrors(errors) {
+    clearErrors();
+    var unplaced = [];
+    currentRule();  // refresh paths
+    errors.forEach(function (err) {
+      var path = err.path || '', id = null, probe = path;
+      while (probe) {
+        if (paths[probe] !== undefined) { id = paths[probe]; break; }
+        var cut = Math.max(probe.lastIndexOf('.'), probe.lastIndexOf('['));
+        probe = cut > 0 ? probe.slice(0, cut) : '';
+      }
+      var target = id !== null && elements[id];
+      if (!target || (path === 'rule' && id === root.id && !root.negate)) {
+        unplaced.push(path + ': ' + err.message);
+        return;
+      }
+      target.classList.add('has-error');
+      var box = target.querySelector(':scope > .node-error');
+      var rest = path.slice(probe.length).replace(/^\./, '');
+      var line = el('div', null, (rest ? rest + ': ' : '') + err.message);
+      box.appendChild(line);
+      box.hidden = false;
+    });
+    showTop(unplaced.join('\n'));
+  }
+
+  // ---- live preview -----------------------------------------------------------------------
+  var countOut = document.getElementById('preview-count');
+  var metaOut = document.getElementById('preview-meta');
+  var sampleOut = document.getElementById('preview-sample');
+  var previewPanel = document.getElementById('preview');
+  var timer = null, sequence = 0;
+  function schedulePreview() {
+    clearTimeout(timer);
+    previewPanel.classList.add('stale');
+    timer = setTimeout(preview, DEBOUNCE_MS);
+  }
+  function personName(p) {
+    return p.display_name || ('Profile #' + p.id);
+  }
+  function blank(v) { return v === undefined || v === null || String(v).trim() === ''; }
+  function needsValue(c) {
+    return c.op !== 'exists' && c.op !== 'not_exists' &&
+      (blank(c.value) || (c.op === 'between' && blank(c.value2)));
+  }
+  function incomplete(node) {
+    // a condition still being filled in: no request (and no error) until it has its parts
+    if (node.kind === 'group') return !node.children.length || node.children.some(incomplete);
+    if (node.kind === 'trait') return blank(node.trait) || needsValue(node);
+    if (node.kind === 'event') {
+      return blank(node.event) || (!node.never && blank(node.countValue)) ||
+        node.where.some(function (w) { return !blank(w.property) && needsValue(w); });
+    }
+    if (node.kind === 'segment') return blank(node.segment);
+    if (node.kind === 'random_bucket') return blank(node.percent);
+    return false;
+  }
+  function idle(message) {
+    clearErrors(); showTop('');
+    countOut.textContent = '—';
+    delete countOut.dataset.count;
+    metaOut.textContent = message;
+    sampleOut.textContent = '';
+    previewPanel.classList.remove('stale', 'invalid');
+  }
+  function preview() {
+    var mine = ++sequence;
+    if (!root.children.length) { idle('Add a condition to see who matches.'); return; }
+    if (incomplete(root)) { idle('Finish the conditions to see who matches.'); return; }
+    metaOut.textContent = 'Counting…';
+    api('POST', config.api + 'preview/', { rule: currentRule(), sample: SAMPLE })
+      .then(function (data) {
+        if (mine !== sequence) return;
+        clearErrors(); showTop('');
+        previewPanel.classList.remove('stale', 'invalid');
+        countOut.textContent = data.count.toLocaleString('en');
+        countOut.dataset.count = data.count;
+        metaOut.textContent = (data.count === 1 ? 'profile' : 'profiles') + ' · counted in ' +
+          data.milliseconds + ' ms';
+        sampleOut.textContent = '';
+        data.sample.forEach(function (p) {
+          var li = el('li');
+          var a = el('a', null, personName(p));
+          a.href = config.profile_url + p.id + '/';
+          li.appendChild(a);
+          var ids = (p.identities || []).filter(function (i) { return i.type !== 'anonymous_id'; });
+          if (ids.length) li.appendChild(el('span', 'muted small', ' ' + ids[0].value));
+          sampleOut.appendChild(li);
+        });
+        if (data.count > data.sample.length) {
+          sampleOut.appendChild(el('li', 'muted small more',
+            '… and ' + (data.count - data.sample.length).toLocaleString('en') + ' more'));
+        }
+      })
+      .catch(function (err) {
+        if (mine !== sequence) return;
+        previewPanel.classList.remove('stale');
+        previewPanel.classList.add('invalid');
+        countOut.textContent = '—';
+        delete countOut.dataset.count;
+        sampleOut.textContent = '';
+        var detail = err.body && err.body.error && err.body.error.detail;
+        if (err.status === 400 && detail && detail.errors) {
+          metaOut.textContent = 'Fix the rule to see a count.';
+          showRuleErrors(detail.errors);
+        } else {
+          metaOut.textContent = 'Could not count.';
+          showTop(err.message);
+        }
+      });
+  }
+
+  // ---- save, diff, publish ----------------------------------------------------------------
+  var nameInput = document.getElementById('segment-name');
+  var descInput = document.getElementById('segment-description');
+  var status = document.getElementById('save-status');
+  var diffPanel = document.getElementById('diff-panel');
+  var FLASH = 'cdp-segment-flash';
+
+  function setBusy(busy, text) {
+    ['save-draft', 'publish', 'confirm-publish'].forEach(function (id) {
+      var b = document.getElementById(id);
+      if (b) b.disabled = busy;
+    });
+    if (status) status.textContent = text || '';
+  }
+  function failed(err) {
+    setBusy(false, '');
+    var detail = err.body && err.body.error && err.body.error.detail;
+    if (err.status === 400 && detail && detail.errors) showRuleErrors(detail.errors);
+    else showTop(err.message);
+  }
+  function payload() {
+    return { name: nameInput.value.trim(), description: descInput.value, rule: currentRule() };
+  }
+  function checkName() {
+    if (nameInput.value.trim()) return true;
+    showTop('Give the segment a name.');
+    nameInput.focus();
+    return false;
+  }
+  function reloadWith(message, id) {
+    try { sessionStorage.setItem(FLASH, message); } catch (e) { /* private mode */ }
+    window.location.href = config.list_url + (id || segment.id) + '/';
+  }
+  function save(publish) {
+    if (!checkName()) return;
+    showTop('');
+    setBusy(true, publish ? 'Publishing…' : 'Saving…');
+    if (!segment) {
+      var body = payload();
+      body.publish = publish;
+      api('POST', config.api, body).then(function (created) {
+        reloadWith(publish ? 'Published: ' + created.member_count + ' members.' :
+          'Saved as a draft.', created.id);
+      }).catch(failed);
+      return;
+    }
+    api('PATCH', config.api + segment.id + '/', payload()).then(function (updated) {
+      segment = updated;
+      if (!publish) { reloadWith('Draft saved (version ' + updated.draft.number + ').'); return; }
+      if (updated.status !== 'published') return publishNow();
+      return api('GET', config.api + segment.id + '/diff/').then(showDiff);
+    }).catch(failed);
+  }
+  function sampleList(target, people) {
+    target.textContent = '';
+    if (!people.length) target.appendChild(el('li', 'muted', 'nobody'));
+    people.forEach(function (p) {
+      var li = el('li');
+      var a = el('a', null, personName(p));
+      a.href = config.profile_url + p.id + '/';
+      li.appendChild(a);
+      target.appendChild(li);
+    });
+  }
+  function showDiff(diff) {
+    setBusy(false, 'Review the change, then publish.');
+    document.getElementById('diff-now').textContent = diff.members_now;
+    document.getElementById('diff-after').textContent = diff.members_after;
+    document.getElementById('diff-entering').textContent = '+' + diff.entering;
+    document.getElementById('diff-leaving').textContent = '−' + diff.leaving;
+    document.getElementById('diff-version').textContent = 'v' + diff.draft_version;
+    sampleList(document.getElementById('diff-entering-sample'), diff.entering_sample);
+    sampleList(document.getElementById('diff-leaving-sample'), diff.leaving_sample);
+    diffPanel.hidden = false;
+    diffPanel.scrollIntoView({ block: 'nearest' });
+  }
+  function publishNow() {
+    setBusy(true, 'Publishing…');
+    return api('POST', config.api + segment.id + '/publish/').then(function (result) {
+      reloadWith('Published version ' + result.version + ': ' + result.members + ' members (' +
+        result.entered + ' entered, ' + result.exited + ' left).');
+    }).catch(failed);
+  }
+  if (editable) {
+    document.getElementById('save-draft').addEventListener('click', function () { save(false); });
+    document.getElementById('publish').addEventListener('click', function () { save(true); });
+    document.getElementById('confirm-publish').addEventListener('click', publishNow);
+    document.getElementById('cancel-publish').addEventListener('click', function () {
+      diffPanel.hidden = true;
+      setBusy(false, 'Not published; the draft is saved.');
+    });
+  }
+
+  // ---- start ------------------------------------------------------------------------------
+  datalist('dl-traits', suggest.traits || []);
+  datalist('dl-events', suggest.events || []);
+  try {
+    var flash = sessionStorage.getItem(FLASH);
+    if (flash) {
+      sessionStorage.removeItem(FLASH);
+      var note = el('div', 'msg success', flash);
+      note.id = 'segment-flash';
+      topError.parentNode.insertBefore(note, topError);
+    }
+  } catch (e) { /* private mode */ }
+  render();
+  preview();
+})();
