@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -46,7 +46,25 @@ def rule_context(workspace: Workspace, *, exclude_segment: int | None = None) ->
             rows = rows.filter(key=str(ref))
         return rows.values_list("pk", flat=True).first()
 
-    return RuleContext(columns=columns, computed_keys=computed_keys, find_segment=find_segment)
+    return RuleContext(
+        columns=columns,
+        computed_keys=computed_keys,
+        find_segment=find_segment,
+        regex_error=postgres_regex_error,
+    )
+
+
+def postgres_regex_error(pattern: str) -> str | None:
+    """Postgres's own verdict on a pattern (its ARE dialect differs from Python's `re`: no
+    `(?P<name>…)`, `\\d` inside brackets, …), asked in a savepoint so a bad pattern never
+    aborts the caller's transaction."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT '' ~ %s", [pattern])
+    except DatabaseError as exc:
+        message = str(exc).strip().splitlines()[0]
+        return message.removeprefix("invalid regular expression: ")
+    return None
 
 
 def rule_parse(*, workspace: Workspace, rule: Any, segment_id: int | None = None) -> n.Node:

@@ -165,7 +165,8 @@ def _number_test(expr: str, op: str, value: Any, q: _Sql) -> str:
 def _date_test(expr: str, op: str, value: Any, q: _Sql) -> str:
     if op == "within_last":
         since = q.now - timedelta(seconds=value)
-        return f"COALESCE({expr} BETWEEN {q.param(since)} AND {q.param(q.now)}, false)"
+        # (now − W, now], like event windows: a value leaves at exactly its time + W
+        return f"COALESCE({expr} > {q.param(since)} AND {expr} <= {q.param(q.now)}, false)"
     sign = "<" if op == "before" else ">"
     return f"COALESCE({expr} {sign} {q.param(_reference_time(value, q))}, false)"
 

@@ -6,6 +6,7 @@ reported at once (ValidationFailed.detail["errors"])."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ MAX_NODES = 200
 MAX_LIST = 1000
 MAX_STRING = 1000
 MAX_WINDOW_DAYS = 3650
+MAX_COUNT = 1_000_000_000
+# numbers beyond this are not customer data; Postgres numeric would take them, JSON
+# consumers of the rule (the builder, exports) would silently round them
+MAX_MAGNITUDE = 10**30
 GROUP_KEYS = ("all", "any", "not")
 CONDITION_KEYS = ("trait", "event", "segment", "consent", "random_bucket")
 
@@ -36,6 +41,9 @@ class RuleContext:
     find_segment: Callable[[Any], int | None] = lambda _ref: None
     # consent purposes of the workspace; None while consent is not configured
     consent_purposes: set[str] | None = None
+    # the database's verdict on a regular expression (None = valid, else its message); the
+    # rules run as Postgres regexes (ARE), whose dialect differs from Python's `re`
+    regex_error: Callable[[str], str | None] | None = None
 
 
 class _Checker:
@@ -182,8 +190,8 @@ class _Checker:
         if op not in n.COUNT_OPS:
             self.fail(f"{path}.count.op", f"expected one of {', '.join(n.COUNT_OPS)}")
             return None, 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.fail(f"{path}.count.value", "expected an integer ≥ 0")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            self.fail(f"{path}.count.value", f"expected an integer from 0 to {MAX_COUNT:,}")
             return None, 0
         return op, value
 
@@ -254,7 +262,16 @@ class _Checker:
         if not 0 <= percent <= 100:
             self.fail(f"{path}.random_bucket.percent", "expected a number from 0 to 100")
             return None
-        salt = data.get("salt", "")
+        if isinstance(spec, dict):
+            self.only(spec, ("percent", "salt"), f"{path}.random_bucket")
+            if "salt" in spec and "salt" in data:
+                self.fail(f"{path}.salt", "give the salt once, inside random_bucket or beside it")
+                return None
+        salt = (
+            spec.get("salt", data.get("salt", ""))
+            if isinstance(spec, dict)
+            else data.get("salt", "")
+        )
         if not isinstance(salt, str) or len(salt) > 100:
             self.fail(f"{path}.salt", "expected a short string")
             return None
@@ -315,10 +332,9 @@ class _Checker:
             if not isinstance(value, str) or not value or len(value) > MAX_STRING:
                 return self.invalid(at, "expected a non-empty string")
             if op == "regex":
-                try:
-                    re.compile(value)
-                except re.error as exc:
-                    return self.invalid(at, f"not a valid regular expression: {exc}")
+                problem = self.regex_error(value)
+                if problem is not None:
+                    return self.invalid(at, f"not a valid regular expression: {problem}")
             return value
         if op == "within_last":
             seconds = self.window(value, at)
@@ -336,6 +352,15 @@ class _Checker:
             return self.invalid(at, 'expected an ISO 8601 date or {"days_ago": N}')
         return parsed
 
+    def regex_error(self, pattern: str) -> str | None:
+        if self.context.regex_error is not None:
+            return self.context.regex_error(pattern)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return str(exc)
+        return None
+
     def invalid(self, at: str, message: str) -> Any:
         self.fail(at, message)
         return _INVALID
@@ -349,7 +374,27 @@ def _scalar(value: Any) -> bool:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    """A finite JSON number of a sane magnitude (no NaN, no infinity, no 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return abs(value) <= MAX_MAGNITUDE
+
+
+def _nul_paths(data: Any, path: str) -> list[str]:
+    """Paths of strings (keys or values) holding a NUL character, which Postgres text and
+    jsonb cannot store: such a rule could never match anything, so it is refused."""
+    if isinstance(data, str):
+        return [path] if "\x00" in data else []
+    if isinstance(data, dict):
+        found = [f"{path}.{key!r}" for key in data if isinstance(key, str) and "\x00" in key]
+        for key, value in data.items():
+            found += _nul_paths(value, f"{path}.{key}")
+        return found
+    if isinstance(data, list):
+        return [p for i, item in enumerate(data) for p in _nul_paths(item, f"{path}[{i}]")]
+    return []
 
 
 def parse_date(value: Any) -> datetime | None:
@@ -366,7 +411,10 @@ def parse_date(value: Any) -> datetime | None:
 def parse_rule(data: Any, context: RuleContext) -> n.Node:
     """The checked tree, or ValidationFailed naming every bad node's path."""
     checker = _Checker(context)
-    node = checker.node(data, "rule", 0)
+    nul = _nul_paths(data, "rule")
+    for at in nul[:20]:
+        checker.fail(at, "text may not contain the NUL character (\\u0000)")
+    node = checker.node(data, "rule", 0) if not nul else None
     if checker.errors or node is None:
         errors = checker.errors or [{"path": "rule", "message": "invalid rule"}]
         first = errors[0]

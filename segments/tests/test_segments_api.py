@@ -93,8 +93,31 @@ def test_bad_rules_name_the_path(tenant_a: Tenant) -> None:
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_rule"
-    assert error["message"] == "rule.all[1].any[0].count.value: expected an integer ≥ 0"
+    expected = "rule.all[1].any[0].count.value: expected an integer from 0 to 1,000,000,000"
+    assert error["message"] == expected
     assert error["detail"]["errors"][0]["path"] == "rule.all[1].any[0].count.value"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("(?P<plan>pro)", "invalid embedded option"),  # Python's named group
+        ("a{2,1}", "invalid repetition count(s)"),
+        ("(pro", "parentheses () not balanced"),
+    ],
+)
+def test_regexes_are_checked_by_postgres(tenant_a: Tenant, pattern: str, reason: str) -> None:
+    """The rule runs as a Postgres regex, so Postgres decides what is valid — and a bad one
+    neither reaches the query nor aborts the request's transaction."""
+    rule = {"all": [{"trait": "plan", "op": "regex", "value": pattern}]}
+    response = post(tenant_a, "/api/v1/segments/preview/", {"rule": rule})
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["detail"]["errors"] == [
+        {"path": "rule.all[0].value", "message": f"not a valid regular expression: {reason}"}
+    ]
+    ok = {"all": [{"trait": "plan", "op": "regex", "value": "^p[[:alpha:]]+$"}]}
+    assert post(tenant_a, "/api/v1/segments/preview/", {"rule": ok}).status_code == 200
 
 
 def test_publish_members_history_and_versions(
