@@ -223,6 +223,7 @@ cleared AS (
 INSERT INTO segments_expiry (segment_id, profile_id, due_at)
 SELECT %(segment)s, profile_id, due FROM due
 ON CONFLICT (segment_id, profile_id) DO UPDATE SET due_at = EXCLUDED.due_at
+    WHERE segments_expiry.due_at IS DISTINCT FROM EXCLUDED.due_at
 """
 
 
@@ -234,8 +235,9 @@ def schedule_expiries(
     now: datetime,
     profile_ids: list[int] | None = None,
 ) -> None:
-    """Record, for every profile with an event inside one of the rule's windows, the moment
-    the next one leaves it (see compile.window_boundaries_query); drop stale entries."""
+    """Record, for every profile whose answer could change by time alone, the next moment it
+    might (an event leaving a window, a date trait passing a relative bound; see
+    compile.window_boundaries_query); drop stale entries."""
     built = compiler.window_boundaries_query(
         node, workspace_id=workspace_id, now=now, profile_ids=profile_ids
     )

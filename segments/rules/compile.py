@@ -218,12 +218,11 @@ def _event(node: n.EventCondition, q: _Sql) -> str:
     if node.between is not None:
         low, high = node.between
         where.append(f"pe.timestamp BETWEEN {q.param(low)} AND {q.param(high)}")
-    join = ""
     for f in node.filters:
         where.append(_json_value(f"(pe.properties #> {q.param(list(f.path))})", f.comparison, q))
     having = f"count(*) {_COUNT_SIGN[node.count_op]} {q.param(node.count)}"
     base = (
-        f"SELECT pe.profile_id FROM profiles_profileevent pe{join} "
+        f"SELECT pe.profile_id FROM profiles_profileevent pe "
         f"WHERE {' AND '.join(where)} GROUP BY pe.profile_id"
     )
     if _satisfies(0, node.count_op, node.count):
@@ -257,29 +256,81 @@ def members_query(
     return f"{head} AND {_compile(node, q)}", q.params
 
 
-def _windowed_leaves(node: n.Node) -> list[n.EventCondition]:
+def _timed_leaves(node: n.Node) -> list[n.EventCondition | n.TraitCondition]:
+    """The conditions whose answer can change by the passing of time alone: event windows,
+    and date traits compared with a moving reference (within_last, before/after N days ago)."""
     if isinstance(node, n.All | n.AnyOf):
-        return [leaf for child in node.children for leaf in _windowed_leaves(child)]
+        return [leaf for child in node.children for leaf in _timed_leaves(child)]
     if isinstance(node, n.Not):
-        return _windowed_leaves(node.child)
+        return _timed_leaves(node.child)
     if isinstance(node, n.EventCondition) and node.within_seconds is not None:
         return [node]
+    if isinstance(node, n.TraitCondition):
+        comparison = node.comparison
+        if comparison.op == "within_last" or (
+            comparison.op in ("before", "after") and isinstance(comparison.value, n.RelativeDate)
+        ):
+            return [node]
     return []
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _trait_boundaries(leaf: n.TraitCondition, q: _Sql) -> str:
+    """Per live profile, the next moment the date trait's answer flips:
+    within_last W is true on (D, D + W] — it flips at D (entering) and D + W (leaving);
+    after N days ago is true until D + N days; before N days ago is true from just after
+    D + N days (the first representable instant, a microsecond later)."""
+    ref, comparison = leaf.ref, leaf.comparison
+    if ref.store == "column":
+        if ref.name not in PROFILE_COLUMNS:
+            raise ValueError(f"not a profile column: {ref.name}")
+        date = f"p.{ref.name}"
+    else:
+        store = "p.traits" if ref.store == "traits" else "p.computed"
+        v = f"({store} -> {q.param(ref.name)})"
+        date = (
+            f"(CASE WHEN jsonb_typeof({v}) = 'string' AND ({v} #>> '{{}}') ~ "
+            f"{q.param(ISO_DATE_PATTERN)} THEN cdp_try_timestamptz({v} #>> '{{}}') END)"
+        )
+    if comparison.op == "within_last":
+        moments = [date, f"{date} + {q.param(timedelta(seconds=comparison.value))}"]
+    else:
+        assert isinstance(comparison.value, n.RelativeDate)
+        shift = timedelta(days=comparison.value.days_ago)
+        if comparison.op == "before":
+            shift += _MICROSECOND
+        moments = [f"{date} + {q.param(shift)}"]
+    now = q.param(q.now)
+    due = "LEAST(" + ", ".join(f"CASE WHEN {m} > {now} THEN {m} END" for m in moments) + ")"
+    where = (
+        f"p.workspace_id = {q.param(q.workspace_id)} AND p.merged_into_id IS NULL"
+        + q.restrict("p.id")
+    )
+    return (
+        f"SELECT profile_id, due FROM (SELECT p.id AS profile_id, {due} AS due "
+        f"FROM profiles_profile p WHERE {where}) AS t WHERE due IS NOT NULL"
+    )
 
 
 def window_boundaries_query(
     node: n.Node, *, workspace_id: int, now: datetime, profile_ids: Sequence[int] | None = None
 ) -> tuple[str, dict[str, Any]] | None:
-    """For every profile with an event inside one of the rule's windows: the next moment one
-    of those events leaves its window (the earliest in-window event's time + the window).
-    Between such moments time alone cannot change the rule's answer, so re-evaluating a
-    profile exactly then is exact. None when the rule has no windowed condition."""
-    leaves = _windowed_leaves(node)
+    """For every profile whose answer could change by time alone, the next moment it might:
+    the earliest in-window event's time + the window, or a date trait's next flip (see
+    _trait_boundaries). Between such moments time alone cannot change the rule's answer, so
+    re-evaluating a profile exactly then is exact. None when nothing in the rule moves with
+    time."""
+    leaves = _timed_leaves(node)
     if not leaves:
         return None
     q = _Sql(workspace_id, now, list(profile_ids) if profile_ids is not None else None)
     parts = []
     for leaf in leaves:
+        if isinstance(leaf, n.TraitCondition):
+            parts.append(_trait_boundaries(leaf, q))
+            continue
         assert leaf.within_seconds is not None
         window = timedelta(seconds=leaf.within_seconds)
         where = [
@@ -290,14 +341,13 @@ def window_boundaries_query(
         ]
         if q.profile_ids is not None:
             where.append(q.restrict("pe.profile_id")[5:])
-        join = ""
         for f in leaf.filters:
             where.append(
                 _json_value(f"(pe.properties #> {q.param(list(f.path))})", f.comparison, q)
             )
         parts.append(
             f"SELECT pe.profile_id, min(pe.timestamp) + {q.param(window)} AS due "
-            f"FROM profiles_profileevent pe{join} WHERE {' AND '.join(where)} "
+            f"FROM profiles_profileevent pe WHERE {' AND '.join(where)} "
             "GROUP BY pe.profile_id"
         )
     union = " UNION ALL ".join(parts)

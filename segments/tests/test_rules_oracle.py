@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from cdp.testing import Tenant
 from profiles.models import Event, Profile, ProfileEvent
 from segments.rules import nodes as n
-from segments.rules.compile import count_members, members_query
+from segments.rules.compile import count_members, members_query, window_boundaries_query
 from segments.rules.evaluate import (
     EventFacts,
     ProfileFacts,
@@ -625,3 +625,117 @@ def test_random_bucket_at_its_edge(
     for percent, expected in ((0, []), (100, [profile.pk])):
         node = parse_rule({"random_bucket": percent, "salt": "x"}, CONTEXT)
         assert _selected(node, tenant_a.workspace.pk) == expected
+
+
+# ---- time alone: the scheduled re-evaluation moments -----------------------------------------
+
+SHIFTS = sorted(
+    {0, *(int(timedelta(**w).total_seconds()) for w in WINDOWS), *(d * DAY for d in (1, 7, 30))}
+)
+HORIZON = NOW + timedelta(days=45)
+
+
+def _moments(profile: ProfileFacts, events: list[EventFacts]) -> list[datetime]:
+    """Every instant after NOW at which the evaluator's answer for this profile could flip:
+    the rule's answer is a step function of `now` whose steps lie at an event time or a date
+    value plus one of the windows or relative offsets the strategies use (and a microsecond
+    either side of it)."""
+    anchors = [e.timestamp for e in events]
+    for value in [*profile.traits.values(), *profile.computed.values(), *profile.columns.values()]:
+        moment = as_datetime(value)
+        if moment is not None:
+            anchors.append(moment)
+    micro = timedelta(microseconds=1)
+    found = {
+        point
+        for anchor in anchors
+        for shift in SHIFTS
+        for point in (anchor + timedelta(seconds=shift) + d for d in (-micro, 0 * micro, micro))
+        if NOW < point <= HORIZON
+    }
+    return sorted(found)
+
+
+@st.composite
+def timed_conditions(draw: Any) -> dict[str, Any]:
+    """Conditions that move with time: date traits against a moving reference, windows."""
+    kind = draw(st.sampled_from(["trait", "column", "event"]))
+    if kind == "event":
+        found = draw(event_conditions())
+        found.pop("between", None)
+        return {**found, "within": draw(st.sampled_from(WINDOWS))}
+    op = draw(st.sampled_from(["within_last", "before", "after"]))
+    value = (
+        draw(st.sampled_from(WINDOWS))
+        if op == "within_last"
+        else {"days_ago": draw(st.sampled_from([0, 1, 7, 30]))}
+    )
+    name = "last_seen" if kind == "column" else draw(st.sampled_from(["signup", "next_order_at"]))
+    return {"trait": name, "op": op, "value": value}
+
+
+timed_rules = st.one_of(
+    timed_conditions(),
+    st.builds(lambda c: {"all": c}, st.lists(timed_conditions(), min_size=1, max_size=3)),
+    st.builds(lambda c: {"any": c}, st.lists(timed_conditions(), min_size=1, max_size=3)),
+    st.builds(lambda c: {"not": c}, timed_conditions()),
+    rules(),
+)
+
+
+def _next_due(node: n.Node, workspace_id: int, profile_id: int, now: datetime) -> datetime | None:
+    built = window_boundaries_query(
+        node, workspace_id=workspace_id, now=now, profile_ids=[profile_id]
+    )
+    if built is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(*built)
+        row = cursor.fetchone()
+    return row[1] if row else None
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    specs=st.lists(profile_strategy, min_size=3, max_size=5),
+    stream=events_strategy,
+    rule=timed_rules,
+)
+def test_scheduled_moments_catch_every_change_by_time_alone(
+    tenant_a: Tenant, specs: list[dict[str, Any]], stream: list[dict[str, Any]], rule: Any
+) -> None:
+    """Time alone changes membership only through the expiry schedule: a profile is
+    re-evaluated at its next scheduled moment, which schedules the one after, and so on. At
+    every instant where the answer could change, the evaluator's answer must equal the answer
+    at the last scheduled evaluation before it."""
+    ws = tenant_a.workspace.pk
+    with transaction.atomic():
+        live = Profile.objects.bulk_create([_profile(ws, spec) for spec in specs])
+        owned = [(live[e["owner"] % len(live)].pk, e) for e in stream]
+        events = _store_events(ws, owned)
+        by_profile: dict[int, list[EventFacts]] = {}
+        for (pid, _), facts in zip(owned, events, strict=True):
+            by_profile.setdefault(pid, []).append(facts)
+        node = parse_rule(rule, CONTEXT)
+        for profile in map(_facts, live):
+            mine = by_profile.get(profile.id, [])
+            evaluated_at = NOW
+            answer = evaluate(node, profile=profile, events=mine, now=NOW)
+            due = _next_due(node, ws, profile.id, NOW)
+            for moment in _moments(profile, mine):
+                while due is not None and due <= moment:  # the expiry job runs
+                    assert due > evaluated_at, f"due {due} not after {evaluated_at}"
+                    evaluated_at = due
+                    answer = evaluate(node, profile=profile, events=mine, now=due)
+                    due = _next_due(node, ws, profile.id, due)
+                truth = evaluate(node, profile=profile, events=mine, now=moment)
+                assert truth == answer, (
+                    f"profile {profile.id} is {truth} at {moment.isoformat()} but was last "
+                    f"evaluated at {evaluated_at.isoformat()} ({answer}), next due {due}: "
+                    f"rule {_show(rule)}\n{_describe(profile, by_profile)}"
+                )
+        transaction.set_rollback(True)

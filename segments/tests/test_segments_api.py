@@ -320,3 +320,59 @@ def test_window_exit_happens_at_the_moment_the_window_runs_out(
     assert stay.exited_at == first + timedelta(days=7)
     # the remaining order leaves its window later: scheduled for re-evaluation then
     assert Expiry.objects.get(segment_id=sid, profile_id=fay).due_at == second + timedelta(days=7)
+
+
+def test_date_traits_enter_and_leave_by_time_alone(tenant_a: Tenant, client: Client) -> None:
+    """No event needed: a customer becomes "lapsed" exactly 30 days after they were last seen,
+    and leaves "in trial" exactly 14 days after the trial started."""
+    from segments.models import Expiry, MembershipChange
+    from segments.realtime import segments_process_expiries
+
+    start = timezone.now().replace(microsecond=0)
+    seen = start - timedelta(days=10)
+    trial = start - timedelta(days=2)
+    with time_machine.travel(start, tick=False):
+        lapsed = {"trait": "last_seen", "op": "before", "value": {"days_ago": 30}}
+        in_trial = {"trait": "trial_started_at", "op": "within_last", "value": {"days": 14}}
+        lapsed_id = post(
+            tenant_a, "/api/v1/segments/", {"name": "Lapsed", "rule": lapsed, "publish": True}
+        ).json()["id"]
+        trial_id = post(
+            tenant_a, "/api/v1/segments/", {"name": "Trial", "rule": in_trial, "publish": True}
+        ).json()["id"]
+        send(
+            client,
+            tenant_a,
+            {
+                "type": "identify",
+                "userId": "gus",
+                "traits": {"trial_started_at": trial.isoformat()},
+                "timestamp": seen.isoformat(),
+            },
+        )
+        process()
+        gus = profile_of(tenant_a, "user_id", "gus").pk
+        assert not Membership.objects.filter(segment_id=lapsed_id).exists()
+        assert Membership.objects.get(segment_id=trial_id).profile_id == gus
+        due = {x.segment_id: x.due_at for x in Expiry.objects.filter(profile_id=gus)}
+        assert due == {
+            lapsed_id: seen + timedelta(days=30, microseconds=1),
+            trial_id: trial + timedelta(days=14),
+        }
+    with time_machine.travel(start + timedelta(days=15), tick=False):
+        assert segments_process_expiries() == 1  # the trial ran out on day 12
+    left = Membership.objects.get(segment_id=trial_id, profile_id=gus)
+    assert left.exited_at == trial + timedelta(days=14)
+    with time_machine.travel(start + timedelta(days=21), tick=False):
+        assert segments_process_expiries() == 1
+    joined = Membership.objects.get(segment_id=lapsed_id, profile_id=gus)
+    assert joined.entered_at == seen + timedelta(days=30, microseconds=1)
+    assert joined.exited_at is None
+    changes = MembershipChange.objects.filter(profile_id=gus).order_by("at")
+    assert [(c.segment_id, c.kind) for c in changes] == [
+        (trial_id, "entered"),
+        (trial_id, "exited"),
+        (lapsed_id, "entered"),
+    ]
+    # nothing more moves with time: a lapsed member stays lapsed until seen again
+    assert not Expiry.objects.filter(profile_id=gus).exists()
