@@ -29,7 +29,9 @@ CAPABILITIES: dict[str, set[str]] = {
     "identity_rules.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
     "identity_rules.manage": {Role.OWNER, Role.ADMIN},
     "segments.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
-    "segments.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
+    # marketers create segments and manage those they own or are granted (change_segment)
+    "segments.create": {Role.OWNER, Role.ADMIN, Role.MARKETER},
+    "segments.manage": {Role.OWNER, Role.ADMIN},
 }
 
 # capability -> guardian permission codename that grants it on one object
@@ -37,7 +39,11 @@ OBJECT_GRANTS: dict[str, str] = {
     "sources.view": "view_source",
     "sources.manage": "change_source",
     "failed_events.replay": "change_source",
+    "segments.manage": "change_segment",
 }
+# a per-object grant counts only for roles that hold this capability (a marketer granted a
+# segment who is later made an analyst is read-only again)
+GRANT_NEEDS: dict[str, str] = {"segments.manage": "segments.create"}
 
 
 def role_of(user: Any, workspace: Workspace) -> str | None:
@@ -65,6 +71,9 @@ def can(user: Any, workspace: Workspace, capability: str, obj: models.Model | No
         return True
     if obj is not None and capability in OBJECT_GRANTS:
         if getattr(obj, "workspace_id", None) != workspace.pk:
+            return False
+        needs = GRANT_NEEDS.get(capability)
+        if needs is not None and role not in CAPABILITIES[needs]:
             return False
         perm = f"{obj._meta.app_label}.{OBJECT_GRANTS[capability]}"
         return bool(user.has_perm(perm, obj))

@@ -125,6 +125,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_process_expiries",
         "schedule": env_int("CDP_SEGMENT_EXPIRY_SECONDS", 5),
     },
+    # full re-evaluation of every published segment: catches computed traits refreshed on
+    # their own schedule and anything real-time could not see
+    "segments-refresh": {
+        "task": "segments.tasks.segments_refresh_all",
+        "schedule": env_int("CDP_SEGMENT_REFRESH_SECONDS", 900),
+    },
 }
 
 CACHES = {

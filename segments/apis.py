@@ -1,22 +1,29 @@
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cdp import access
 from cdp.errors import NotFound, ValidationFailed
+from cdp.models import audit
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
 from profiles.identity.serializers import ProfileSummarySerializer
 from profiles.models import Profile
-from segments import services
+from segments import selectors, services
 from segments.models import Membership, Segment
 from segments.rules.schema import RULE_SCHEMA
 from segments.serializers import (
+    GrantSerializer,
     MembershipSerializer,
     PreviewSerializer,
     SegmentSerializer,
@@ -51,6 +58,20 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             raise NotFound(f"No segment {self.kwargs['pk']} in this workspace.")
         return segment
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        user, workspace = self.request.user, self.workspace
+        return {
+            "request": self.request,
+            "can_manage": lambda obj: access.can(user, workspace, "segments.manage", obj),
+        }
+
+    def managed_object(self) -> Segment:
+        """The segment, if the user may change it: admins any, marketers their own and those
+        granted to them (django-guardian), analysts none."""
+        segment = self.get_object()
+        self.require("segments.manage", segment)
+        return segment
+
     def list(self, request: Request) -> Response:
         self.require("segments.view")
         rows = (
@@ -58,12 +79,16 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             .select_related("published_version", "draft_version", "owner")
             .order_by("name")
         )
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response(SegmentSerializer(page, many=True).data)
+        page = self.paginate_queryset(rows) or []
+        context = {
+            **self.get_serializer_context(),
+            "trends": selectors.segment_trends(segment_ids=[s.pk for s in page]),
+        }
+        return self.get_paginated_response(SegmentSerializer(page, many=True, context=context).data)
 
     @extend_schema(request=SegmentWriteSerializer, responses=SegmentSerializer)
     def create(self, request: Request) -> Response:
-        self.require("segments.manage")
+        self.require("segments.create")
         serializer = SegmentWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -80,16 +105,21 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             actor=request.user,
         )
         segment.refresh_from_db()
-        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+        return Response(
+            SegmentSerializer(segment, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     def retrieve(self, request: Request, pk: str) -> Response:
         self.require("segments.view")
-        return Response(SegmentSerializer(self.get_object()).data)
+        return Response(
+            SegmentSerializer(self.get_object(), context=self.get_serializer_context()).data
+        )
 
     @extend_schema(request=SegmentWriteSerializer, responses=SegmentSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
-        self.require("segments.manage")
-        segment = self.get_object()
+        self.require("segments.view")
+        segment = self.managed_object()
         serializer = SegmentWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -102,19 +132,30 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         )
         if data.get("publish"):
             services.segment_publish(segment=segment, actor=request.user)
-        return Response(SegmentSerializer(self.get_object()).data)
+        return Response(
+            SegmentSerializer(self.get_object(), context=self.get_serializer_context()).data
+        )
 
     def destroy(self, request: Request, pk: str) -> Response:
-        self.require("segments.manage")
-        services.segment_delete(segment=self.get_object(), actor=request.user)
+        """Delete the segment and its history (409 while other segments' rules use it)."""
+        self.require("segments.view")
+        services.segment_delete(segment=self.managed_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"])
+    def draft(self, request: Request, pk: str) -> Response:
+        """Discard the unpublished draft; the live version is untouched."""
+        self.require("segments.view")
+        services.segment_discard_draft(segment=self.managed_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=dict)
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str) -> Response:
         """Publish the draft: a full evaluation records who entered and who left."""
-        self.require("segments.manage")
-        result = services.segment_publish(segment=self.get_object(), actor=request.user)
+        self.require("segments.view")
+        result = services.segment_publish(segment=self.managed_object(), actor=request.user)
         return Response(
             {
                 "version": result.version,
@@ -193,3 +234,111 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             rows = rows.filter(profile_id=int(profile))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(MembershipSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[OpenApiParameter("days", int, description="1–366, default 30")])
+    @action(detail=True, methods=["get"])
+    def sizes(self, request: Request, pk: str) -> Response:
+        """Members at the end of each UTC day (today: so far), with the day's entries and
+        exits, oldest first."""
+        self.require("segments.view")
+        segment = self.get_object()
+        raw = request.query_params.get("days", "30")
+        if not raw.isdigit() or not 1 <= int(raw) <= 366:
+            raise ValidationFailed("days: expected a whole number from 1 to 366", code="bad_days")
+        days = selectors.segment_sizes(segment=segment, days=int(raw))
+        return Response(
+            {
+                "days": [
+                    {"date": d.day, "size": d.size, "entered": d.entered, "exited": d.exited}
+                    for d in days
+                ]
+            }
+        )
+
+    @extend_schema(responses={(200, "text/csv"): str})
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str) -> StreamingHttpResponse:
+        """The current members as CSV (profile id, entered, identifiers, traits), streamed.
+        Exports of personal data are audited."""
+        self.require("segments.view")
+        segment = self.get_object()
+        audit(
+            workspace=self.workspace,
+            actor=request.user,
+            action="segment.export",
+            target=segment,
+            detail={"members": segment.member_count},
+        )
+        response = StreamingHttpResponse(
+            _csv_lines(selectors.segment_export_rows(segment=segment)),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="segment-{segment.key}.csv"'
+        return response
+
+    @extend_schema(request=GrantSerializer, responses=dict)
+    @action(detail=True, methods=["get", "post"])
+    def grants(self, request: Request, pk: str) -> Response:
+        """Who may edit this segment besides admins: its owner and the members it was shared
+        with. POST {"user_id": N} shares it (marketers and admins only; analysts read)."""
+        self.require("segments.view")
+        segment = self.managed_object() if request.method == "POST" else self.get_object()
+        if request.method == "POST":
+            serializer = GrantSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            user = _workspace_user(self.workspace, serializer.validated_data["user_id"])
+            services.segment_grant(segment=segment, user=user, actor=request.user)
+        users = services.segment_grantees(segment=segment)
+        body = {
+            "grants": [
+                {"user_id": u.pk, "username": u.username, "owner": u.pk == segment.owner_id}
+                for u in users
+            ]
+        }
+        return Response(body, status=status.HTTP_201_CREATED if request.method == "POST" else 200)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"grants/(?P<user_id>[0-9]+)")
+    def revoke(self, request: Request, pk: str, user_id: str) -> Response:
+        self.require("segments.view")
+        segment = self.managed_object()
+        user = _workspace_user(self.workspace, int(user_id))
+        services.segment_revoke(segment=segment, user=user, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _workspace_user(workspace: Any, user_id: int) -> Any:
+    user = get_user_model().objects.filter(pk=user_id, memberships__workspace=workspace).first()
+    if user is None:
+        raise NotFound(f"No member {user_id} in this workspace.")
+    return user
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    """Neutralise spreadsheet formulas (CSV injection): a cell a spreadsheet would evaluate
+    gets a leading apostrophe, unless it is just a number."""
+    if value.startswith(_FORMULA_START) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_lines(rows: Iterator[list[str]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow([_cell(v) for v in row])

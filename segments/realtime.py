@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from cdp.models import Workspace
@@ -70,8 +71,11 @@ def segments_evaluate_profiles(
         with connection.cursor() as cursor:
             cursor.execute(apply_sql(sql, only_profiles=True), values)
             row = cursor.fetchone()
-        if row:
+        if row and (int(row[1]) or int(row[2])):
             changed += int(row[1]) + int(row[2])
+            Segment.objects.filter(pk=segment.pk).update(
+                member_count=F("member_count") + int(row[1]) - int(row[2])
+            )
         schedule_expiries(
             segment_id=segment.pk, node=node, workspace_id=workspace_id, now=when, profile_ids=ids
         )

@@ -19,6 +19,8 @@ class SegmentSerializer(serializers.ModelSerializer):
     owner: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
+    can_manage = serializers.SerializerMethodField()
+    trend = serializers.SerializerMethodField()
 
     class Meta:
         model = Segment
@@ -33,9 +35,24 @@ class SegmentSerializer(serializers.ModelSerializer):
             "evaluated_at",
             "published",
             "draft",
+            "can_manage",
+            "trend",
             "created_at",
             "updated_at",
         ]
+
+    def get_can_manage(self, obj: Segment) -> bool | None:
+        """Whether the requesting user may edit, publish and delete it (null outside a
+        request)."""
+        check = self.context.get("can_manage")
+        return bool(check(obj)) if check else None
+
+    def get_trend(self, obj: Segment) -> dict[str, int] | None:
+        """Entries and exits over the last 7 days (in lists)."""
+        trend = self.context.get("trends", {}).get(obj.pk)
+        if trend is None:
+            return None
+        return {"entered_7d": trend.entered, "exited_7d": trend.exited, "change_7d": trend.change}
 
     def get_published(self, obj: Segment) -> dict[str, Any] | None:
         v = obj.published_version
@@ -62,3 +79,7 @@ class MembershipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Membership
         fields = ["profile_id", "version", "entered_at", "exited_at"]
+
+
+class GrantSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()

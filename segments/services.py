@@ -11,12 +11,13 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
 from cdp.errors import Conflict, ValidationFailed
 from cdp.models import Workspace, audit
 from profiles.computed import builtin
 from profiles.models import ComputedTrait
-from segments.models import Membership, Segment, SegmentStatus, SegmentVersion
+from segments.models import Expiry, Membership, Segment, SegmentStatus, SegmentVersion
 from segments.rules import compile as compiler
 from segments.rules import nodes as n
 from segments.rules.validate import RuleContext, parse_rule
@@ -127,6 +128,8 @@ def segment_create(
     )
     segment.draft_version = version
     segment.save(update_fields=["draft_version"])
+    if segment.owner is not None:  # the creator manages it, whatever their role
+        assign_perm("segments.change_segment", segment.owner, segment)
     audit(workspace=workspace, actor=actor, action="segment.create", target=segment)
     if publish:
         segment_publish(segment=segment, actor=actor)
@@ -313,11 +316,74 @@ def segment_publish(*, segment: Segment, actor: Any = None) -> Evaluation:
     return result
 
 
+def segment_dependents(*, segment: Segment) -> list[Segment]:
+    """Other segments whose live or draft rule has a `segment` condition on this one."""
+    found = []
+    others = Segment.objects.filter(workspace_id=segment.workspace_id).exclude(pk=segment.pk)
+    for other in others.select_related("published_version", "draft_version"):
+        for version in (other.published_version, other.draft_version):
+            if version is not None and segment.pk in _referenced_segments(version.rule, segment):
+                found.append(other)
+                break
+    return found
+
+
+def _referenced_segments(rule: Any, target: Segment) -> set[int]:
+    """Ids of the segments a stored rule refers to (by id or key), without validating it."""
+    found: set[int] = set()
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            ref = node.get("segment")
+            if ref is not None and (ref == target.pk or ref == target.key):
+                found.add(target.pk)
+            stack.extend(v for k, v in node.items() if k in ("all", "any", "not"))
+    return found
+
+
+@transaction.atomic
+def segment_discard_draft(*, segment: Segment, actor: Any = None) -> Segment:
+    """Drop the unpublished draft; the live version stays as it is."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    draft = segment.draft_version
+    if draft is None or draft.published_at is not None:
+        raise Conflict("the segment has no draft to discard", code="no_draft")
+    if segment.published_version is None:
+        raise Conflict(
+            "this segment was never published: delete it instead of discarding its only version",
+            code="never_published",
+        )
+    segment.draft_version = None
+    segment.updated_at = timezone.now()
+    segment.save(update_fields=["draft_version", "updated_at"])
+    draft.delete()
+    audit(
+        workspace=Workspace.objects.get(pk=segment.workspace_id),
+        actor=actor,
+        action="segment.discard_draft",
+        target=segment,
+        detail={"version": draft.number},
+    )
+    return segment
+
+
 @transaction.atomic
 def segment_delete(*, segment: Segment, actor: Any = None) -> None:
+    dependents = segment_dependents(segment=segment)
+    if dependents:
+        names = ", ".join(f"{d.name!r}" for d in dependents[:5])
+        raise Conflict(
+            f"other segments use this one in their rules: {names}; change them first",
+            code="segment_in_use",
+            detail={"segments": [{"id": d.pk, "key": d.key, "name": d.name} for d in dependents]},
+        )
     workspace = Workspace.objects.get(pk=segment.workspace_id)
     audit(workspace=workspace, actor=actor, action="segment.delete", detail={"key": segment.key})
     Membership.objects.filter(segment=segment).delete()
+    Expiry.objects.filter(segment=segment).delete()
     segment.delete()
 
 
@@ -362,3 +428,96 @@ def segment_diff(*, segment: Segment, sample: int = 10, now: datetime | None = N
         row = cursor.fetchone()
     assert row is not None
     return Diff(draft.number, int(row[0]), int(row[1]), int(row[2]), list(row[3]), list(row[4]))
+
+
+# ---- sharing --------------------------------------------------------------------------------
+
+
+def segment_grant(*, segment: Segment, user: Any, actor: Any = None) -> None:
+    """Let another member of the workspace edit and publish this segment. Only roles that
+    may create segments can be granted one (analysts stay read-only)."""
+    from cdp import access
+
+    workspace = Workspace.objects.get(pk=segment.workspace_id)
+    role = access.role_of(user, workspace)
+    if role is None:
+        raise ValidationFailed(
+            "user: not a member of this workspace", code="not_a_member", detail={"field": "user"}
+        )
+    if role not in access.CAPABILITIES["segments.create"]:
+        raise ValidationFailed(
+            f"user: a member with the {role} role can only read segments",
+            code="role_cannot_edit",
+            detail={"field": "user", "role": role},
+        )
+    assign_perm("segments.change_segment", user, segment)
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="segment.grant",
+        target=segment,
+        detail={"user": user.pk},
+    )
+
+
+def segment_revoke(*, segment: Segment, user: Any, actor: Any = None) -> None:
+    if segment.owner_id == user.pk:
+        raise Conflict("the segment's owner keeps access to it", code="owner")
+    remove_perm("segments.change_segment", user, segment)
+    audit(
+        workspace=Workspace.objects.get(pk=segment.workspace_id),
+        actor=actor,
+        action="segment.revoke",
+        target=segment,
+        detail={"user": user.pk},
+    )
+
+
+def segment_grantees(*, segment: Segment) -> list[Any]:
+    """Users holding an explicit grant on the segment (its owner included), by username."""
+    users = get_users_with_perms(
+        segment, only_with_perms_in=["change_segment"], with_group_users=False
+    )
+    return sorted(users, key=lambda u: u.username)
+
+
+# ---- schedule -------------------------------------------------------------------------------
+
+
+def segments_refresh_all(*, now: datetime | None = None) -> dict[int, Evaluation]:
+    """Scheduled full re-evaluation of every published segment, each in its own transaction
+    (a crash leaves each segment either fully updated or untouched). Catches what no event
+    signals: computed traits refreshed by their own schedule, rule changes of segments that a
+    rule refers to, and anything real-time missed. Segments are evaluated in dependency order
+    so a segment condition sees the fresh membership of the segment it refers to."""
+    results: dict[int, Evaluation] = {}
+    segments = list(
+        Segment.objects.filter(status=SegmentStatus.PUBLISHED)
+        .select_related("published_version")
+        .order_by("id")
+    )
+    for segment in _dependency_order(segments):
+        with transaction.atomic():
+            results[segment.pk] = segment_evaluate(segment=segment, now=now)
+    return results
+
+
+def _dependency_order(segments: list[Segment]) -> list[Segment]:
+    by_id = {s.pk: s for s in segments}
+    done: set[int] = set()
+    ordered: list[Segment] = []
+
+    def visit(segment: Segment, trail: frozenset[int]) -> None:
+        if segment.pk in done or segment.pk in trail:
+            return
+        rule = segment.published_version.rule if segment.published_version else {}
+        for other in segments:
+            if other.workspace_id == segment.workspace_id and other.pk != segment.pk:
+                if _referenced_segments(rule, other):
+                    visit(by_id[other.pk], trail | {segment.pk})
+        done.add(segment.pk)
+        ordered.append(segment)
+
+    for segment in segments:
+        visit(segment, frozenset())
+    return ordered

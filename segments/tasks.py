@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from segments import realtime
+from segments import realtime, services
 
 logger = logging.getLogger(__name__)
 
@@ -18,3 +18,11 @@ def segments_process_expiries(self) -> int:  # type: ignore[no-untyped-def]
     except Exception as exc:
         logger.exception("processing segment window expiries failed; will retry")
         raise self.retry(exc=exc) from exc
+
+
+@shared_task(acks_late=True)
+def segments_refresh_all() -> int:
+    """Beat (every CDP_SEGMENT_REFRESH_SECONDS): full re-evaluation of every published
+    segment, each atomically; returns how many memberships changed."""
+    results = services.segments_refresh_all()
+    return sum(r.entered + r.exited for r in results.values())

@@ -88,7 +88,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
         "segments/list.html",
         {
             "segments": list(_segments(workspace)),
-            "can_manage": access.can(request.user, workspace, "segments.manage"),
+            "can_manage": access.can(request.user, workspace, "segments.create"),
             "section": "segments",
         },
     )
@@ -97,7 +97,11 @@ def segment_list(request: HttpRequest) -> HttpResponse:
 def _builder(
     request: HttpRequest, workspace: Workspace, segment: Segment | None, **extra: Any
 ) -> HttpResponse:
-    can_manage = access.can(request.user, workspace, "segments.manage")
+    can_manage = (
+        access.can(request.user, workspace, "segments.manage", segment)
+        if segment is not None
+        else access.can(request.user, workspace, "segments.create")
+    )
     config = {
         "segment": SegmentSerializer(segment).data if segment else None,
         "can_manage": can_manage,
@@ -121,7 +125,7 @@ def _builder(
 
 @login_required
 def segment_new(request: HttpRequest) -> HttpResponse:
-    workspace = _require(request, "segments.manage")
+    workspace = _require(request, "segments.create")
     return _builder(request, workspace, None)
 
 

@@ -304,9 +304,8 @@ def _trait_boundaries(leaf: n.TraitCondition, q: _Sql) -> str:
         moments = [f"{date} + {q.param(shift)}"]
     now = q.param(q.now)
     due = "LEAST(" + ", ".join(f"CASE WHEN {m} > {now} THEN {m} END" for m in moments) + ")"
-    where = (
-        f"p.workspace_id = {q.param(q.workspace_id)} AND p.merged_into_id IS NULL"
-        + q.restrict("p.id")
+    where = f"p.workspace_id = {q.param(q.workspace_id)} AND p.merged_into_id IS NULL" + q.restrict(
+        "p.id"
     )
     return (
         f"SELECT profile_id, due FROM (SELECT p.id AS profile_id, {due} AS due "
