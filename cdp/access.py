@@ -29,6 +29,8 @@ CAPABILITIES: dict[str, set[str]] = {
     "identity_rules.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
     "identity_rules.manage": {Role.OWNER, Role.ADMIN},
     "segments.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "consent.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
+    "consent.manage": {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER},
     # marketers create segments and manage those they own or are granted (change_segment)
     "segments.create": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "segments.manage": {Role.OWNER, Role.ADMIN},

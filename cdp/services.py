@@ -27,6 +27,9 @@ def workspace_create(*, name: str, owner: Any | None = None) -> Workspace:
     if owner is not None:
         Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     audit(workspace=workspace, actor=owner, action="workspace.create", target=workspace)
+    from consent.services import purposes_install_defaults
+
+    purposes_install_defaults(workspace=workspace)
     return workspace
 
 

@@ -36,8 +36,8 @@ INSTALLED_APPS = [
     "guardian",
     "cdp",
     "profiles",
+    "consent",  # before segments: its merge/split hooks must run first
     "segments",
-    "consent",
     "activation",
 ]
 

@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from cdp import apis as cdp_apis
 from cdp.ui import urls as ui_urls
+from consent import apis as consent_apis
 from profiles import apis as profile_apis
 from profiles.collector import urls as collector_urls
 from profiles.computed import apis as computed_apis
@@ -27,6 +28,8 @@ router.register("profiles", identity_apis.ProfileViewSet, basename="profile")
 router.register("segments", segment_apis.SegmentViewSet, basename="segment")
 router.register("identity/conflicts", identity_apis.ConflictViewSet, basename="identity-conflict")
 router.register("identity/merges", identity_apis.MergeViewSet, basename="identity-merge")
+router.register("consent/purposes", consent_apis.PurposeViewSet, basename="consent-purpose")
+router.register("consent/events", consent_apis.ConsentEventViewSet, basename="consent-event")
 
 api_v1 = [
     path("me/", cdp_apis.MeView.as_view(), name="api-me"),

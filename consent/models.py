@@ -43,3 +43,90 @@ class SuppressionDropCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.dropped} dropped (source {self.source_id})"
+
+
+class LegalBasis(models.TextChoices):
+    CONSENT = "consent", "Consent (opt-in)"
+    LEGITIMATE_INTEREST = "legitimate_interest", "Legitimate interest (opt-out)"
+
+
+class Purpose(models.Model):
+    """A purpose personal data is used for (analytics, marketing_email, …). Under consent
+    nobody is in until they say yes; under legitimate interest everybody is until they
+    object — unless `default_granted` says otherwise."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    legal_basis = models.CharField(max_length=32, choices=LegalBasis.choices)
+    default_granted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="uniq_purpose_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ConsentStatus(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    DENIED = "denied", "Denied"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class ConsentRecord(models.Model):
+    """One decision, append-only: a database trigger refuses any change to what was decided,
+    when, where and with what proof. Only `profile_id` moves, when profiles merge or split
+    (the decision follows the person); deletion is possible only inside a privacy deletion."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    profile_id = models.BigIntegerField()
+    origin_profile_id = models.BigIntegerField()  # the profile it was recorded on
+    purpose = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=ConsentStatus.choices)
+    occurred_at = models.DateTimeField()  # when the person decided (the event's time)
+    recorded_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=32)  # event | api | ui
+    event_id = models.BigIntegerField(null=True, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    policy_version = models.CharField(max_length=64, blank=True)
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.TextField(blank=True)
+    actor_id = models.BigIntegerField(null=True, blank=True)  # who recorded it via API/UI
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["profile_id", "purpose", "occurred_at"], name="consent_profile"),
+            models.Index(fields=["workspace", "recorded_at"], name="consent_ws_recorded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} {self.purpose} {self.status} at {self.occurred_at:%Y-%m-%d}"
+
+
+class ConsentState(models.Model):
+    """The current decision per profile and purpose: the latest record by the time it was
+    made (ties: the later recorded). Derived from the log, kept for set-based checks."""
+
+    workspace_id = models.BigIntegerField()
+    profile_id = models.BigIntegerField()
+    purpose = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=ConsentStatus.choices)
+    decided_at = models.DateTimeField()
+    record_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile_id", "purpose"], name="uniq_consent_state")
+        ]
+        indexes = [
+            models.Index(fields=["workspace_id", "purpose", "status"], name="consent_state_ws")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} {self.purpose}: {self.status}"

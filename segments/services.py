@@ -15,6 +15,7 @@ from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
 from cdp.errors import Conflict, ValidationFailed
 from cdp.models import Workspace, audit
+from consent.models import Purpose
 from profiles.computed import builtin
 from profiles.models import ComputedTrait
 from segments.models import Expiry, Membership, Segment, SegmentStatus, SegmentVersion
@@ -47,10 +48,12 @@ def rule_context(workspace: Workspace, *, exclude_segment: int | None = None) ->
             rows = rows.filter(key=str(ref))
         return rows.values_list("pk", flat=True).first()
 
+    purposes = set(Purpose.objects.filter(workspace=workspace).values_list("key", flat=True))
     return RuleContext(
         columns=columns,
         computed_keys=computed_keys,
         find_segment=find_segment,
+        consent_purposes=purposes or None,
         regex_error=postgres_regex_error,
     )
 

@@ -28,7 +28,8 @@ Stage = Callable[[Batch], None]
 
 
 def _stages() -> list[Stage]:
-    # Order matters: identity resolution first; computed traits and segments use its result.
+    # Order matters: identity resolution first; consent, computed traits and segments use its
+    # result, and segments read the consent state.
     # The counters go last: they upsert a few hot rows that every batch of the workspace
     # shares, and a row lock taken early would serialise the workers for the whole batch.
     from profiles.computed import stage as computed_stage
@@ -49,13 +50,20 @@ def _stages() -> list[Stage]:
                     raise
                 counters["savepoint_retries"] += 1
 
+    from consent import services as consent_services
     from segments import realtime
+
+    def consent(batch: Batch) -> None:
+        consent_services.consent_from_events(
+            events=batch.events, profile_of=batch.resolution.profile_of
+        )
 
     def segments(batch: Batch) -> None:
         realtime.segments_update_for_batch(batch.resolution)
 
     return [
         identity,
+        consent,
         computed_stage.update,
         segments,
         lambda batch: stats.record(batch.events),

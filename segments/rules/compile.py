@@ -91,7 +91,14 @@ def _compile(node: n.Node, q: _Sql) -> str:
             f"::bit(32)::bigint %% 10000 < {q.param(node.percent * 100)})"
         )
     if isinstance(node, n.ConsentCondition):
-        raise NotImplementedError("consent conditions compile once the consent log exists")
+        from consent.enforcement import consent_sql
+
+        allowed = consent_sql(
+            profile_column="p.id", workspace_id=q.workspace_id, purpose=node.purpose, param=q.param
+        )
+        # "granted": may be used for the purpose; "denied": may not (said no, withdrew, or
+        # never said yes to an opt-in purpose)
+        return allowed if node.status == "granted" else f"(NOT {allowed})"
     raise TypeError(f"not a rule node: {node!r}")
 
 

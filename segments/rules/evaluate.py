@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from consent.enforcement import consent_allowed
 from segments.rules import nodes as n
 
 
@@ -27,6 +28,10 @@ class ProfileFacts:
     computed: Mapping[str, Any] = field(default_factory=dict)
     columns: Mapping[str, Any] = field(default_factory=dict)
     segments: frozenset[int] = frozenset()
+    # latest consent decision per purpose (granted / denied / withdrawn), and the workspace's
+    # purposes with their defaults
+    consents: Mapping[str, str] = field(default_factory=dict)
+    purpose_defaults: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,12 @@ def evaluate(
         return bucket(profile.id, node.salt) < node.percent * 100
     if isinstance(node, n.SegmentCondition):
         return node.segment_id in profile.segments
-    # ConsentCondition: its semantics (latest consent per purpose, what "denied" means for a
-    # profile that never answered) are not settled yet
-    raise NotImplementedError(f"no reference semantics for {type(node).__name__}")
+    if isinstance(node, n.ConsentCondition):
+        allowed = consent_allowed(
+            profile.consents.get(node.purpose), profile.purpose_defaults.get(node.purpose)
+        )
+        return allowed if node.status == "granted" else not allowed
+    raise TypeError(f"not a rule node: {node!r}")
 
 
 def bucket(profile_id: int, salt: str) -> int:

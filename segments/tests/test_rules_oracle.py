@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cdp.testing import Tenant
+from consent.models import ConsentState, Purpose
 from profiles.models import Event, Profile, ProfileEvent
 from segments.rules import nodes as n
 from segments.rules.compile import count_members, members_query, window_boundaries_query
@@ -40,7 +41,10 @@ CONTEXT = RuleContext(
         "last_seen": ("last_seen", "datetime"),
     },
     computed_keys={"rfm_segment", "predicted_ltv", "next_order_at"},
+    consent_purposes={"marketing_email", "analytics"},
 )
+# opt-in and opt-out purposes
+PURPOSE_DEFAULTS = {"marketing_email": False, "analytics": True}
 
 # ---- value pools -----------------------------------------------------------------------------
 
@@ -164,6 +168,9 @@ profile_strategy = st.fixed_dictionaries(
         "order_count": st.integers(0, 4),
         "revenue": st.sampled_from(REVENUES),
         "last_seen": st.one_of(st.none(), st.sampled_from(OFFSETS)),
+        "consents": keyed(
+            **dict.fromkeys(PURPOSE_DEFAULTS, st.sampled_from(["granted", "denied", "withdrawn"]))
+        ),
     }
 )
 properties_strategy = keyed(
@@ -278,9 +285,19 @@ def bucket_conditions(draw: Any) -> dict[str, Any]:
     return rule
 
 
+consent_conditions = st.fixed_dictionaries(
+    {"consent": st.sampled_from(sorted(PURPOSE_DEFAULTS))},
+    optional={"status": st.sampled_from(["granted", "denied"])},
+)
+
+
 def rules(depth: int = 0) -> Any:
     conditions = st.one_of(
-        trait_conditions(), trait_conditions(), event_conditions(), bucket_conditions()
+        trait_conditions(),
+        trait_conditions(),
+        event_conditions(),
+        bucket_conditions(),
+        consent_conditions,
     )
     if depth >= 3:
         return conditions
@@ -306,7 +323,39 @@ def _facts(profile: Profile) -> ProfileFacts:
             "revenue": profile.revenue,
             "last_seen": profile.last_seen,
         },
+        consents=CONSENTS.get(profile.pk, {}),
+        purpose_defaults=PURPOSE_DEFAULTS,
     )
+
+
+# consent decisions of the profiles stored by the current example, by profile id
+CONSENTS: dict[int, dict[str, str]] = {}
+
+
+def _store_consents(workspace_id: int, pairs: list[tuple[Profile, dict[str, Any]]]) -> None:
+    """Purposes of the workspace and each profile's latest decisions (the derived state the
+    SQL reads; how the log derives it is tested in consent/tests)."""
+    for key, default in PURPOSE_DEFAULTS.items():
+        Purpose.objects.get_or_create(
+            workspace_id=workspace_id,
+            key=key,
+            defaults={"name": key, "legal_basis": "consent", "default_granted": default},
+        )
+    rows = []
+    for profile, spec in pairs:
+        CONSENTS[profile.pk] = spec["consents"]
+        for purpose, status in spec["consents"].items():
+            rows.append(
+                ConsentState(
+                    workspace_id=workspace_id,
+                    profile_id=profile.pk,
+                    purpose=purpose,
+                    status=status,
+                    decided_at=NOW,
+                    record_id=0,
+                )
+            )
+    ConsentState.objects.bulk_create(rows)
 
 
 def _profile(workspace_id: int, spec: dict[str, Any], **extra: Any) -> Profile:
@@ -410,6 +459,8 @@ def test_compiled_sql_selects_exactly_what_the_evaluator_accepts(
         merged.save()
         foreign = _profile(other_ws, ghost)
         foreign.save()
+        _store_consents(ws, [*zip(live, specs, strict=True), (merged, ghost)])
+        _store_consents(other_ws, [(foreign, ghost)])
         owned = [(live[e["owner"]].pk if e["owner"] < len(live) else merged.pk, e) for e in stream]
         events = _store_events(ws, owned)
         _store_events(other_ws, [(foreign.pk, e) for e in stream if e["owner"] >= len(live)])
@@ -715,6 +766,7 @@ def test_scheduled_moments_catch_every_change_by_time_alone(
     ws = tenant_a.workspace.pk
     with transaction.atomic():
         live = Profile.objects.bulk_create([_profile(ws, spec) for spec in specs])
+        _store_consents(ws, list(zip(live, specs, strict=True)))
         owned = [(live[e["owner"] % len(live)].pk, e) for e in stream]
         events = _store_events(ws, owned)
         by_profile: dict[int, list[EventFacts]] = {}

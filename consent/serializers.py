@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from consent.models import ConsentRecord, ConsentStatus, LegalBasis, Purpose
+
+
+class PurposeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Purpose
+        fields = [
+            "id",
+            "key",
+            "name",
+            "description",
+            "legal_basis",
+            "default_granted",
+            "created_at",
+        ]
+
+
+class PurposeInputSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    legal_basis = serializers.ChoiceField(choices=LegalBasis.choices)
+    default_granted = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class ConsentRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentRecord
+        fields = [
+            "id",
+            "profile_id",
+            "origin_profile_id",
+            "purpose",
+            "status",
+            "occurred_at",
+            "recorded_at",
+            "source",
+            "event_id",
+            "message_id",
+            "policy_version",
+            "ip",
+            "user_agent",
+            "actor_id",
+        ]
+
+
+class ConsentEventInputSerializer(serializers.Serializer):
+    """A decision: for a profile (id) or an identifier ("email:ann@example.com")."""
+
+    profile_id = serializers.IntegerField(required=False)
+    identifier = serializers.CharField(required=False, max_length=600)
+    purpose = serializers.CharField(max_length=64)
+    status = serializers.ChoiceField(choices=ConsentStatus.choices)
+    occurred_at = serializers.DateTimeField(required=False)
+    policy_version = serializers.CharField(required=False, allow_blank=True, default="")
+    message_id = serializers.CharField(required=False, allow_blank=True, default="")
+    ip = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    user_agent = serializers.CharField(required=False, allow_blank=True, default="")
