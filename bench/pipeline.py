@@ -300,15 +300,63 @@ def scenario_scale(env: dict[str, str], sizes: list[int], events: int) -> dict[s
     return results
 
 
-class Poller(threading.Thread):
-    """Records when each probe's anonymousId first shows up in profiles_identity."""
+# Segments published in the latency workspace, so the pipeline's real-time segment stage does
+# its full work on every batch; the probes qualify for the first one.
+LATENCY_SEGMENTS: list[tuple[str, dict[str, Any]]] = [
+    ("Probed today", {"event": "Probe", "within": {"days": 1}}),
+    ("Pro plan", {"trait": "plan", "op": "eq", "value": "pro"}),
+    (
+        "Repeat buyers",
+        {
+            "event": "Order Completed",
+            "where": [{"property": "revenue", "op": "gte", "value": 50}],
+            "count": {"op": "gte", "value": 2},
+            "within": {"days": 30},
+        },
+    ),
+    (
+        "Engaged free users",
+        {
+            "all": [
+                {"trait": "plan", "op": "eq", "value": "free"},
+                {
+                    "any": [
+                        {"event": "Product Viewed"},
+                        {"trait": "visits", "op": "gte", "value": 50},
+                    ]
+                },
+                {"not": {"event": "Order Completed", "within": {"days": 7}}},
+            ]
+        },
+    ),
+]
 
-    def __init__(self, url: str, workspace_id: int) -> None:
+
+def publish_segments(workspace_id: int) -> int:
+    """Publish LATENCY_SEGMENTS; returns the id of the one the probes enter."""
+    from cdp.models import Workspace
+    from segments.services import segment_create
+
+    workspace = Workspace.objects.get(pk=workspace_id)
+    ids = [
+        segment_create(workspace=workspace, name=name, rule=rule, publish=True).pk
+        for name, rule in LATENCY_SEGMENTS
+    ]
+    return ids[0]
+
+
+class Poller(threading.Thread):
+    """Records when each probe's anonymousId first shows up in profiles_identity and when its
+    profile first shows up as a member of the probe segment."""
+
+    def __init__(self, url: str, workspace_id: int, segment_id: int) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.workspace_id = workspace_id
+        self.segment_id = segment_id
         self.sent: dict[str, float] = {}
         self.seen: dict[str, float] = {}
+        self.member: dict[str, float] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
@@ -316,17 +364,22 @@ class Poller(threading.Thread):
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
                 with self.lock:
-                    waiting = [k for k in self.sent if k not in self.seen]
+                    waiting = [k for k in self.sent if k not in self.member]
                 if waiting:
                     rows = conn.execute(
-                        "SELECT value FROM profiles_identity WHERE workspace_id = %s "
-                        "AND type = 'anonymous_id' AND value = ANY(%s)",
-                        [self.workspace_id, waiting],
+                        "SELECT i.value, m.id IS NOT NULL FROM profiles_identity i "
+                        "LEFT JOIN segments_membership m ON m.profile_id = i.profile_id "
+                        "AND m.segment_id = %s AND m.exited_at IS NULL "
+                        "WHERE i.workspace_id = %s AND i.type = 'anonymous_id' "
+                        "AND i.value = ANY(%s)",
+                        [self.segment_id, self.workspace_id, waiting],
                     ).fetchall()
                     now = time.monotonic()
                     with self.lock:
-                        for (value,) in rows:
+                        for value, is_member in rows:
                             self.seen.setdefault(value, now)
+                            if is_member:
+                                self.member.setdefault(value, now)
                 time.sleep(0.01)
 
 
@@ -379,7 +432,8 @@ def scenario_latency(env: dict[str, str], rate: int, seconds: float, logs: Path)
         stderr=worker_log,
         start_new_session=True,
     )
-    poller = Poller(env["DATABASE_URL"], workspace_id)
+    probe_segment = publish_segments(workspace_id)
+    poller = Poller(env["DATABASE_URL"], workspace_id, probe_segment)
     statuses: dict[int, int] = {}
     try:
         server.start()
@@ -424,7 +478,7 @@ def scenario_latency(env: dict[str, str], rate: int, seconds: float, logs: Path)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with poller.lock:
-                if len(poller.seen) == len(poller.sent):
+                if len(poller.member) == len(poller.sent):
                     break
             time.sleep(0.1)
     finally:
@@ -437,23 +491,29 @@ def scenario_latency(env: dict[str, str], rate: int, seconds: float, logs: Path)
             celery.kill()
         worker_log.close()
     latencies = sorted(poller.seen[k] - poller.sent[k] for k in poller.seen)
+    to_member = sorted(poller.member[k] - poller.sent[k] for k in poller.member)
     missing = len(poller.sent) - len(poller.seen)
 
-    def pct(q: float) -> float | None:
-        if not latencies:
+    def pct(values: list[float], q: float) -> float | None:
+        if not values:
             return None
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
+        return round(values[min(len(values) - 1, int(q * len(values)))], 3)
 
     return {
         "rate_events_per_s": rate,
         "seconds": seconds,
         "requests": len(poller.sent),
         "statuses": statuses,
+        "published_segments": len(LATENCY_SEGMENTS),
         "probes_seen": len(latencies),
         "probes_missing": missing,
-        "p50_s": pct(0.50),
-        "p95_s": pct(0.95),
+        "p50_s": pct(latencies, 0.50),
+        "p95_s": pct(latencies, 0.95),
         "max_s": round(latencies[-1], 3) if latencies else None,
+        "members_seen": len(to_member),
+        "member_p50_s": pct(to_member, 0.50),
+        "member_p95_s": pct(to_member, 0.95),
+        "member_max_s": round(to_member[-1], 3) if to_member else None,
     }
 
 
@@ -524,6 +584,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  event → profile: p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, max {lat['max_s']}"
             f" s (target p95 ≤ {TARGET_P95_S} s); {lat['probes_missing']} probes missing;"
             f" statuses {lat['statuses']}"
+        )
+        print(
+            f"  event → segment membership ({lat['published_segments']} published segments):"
+            f" p50 {lat['member_p50_s']} s, p95 {lat['member_p95_s']} s,"
+            f" max {lat['member_max_s']} s (target p95 ≤ 1 s);"
+            f" {lat['requests'] - lat['members_seen']} probes never entered"
         )
     path = RESULTS_DIR / f"pipeline-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(report, indent=2, default=str))

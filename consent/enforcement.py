@@ -52,18 +52,31 @@ def consent_allows(*, workspace_id: int, profile_id: int, purpose: str) -> bool:
 
 
 def consent_sql(
-    *, profile_column: str, workspace_id: int, purpose: str, param: Callable[[object], str]
+    *,
+    profile_column: str,
+    workspace_id: int,
+    purpose: str,
+    param: Callable[[object], str],
+    per_profile: bool = False,
 ) -> str:
     """A SQL predicate, true when the profile in `profile_column` may be used for `purpose`.
     `param` binds a value and returns its placeholder (the caller's parameter style), so the
-    predicate composes into any query. Set-based: one scan of the purpose's decisions, not a
-    look-up per profile. The purpose's default is read now (a query built later sees a changed
+    predicate composes into any query. Set-based by default (one scan of the purpose's
+    decisions); `per_profile` for a few given profiles (an index look-up each). The purpose's
+    default is read now (a query built later sees a changed
     default); an undefined purpose allows nobody."""
     if not _COLUMN.fullmatch(profile_column):
         raise ValueError(f"not a column reference: {profile_column!r}")
     default = purpose_default(workspace_id=workspace_id, purpose=purpose)
     if default is None:
         return "false"
+    if per_profile:  # a few profiles: one index look-up each
+        status = (
+            f"(SELECT cs.status FROM consent_consentstate cs "
+            f"WHERE cs.profile_id = {profile_column} AND cs.purpose = {param(purpose)})"
+        )
+        fallback = "'granted'" if default else "'denied'"
+        return f"(COALESCE({status}, {fallback}) = 'granted')"
     decided = (
         f"SELECT cs.profile_id FROM consent_consentstate cs "
         f"WHERE cs.workspace_id = {param(workspace_id)} AND cs.purpose = {param(purpose)}"

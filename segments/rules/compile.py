@@ -56,7 +56,21 @@ class _Sql:
     def restrict(self, column: str) -> str:
         if self.profile_ids is None:
             return ""
-        return f" AND {column} = ANY({self.param(self.profile_ids)}::bigint[])"
+        return f" AND {column} = ANY({self.ids()})"
+
+    def ids(self) -> str:
+        """The profile ids as one bigint[] parameter, bound once however often it is used."""
+        if "ids" not in self.params:
+            self.params["ids"] = self.profile_ids
+        return "%(ids)s::bigint[]"
+
+    def given_profiles(self) -> str:
+        """FROM clause of the live profiles among the given ids, driven by the id list (one
+        primary-key look-up each) whatever the planner's statistics say."""
+        return (
+            f"unnest({self.ids()}) AS given(id) JOIN profiles_profile p ON p.id = given.id "
+            f"WHERE p.workspace_id = {self.param(self.workspace_id)} AND p.merged_into_id IS NULL"
+        )
 
     def param(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -80,10 +94,14 @@ def _compile(node: n.Node, q: _Sql) -> str:
     if isinstance(node, n.EventCondition):
         return _event(node, q)
     if isinstance(node, n.SegmentCondition):
-        restrict = q.restrict("m.profile_id")
+        if q.profile_ids is not None:  # per profile: an index look-up each
+            return (
+                "EXISTS (SELECT 1 FROM segments_membership m WHERE m.profile_id = p.id "
+                f"AND m.segment_id = {q.param(node.segment_id)} AND m.exited_at IS NULL)"
+            )
         return (
             "p.id IN (SELECT m.profile_id FROM segments_membership m "
-            f"WHERE m.segment_id = {q.param(node.segment_id)} AND m.exited_at IS NULL{restrict})"
+            f"WHERE m.segment_id = {q.param(node.segment_id)} AND m.exited_at IS NULL)"
         )
     if isinstance(node, n.RandomBucket):
         return (
@@ -94,7 +112,11 @@ def _compile(node: n.Node, q: _Sql) -> str:
         from consent.enforcement import consent_sql
 
         allowed = consent_sql(
-            profile_column="p.id", workspace_id=q.workspace_id, purpose=node.purpose, param=q.param
+            profile_column="p.id",
+            workspace_id=q.workspace_id,
+            purpose=node.purpose,
+            param=q.param,
+            per_profile=q.profile_ids is not None,
         )
         # "granted": may be used for the purpose; "denied": may not (said no, withdrew, or
         # never said yes to an opt-in purpose)
@@ -211,15 +233,14 @@ def _satisfies(count: int, op: str, target: int) -> bool:
 _COUNT_SIGN = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def _event(node: n.EventCondition, q: _Sql) -> str:
+def _event_filters(node: n.EventCondition, q: _Sql, *, windowed: bool = True) -> list[str]:
+    """Predicates on `pe` selecting the events the condition counts (but the profile)."""
     where = [
         f"pe.workspace_id = {q.param(q.workspace_id)}",
         "pe.type = 'track'",
         f"pe.event = {q.param(node.event)}",
     ]
-    if q.profile_ids is not None:
-        where.append(q.restrict("pe.profile_id")[5:])
-    if node.within_seconds is not None:
+    if windowed and node.within_seconds is not None:
         # (now − window, now]: an event leaves its window at exactly its time + the window
         where.append(f"pe.timestamp > {q.param(q.now - timedelta(seconds=node.within_seconds))}")
     if node.between is not None:
@@ -227,7 +248,20 @@ def _event(node: n.EventCondition, q: _Sql) -> str:
         where.append(f"pe.timestamp BETWEEN {q.param(low)} AND {q.param(high)}")
     for f in node.filters:
         where.append(_json_value(f"(pe.properties #> {q.param(list(f.path))})", f.comparison, q))
-    having = f"count(*) {_COUNT_SIGN[node.count_op]} {q.param(node.count)}"
+    return where
+
+
+def _event(node: n.EventCondition, q: _Sql) -> str:
+    where = _event_filters(node, q)
+    sign, target = _COUNT_SIGN[node.count_op], q.param(node.count)
+    if q.profile_ids is not None:
+        # a few given profiles: count each one's events through its (profile, time) index,
+        # so the cost follows those profiles' events, not the workspace's
+        return (
+            f"((SELECT count(*) FROM profiles_profileevent pe WHERE pe.profile_id = p.id "
+            f"AND {' AND '.join(where)}) {sign} {target})"
+        )
+    having = f"count(*) {sign} {target}"
     base = (
         f"SELECT pe.profile_id FROM profiles_profileevent pe "
         f"WHERE {' AND '.join(where)} GROUP BY pe.profile_id"
@@ -251,15 +285,17 @@ def members_query(
 ) -> tuple[str, dict[str, Any]]:
     """SQL returning the ids of the workspace's live profiles that match — all of them, or
     only among `profile_ids` (or the one `profile_id`) — with its named parameters."""
-    ids = list(profile_ids) if profile_ids is not None else None
+    ids = sorted(set(profile_ids)) if profile_ids is not None else None
     if profile_id is not None:
         ids = [profile_id]
     q = _Sql(workspace_id, now, ids)
-    head = (
-        "SELECT p.id FROM profiles_profile p "
-        f"WHERE p.workspace_id = {q.param(workspace_id)} AND p.merged_into_id IS NULL"
-    )
-    head += q.restrict("p.id")
+    if ids is not None:
+        head = f"SELECT p.id FROM {q.given_profiles()}"
+    else:
+        head = (
+            "SELECT p.id FROM profiles_profile p "
+            f"WHERE p.workspace_id = {q.param(workspace_id)} AND p.merged_into_id IS NULL"
+        )
     return f"{head} AND {_compile(node, q)}", q.params
 
 
@@ -311,12 +347,16 @@ def _trait_boundaries(leaf: n.TraitCondition, q: _Sql) -> str:
         moments = [f"{date} + {q.param(shift)}"]
     now = q.param(q.now)
     due = "LEAST(" + ", ".join(f"CASE WHEN {m} > {now} THEN {m} END" for m in moments) + ")"
-    where = f"p.workspace_id = {q.param(q.workspace_id)} AND p.merged_into_id IS NULL" + q.restrict(
-        "p.id"
-    )
+    if q.profile_ids is not None:
+        source = q.given_profiles()
+    else:
+        source = (
+            f"profiles_profile p WHERE p.workspace_id = {q.param(q.workspace_id)} "
+            "AND p.merged_into_id IS NULL"
+        )
     return (
         f"SELECT profile_id, due FROM (SELECT p.id AS profile_id, {due} AS due "
-        f"FROM profiles_profile p WHERE {where}) AS t WHERE due IS NOT NULL"
+        f"FROM {source}) AS t WHERE due IS NOT NULL"
     )
 
 
@@ -331,7 +371,7 @@ def window_boundaries_query(
     leaves = _timed_leaves(node)
     if not leaves:
         return None
-    q = _Sql(workspace_id, now, list(profile_ids) if profile_ids is not None else None)
+    q = _Sql(workspace_id, now, sorted(set(profile_ids)) if profile_ids is not None else None)
     parts = []
     for leaf in leaves:
         if isinstance(leaf, n.TraitCondition):
@@ -339,18 +379,18 @@ def window_boundaries_query(
             continue
         assert leaf.within_seconds is not None
         window = timedelta(seconds=leaf.within_seconds)
-        where = [
-            f"pe.workspace_id = {q.param(workspace_id)}",
-            "pe.type = 'track'",
-            f"pe.event = {q.param(leaf.event)}",
-            f"pe.timestamp > {q.param(now - window)}",
-        ]
-        if q.profile_ids is not None:
-            where.append(q.restrict("pe.profile_id")[5:])
-        for f in leaf.filters:
-            where.append(
-                _json_value(f"(pe.properties #> {q.param(list(f.path))})", f.comparison, q)
+        where = _event_filters(leaf, q)
+        if q.profile_ids is not None:  # per given profile, through its (profile, time) index
+            earliest = (
+                f"(SELECT min(pe.timestamp) FROM profiles_profileevent pe "
+                f"WHERE pe.profile_id = given.id AND {' AND '.join(where)})"
             )
+            parts.append(
+                f"SELECT profile_id, due FROM (SELECT given.id AS profile_id, "
+                f"{earliest} + {q.param(window)} AS due FROM unnest({q.ids()}) AS given(id)) "
+                "AS t WHERE due IS NOT NULL"
+            )
+            continue
         parts.append(
             f"SELECT pe.profile_id, min(pe.timestamp) + {q.param(window)} AS due "
             f"FROM profiles_profileevent pe WHERE {' AND '.join(where)} "
