@@ -479,6 +479,13 @@ class ProfileEvent(models.Model):
                 name="pevent_ws_track_ts",
                 condition=models.Q(type="track"),
             ),
+            # "how often did this profile do event X in the window" (real-time segment
+            # evaluation of the profiles a batch touched)
+            models.Index(
+                fields=["profile", "event", "timestamp"],
+                name="pevent_profile_track",
+                condition=models.Q(type="track"),
+            ),
         ]
 
     def __str__(self) -> str:

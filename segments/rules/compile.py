@@ -53,11 +53,6 @@ class _Sql:
     profile_ids: list[int] | None
     params: dict[str, Any] = field(default_factory=dict)
 
-    def restrict(self, column: str) -> str:
-        if self.profile_ids is None:
-            return ""
-        return f" AND {column} = ANY({self.ids()})"
-
     def ids(self) -> str:
         """The profile ids as one bigint[] parameter, bound once however often it is used."""
         if "ids" not in self.params:
@@ -65,11 +60,16 @@ class _Sql:
         return "%(ids)s::bigint[]"
 
     def given_profiles(self) -> str:
-        """FROM clause of the live profiles among the given ids, driven by the id list (one
-        primary-key look-up each) whatever the planner's statistics say."""
+        """FROM clause (and an open WHERE) of the live profiles among the given ids, driven
+        by the id list: one primary-key look-up each, and the rule's conditions evaluated for
+        those rows only. The LATERAL … OFFSET 0 fences keep that order whatever the planner's
+        statistics say (a young, never-analysed table otherwise gets the whole workspace
+        filtered through per-profile subqueries)."""
         return (
-            f"unnest({self.ids()}) AS given(id) JOIN profiles_profile p ON p.id = given.id "
-            f"WHERE p.workspace_id = {self.param(self.workspace_id)} AND p.merged_into_id IS NULL"
+            f"unnest({self.ids()}) AS given(id) CROSS JOIN LATERAL ("
+            "SELECT p.* FROM profiles_profile p WHERE p.id = given.id "
+            f"AND p.workspace_id = {self.param(self.workspace_id)} AND p.merged_into_id IS NULL "
+            "OFFSET 0) AS p WHERE true"
         )
 
     def param(self, value: Any) -> str:
@@ -233,14 +233,13 @@ def _satisfies(count: int, op: str, target: int) -> bool:
 _COUNT_SIGN = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def _event_filters(node: n.EventCondition, q: _Sql, *, windowed: bool = True) -> list[str]:
-    """Predicates on `pe` selecting the events the condition counts (but the profile)."""
-    where = [
-        f"pe.workspace_id = {q.param(q.workspace_id)}",
-        "pe.type = 'track'",
-        f"pe.event = {q.param(node.event)}",
-    ]
-    if windowed and node.within_seconds is not None:
+def _event_filters(node: n.EventCondition, q: _Sql) -> list[str]:
+    """Predicates on `pe` selecting the events the condition counts (but the profile). For
+    given profiles there is no workspace predicate (their ids are the workspace's already), so
+    the only index that fits is the per-profile one, whatever the statistics say."""
+    where = [] if q.profile_ids is not None else [f"pe.workspace_id = {q.param(q.workspace_id)}"]
+    where += ["pe.type = 'track'", f"pe.event = {q.param(node.event)}"]
+    if node.within_seconds is not None:
         # (now − window, now]: an event leaves its window at exactly its time + the window
         where.append(f"pe.timestamp > {q.param(q.now - timedelta(seconds=node.within_seconds))}")
     if node.between is not None:
