@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0002_identity_profiles'),
+        ("profiles", "0002_identity_profiles"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='profileevent',
-            index=models.Index(condition=models.Q(('type', 'track')), fields=['profile', 'event', 'timestamp'], name='pevent_profile_track'),
+            model_name="profileevent",
+            index=models.Index(
+                condition=models.Q(("type", "track")),
+                fields=["profile", "event", "timestamp"],
+                name="pevent_profile_track",
+            ),
         ),
     ]
