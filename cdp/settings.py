@@ -131,6 +131,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_refresh_all",
         "schedule": env_int("CDP_SEGMENT_REFRESH_SECONDS", 900),
     },
+    # event-level data past each workspace's retention period, a whole day at a time
+    "retention": {
+        "task": "consent.tasks.retention_enforce_all",
+        "schedule": env_int("CDP_RETENTION_SECONDS", 3600),
+    },
 }
 
 CACHES = {

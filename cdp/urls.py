@@ -49,6 +49,7 @@ api_v1 = [
         identity_apis.IdentityRebuildView.as_view(),
         name="api-identity-rebuild",
     ),
+    path("privacy/retention/", consent_apis.RetentionView.as_view(), name="api-retention"),
     *router.urls,
 ]
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from cdp.errors import NotFound, ValidationFailed
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
-from consent import services
-from consent.models import ConsentRecord, Purpose
+from consent import retention, services
+from consent.models import (
+    DEFAULT_EVENT_RETENTION_DAYS,
+    DEFAULT_FAILED_EVENT_RETENTION_DAYS,
+    ConsentRecord,
+    Purpose,
+    RetentionPolicy,
+)
 from consent.serializers import (
     ConsentEventInputSerializer,
     ConsentRecordSerializer,
     PurposeInputSerializer,
     PurposeSerializer,
+    RetentionPolicySerializer,
 )
 from profiles.identity.selectors import profile_list
 
@@ -106,3 +116,49 @@ class ConsentEventViewSet(CapabilityMixin, viewsets.GenericViewSet):
             actor=request.user,
         )
         return Response(ConsentRecordSerializer(record).data, status=status.HTTP_201_CREATED)
+
+
+def _retention_data(policy: RetentionPolicy) -> dict[str, Any]:
+    return {
+        "event_days": policy.event_days,
+        "failed_event_days": policy.failed_event_days,
+        "default_event_days": DEFAULT_EVENT_RETENTION_DAYS,
+        "default_failed_event_days": DEFAULT_FAILED_EVENT_RETENTION_DAYS,
+        "updated_at": policy.updated_at,
+        "last_run_at": policy.last_run_at,
+        "last_run": policy.last_run,
+    }
+
+
+class RetentionView(CapabilityMixin, APIView):
+    """How long the workspace keeps events (raw and per profile) and dead-lettered events, in
+    days (null: forever). A scheduled job deletes whole days of arrival past the period."""
+
+    @extend_schema(responses=RetentionPolicySerializer)
+    def get(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        policy = retention.retention_policy_of(workspace=self.workspace)
+        return Response(RetentionPolicySerializer(_retention_data(policy)).data)
+
+    @extend_schema(request=RetentionPolicySerializer, responses=RetentionPolicySerializer)
+    def patch(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("expected a JSON object with event_days / failed_event_days")
+        unknown = sorted(set(request.data) - {"event_days", "failed_event_days"})
+        if unknown:
+            raise ValidationFailed(
+                f"{unknown[0]}: not a retention setting (event_days, failed_event_days)",
+                code="unknown_field",
+                detail={"field": unknown[0]},
+            )
+        current = retention.retention_policy_of(workspace=self.workspace)
+        policy = retention.retention_policy_set(
+            workspace=self.workspace,
+            event_days=request.data.get("event_days", current.event_days),
+            failed_event_days=request.data.get("failed_event_days", current.failed_event_days),
+            actor=request.user,
+        )
+        return Response(RetentionPolicySerializer(_retention_data(policy)).data)
+
+    put = patch

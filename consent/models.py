@@ -130,3 +130,44 @@ class ConsentState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id} {self.purpose}: {self.status}"
+
+
+DEFAULT_EVENT_RETENTION_DAYS = 365
+DEFAULT_FAILED_EVENT_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 36500
+
+
+class RetentionPolicy(models.Model):
+    """How long a workspace keeps event-level data: raw events (with the profile-event rows
+    derived from them) and dead-lettered events. None keeps them forever. Profiles, traits,
+    computed traits, consent decisions and membership history are not events and stay.
+    A workspace without a row has the defaults."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    event_days = models.PositiveIntegerField(
+        null=True, blank=True, default=DEFAULT_EVENT_RETENTION_DAYS
+    )
+    failed_event_days = models.PositiveIntegerField(
+        null=True, blank=True, default=DEFAULT_FAILED_EVENT_RETENTION_DAYS
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by_id = models.BigIntegerField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run = models.JSONField(default=dict, blank=True)  # cut-offs and counts of the last run
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(event_days__isnull=True)
+                | models.Q(event_days__gte=1, event_days__lte=MAX_RETENTION_DAYS),
+                name="retention_event_days_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(failed_event_days__isnull=True)
+                | models.Q(failed_event_days__gte=1, failed_event_days__lte=MAX_RETENTION_DAYS),
+                name="retention_failed_days_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"events {self.event_days or '∞'} d, failed {self.failed_event_days or '∞'} d"

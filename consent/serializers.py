@@ -60,3 +60,13 @@ class ConsentEventInputSerializer(serializers.Serializer):
     message_id = serializers.CharField(required=False, allow_blank=True, default="")
     ip = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     user_agent = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RetentionPolicySerializer(serializers.Serializer):
+    event_days = serializers.IntegerField(allow_null=True)
+    failed_event_days = serializers.IntegerField(allow_null=True)
+    default_event_days = serializers.IntegerField(read_only=True)
+    default_failed_event_days = serializers.IntegerField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    last_run_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_run = serializers.JSONField(read_only=True)

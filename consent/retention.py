@@ -1,0 +1,196 @@
+"""Retention: each workspace keeps event-level data for a set number of days.
+
+The job deletes whole UTC days of arrival (`received_at`), oldest first, one day per
+transaction: a crash leaves a consistent prefix done and a re-run carries on. Day-shaped work
+is what a time-partitioned events table turns into partition drops (a day partition older than
+every workspace's cut-off is dropped whole; only workspaces with a shorter period need row
+deletes). Kept at least N full days, at most N + 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from cdp.errors import ValidationFailed
+from cdp.models import Workspace, audit
+from consent.models import MAX_RETENTION_DAYS, RetentionPolicy
+
+FAILED_CHUNK = 5000
+
+
+def retention_policy_of(*, workspace: Workspace) -> RetentionPolicy:
+    """The workspace's policy (an unsaved one with the defaults when it never set one)."""
+    policy = RetentionPolicy.objects.filter(workspace=workspace).first()
+    return policy or RetentionPolicy(workspace=workspace)
+
+
+def _days(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(
+            f"{name}: expected a whole number of days or null (keep forever)",
+            detail={"field": name},
+        )
+    if not 1 <= value <= MAX_RETENTION_DAYS:
+        raise ValidationFailed(
+            f"{name}: expected 1 to {MAX_RETENTION_DAYS:,} days, or null (keep forever)",
+            detail={"field": name},
+        )
+    return value
+
+
+@transaction.atomic
+def retention_policy_set(
+    *, workspace: Workspace, event_days: Any, failed_event_days: Any, actor: Any = None
+) -> RetentionPolicy:
+    event_days = _days("event_days", event_days)
+    failed_event_days = _days("failed_event_days", failed_event_days)
+    policy = RetentionPolicy.objects.select_for_update().filter(workspace=workspace).first()
+    before = (
+        {"event_days": policy.event_days, "failed_event_days": policy.failed_event_days}
+        if policy
+        else None
+    )
+    policy = policy or RetentionPolicy(workspace=workspace)
+    policy.event_days = event_days
+    policy.failed_event_days = failed_event_days
+    policy.updated_at = timezone.now()
+    policy.updated_by_id = actor.pk if getattr(actor, "is_authenticated", False) else None
+    policy.save()
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="retention.update",
+        target=policy,
+        detail={
+            "before": before,
+            "after": {"event_days": event_days, "failed_event_days": failed_event_days},
+        },
+    )
+    return policy
+
+
+@dataclass
+class RetentionReport:
+    workspace_id: int
+    event_cutoff: str | None = None  # events that arrived before this moment are gone
+    failed_event_cutoff: str | None = None
+    days: int = 0  # whole days of arrival deleted
+    events: int = 0
+    profile_events: int = 0
+    pending_events: int = 0
+    failed_events: int = 0
+    day_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def deleted(self) -> int:
+        return self.events + self.failed_events
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def retention_cutoff(days: int | None, now: datetime) -> datetime | None:
+    """Start of the UTC day `days` days before now: arrivals before it are past retention."""
+    return None if days is None else _midnight(now - timedelta(days=days))
+
+
+_OLDEST = """
+SELECT received_at FROM profiles_event WHERE workspace_id = %s ORDER BY workspace_id, id
+LIMIT 1
+"""
+
+# one day of one workspace: the raw events, the profile-event rows derived from them, and
+# the outbox rows of those not processed yet
+_DELETE_DAY = """
+WITH gone AS (
+    DELETE FROM profiles_event
+    WHERE workspace_id = %(ws)s AND received_at >= %(start)s AND received_at < %(end)s
+    RETURNING id
+),
+derived AS (
+    DELETE FROM profiles_profileevent WHERE event_id IN (SELECT id FROM gone) RETURNING 1
+),
+pending AS (
+    DELETE FROM profiles_pendingevent WHERE event_id IN (SELECT id FROM gone) RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM derived),
+       (SELECT count(*) FROM pending)
+"""
+
+_DELETE_FAILED = """
+DELETE FROM profiles_failedevent WHERE id IN (
+    SELECT id FROM profiles_failedevent
+    WHERE workspace_id = %(ws)s AND received_at < %(cutoff)s
+    ORDER BY workspace_id, id LIMIT %(limit)s
+)
+"""
+
+
+def retention_enforce(*, workspace: Workspace, now: datetime | None = None) -> RetentionReport:
+    """Delete the workspace's event-level data past its retention period. Safe to run twice
+    or concurrently (a second run finds nothing to delete)."""
+    now = now or timezone.now()
+    policy = retention_policy_of(workspace=workspace)
+    report = RetentionReport(workspace_id=workspace.pk)
+    cutoff = retention_cutoff(policy.event_days, now)
+    if cutoff is not None:
+        report.event_cutoff = cutoff.isoformat()
+        with connection.cursor() as cursor:
+            cursor.execute(_OLDEST, [workspace.pk])
+            row = cursor.fetchone()
+        day = _midnight(row[0]) if row else cutoff
+        while day < cutoff:
+            end = day + timedelta(days=1)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(_DELETE_DAY, {"ws": workspace.pk, "start": day, "end": end})
+                events, derived, pending = cursor.fetchone()
+            if events:
+                report.days += 1
+                report.day_counts[day.date().isoformat()] = int(events)
+                report.events += int(events)
+                report.profile_events += int(derived)
+                report.pending_events += int(pending)
+            day = end
+    failed_cutoff = retention_cutoff(policy.failed_event_days, now)
+    if failed_cutoff is not None:
+        report.failed_event_cutoff = failed_cutoff.isoformat()
+        while True:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    _DELETE_FAILED,
+                    {"ws": workspace.pk, "cutoff": failed_cutoff, "limit": FAILED_CHUNK},
+                )
+                deleted = cursor.rowcount
+            report.failed_events += deleted
+            if deleted < FAILED_CHUNK:
+                break
+    summary = asdict(report)
+    summary.pop("day_counts")
+    with transaction.atomic():
+        if policy.pk is None:
+            policy, _ = RetentionPolicy.objects.get_or_create(workspace=workspace)
+        RetentionPolicy.objects.filter(pk=policy.pk).update(last_run_at=now, last_run=summary)
+        if report.deleted:
+            audit(
+                workspace=workspace,
+                actor=None,
+                action="retention.enforce",
+                target=policy,
+                detail={**summary, "day_counts": report.day_counts},
+            )
+    return report
+
+
+def retention_enforce_all(*, now: datetime | None = None) -> list[RetentionReport]:
+    return [
+        retention_enforce(workspace=workspace, now=now)
+        for workspace in Workspace.objects.order_by("id")
+    ]
