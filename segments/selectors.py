@@ -132,3 +132,45 @@ def segment_export_rows(*, segment: Segment, chunk: int = 2000) -> Iterator[list
                     phone or "",
                     traits or "{}",
                 ]
+
+
+def profile_segments(*, profile_id: int) -> list[dict[str, object]]:
+    """The segments a profile is in now, with when it entered and under which version."""
+    from segments.models import Membership
+
+    rows = (
+        Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
+        .select_related("segment")
+        .order_by("segment__name")
+    )
+    return [
+        {
+            "id": m.segment_id,
+            "key": m.segment.key,
+            "name": m.segment.name,
+            "entered_at": m.entered_at,
+            "version": m.version,
+        }
+        for m in rows
+    ]
+
+
+def profile_segment_exits(*, profile_id: int, limit: int = 10) -> list[dict[str, object]]:
+    """The profile's latest exits (segment, entered, exited), newest first."""
+    from segments.models import Membership
+
+    rows = (
+        Membership.objects.filter(profile_id=profile_id, exited_at__isnull=False)
+        .select_related("segment")
+        .order_by("-exited_at", "-id")[:limit]
+    )
+    return [
+        {
+            "id": m.segment_id,
+            "name": m.segment.name,
+            "entered_at": m.entered_at,
+            "exited_at": m.exited_at,
+            "version": m.version,
+        }
+        for m in rows
+    ]

@@ -372,3 +372,61 @@ def test_list_pages_and_long_identity_lists(tenant_a: Tenant, client: Client) ->
     page = owner.get(f"/profiles/{kiosk.pk}/").content.decode()
     assert "and 5 more anonymous_id values" in page
     assert len(re.findall(r"<code>kiosk-\d+</code>", page)) == 50
+
+
+def test_profile_page_shows_segments_and_consent_history(
+    tenant_a: Tenant, tenant_b: Tenant, client: Client
+) -> None:
+    from consent.services import purposes_install_defaults
+    from segments.services import segment_create
+
+    purposes_install_defaults(workspace=tenant_a.workspace)
+    segment = segment_create(
+        workspace=tenant_a.workspace,
+        name="Pro customers",
+        rule={"trait": "plan", "op": "eq", "value": "pro"},
+        publish=True,
+    )
+    consent = {"categoryPreferences": {"marketing_email": True}, "policyVersion": "2026-10"}
+    send(
+        client,
+        tenant_a,
+        {
+            "type": "identify",
+            "userId": "u-cy",
+            "traits": {"name": "Cy Young", "plan": "pro"},
+            "timestamp": "2026-03-01T10:00:00Z",
+            "context": {"consent": consent, "ip": "203.0.113.9", "userAgent": "Mozilla/5.0 Cy"},
+            "messageId": "cy-consent-1",
+        },
+    )
+    consent = {"categoryPreferences": {"marketing_email": False}, "policyVersion": "2026-11"}
+    send(
+        client,
+        tenant_a,
+        {
+            "type": "track",
+            "userId": "u-cy",
+            "event": "Segment Consent Preference Updated",
+            "timestamp": "2026-04-01T10:00:00Z",
+            "context": {"consent": consent},
+            "messageId": "cy-consent-2",
+        },
+    )
+    cy = profile_of(tenant_a, "user_id", "u-cy")
+    html = tenant_a.session(Role.ANALYST).get(f"/profiles/{cy.pk}/").content.decode()
+    segments = html[html.index('id="segments"') : html.index('id="consents"')]
+    assert f'href="/segments/{segment.pk}/">Pro customers</a>' in segments
+    consents = html[html.index('id="consents"') :]
+    row = consents[consents.index('data-purpose="marketing_email"') :]
+    row = row[: row.index("</tr>")]
+    assert "pill bad" in row and "Denied 2026-04-01 10:00" in row
+    log = consents[consents.index('id="consent-log-table"') :]
+    # newest decision first, with its proof
+    assert log.index("2026-04-01") < log.index("2026-03-01")
+    assert "cy-consent-1" in log and "203.0.113.9" in log and "<td>2026-10</td>" in log
+
+    # a privacy officer sees consent but not segments; workspace B sees nothing
+    officer = tenant_a.session(Role.PRIVACY_OFFICER).get(f"/profiles/{cy.pk}/").content.decode()
+    assert 'id="consents"' in officer and 'id="segments"' not in officer
+    assert tenant_b.session(Role.OWNER).get(f"/profiles/{cy.pk}/").status_code == 404

@@ -21,6 +21,8 @@ from cdp import access
 from cdp.errors import ApplicationError, ValidationFailed
 from cdp.models import Workspace
 from cdp.ui.views import _require
+from consent.enforcement import consent_state
+from consent.selectors import consent_history
 from profiles import identifiers
 from profiles.computed import builtin
 from profiles.computed.selectors import profile_computed_traits
@@ -34,6 +36,7 @@ from profiles.models import (
     ProfileMerge,
     TraitStrategy,
 )
+from segments.selectors import profile_segment_exits, profile_segments
 
 PAGE_SIZE = 25
 LOG_PAGE_SIZE = 50
@@ -268,6 +271,13 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
         {"key": key, "display": display_value(value), "structured": isinstance(value, dict | list)}
         for key, value in sorted((profile.traits or {}).items())
     ]
+    can_view_segments = access.can(request.user, workspace, "segments.view")
+    can_view_consent = access.can(request.user, workspace, "consent.view")
+    consent_log = (
+        list(consent_history(workspace_id=workspace.pk, profile_id=profile.pk)[: SECTION_ROWS + 1])
+        if can_view_consent
+        else []
+    )
     return render(
         request,
         "profiles/detail.html",
@@ -285,6 +295,19 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
             "conflicts": conflicts,
             "section_rows": SECTION_ROWS,
             "can_split": access.can(request.user, workspace, "profiles.split"),
+            "can_view_segments": can_view_segments,
+            "segments": profile_segments(profile_id=profile.pk) if can_view_segments else [],
+            "segment_exits": (
+                profile_segment_exits(profile_id=profile.pk, limit=5) if can_view_segments else []
+            ),
+            "can_view_consent": can_view_consent,
+            "consents": (
+                consent_state(workspace_id=workspace.pk, profile_id=profile.pk)
+                if can_view_consent
+                else {}
+            ),
+            "consent_log": consent_log[:SECTION_ROWS],
+            "consent_log_more": len(consent_log) > SECTION_ROWS,
             "can_view_events": access.can(request.user, workspace, "events.view"),
             "timeline_page_size": TIMELINE_PAGE_SIZE,
             "section": "profiles",

@@ -85,6 +85,7 @@ def profile_detail(profile: Profile, *, requested_id: int | None = None) -> dict
     consents, plus merges and conflicts."""
     from consent.enforcement import consent_state
     from profiles.computed.services import profile_computed_traits
+    from segments.selectors import profile_segments
 
     identities = selectors.profile_identities(profile=profile)
     data: dict[str, Any] = {
@@ -94,7 +95,7 @@ def profile_detail(profile: Profile, *, requested_id: int | None = None) -> dict
         "traits": profile.traits,
         "computed_traits": profile_computed_traits(profile),
         "groups": profile.group_ids,
-        "segments": _segments_of(profile),
+        "segments": profile_segments(profile_id=profile.pk),
         "consents": consent_state(workspace_id=profile.workspace_id, profile_id=profile.pk),
         "first_seen": profile.first_seen,
         "last_seen": profile.last_seen,
@@ -123,24 +124,3 @@ class IdentityRulesSerializer(serializers.Serializer):
     phone_region = serializers.CharField(allow_blank=True)
     version = serializers.IntegerField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
-
-
-def _segments_of(profile: Profile) -> list[dict[str, Any]]:
-    """The segments the profile is in now, with when it entered."""
-    from segments.models import Membership
-
-    rows = (
-        Membership.objects.filter(profile_id=profile.pk, exited_at__isnull=True)
-        .select_related("segment")
-        .order_by("segment__name")
-    )
-    return [
-        {
-            "id": m.segment_id,
-            "key": m.segment.key,
-            "name": m.segment.name,
-            "entered_at": m.entered_at,
-            "version": m.version,
-        }
-        for m in rows
-    ]

@@ -516,3 +516,74 @@ def test_empty_workspace(
     expect(page.locator("#profiles-empty")).to_contain_text("No profiles yet")
     expect(page.locator("#profiles-empty")).to_contain_text("cdp_demo_data")
     screenshot(page, "29-profiles-empty")
+
+
+def test_profile_segments_and_consent_history(
+    live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any
+) -> None:
+    from consent.services import purposes_install_defaults
+    from segments.services import segment_create
+
+    purposes_install_defaults(workspace=tenant_a.workspace)
+    vip = segment_create(
+        workspace=tenant_a.workspace,
+        name="Plus plan",
+        rule={"trait": "plan", "op": "eq", "value": "plus"},
+        publish=True,
+    )
+    now = timezone.now()
+    browser_context = {"ip": "198.51.100.23", "userAgent": "Mozilla/5.0 (Macintosh) Safari/605"}
+    send(
+        live_server,
+        tenant_a.write_key,
+        [
+            {
+                "type": "identify",
+                "userId": "u-grace",
+                "traits": {"name": "Grace Hopper", "plan": "plus"},
+                "timestamp": at(now, 30),
+                "context": {
+                    **browser_context,
+                    "consent": {
+                        "categoryPreferences": {
+                            "analytics": True,
+                            "marketing_email": True,
+                            "advertising": False,
+                        },
+                        "policyVersion": "2026-09",
+                    },
+                },
+            },
+            {
+                "type": "track",
+                "userId": "u-grace",
+                "event": "Segment Consent Preference Updated",
+                "timestamp": at(now, 3),
+                "context": {
+                    **browser_context,
+                    "consent": {
+                        "categoryPreferences": {"marketing_email": False},
+                        "policyVersion": "2026-11",
+                    },
+                },
+            },
+        ],
+    )
+    queue.drain(batch_size=500)
+    grace = Identity.objects.get(workspace=tenant_a.workspace, value="u-grace").profile
+    login_as(tenant_a.users["analyst"])
+    page.goto(f"{live_server.url}/profiles/{grace.pk}/")
+    expect(page.locator("#segments-table")).to_contain_text("Plus plan")
+    consent = page.locator("#consent-table")
+    expect(consent.locator("tr[data-purpose=analytics] .pill")).to_have_text("Yes")
+    expect(consent.locator("tr[data-purpose=marketing_email] .pill")).to_have_text("No")
+    expect(consent.locator("tr[data-purpose=marketing_email]")).to_contain_text("Denied")
+    expect(consent.locator("tr[data-purpose=advertising] .pill")).to_have_text("No")
+    history = page.locator("#consent-log-table")
+    expect(history.locator("tbody tr")).to_have_count(4)
+    expect(history.locator("tbody tr").first).to_contain_text("marketing_email")
+    expect(history.locator("tbody tr").first).to_contain_text("2026-11")
+    expect(history).to_contain_text("198.51.100.23")
+    screenshot(page, "23-profile-consent")
+    page.click("#segments-table a")
+    expect(page).to_have_url(f"{live_server.url}/segments/{vip.pk}/")
