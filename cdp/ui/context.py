@@ -7,13 +7,14 @@ from django.http import HttpRequest
 from cdp import access
 from cdp.auth import current_workspace
 
-# (label, url name, capability). Later issues add Consent, Destinations.
+# (label, url name, capability). Later issues add Destinations.
 NAVIGATION = [
     ("Sources", "ui-sources", "sources.view"),
     ("Profiles", "ui-profiles", "profiles.view"),
     ("Segments", "ui-segments", "segments.view"),
     ("Event debugger", "ui-debugger", "events.view"),
     ("Schema", "ui-schema", "schema.view"),
+    ("Privacy", "ui-privacy", "privacy.manage"),
     ("Settings", "ui-settings", None),
 ]
 

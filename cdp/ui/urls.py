@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from cdp.ui import profile_views, segment_views, views
+from cdp.ui import privacy_views, profile_views, segment_views, views
 
 urlpatterns = [
     path("", views.home, name="ui-home"),
@@ -30,6 +30,11 @@ urlpatterns = [
     path("segments/", segment_views.segment_list, name="ui-segments"),
     path("segments/new/", segment_views.segment_new, name="ui-segment-new"),
     path("segments/<int:segment_id>/", segment_views.segment_detail, name="ui-segment"),
+    path("privacy/", privacy_views.suppression, name="ui-privacy"),
+    path("privacy/suppression/", privacy_views.suppression, name="ui-privacy-suppression"),
+    path("privacy/purposes/", privacy_views.purposes, name="ui-privacy-purposes"),
+    path("privacy/retention/", privacy_views.retention_page, name="ui-privacy-retention"),
+    path("privacy/audit/", privacy_views.audit_log, name="ui-privacy-audit"),
     path("debugger/", views.debugger, name="ui-debugger"),
     path("schema/", views.schema, name="ui-schema"),
     path("settings/", views.settings_page, name="ui-settings"),

@@ -1,0 +1,117 @@
+"""The privacy center's pages (Django test client): purposes, the suppression list, retention,
+the privacy audit log. Only owners, admins and privacy officers get in; workspaces are apart."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from cdp.models import AuditLog, Role
+from cdp.testing import Tenant
+from consent import retention
+from consent.models import Purpose, RetentionPolicy, SuppressionDropCount
+from consent.services import purposes_install_defaults
+from consent.suppression import suppression_add
+
+PAGES = ["/privacy/suppression/", "/privacy/purposes/", "/privacy/retention/", "/privacy/audit/"]
+MANAGERS = {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_only_privacy_managers_get_in(tenant_a: Tenant, role: Role) -> None:
+    session = tenant_a.session(role)
+    for url in PAGES:
+        assert session.get(url).status_code == (200 if role in MANAGERS else 403), (role, url)
+    nav = session.get("/profiles/").content.decode()
+    assert ('href="/privacy/"' in nav) == (role in MANAGERS)
+
+
+def test_purposes_page_lists_and_adds(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    purposes_install_defaults(workspace=tenant_a.workspace)
+    session = tenant_a.session(Role.PRIVACY_OFFICER)
+    html = session.get("/privacy/purposes/").content.decode()
+    assert 'data-purpose="marketing_email"' in html and "Consent (opt-in)" in html
+
+    answer = session.post(
+        "/privacy/purposes/",
+        {"key": "SMS Marketing", "name": "SMS marketing", "legal_basis": "consent"},
+    )
+    assert answer.status_code == 302
+    added = Purpose.objects.get(workspace=tenant_a.workspace, key="sms_marketing")
+    assert added.default_granted is False
+    assert not Purpose.objects.filter(workspace=tenant_b.workspace, key="sms_marketing").exists()
+
+    # a duplicate and a contradiction are refused with the reason, the form kept
+    again = session.post("/privacy/purposes/", {"key": "sms_marketing", "legal_basis": "consent"})
+    assert again.status_code == 400
+    assert "exists already" in again.content.decode()
+    bad = session.post(
+        "/privacy/purposes/",
+        {"key": "push", "legal_basis": "consent", "default_granted": "yes"},
+    )
+    assert bad.status_code == 400 and "nobody is in before they say yes" in bad.content.decode()
+    assert 'value="push"' in bad.content.decode()
+    assert not Purpose.objects.filter(workspace=tenant_a.workspace, key="push").exists()
+
+
+def test_suppression_page_never_shows_identifiers(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    suppression_add(
+        workspace=tenant_a.workspace, identifier_type="email", normalized_value="gone@example.com"
+    )
+    SuppressionDropCount.objects.create(
+        workspace=tenant_a.workspace, source_id=tenant_a.source.pk, day=date.today(), dropped=7
+    )
+    session = tenant_a.session(Role.ADMIN)
+    html = session.get("/privacy/suppression/").content.decode()
+    assert "gone@example.com" not in html
+    assert 'id="suppressed-total">1<' in html and 'id="dropped-30d">7<' in html
+
+    hit = session.get("/privacy/suppression/?identifier=email:%20Gone@Example.com").content
+    assert b"is suppressed since" in hit and b"email:gone@example.com" in hit
+    miss = session.get("/privacy/suppression/?identifier=email:other@example.com").content
+    assert b"is not suppressed" in miss
+    bad = session.get("/privacy/suppression/?identifier=nonsense").content
+    assert b'class="field-error" id="check-result"' in bad
+    other = tenant_b.session(Role.OWNER).get("/privacy/suppression/").content.decode()
+    assert 'id="suppressed-total">0<' in other
+
+
+def test_retention_form(tenant_a: Tenant) -> None:
+    session = tenant_a.session(Role.OWNER)
+    html = session.get("/privacy/retention/").content.decode()
+    assert (
+        'id="event-days" name="event_days" inputmode="numeric" class="narrow" value="365"' in html
+    )
+
+    saved = session.post("/privacy/retention/", {"event_days": "90", "failed_event_days": "14"})
+    assert saved.status_code == 302
+    policy = RetentionPolicy.objects.get(workspace=tenant_a.workspace)
+    assert (policy.event_days, policy.failed_event_days) == (90, 14)
+
+    forever = session.post(
+        "/privacy/retention/",
+        {"event_days": "", "event_days_forever": "1", "failed_event_days": "14"},
+    )
+    assert forever.status_code == 302
+    assert retention.retention_policy_of(workspace=tenant_a.workspace).event_days is None
+
+    bad = session.post("/privacy/retention/", {"event_days": "0", "failed_event_days": "abc"})
+    assert bad.status_code == 400
+    text = bad.content.decode()
+    assert 'id="error-event-days">expected 1 to 36,500 days' in text
+    assert retention.retention_policy_of(workspace=tenant_a.workspace).event_days is None
+
+
+def test_audit_log_shows_privacy_actions_only(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    retention.retention_policy_set(workspace=tenant_a.workspace, event_days=30, failed_event_days=7)
+    AuditLog.objects.create(workspace=tenant_a.workspace, action="segment.export", target_id="9")
+    AuditLog.objects.create(workspace=tenant_a.workspace, action="source.create", target_id="3")
+    retention.retention_policy_set(workspace=tenant_b.workspace, event_days=5, failed_event_days=5)
+    session = tenant_a.session(Role.PRIVACY_OFFICER)
+    html = session.get("/privacy/audit/").content.decode()
+    assert "retention.update" in html and "segment.export" in html
+    assert "source.create" not in html
+    assert html.count("retention.update") == 1  # not workspace B's
+    only_exports = session.get("/privacy/audit/?kind=export").content.decode()
+    assert "segment.export" in only_exports and "retention.update" not in only_exports

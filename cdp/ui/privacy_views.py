@@ -1,0 +1,217 @@
+"""The privacy center: consent purposes, the suppression list, retention and the privacy audit
+log. For owners, admins and privacy officers (capability privacy.manage)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from cdp.errors import ValidationFailed
+from cdp.models import AuditLog
+from cdp.ui.profile_views import _page, _query_string
+from cdp.ui.views import _require
+from consent import retention, services
+from consent.models import (
+    MAX_RETENTION_DAYS,
+    LegalBasis,
+    Purpose,
+    SuppressedIdentifier,
+    SuppressionDropCount,
+)
+from consent.suppression import identifier_digest
+from profiles import identifiers
+
+AUDIT_PAGE_SIZE = 50
+SUPPRESSION_PAGE_SIZE = 50
+# audit actions shown in the privacy center (prefixes)
+PRIVACY_ACTIONS = ("privacy.", "consent.", "retention.", "suppression.")
+AUDIT_FILTERS = [
+    ("", "All privacy actions"),
+    ("privacy.", "Privacy requests"),
+    ("consent.", "Consent decisions"),
+    ("retention.", "Retention"),
+    ("export", "Data exports"),
+]
+
+
+def _paging(request: HttpRequest, page: Any) -> dict[str, Any]:
+    return {
+        "page": page,
+        "prev_query": _query_string(request, page=str(page.number - 1)),
+        "next_query": _query_string(request, page=str(page.number + 1)),
+    }
+
+
+def _privacy_audit(workspace: Any, kind: str) -> Any:
+    """The workspace's audit entries about personal data: privacy requests, consent,
+    purposes, retention, suppression, and every export of personal data."""
+    if kind == "export":
+        condition = Q(action__endswith=".export")
+    elif kind:
+        condition = Q(action__startswith=kind)
+    else:
+        condition = Q(action__endswith=".export")
+        for prefix in PRIVACY_ACTIONS:
+            condition |= Q(action__startswith=prefix)
+    return (
+        AuditLog.objects.filter(workspace=workspace)
+        .filter(condition)
+        .select_related("actor")
+        .order_by("-created_at", "-id")
+    )
+
+
+@login_required
+def purposes(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    form: dict[str, Any] = {"key": "", "name": "", "description": "", "legal_basis": "consent"}
+    error = ""
+    status = 200
+    if request.method == "POST":
+        form = {name: request.POST.get(name, "").strip() for name in form}
+        default = request.POST.get("default_granted", "")
+        try:
+            purpose = services.purpose_create(
+                workspace=workspace,
+                key=form["key"],
+                name=form["name"] or form["key"],
+                description=form["description"],
+                legal_basis=form["legal_basis"],
+                default_granted={"yes": True, "no": False}.get(default),
+                actor=request.user,
+            )
+        except ValidationFailed as exc:
+            error, status = exc.message, 400
+        else:
+            messages.success(request, f"Purpose {purpose.key!r} added.")
+            return redirect("ui-privacy-purposes")
+    rows = list(Purpose.objects.filter(workspace=workspace).order_by("key"))
+    return render(
+        request,
+        "privacy/purposes.html",
+        {
+            "purposes": rows,
+            "legal_bases": LegalBasis.choices,
+            "form": form,
+            "error": error,
+            "tab": "purposes",
+            "section": "privacy",
+        },
+        status=status,
+    )
+
+
+@login_required
+def suppression(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    rows = SuppressedIdentifier.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+    page = _page(request, rows, SUPPRESSION_PAGE_SIZE)
+    since = timezone.now().date() - timedelta(days=29)
+    drops = SuppressionDropCount.objects.filter(workspace=workspace, day__gte=since)
+    by_day = list(drops.values("day").annotate(dropped=Sum("dropped")).order_by("-day"))
+    check = request.GET.get("identifier", "").strip()
+    checked: dict[str, Any] | None = None
+    if check:
+        checked = {"identifier": check}
+        try:
+            kind, value = identifiers.parse_identifier(check)
+        except ValueError as exc:
+            checked["error"] = str(exc)
+        else:
+            digest = identifier_digest(workspace.pk, kind, value)
+            checked["normalized"] = f"{kind}:{value}"
+            checked["row"] = rows.filter(digest=digest).first()
+    return render(
+        request,
+        "privacy/suppression.html",
+        {
+            **_paging(request, page),
+            "total": page.paginator.count,
+            "drops_by_day": by_day,
+            "dropped_30d": sum(int(d["dropped"]) for d in by_day),
+            "checked": checked,
+            "tab": "suppression",
+            "section": "privacy",
+        },
+    )
+
+
+def _retention_field(request: HttpRequest, name: str) -> Any:
+    """A days field of the form: None when "keep forever" is ticked, else the number (or
+    the text as typed, for the service to refuse with a specific message)."""
+    if request.POST.get(f"{name}_forever") == "1":
+        return None
+    text = request.POST.get(name, "").strip()
+    return int(text) if text.isdigit() else text
+
+
+@login_required
+def retention_page(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    policy = retention.retention_policy_of(workspace=workspace)
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            retention.retention_policy_set(
+                workspace=workspace,
+                event_days=_retention_field(request, "event_days"),
+                failed_event_days=_retention_field(request, "failed_event_days"),
+                actor=request.user,
+            )
+        except ValidationFailed as exc:
+            field = str(exc.detail.get("field") or "form")
+            errors[field] = exc.message.split(": ", 1)[-1]
+            status = 400
+            messages.error(request, "Not saved: correct the field marked below.")
+        else:
+            messages.success(
+                request, "Retention saved. The hourly job applies it from its next run."
+            )
+            return redirect("ui-privacy-retention")
+    return render(
+        request,
+        "privacy/retention.html",
+        {
+            "policy": policy,
+            "errors": errors,
+            "max_days_text": f"{MAX_RETENTION_DAYS:,}",
+            "posted": request.POST if request.method == "POST" else None,
+            "tab": "retention",
+            "section": "privacy",
+        },
+        status=status,
+    )
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    kind = request.GET.get("kind", "")
+    if kind not in {k for k, _ in AUDIT_FILTERS}:
+        kind = ""
+    page = _page(request, _privacy_audit(workspace, kind), AUDIT_PAGE_SIZE)
+    for row in page.object_list:
+        row.detail_items = [  # type: ignore[attr-defined]
+            (key, orjson.dumps(value, default=str).decode())
+            for key, value in sorted((row.detail or {}).items())
+        ]
+    return render(
+        request,
+        "privacy/audit.html",
+        {
+            **_paging(request, page),
+            "kind": kind,
+            "filters": AUDIT_FILTERS,
+            "tab": "audit",
+            "section": "privacy",
+        },
+    )

@@ -1,0 +1,90 @@
+"""The privacy center in headless Chromium against a live server: purposes, the suppression
+list, retention settings and the audit log, as a privacy officer uses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from cdp.testing import Tenant
+from consent.models import RetentionPolicy
+from consent.services import purposes_install_defaults
+from consent.suppression import suppression_add
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_purposes_retention_suppression_and_audit(
+    live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any, console: Any
+) -> None:
+    console.allow(r"status of 400 .*/privacy/(purposes|retention)/")  # the refused forms
+    purposes_install_defaults(workspace=tenant_a.workspace)
+    suppression_add(
+        workspace=tenant_a.workspace, identifier_type="email", normalized_value="gone@example.com"
+    )
+    # the suppressed person's SDK keeps sending: dropped at the door, counted
+    answer = requests.post(
+        f"{live_server.url}/v1/track",
+        json={
+            "userId": "u-x",
+            "event": "Opened",
+            "context": {"traits": {"email": "gone@example.com"}},
+        },
+        auth=(tenant_a.write_key, ""),
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    login_as(tenant_a.users["privacy_officer"])
+    page.goto(f"{live_server.url}/profiles/")
+    page.click(".sidebar nav a:has-text('Privacy')")
+
+    page.click(".subnav a:has-text('Purposes')")
+    expect(page.locator("#purposes-table tbody tr")).to_have_count(5)
+    page.fill("#purpose-key", "sms_marketing")
+    page.fill("#purpose-name", "SMS marketing")
+    page.fill("#purpose-description", "Offers by text message")
+    page.click("#purpose-submit")
+    expect(page.locator(".msg.success")).to_contain_text("Purpose 'sms_marketing' added")
+    row = page.locator("#purposes-table tr[data-purpose=sms_marketing]")
+    expect(row).to_contain_text("Consent (opt-in)")
+    expect(row).to_contain_text("may not be used")
+    page.fill("#purpose-key", "sms_marketing")
+    page.click("#purpose-submit")
+    expect(page.locator("#purpose-error")).to_contain_text("exists already")
+    screenshot(page, "60-privacy-purposes")
+
+    page.click(".subnav a:has-text('Suppression list')")
+    expect(page.locator("#suppressed-total")).to_have_text("1")
+    expect(page.locator("#dropped-30d")).to_have_text("1")
+    expect(page.locator("#suppression-table")).not_to_contain_text("gone@example.com")
+    page.fill("#check-identifier", "email:Gone@Example.com")
+    page.click("#check-button")
+    expect(page.locator("#check-result")).to_contain_text("is suppressed since")
+    screenshot(page, "61-privacy-suppression")
+
+    page.click(".subnav a:has-text('Retention')")
+    expect(page.locator("#event-days")).to_have_value("365")
+    page.check("#failed-days-forever")
+    expect(page.locator("#failed-days")).to_be_disabled()
+    page.fill("#event-days", "0")
+    page.click("#retention-save")
+    expect(page.locator("#error-event-days")).to_contain_text("expected 1 to 36,500 days")
+    page.fill("#event-days", "90")
+    page.click("#retention-save")
+    expect(page.locator(".msg.success")).to_contain_text("Retention saved")
+    expect(page.locator("#failed-days")).to_be_disabled()
+    policy = RetentionPolicy.objects.get(workspace=tenant_a.workspace)
+    assert (policy.event_days, policy.failed_event_days) == (90, None)
+    screenshot(page, "62-privacy-retention")
+
+    page.click(".subnav a:has-text('Audit log')")
+    table = page.locator("#audit-table")
+    expect(table).to_contain_text("retention.update")
+    expect(table).to_contain_text("consent.purpose_create")
+    expect(table).to_contain_text("privacy_officer@alpha")
+    page.select_option("#audit-kind", "retention.")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    screenshot(page, "63-privacy-audit")
