@@ -27,6 +27,14 @@ from profiles.demo import catalog
 from profiles.demo.catalog import Album
 
 SECOND_DEVICE_SHARE = 0.30
+# share of customers granting each purpose on the sign-up banner
+CONSENT_SHARES = {
+    "analytics": 0.93,
+    "personalization": 0.62,
+    "marketing_email": 0.55,
+    "advertising": 0.31,
+}
+CONSENT_POLICY = "1997-01"
 EMAIL_LOOKUP_SHARE = 0.15
 JUNK_SHARE = 0.05
 PHONE_SHARE = 0.5
@@ -215,6 +223,7 @@ class _Story:
         identified = first - timedelta(seconds=30)
         signed_up = {**traits, "created_at": _iso(identified)}
         self.emit(identified, home, "identify", user=True, traits=signed_up)
+        self.events[-1][1]["context"]["consent"] = self._consent_banner()
 
         devices = [home] * len(purchases)
         if second_device:
@@ -243,6 +252,13 @@ class _Story:
             traits["phone"] = phone
         traits.update(city=city, state=state, country="US", plan=rng.choice(catalog.PLANS))
         return traits
+
+    def _consent_banner(self) -> dict[str, Any]:
+        """The choices made on the sign-up consent banner (Segment's consent convention).
+        Drawn from a generator of its own so that adding it shifted no other draw."""
+        rng = random.Random(f"{self._id_prefix}:consent")  # noqa: S311 - not secret
+        choices = {key: rng.random() < share for key, share in CONSENT_SHARES.items()}
+        return {"categoryPreferences": choices, "policyVersion": CONSENT_POLICY}
 
     def _purchase_times(self, purchases: list[Purchase]) -> list[datetime]:
         """A time of day for each purchase; same-day purchases get distinct, rising times."""

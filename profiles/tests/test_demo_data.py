@@ -205,6 +205,19 @@ def test_command_loads_the_events_once(purchases: list[Purchase]) -> None:
     assert f"Demo data: {expected:,} events stored, 0 duplicates, 0 failed" in out.getvalue()
     assert " 100%  sent" in out.getvalue()
     assert "log in as 'admin'" in out.getvalue()  # a new workspace gets an owner
+    # every customer answered the sign-up consent banner: one decision per default purpose
+    # but ml_training (not on the banner), and the shares are mixed
+    from consent.models import ConsentState
+
+    states = ConsentState.objects.filter(workspace_id=workspace.pk)
+    assert states.values("profile_id").distinct().count() == 30
+    assert set(states.values_list("purpose", flat=True)) == {
+        "analytics",
+        "personalization",
+        "marketing_email",
+        "advertising",
+    }
+    assert {"granted", "denied"} <= set(states.values_list("status", flat=True))
 
     again = io.StringIO()
     call_command("cdp_demo_data", profiles=30, workspace="Demo test", seed=5, stdout=again)
