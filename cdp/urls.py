@@ -30,6 +30,7 @@ router.register("identity/conflicts", identity_apis.ConflictViewSet, basename="i
 router.register("identity/merges", identity_apis.MergeViewSet, basename="identity-merge")
 router.register("consent/purposes", consent_apis.PurposeViewSet, basename="consent-purpose")
 router.register("consent/events", consent_apis.ConsentEventViewSet, basename="consent-event")
+router.register("privacy/requests", consent_apis.PrivacyRequestViewSet, basename="privacy-request")
 
 api_v1 = [
     path("me/", cdp_apis.MeView.as_view(), name="api-me"),

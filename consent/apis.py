@@ -4,26 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.errors import NotFound, ValidationFailed
+from cdp.models import AuditLog
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
-from consent import retention, services
+from consent import privacy, retention, services
 from consent.models import (
     DEFAULT_EVENT_RETENTION_DAYS,
     DEFAULT_FAILED_EVENT_RETENTION_DAYS,
     ConsentRecord,
+    PrivacyRequest,
     Purpose,
     RetentionPolicy,
 )
 from consent.serializers import (
     ConsentEventInputSerializer,
     ConsentRecordSerializer,
+    PrivacyRequestInputSerializer,
+    PrivacyRequestSerializer,
     PurposeInputSerializer,
     PurposeSerializer,
     RetentionPolicySerializer,
@@ -162,3 +168,95 @@ class RetentionView(CapabilityMixin, APIView):
         return Response(RetentionPolicySerializer(_retention_data(policy)).data)
 
     put = patch
+
+
+class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
+    """GDPR/CCPA requests: export, delete, suppress, unsuppress. Owners, admins and privacy
+    officers only. A request waits for approval; approving it queues its execution."""
+
+    serializer_class = PrivacyRequestSerializer
+    pagination_class = Pagination
+    queryset = PrivacyRequest.objects.none()
+
+    def _rows(self) -> Any:
+        return (
+            PrivacyRequest.objects.filter(workspace=self.workspace)
+            .select_related("requested_by", "approved_by")
+            .prefetch_related("propagations")
+            .order_by("-created_at", "-id")
+        )
+
+    def _one(self, pk: str) -> PrivacyRequest:
+        found = self._rows().filter(pk=int(pk)).first() if str(pk).isdigit() else None
+        if found is None:
+            raise NotFound(f"No privacy request {pk} in this workspace.")
+        return found
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("type", str)],
+    )
+    def list(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        rows = self._rows()
+        for name in ("status", "type"):
+            value = request.query_params.get(name)
+            if value:
+                rows = rows.filter(**{name: value})
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(PrivacyRequestSerializer(page, many=True).data)
+
+    @extend_schema(request=PrivacyRequestInputSerializer, responses=PrivacyRequestSerializer)
+    def create(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        serializer = PrivacyRequestInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        made = privacy.privacy_request_create(
+            workspace=self.workspace,
+            type=data["type"],
+            identifier=data["identifier"],
+            suppress=data["suppress"],
+            note=data["note"],
+            actor=request.user,
+        )
+        return Response(
+            PrivacyRequestSerializer(self._one(str(made.pk))).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        self.require("privacy.manage")
+        found = self._one(pk)
+        data = PrivacyRequestSerializer(found).data
+        data["audit"] = [
+            {
+                "action": row.action,
+                "actor": row.actor.get_username() if row.actor else None,
+                "at": row.created_at,
+                "detail": row.detail,
+            }
+            for row in AuditLog.objects.filter(
+                workspace=self.workspace,
+                target_type="consent.privacyrequest",
+                target_id=str(found.pk),
+            )
+            .select_related("actor")
+            .order_by("created_at", "id")
+        ]
+        return Response(data)
+
+    @extend_schema(request=None, responses=PrivacyRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        self.require("privacy.manage")
+        approved = privacy.privacy_request_approve(request=self._one(pk), actor=request.user)
+        return Response(PrivacyRequestSerializer(self._one(str(approved.pk))).data)
+
+    @extend_schema(responses={(200, "application/json"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str) -> HttpResponse:
+        self.require("privacy.manage")
+        content = privacy.privacy_export_content(request=self._one(pk), actor=request.user)
+        response = HttpResponse(content, content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="privacy-export-{pk}.json"'
+        return response

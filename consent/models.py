@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -171,3 +172,107 @@ class RetentionPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"events {self.event_days or '∞'} d, failed {self.failed_event_days or '∞'} d"
+
+
+class PrivacyRequestType(models.TextChoices):
+    EXPORT = "export", "Export (access)"
+    DELETE = "delete", "Delete (erasure)"
+    SUPPRESS = "suppress", "Suppress"
+    UNSUPPRESS = "unsuppress", "Unsuppress"
+
+
+class PrivacyRequestStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    APPROVED = "approved", "Approved"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+PRIVACY_SLA_DAYS = 30
+
+
+class PrivacyRequest(models.Model):
+    """A data subject's request (GDPR art. 15/17/21, CCPA), from intake to receipt. The
+    identifier is kept in clear only while it is needed: a completed deletion or suppression
+    leaves its keyed hash alone."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=16, choices=PrivacyRequestType.choices)
+    identifier_type = models.CharField(max_length=64)
+    identifier_value = models.CharField(max_length=255, blank=True)  # "" once forgotten
+    identifier_digest = models.CharField(max_length=64)  # consent.suppression.identifier_digest
+    suppress = models.BooleanField(default=True)  # a deletion also suppresses, unless told not to
+    note = models.TextField(blank=True)  # e.g. the ticket or how the person asked
+    status = models.CharField(
+        max_length=20,
+        choices=PrivacyRequestStatus.choices,
+        default=PrivacyRequestStatus.PENDING_APPROVAL,
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    approved_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    receipt = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="privacy_ws_created"),
+            models.Index(fields=["workspace", "identifier_digest"], name="privacy_ws_digest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} request #{self.pk} ({self.status})"
+
+
+class PrivacyExport(models.Model):
+    """The bundle of an export request: gzip-compressed JSON, downloaded by a privacy manager
+    and deleted with everything else if the same person is later erased."""
+
+    request = models.OneToOneField(PrivacyRequest, on_delete=models.CASCADE, related_name="export")
+    content = models.BinaryField()
+    size = models.BigIntegerField()  # bytes of JSON, uncompressed
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"export of request #{self.request_id} ({self.size} bytes)"
+
+
+class PropagationStatus(models.TextChoices):
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class PrivacyPropagation(models.Model):
+    """What one destination was asked to do for a deletion or suppression (its own erasure
+    API, a suppression list…), and how that went."""
+
+    request = models.ForeignKey(
+        PrivacyRequest, on_delete=models.CASCADE, related_name="propagations"
+    )
+    destination = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=PropagationStatus.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "destination"], name="uniq_privacy_propagation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.destination}: {self.status}"

@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+from django.utils import timezone
 from rest_framework import serializers
 
-from consent.models import ConsentRecord, ConsentStatus, LegalBasis, Purpose
+from consent.models import (
+    ConsentRecord,
+    ConsentStatus,
+    LegalBasis,
+    PrivacyPropagation,
+    PrivacyRequest,
+    PrivacyRequestType,
+    Purpose,
+)
 
 
 class PurposeSerializer(serializers.ModelSerializer):
@@ -70,3 +79,66 @@ class RetentionPolicySerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
     last_run_at = serializers.DateTimeField(read_only=True, allow_null=True)
     last_run = serializers.JSONField(read_only=True)
+
+
+class PrivacyRequestInputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=PrivacyRequestType.choices)
+    identifier = serializers.CharField(max_length=320)
+    suppress = serializers.BooleanField(required=False, default=True)
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class PrivacyPropagationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PrivacyPropagation
+        fields = ["destination", "status", "attempts", "error", "detail", "updated_at"]
+
+
+class PrivacyRequestSerializer(serializers.ModelSerializer):
+    identifier = serializers.SerializerMethodField()
+    requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    approved_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    overdue = serializers.SerializerMethodField()
+    download = serializers.SerializerMethodField()
+    propagations = PrivacyPropagationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = PrivacyRequest
+        fields = [
+            "id",
+            "type",
+            "status",
+            "identifier",
+            "identifier_type",
+            "suppress",
+            "note",
+            "requested_by",
+            "approved_by",
+            "created_at",
+            "due_at",
+            "overdue",
+            "approved_at",
+            "started_at",
+            "completed_at",
+            "attempts",
+            "error",
+            "receipt",
+            "download",
+            "propagations",
+        ]
+
+    def get_identifier(self, obj: PrivacyRequest) -> str | None:
+        """In clear while needed; null once the person's identifiers were forgotten."""
+        return f"{obj.identifier_type}:{obj.identifier_value}" if obj.identifier_value else None
+
+    def get_overdue(self, obj: PrivacyRequest) -> bool:
+        return obj.status != "completed" and obj.due_at < timezone.now()
+
+    def get_download(self, obj: PrivacyRequest) -> str | None:
+        if obj.type != "export" or obj.status != "completed":
+            return None
+        return f"/api/v1/privacy/requests/{obj.pk}/download/"

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from consent import retention
+from consent import privacy, retention
 
 logger = logging.getLogger(__name__)
 
@@ -15,3 +15,11 @@ def retention_enforce_all() -> int:
     event-level data past its retention period, whole days at a time. Safe to run twice."""
     reports = retention.retention_enforce_all()
     return sum(r.deleted for r in reports)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=10)
+def privacy_request_execute(self, request_id: int) -> str | None:  # type: ignore[no-untyped-def]
+    """Queued when a request is approved. Claims it (approved → running), so a duplicate or a
+    redelivered message does nothing; a failure leaves the request failed, to re-approve."""
+    request = privacy.privacy_request_execute(request_id=request_id)
+    return request.status if request is not None else None

@@ -161,6 +161,12 @@ def collector_ingest(
                 f"the database refused a value: {message}",
             )
         result.failed = len(failures)
+    if failures and suppressions != 0:
+        # a malformed event of a suppressed person is not kept either (dead letters hold
+        # the payload as sent, identifiers included)
+        failures, dropped = _drop_suppressed_failures(source, failures, suppressions)
+        result.suppressed += dropped
+        result.failed = len(failures)
     if failures:
         FailedEvent.objects.bulk_create(failures)
     if result.suppressed:
@@ -205,6 +211,56 @@ def _drop_suppressed(
         return events, 0
     kept = [e for e, ds in zip(events, digests_per_event, strict=True) if not hits.intersection(ds)]
     return kept, len(events) - len(kept)
+
+
+def _raw_identifiers(payload: Any) -> list[tuple[str, str]]:
+    """Best-effort identifiers of an event that failed validation (any field may be of the
+    wrong type)."""
+    if not isinstance(payload, dict):
+        return []
+
+    def text(value: Any) -> str | None:
+        return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+    context: dict[str, Any] = payload.get("context") or {}
+    context = context if isinstance(context, dict) else {}
+    traits: dict[str, Any] = payload.get("traits") or context.get("traits") or {}
+    traits = traits if isinstance(traits, dict) else {}
+    try:
+        return event_identifiers(
+            user_id=text(payload.get("userId")),
+            anonymous_id=text(payload.get("anonymousId")),
+            previous_id=text(payload.get("previousId")),
+            traits=traits,
+            context=context,
+        )
+    except (TypeError, ValueError):
+        return []
+
+
+def _drop_suppressed_failures(
+    source: SourceInfo, failures: list[FailedEvent], known_count: int | None
+) -> tuple[list[FailedEvent], int]:
+    if known_count is None:
+        known_count = suppression.suppression_count(workspace_id=source.workspace_id)
+        if known_count == 0:
+            return failures, 0
+    digests_per_event = [
+        [
+            suppression.identifier_digest(source.workspace_id, t, v)
+            for t, v in _raw_identifiers(f.payload)
+        ]
+        for f in failures
+    ]
+    hits = suppression.suppressed_digests(
+        workspace_id=source.workspace_id, digests=(d for ds in digests_per_event for d in ds)
+    )
+    if not hits:
+        return failures, 0
+    kept = [
+        f for f, ds in zip(failures, digests_per_event, strict=True) if not hits.intersection(ds)
+    ]
+    return kept, len(failures) - len(kept)
 
 
 def _count_suppressed(source: SourceInfo, received_at: datetime, dropped: int) -> None:
