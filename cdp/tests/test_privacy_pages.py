@@ -4,6 +4,7 @@ the privacy audit log. Only owners, admins and privacy officers get in; workspac
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,13 @@ from consent.models import Purpose, RetentionPolicy, SuppressionDropCount
 from consent.services import purposes_install_defaults
 from consent.suppression import suppression_add
 
-PAGES = ["/privacy/suppression/", "/privacy/purposes/", "/privacy/retention/", "/privacy/audit/"]
+PAGES = [
+    "/privacy/",
+    "/privacy/suppression/",
+    "/privacy/purposes/",
+    "/privacy/retention/",
+    "/privacy/audit/",
+]
 MANAGERS = {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER}
 
 
@@ -115,3 +122,64 @@ def test_audit_log_shows_privacy_actions_only(tenant_a: Tenant, tenant_b: Tenant
     assert html.count("retention.update") == 1  # not workspace B's
     only_exports = session.get("/privacy/audit/?kind=export").content.decode()
     assert "segment.export" in only_exports and "retention.update" not in only_exports
+
+
+@pytest.fixture
+def eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cdp.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+
+@pytest.mark.usefixtures("eager")
+def test_request_pages_record_approve_and_show_the_receipt(
+    tenant_a: Tenant, tenant_b: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.test import Client
+
+    from cdp.testing import post_collector
+    from profiles.pipeline import queue
+
+    body = {
+        "batch": [
+            {"type": "identify", "userId": "u-del", "traits": {"email": "del@example.com"}},
+            {"type": "track", "userId": "u-del", "event": "Order Completed"},
+        ]
+    }
+    assert post_collector(Client(), "/v1/batch", body, write_key=tenant_a.write_key).status_code
+    queue.drain(batch_size=100)
+    session = tenant_a.session(Role.PRIVACY_OFFICER)
+    empty = session.get("/privacy/").content.decode()
+    assert 'id="requests-empty"' in empty
+
+    bad = session.post("/privacy/", {"type": "delete", "identifier": "email:nope"})
+    assert bad.status_code == 400 and "is not a valid email" in bad.content.decode()
+    assert 'value="email:nope"' in bad.content.decode()
+    made = session.post(
+        "/privacy/",
+        {"type": "delete", "identifier": "email:Del@Example.com", "suppress": "1", "note": "T-9"},
+    )
+    assert made.status_code == 302
+    detail_url = made["Location"]
+    page = session.get(detail_url).content.decode()
+    assert "Pending approval" in page and "cannot be undone" in page and "T-9" in page
+    assert 'id="approve"' in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = session.post(detail_url + "approve/")
+    assert approved.status_code == 302
+    page = session.get(detail_url).content.decode()
+    assert 'id="request-status">Completed<' in page
+    assert "forgotten" in page and "del@example.com" not in page
+    assert '<td>Events</td><td class="num">2</td>' in page
+    assert "2 identifiers suppressed" in page
+    assert 'id="approve"' not in page
+    again = session.post(detail_url + "approve/", follow=True).content.decode()
+    assert "only a request pending approval" in again
+
+    listing = session.get("/privacy/?status=completed").content.decode()
+    assert "email: forgotten" in listing and "del@example.com" not in listing
+    # other roles and other workspaces
+    assert tenant_a.session(Role.MARKETER).get(detail_url).status_code == 403
+    assert tenant_b.session(Role.OWNER).get(detail_url).status_code == 404
+    assert tenant_b.session(Role.OWNER).post(detail_url + "approve/").status_code == 404

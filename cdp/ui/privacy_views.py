@@ -1,5 +1,6 @@
-"""The privacy center: consent purposes, the suppression list, retention and the privacy audit
-log. For owners, admins and privacy officers (capability privacy.manage)."""
+"""The privacy center: data subjects' requests (export, delete, suppress, unsuppress), consent
+purposes, the suppression list, retention and the privacy audit log. For owners, admins and
+privacy officers (capability privacy.manage)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,23 @@ from typing import Any
 import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, Sum
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, Q, Sum
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
-from cdp.errors import ValidationFailed
+from cdp.errors import ApplicationError, ValidationFailed
 from cdp.models import AuditLog
 from cdp.ui.profile_views import _page, _query_string
 from cdp.ui.views import _require
-from consent import retention, services
+from consent import privacy, retention, services
 from consent.models import (
     MAX_RETENTION_DAYS,
     LegalBasis,
+    PrivacyRequest,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
     Purpose,
     SuppressedIdentifier,
     SuppressionDropCount,
@@ -215,3 +220,135 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             "section": "privacy",
         },
     )
+
+
+# ---- requests -------------------------------------------------------------------------------
+
+REQUEST_PAGE_SIZE = 50
+STATUS_PILLS = {
+    "pending_approval": "warn",
+    "approved": "rfm",
+    "running": "rfm",
+    "completed": "ok",
+    "failed": "bad",
+}
+
+
+def _request_or_404(workspace: Any, request_id: int) -> PrivacyRequest:
+    found = (
+        PrivacyRequest.objects.filter(workspace=workspace, pk=request_id)
+        .select_related("requested_by", "approved_by")
+        .first()
+    )
+    if found is None:
+        raise Http404("No such privacy request in this workspace.")
+    return found
+
+
+@login_required
+def requests_page(request: HttpRequest) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    form: dict[str, Any] = {"type": "export", "identifier": "", "note": "", "suppress": True}
+    error = ""
+    status = 200
+    if request.method == "POST":
+        form = {
+            "type": request.POST.get("type", ""),
+            "identifier": request.POST.get("identifier", "").strip(),
+            "note": request.POST.get("note", "").strip(),
+            "suppress": request.POST.get("suppress") == "1",
+        }
+        try:
+            made = privacy.privacy_request_create(
+                workspace=workspace,
+                type=form["type"],
+                identifier=form["identifier"],
+                suppress=form["suppress"],
+                note=form["note"],
+                actor=request.user,
+            )
+        except ValidationFailed as exc:
+            error, status = exc.message, 400
+        else:
+            messages.success(
+                request,
+                f"Request #{made.pk} recorded. It runs once a privacy manager approves it.",
+            )
+            return redirect("ui-privacy-request", request_id=made.pk)
+    rows = PrivacyRequest.objects.filter(workspace=workspace).select_related("requested_by")
+    shown = request.GET.get("status", "")
+    counts = dict(rows.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    if shown in PrivacyRequestStatus.values:
+        rows = rows.filter(status=shown)
+    page = _page(request, rows.order_by("-created_at", "-id"), REQUEST_PAGE_SIZE)
+    now = timezone.now()
+    for row in page.object_list:
+        row.pill = STATUS_PILLS.get(row.status, "off")  # type: ignore[attr-defined]
+        row.overdue = row.status != "completed" and row.due_at < now  # type: ignore[attr-defined]
+    return render(
+        request,
+        "privacy/requests.html",
+        {
+            **_paging(request, page),
+            "form": form,
+            "error": error,
+            "types": PrivacyRequestType.choices,
+            "statuses": [
+                (value, label, counts.get(value, 0))
+                for value, label in PrivacyRequestStatus.choices
+            ],
+            "shown": shown,
+            "open_count": sum(n for s, n in counts.items() if s not in ("completed",)),
+            "tab": "requests",
+            "section": "privacy",
+        },
+        status=status,
+    )
+
+
+@login_required
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    found = _request_or_404(workspace, request_id)
+    trail = (
+        AuditLog.objects.filter(
+            workspace=workspace, target_type="consent.privacyrequest", target_id=str(found.pk)
+        )
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
+    counts = [
+        (name.replace("_", " ").capitalize(), n)
+        for name, n in sorted(((found.receipt or {}).get("counts") or {}).items())
+    ]
+    return render(
+        request,
+        "privacy/request.html",
+        {
+            "req": found,
+            "pill": STATUS_PILLS.get(found.status, "off"),
+            "overdue": found.status != "completed" and found.due_at < timezone.now(),
+            "trail": trail,
+            "counts": counts,
+            "receipt_identifiers": (found.receipt or {}).get("identifiers") or [],
+            "propagations": found.propagations.order_by("destination"),
+            "has_export": found.type == "export" and hasattr(found, "export"),
+            "can_approve": found.status in ("pending_approval", "failed"),
+            "tab": "requests",
+            "section": "privacy",
+        },
+    )
+
+
+@login_required
+@require_POST
+def request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    found = _request_or_404(workspace, request_id)
+    try:
+        privacy.privacy_request_approve(request=found, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Request #{found.pk} approved: it is being carried out.")
+    return redirect("ui-privacy-request", request_id=found.pk)

@@ -30,7 +30,17 @@ urlpatterns = [
     path("segments/", segment_views.segment_list, name="ui-segments"),
     path("segments/new/", segment_views.segment_new, name="ui-segment-new"),
     path("segments/<int:segment_id>/", segment_views.segment_detail, name="ui-segment"),
-    path("privacy/", privacy_views.suppression, name="ui-privacy"),
+    path("privacy/", privacy_views.requests_page, name="ui-privacy"),
+    path(
+        "privacy/requests/<int:request_id>/",
+        privacy_views.request_detail,
+        name="ui-privacy-request",
+    ),
+    path(
+        "privacy/requests/<int:request_id>/approve/",
+        privacy_views.request_approve,
+        name="ui-privacy-request-approve",
+    ),
     path("privacy/suppression/", privacy_views.suppression, name="ui-privacy-suppression"),
     path("privacy/purposes/", privacy_views.purposes, name="ui-privacy-purposes"),
     path("privacy/retention/", privacy_views.retention_page, name="ui-privacy-retention"),

@@ -88,3 +88,81 @@ def test_purposes_retention_suppression_and_audit(
     page.select_option("#audit-kind", "retention.")
     expect(table.locator("tbody tr")).to_have_count(1)
     screenshot(page, "63-privacy-audit")
+
+
+def test_export_then_delete_a_person(
+    live_server: Any,
+    page: Page,
+    tenant_a: Tenant,
+    login_as: Any,
+    screenshot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cdp.celery import app
+    from profiles.models import Event
+    from profiles.pipeline import queue
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # approval runs it at once
+    purposes_install_defaults(workspace=tenant_a.workspace)
+    batch = [
+        {
+            "type": "identify",
+            "userId": "u-hedy",
+            "anonymousId": "anon-hedy",
+            "traits": {"email": "hedy@example.com", "name": "Hedy Lamarr"},
+            "context": {"consent": {"categoryPreferences": {"marketing_email": True}}},
+        },
+        {"type": "track", "userId": "u-hedy", "event": "Order Completed"},
+    ]
+    answer = requests.post(
+        f"{live_server.url}/v1/batch",
+        json={"batch": batch},
+        auth=(tenant_a.write_key, ""),
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    queue.drain(batch_size=100)
+    login_as(tenant_a.users["privacy_officer"])
+    page.goto(f"{live_server.url}/privacy/")
+    expect(page.locator("#requests-empty")).to_be_visible()
+    expect(page.locator("#suppress-option")).to_be_hidden()  # only for deletions
+
+    # access request: export, approve, download
+    page.check("input[name=type][value=export]")
+    page.fill("#request-identifier", "email:Hedy@Example.com")
+    page.fill("#request-note", "Email from Hedy, 2026-11-20")
+    page.click("#request-submit")
+    expect(page.locator("#request-status")).to_have_text("Pending approval")
+    expect(page.locator("#request-subject")).to_have_text("email:hedy@example.com")
+    page.click("#approve")
+    expect(page.locator("#request-status")).to_have_text("Completed")
+    expect(page.locator("#receipt-counts")).to_contain_text("Events")
+    href = page.locator("#download").get_attribute("href") or ""
+    download = page.request.get(f"{live_server.url}{href}")
+    assert download.ok and "Hedy Lamarr" in download.text()
+    screenshot(page, "64-privacy-export")
+
+    # erasure: delete and keep out
+    page.click(".crumbs a")
+    page.check("input[name=type][value=delete]")
+    expect(page.locator("#suppress-option")).to_be_visible()
+    expect(page.locator("#request-suppress")).to_be_checked()
+    page.fill("#request-identifier", "user_id:u-hedy")
+    page.click("#request-submit")
+    expect(page.locator("#pending-note")).to_contain_text("cannot be undone")
+    screenshot(page, "65-privacy-delete-pending")
+    page.click("#approve")
+    expect(page.locator("#request-status")).to_have_text("Completed")
+    expect(page.locator("#request-subject")).to_contain_text("forgotten")
+    expect(page.locator("#receipt-suppressed")).to_have_text("3 identifiers suppressed.")
+    expect(page.locator("#trail-list li")).to_have_count(3)
+    page.click("#receipt-hashes summary")
+    screenshot(page, "66-privacy-delete-receipt")
+    assert not Event.objects.filter(workspace=tenant_a.workspace).exists()
+
+    page.click(".crumbs a")
+    rows = page.locator("#requests-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#requests-table")).not_to_contain_text("hedy@example.com")
+    expect(rows.first).to_contain_text("forgotten")
+    screenshot(page, "67-privacy-requests")
