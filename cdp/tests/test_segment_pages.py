@@ -151,3 +151,45 @@ def test_pages_need_a_login_and_a_membership(db: Any) -> None:
     client = Client()
     client.force_login(outsider)
     assert client.get("/segments/").status_code == 403
+
+
+def owned_by_owner(tenant: Tenant) -> Segment:
+    segment = services.segment_create(
+        workspace=tenant.workspace,
+        name="Pro plan",
+        rule={"trait": "plan", "op": "eq", "value": "pro"},
+        publish=True,
+        actor=tenant.users[Role.OWNER],
+    )
+    segment.refresh_from_db()
+    return segment
+
+
+@pytest.mark.usefixtures("pro_segment")
+def test_list_shows_seven_day_trends(tenant_a: Tenant) -> None:
+    segment = owned_by_owner(tenant_a)
+    html = tenant_a.session(Role.ANALYST).get("/segments/").content.decode()
+    row = html[html.index(f'data-segment="{segment.key}"') :]
+    row = row[: row.index("</tr>")]
+    assert segment.member_count == 1
+    assert "↑ +1" in row and "+1 / −0" in row
+
+
+@pytest.mark.usefixtures("pro_segment")
+def test_managing_controls_follow_permissions(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    segment = owned_by_owner(tenant_a)
+    url = f"/segments/{segment.pk}/"
+    owner = tenant_a.session(Role.OWNER).get(url).content.decode()
+    for control in ('id="export-csv"', 'id="delete-segment"', 'id="sharing"', 'id="size-card"'):
+        assert control in owner, control
+    assert "marketer@alpha" in owner  # offered in the sharing select
+    analyst = tenant_a.session(Role.ANALYST).get(url).content.decode()
+    assert 'id="export-csv"' in analyst and 'id="size-card"' in analyst
+    for control in ('id="delete-segment"', 'id="sharing"', 'id="discard-draft"'):
+        assert control not in analyst, control
+    marketer = tenant_a.session(Role.MARKETER)
+    assert 'id="delete-segment"' not in marketer.get(url).content.decode()
+    services.segment_grant(segment=segment, user=tenant_a.users["marketer"])
+    granted = marketer.get(url).content.decode()
+    assert 'id="delete-segment"' in granted and 'id="sharing"' in granted
+    assert tenant_b.session(Role.OWNER).get(url).status_code == 404

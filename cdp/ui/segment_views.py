@@ -14,15 +14,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from cdp import access
-from cdp.models import Workspace
+from cdp.models import Role, Workspace
 from cdp.ui.profile_views import _profiles_by_id
 from cdp.ui.views import _require
 from profiles import selectors as profile_selectors
 from profiles.computed import selectors as computed_selectors
 from segments.models import Membership, Segment, SegmentStatus
+from segments.selectors import segment_trends
 from segments.serializers import SegmentSerializer
+from segments.services import segment_grantees
 
 MEMBER_ROWS = 25
+TREND_DAYS = 7
 HISTORY_ROWS = 25
 # observed value types -> the type the builder offers operators for
 _OBSERVED_TYPES = {"number": "number", "integer": "number", "boolean": "boolean"}
@@ -83,11 +86,16 @@ def _suggestions(workspace: Workspace, exclude_segment: int | None) -> dict[str,
 @login_required
 def segment_list(request: HttpRequest) -> HttpResponse:
     workspace = _require(request, "segments.view")
+    segments = list(_segments(workspace))
+    trends = segment_trends(segment_ids=[s.pk for s in segments], days=TREND_DAYS)
+    for segment in segments:
+        segment.trend = trends.get(segment.pk)  # type: ignore[attr-defined]
     return render(
         request,
         "segments/list.html",
         {
-            "segments": list(_segments(workspace)),
+            "segments": segments,
+            "trend_days": TREND_DAYS,
             "can_manage": access.can(request.user, workspace, "segments.create"),
             "section": "segments",
         },
@@ -102,6 +110,24 @@ def _builder(
         if segment is not None
         else access.can(request.user, workspace, "segments.create")
     )
+    sharing: dict[str, Any] = {}
+    if segment is not None and can_manage:
+        grantees = segment_grantees(segment=segment)
+        granted = {u.pk for u in grantees}
+        sharing = {
+            "grantees": [
+                {"id": u.pk, "username": u.username, "owner": u.pk == segment.owner_id}
+                for u in grantees
+            ],
+            # granting matters for marketers (owners and admins manage every segment)
+            "candidates": [
+                {"id": m.user_id, "username": m.user.username}
+                for m in workspace.memberships.filter(role=Role.MARKETER)
+                .select_related("user")
+                .order_by("user__username")
+                if m.user_id not in granted
+            ],
+        }
     config = {
         "segment": SegmentSerializer(segment).data if segment else None,
         "can_manage": can_manage,
@@ -117,6 +143,7 @@ def _builder(
             "segment": segment,
             "config": config,
             "can_manage": can_manage,
+            "sharing": sharing,
             "section": "segments",
             **extra,
         },

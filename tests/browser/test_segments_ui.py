@@ -216,3 +216,101 @@ def test_empty_segment_list(
     page.goto(f"{live_server.url}/segments/")
     expect(page.locator("#segments-empty")).to_contain_text("No segments yet")
     screenshot(page, "46-segments-empty")
+
+
+def test_manage_a_published_segment(
+    live_server: Any,
+    page: Page,
+    tenant_a: Tenant,
+    shop: Segment,
+    login_as: Any,
+    screenshot: Any,
+    console: Any,
+) -> None:
+    """Size over time, CSV export, sharing with a marketer, discarding a draft, and deleting —
+    refused while another segment uses it."""
+    console.allow(r"status of 409 .*/api/v1/segments/\d+/")  # the refused deletion
+    owner = tenant_a.users["owner"]
+    uses_vip = services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Not VIP",
+        rule={"not": {"segment": "vip"}},
+        publish=True,
+        actor=owner,
+    )
+    services.segment_update(
+        segment=shop, rule={"trait": "vip", "op": "eq", "value": False}, actor=owner
+    )
+    page.on("dialog", lambda dialog: dialog.accept())
+    login_as(owner)
+    page.goto(f"{live_server.url}/segments/")
+    vip_row = page.locator("tr[data-segment=vip]")
+    expect(vip_row.locator(".trend-net")).to_have_text("↑ +3")
+    expect(vip_row.locator(".trend")).to_contain_text("+3 / −0")
+    screenshot(page, "47-segments-list-trends")
+
+    vip_row.locator("a").click()
+    points = page.locator("#size-svg circle.point")
+    expect(points).to_have_count(30)
+    expect(points.last).to_have_attribute("data-size", "3")
+    expect(page.locator("#size-summary")).to_contain_text("Now 3 members; 3 entered")
+    page.click("#size-card [data-days='7']")
+    expect(points).to_have_count(7)
+    page.click("#size-card [data-days='90']")
+    expect(points).to_have_count(90)
+    page.click("#size-card [data-days='30']")
+    expect(points).to_have_count(30)
+
+    href = page.locator("#export-csv").get_attribute("href")
+    csv = page.request.get(f"{live_server.url}{href}")
+    assert csv.ok and csv.headers["content-type"].startswith("text/csv")
+    assert "u-ada" in csv.text() and "u-ben" not in csv.text()
+
+    # sharing: a marketer may then edit it; revoking takes it back
+    page.select_option("#grant-user", label="marketer@alpha")
+    page.click("#grant")
+    expect(page.locator("#segment-flash")).to_contain_text("marketer@alpha may edit")
+    expect(page.locator("#grants-table")).to_contain_text("marketer@alpha")
+    screenshot(page, "48-segment-chart-sharing")
+    page.locator("#grants-table tr", has_text="marketer@alpha").locator("[data-revoke]").click()
+    expect(page.locator("#segment-flash")).to_contain_text("Access revoked")
+    expect(page.locator("#grants-table")).not_to_contain_text("marketer@alpha")
+
+    # the draft (vip = false) is discarded: the published rule stays
+    expect(page.locator("#draft-pill")).to_be_visible()
+    page.click("#discard-draft")
+    expect(page.locator("#segment-flash")).to_contain_text("Draft discarded")
+    expect(page.locator("#draft-pill")).to_have_count(0)
+    expect(page.locator("#discard-draft")).to_have_count(0)
+
+    # deleting is refused while "Not VIP" uses it, with a link to it
+    page.click("#delete-segment")
+    error = page.locator("#builder-error")
+    expect(error).to_contain_text("other segments use this one")
+    expect(error.locator("a")).to_have_text("Not VIP")
+    screenshot(page, "49-segment-delete-refused")
+    error.locator("a").click()
+    expect(page).to_have_url(f"{live_server.url}/segments/{uses_vip.pk}/")
+    page.click("#delete-segment")
+    expect(page).to_have_url(f"{live_server.url}/segments/")
+    page.locator("tr[data-segment=vip] a").click()
+    page.click("#delete-segment")
+    expect(page).to_have_url(f"{live_server.url}/segments/")
+    expect(page.locator("#segments-empty")).to_be_visible()
+
+
+def test_marketer_edits_only_what_is_shared(
+    live_server: Any, page: Page, tenant_a: Tenant, shop: Segment, login_as: Any
+) -> None:
+    login_as(tenant_a.users["marketer"])
+    page.goto(f"{live_server.url}/segments/{shop.pk}/")
+    expect(page.locator("#read-only-note")).to_be_visible()
+    expect(page.locator("#export-csv")).to_be_visible()  # reading includes exporting
+    expect(page.locator("#delete-segment")).to_have_count(0)
+    expect(page.locator("#sharing")).to_have_count(0)
+    expect(page.locator("#size-svg circle.point")).to_have_count(30)
+    services.segment_grant(segment=shop, user=tenant_a.users["marketer"])
+    page.reload()
+    expect(page.locator("#read-only-note")).to_have_count(0)
+    expect(page.locator("#delete-segment")).to_be_visible()
+    expect(page.locator("#sharing")).to_be_visible()

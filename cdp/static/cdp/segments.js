@@ -778,6 +778,132 @@
     });
   }
 
+  // ---- an existing segment: size over time, discard, delete, sharing ---------------------
+  var SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, text) {
+    var e = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function drawSizes(target, days) {
+    var W = 760, H = 190, L = 48, R = 12, T = 12, B = 28;
+    target.textContent = '';
+    if (!days.length) return;
+    var sizes = days.map(function (d) { return d.size; });
+    var top = Math.max.apply(null, sizes.concat([1]));
+    var x = function (i) { return L + (days.length === 1 ? 0 : i * (W - L - R) / (days.length - 1)); };
+    var y = function (v) { return T + (H - T - B) * (1 - v / top); };
+    var chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img',
+      'aria-label': 'Members per day', id: 'size-svg' });
+    [0, top].forEach(function (v) {
+      chart.appendChild(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), 'class': 'grid' }));
+      chart.appendChild(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'class': 'axis' },
+        v.toLocaleString()));
+    });
+    [0, days.length - 1].forEach(function (i, n) {
+      chart.appendChild(svg('text', { x: x(i), y: H - 8, 'text-anchor': n ? 'end' : 'start',
+        'class': 'axis' }, days[i].date));
+    });
+    var points = days.map(function (d, i) { return x(i) + ',' + y(d.size); }).join(' ');
+    chart.appendChild(svg('polygon', { points: L + ',' + y(0) + ' ' + points + ' ' +
+      x(days.length - 1) + ',' + y(0), 'class': 'area' }));
+    chart.appendChild(svg('polyline', { points: points, 'class': 'line' }));
+    days.forEach(function (d, i) {
+      var dot = svg('circle', { cx: x(i), cy: y(d.size), r: days.length > 40 ? 2.5 : 3.5,
+        'class': 'point', 'data-date': d.date, 'data-size': d.size });
+      dot.appendChild(svg('title', {}, d.date + ': ' + d.size.toLocaleString() + ' members (+' +
+        d.entered + ' entered, −' + d.exited + ' left)'));
+      chart.appendChild(dot);
+    });
+    target.appendChild(chart);
+    var last = days[days.length - 1], first = days[0];
+    var entered = days.reduce(function (a, d) { return a + d.entered; }, 0);
+    var left = days.reduce(function (a, d) { return a + d.exited; }, 0);
+    var summary = el('p', 'muted small', 'Now ' + last.size.toLocaleString() + ' members; ' +
+      entered.toLocaleString() + ' entered and ' + left.toLocaleString() + ' left since ' +
+      first.date + '.');
+    summary.id = 'size-summary';
+    target.appendChild(summary);
+  }
+  function loadSizes(days) {
+    var target = document.getElementById('size-chart');
+    if (!target || segment.status !== 'published') return;
+    document.querySelectorAll('#size-card [data-days]').forEach(function (b) {
+      var on = b.getAttribute('data-days') === String(days);
+      b.classList.toggle('active', on);
+      b.setAttribute('aria-pressed', on ? 'true' : 'false');
+    });
+    target.setAttribute('data-days', String(days));
+    api('GET', config.api + segment.id + '/sizes/?days=' + days).then(function (data) {
+      drawSizes(target, data.days || []);
+    }).catch(function (err) {
+      target.textContent = '';
+      target.appendChild(el('p', 'msg error', 'Could not load the sizes: ' + err.message));
+    });
+  }
+  function inUseMessage(err) {
+    var used = (err.body && err.body.error && err.body.error.detail &&
+      err.body.error.detail.segments) || [];
+    var box = el('div', '');
+    box.appendChild(document.createTextNode('Not deleted: other segments use this one in their rules. Change them first: '));
+    used.forEach(function (s, i) {
+      var a = el('a', '', s.name);
+      a.href = config.list_url + s.id + '/';
+      if (i) box.appendChild(document.createTextNode(', '));
+      box.appendChild(a);
+    });
+    return box;
+  }
+  function wireExisting() {
+    document.querySelectorAll('#size-card [data-days]').forEach(function (b) {
+      b.addEventListener('click', function () { loadSizes(Number(b.getAttribute('data-days'))); });
+    });
+    loadSizes(30);
+    if (!editable) return;
+    var discard = document.getElementById('discard-draft');
+    if (discard) discard.addEventListener('click', function () {
+      if (!window.confirm('Discard the unpublished changes? The published version stays live.')) return;
+      api('DELETE', config.api + segment.id + '/draft/').then(function () {
+        reloadWith('Draft discarded: the published version is unchanged.');
+      }).catch(failed);
+    });
+    var remove = document.getElementById('delete-segment');
+    if (remove) remove.addEventListener('click', function () {
+      if (!window.confirm('Delete "' + segment.name + '" and its membership history? This cannot be undone.')) return;
+      api('DELETE', config.api + segment.id + '/').then(function () {
+        window.location.href = config.list_url;
+      }).catch(function (err) {
+        if (err.body && err.body.error && err.body.error.code === 'segment_in_use') {
+          topError.textContent = '';
+          topError.appendChild(inUseMessage(err));
+          topError.id = 'builder-error';
+          topError.hidden = false;
+          topError.scrollIntoView({ block: 'center' });
+        } else { failed(err); }
+      });
+    });
+    var sharingError = document.getElementById('sharing-error');
+    function sharingFailed(err) {
+      sharingError.textContent = err.message;
+      sharingError.hidden = false;
+    }
+    var grant = document.getElementById('grant');
+    if (grant) grant.addEventListener('click', function () {
+      var user = Number(document.getElementById('grant-user').value);
+      api('POST', config.api + segment.id + '/grants/', { user_id: user }).then(function () {
+        reloadWith('Shared: ' + document.getElementById('grant-user').selectedOptions[0].text + ' may edit this segment.');
+      }).catch(sharingFailed);
+    });
+    document.querySelectorAll('#grants-table [data-revoke]').forEach(function (b) {
+      b.addEventListener('click', function () {
+        api('DELETE', config.api + segment.id + '/grants/' + b.getAttribute('data-revoke') + '/')
+          .then(function () { reloadWith('Access revoked.'); })
+          .catch(sharingFailed);
+      });
+    });
+  }
+
   // ---- start ------------------------------------------------------------------------------
   datalist('dl-traits', suggest.traits || []);
   datalist('dl-events', suggest.events || []);
@@ -792,4 +918,5 @@
   } catch (e) { /* private mode */ }
   render();
   preview();
+  if (segment) wireExisting();
 })();
