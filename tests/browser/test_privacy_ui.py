@@ -104,7 +104,7 @@ def test_export_then_delete_a_person(
 
     monkeypatch.setitem(app.conf, "task_always_eager", True)  # approval runs it at once
     purposes_install_defaults(workspace=tenant_a.workspace)
-    batch = [
+    batch: list[dict[str, Any]] = [
         {
             "type": "identify",
             "userId": "u-hedy",
