@@ -205,6 +205,8 @@ CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
 # concurrent pipeline drains of one workspace (more collide on the same people's identities)
 CDP_DRAINS_PER_WORKSPACE = env_int("CDP_DRAINS_PER_WORKSPACE", 2)
 CDP_SUPPRESSION_HMAC_KEY = env_str("CDP_SUPPRESSION_HMAC_KEY", "") or SECRET_KEY
+# days a privacy export bundle stays downloadable (it holds a person's data in full)
+CDP_PRIVACY_EXPORT_DAYS = env_int("CDP_PRIVACY_EXPORT_DAYS", 30)
 
 LOGGING = {
     "version": 1,

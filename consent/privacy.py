@@ -19,10 +19,11 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -364,6 +365,12 @@ def privacy_export_content(*, request: PrivacyRequest, actor: Any = None) -> byt
     """The export bundle as JSON bytes (audited: a download of personal data)."""
     export = PrivacyExport.objects.filter(request=request).first()
     if export is None:
+        if request.type == PrivacyRequestType.EXPORT and request.receipt.get("expired_at"):
+            raise NotFound(
+                f"The export of request #{request.pk} expired on "
+                f"{request.receipt['expired_at'][:10]}: record a new request to export again.",
+                code="export_expired",
+            )
         raise NotFound(f"Request #{request.pk} has no export bundle.")
     audit(
         workspace=request.workspace,
@@ -373,6 +380,30 @@ def privacy_export_content(*, request: PrivacyRequest, actor: Any = None) -> byt
         detail={"bytes": export.size, "sha256": export.sha256},
     )
     return gzip.decompress(bytes(export.content))
+
+
+def privacy_exports_expire(*, now: datetime | None = None) -> int:
+    """Delete export bundles older than CDP_PRIVACY_EXPORT_DAYS (they hold a person's data in
+    full); the request keeps its receipt, marked with when the bundle expired."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.CDP_PRIVACY_EXPORT_DAYS)
+    expired = 0
+    old = PrivacyExport.objects.filter(created_at__lt=cutoff).select_related("request__workspace")
+    for export in old:
+        with transaction.atomic():
+            request = export.request
+            PrivacyRequest.objects.filter(pk=request.pk).update(
+                receipt={**request.receipt, "expired_at": now.isoformat()}
+            )
+            export.delete()
+            audit(
+                workspace=request.workspace,
+                actor=None,
+                action="privacy.export_expired",
+                target=request,
+            )
+        expired += 1
+    return expired
 
 
 # ---- delete ---------------------------------------------------------------------------------

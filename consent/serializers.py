@@ -139,6 +139,6 @@ class PrivacyRequestSerializer(serializers.ModelSerializer):
         return obj.status != "completed" and obj.due_at < timezone.now()
 
     def get_download(self, obj: PrivacyRequest) -> str | None:
-        if obj.type != "export" or obj.status != "completed":
+        if obj.type != "export" or obj.status != "completed" or obj.receipt.get("expired_at"):
             return None
         return f"/api/v1/privacy/requests/{obj.pk}/download/"

@@ -12,9 +12,10 @@ logger = logging.getLogger(__name__)
 @shared_task(acks_late=True)
 def retention_enforce_all() -> int:
     """Beat (every CDP_RETENTION_SECONDS, hourly by default): delete each workspace's
-    event-level data past its retention period, whole days at a time. Safe to run twice."""
+    event-level data past its retention period, whole days at a time, and privacy export
+    bundles past CDP_PRIVACY_EXPORT_DAYS. Safe to run twice."""
     reports = retention.retention_enforce_all()
-    return sum(r.deleted for r in reports)
+    return sum(r.deleted for r in reports) + privacy.privacy_exports_expire()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=10)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
@@ -24,6 +25,7 @@ from consent import privacy, retention, services
 from consent.models import (
     MAX_RETENTION_DAYS,
     LegalBasis,
+    PrivacyExport,
     PrivacyRequest,
     PrivacyRequestStatus,
     PrivacyRequestType,
@@ -332,7 +334,8 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             "counts": counts,
             "receipt_identifiers": (found.receipt or {}).get("identifiers") or [],
             "propagations": found.propagations.order_by("destination"),
-            "has_export": found.type == "export" and hasattr(found, "export"),
+            "has_export": PrivacyExport.objects.filter(request=found).exists(),
+            "export_days": settings.CDP_PRIVACY_EXPORT_DAYS,
             "can_approve": found.status in ("pending_approval", "failed"),
             "tab": "requests",
             "section": "privacy",

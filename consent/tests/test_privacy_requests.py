@@ -526,3 +526,30 @@ def test_destinations_are_asked_and_recorded(
         "ticket": "erase-1"
     }
     assert rows["crm"]["status"] == "failed" and "crm unreachable" in rows["crm"]["error"]
+
+
+def test_export_bundles_expire(
+    tenant_a: Tenant, world: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from consent import tasks
+
+    made = ask(tenant_a, "export", f"user_id:{ZEB['user']}")
+    done = approve_and_run(tenant_a, made["id"], django_capture_on_commit_callbacks)
+    assert api(tenant_a).get(done["download"]).status_code == 200
+    with time_machine.travel(timezone.now() + timedelta(days=29), tick=False):
+        tasks.retention_enforce_all.apply().get()
+    assert PrivacyExport.objects.filter(request_id=made["id"]).exists()  # not yet
+    with time_machine.travel(timezone.now() + timedelta(days=31), tick=False):
+        tasks.retention_enforce_all.apply().get()
+    assert not PrivacyExport.objects.filter(request_id=made["id"]).exists()
+    after = api(tenant_a).get(f"/api/v1/privacy/requests/{made['id']}/").json()
+    assert after["download"] is None and after["receipt"]["expired_at"]
+    assert after["receipt"]["counts"] == done["receipt"]["counts"]  # the receipt stays
+    gone = api(tenant_a).get(done["download"])
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "export_expired"
+    assert [a["action"] for a in after["audit"]][-1] == "privacy.export_expired"
