@@ -281,12 +281,8 @@ _EXPORT_SECTIONS: dict[str, str] = {
     "ORDER BY t.id",
     "identities": "SELECT row_to_json(t) FROM profiles_identity t WHERE t.profile_id = ANY(%(p)s)"
     " ORDER BY t.id",
-    "events": "SELECT row_to_json(t) FROM profiles_event t WHERE t.id IN ("
-    "  SELECT event_id FROM profiles_profileevent WHERE profile_id = ANY(%(p)s)"
-    "  UNION SELECT id FROM profiles_event WHERE workspace_id = %(ws)s"
-    "   AND (user_id = ANY(%(users)s) OR anonymous_id = ANY(%(anons)s)"
-    "        OR previous_id = ANY(%(all)s))"
-    ") ORDER BY t.timestamp, t.id",
+    "events": "SELECT row_to_json(t) FROM profiles_event t WHERE t.id = ANY(%(events)s)"
+    " ORDER BY t.timestamp, t.id",
     "failed_events": "SELECT row_to_json(t) FROM profiles_failedevent t WHERE t.id IN ("
     "SELECT id FROM ({failed}) AS f) ORDER BY t.id",
     "consent_decisions": "SELECT row_to_json(t) FROM consent_consentrecord t "
@@ -318,15 +314,40 @@ _FAILED = (
 )
 
 
+_SUBJECT_EVENTS = """
+SELECT event_id FROM profiles_profileevent WHERE profile_id = ANY(%(p)s)
+UNION
+SELECT id FROM profiles_event WHERE workspace_id = %(ws)s
+  AND (user_id = ANY(%(users)s) OR anonymous_id = ANY(%(anons)s) OR previous_id = ANY(%(all)s))
+"""
+
+# emails and phones as the person's SDKs sent them (before normalisation): a dead letter
+# carries them in that form
+_SENT_FORMS = """
+SELECT DISTINCT v FROM profiles_event e,
+    LATERAL (VALUES (e.traits->>'email'), (e.traits->>'phone'),
+                    (e.context->'traits'->>'email'), (e.context->'traits'->>'phone')) AS x(v)
+WHERE e.id = ANY(%(events)s) AND v IS NOT NULL AND length(v) >= 5
+"""
+
+
 def _params(subject: Subject) -> dict[str, Any]:
-    return {
+    """Query parameters describing the subject: profiles, identifiers, their events, and
+    ILIKE patterns of every form of their identifiers."""
+    params: dict[str, Any] = {
         "ws": subject.workspace_id,
         "p": subject.profile_ids,
         "users": subject.values("user_id"),
         "anons": subject.values("anonymous_id"),
         "all": subject.values(),
-        "patterns": _patterns(subject.values()),
     }
+    with connection.cursor() as cursor:
+        cursor.execute(_SUBJECT_EVENTS, params)
+        params["events"] = [row[0] for row in cursor.fetchall()]
+        cursor.execute(_SENT_FORMS, params)
+        params["sent"] = sorted(row[0] for row in cursor.fetchall())
+    params["patterns"] = _patterns(sorted(set(subject.values()) | set(params["sent"])))
+    return params
 
 
 def privacy_bundle(subject: Subject) -> dict[str, Any]:
@@ -485,13 +506,6 @@ _DELETE_STEPS: list[tuple[str, str]] = [
     ),
 ]
 
-_SUBJECT_EVENTS = """
-SELECT event_id FROM profiles_profileevent WHERE profile_id = ANY(%(p)s)
-UNION
-SELECT id FROM profiles_event WHERE workspace_id = %(ws)s
-  AND (user_id = ANY(%(users)s) OR anonymous_id = ANY(%(anons)s) OR previous_id = ANY(%(all)s))
-"""
-
 
 def _digests(workspace_id: int, subject: Subject) -> list[str]:
     return sorted(identifier_digest(workspace_id, t, v) for t, v in subject.identifiers)
@@ -506,13 +520,13 @@ def _run_delete(request: PrivacyRequest) -> dict[str, Any]:
     with transaction.atomic():
         subject = _subject_of(request)
         params = _params(subject)
-        params["scrub"] = _patterns(subject.values() + _trait_values(subject))
+        params["scrub"] = _patterns(
+            sorted(set(subject.values()) | set(params["sent"]) | set(_trait_values(subject)))
+        )
         params["digests"] = _digests(workspace.pk, subject)
         counts: dict[str, int] = {}
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL cdp.privacy_delete = 'on'")
-            cursor.execute(_SUBJECT_EVENTS, params)
-            params["events"] = [row[0] for row in cursor.fetchall()]
             for name, sql in _DELETE_STEPS:
                 cursor.execute(sql.replace("{failed}", _FAILED), params)
                 if not name.startswith("_"):
