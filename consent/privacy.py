@@ -516,8 +516,14 @@ def _salted(salt: str, kind: str, value: str) -> str:
 
 
 def _run_delete(request: PrivacyRequest) -> dict[str, Any]:
+    from profiles.identity.resolve import lock_workspaces
+
     workspace = request.workspace
     with transaction.atomic():
+        # the pipeline resolves identities under this lock (shared): holding it exclusively
+        # waits for batches in flight and keeps new ones from re-creating the person between
+        # finding them and deleting them; the suppression commits with the deletion
+        lock_workspaces([workspace.pk], exclusive=True)
         subject = _subject_of(request)
         params = _params(subject)
         params["scrub"] = _patterns(
