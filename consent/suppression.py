@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from cdp.models import Workspace
 from consent.models import SuppressedIdentifier
@@ -58,3 +60,48 @@ def suppression_remove(*, workspace: Workspace, identifier_type: str, normalized
     deleted, _ = SuppressedIdentifier.objects.filter(workspace=workspace, digest=digest).delete()
     transaction.on_commit(lambda: gate.forget_suppression_count(workspace.pk))
     return deleted
+
+
+def suppression_drop_from_batch(events: Sequence[Any]) -> tuple[list[Any], int]:
+    """The pipeline's check, for events accepted before their person was suppressed (still
+    queued when a deletion ran): those carrying a suppressed identifier are deleted unprocessed
+    and counted as dropped. Returns the events to process and how many were dropped."""
+    from profiles.identifiers import event_identifiers
+
+    workspaces = sorted({int(e.workspace_id) for e in events})
+    if not SuppressedIdentifier.objects.filter(workspace_id__in=workspaces).exists():
+        return list(events), 0
+    digests: dict[int, list[str]] = {}
+    for e in events:
+        ids = event_identifiers(
+            user_id=e.user_id,
+            anonymous_id=e.anonymous_id,
+            previous_id=e.previous_id,
+            traits=e.traits if isinstance(e.traits, dict) else {},
+            context=e.context if isinstance(e.context, dict) else {},
+        )
+        digests[int(e.pk)] = [identifier_digest(int(e.workspace_id), t, v) for t, v in ids]
+    hits = set(
+        SuppressedIdentifier.objects.filter(
+            workspace_id__in=workspaces, digest__in={d for ds in digests.values() for d in ds}
+        ).values_list("digest", flat=True)
+    )
+    dropped = [e for e in events if hits.intersection(digests[int(e.pk)])]
+    if not dropped:
+        return list(events), 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM profiles_event WHERE id = ANY(%s)", [[int(e.pk) for e in dropped]]
+        )
+        for (workspace_id, source_id, day), n in Counter(
+            (int(e.workspace_id), e.source_id, e.received_at.date()) for e in dropped
+        ).items():
+            cursor.execute(
+                "INSERT INTO consent_suppressiondropcount (workspace_id, source_id, day, dropped)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (workspace_id, source_id, day)"
+                " DO UPDATE SET dropped = consent_suppressiondropcount.dropped"
+                " + EXCLUDED.dropped",
+                [workspace_id, source_id or 0, day, n],
+            )
+    gone = {int(e.pk) for e in dropped}
+    return [e for e in events if int(e.pk) not in gone], len(dropped)

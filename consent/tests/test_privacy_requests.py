@@ -558,3 +558,33 @@ def test_export_bundles_expire(
     gone = api(tenant_a).get(done["download"])
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "export_expired"
     assert [a["action"] for a in after["audit"]][-1] == "privacy.export_expired"
+
+
+def test_events_queued_before_the_deletion_are_dropped_by_the_pipeline(
+    tenant_a: Tenant, world: dict[str, Any], client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # accepted before the deletion, not processed yet: a new device, known only by the email
+    queued = {
+        "type": "identify",
+        "anonymousId": "anon-zeb-tablet-new",
+        "traits": {"email": ZEB["email"], "last_name": ZEB["surname"]},
+    }
+    answer = post_collector(client, "/v1/batch", {"batch": [queued]}, write_key=tenant_a.write_key)
+    assert answer.status_code == 200
+    made = ask(tenant_a, "delete", f"email:{ZEB['email']}")
+    approve_and_run(tenant_a, made["id"], django_capture_on_commit_callbacks)
+    process()  # the worker gets to it only now
+    assert residual_hits([ZEB["email"], ZEB["surname"], "anon-zeb-tablet-new"]) == []
+    assert not profile_of_or_none(tenant_a, "anonymous_id", "anon-zeb-tablet-new")
+    dropped = SuppressionDropCount.objects.filter(workspace=tenant_a.workspace)
+    assert sum(d.dropped for d in dropped) == 1
+    # Olga's next event is processed as usual
+    send(client, tenant_a, {"type": "track", "userId": OLGA["user"], "event": "Back"})
+    assert Event.objects.filter(user_id=OLGA["user"], event="Back").count() == 1
+
+
+def profile_of_or_none(tenant: Tenant, kind: str, value: str) -> Any:
+    from profiles.models import Identity
+
+    found = Identity.objects.filter(workspace=tenant.workspace, type=kind, value=value).first()
+    return found.profile if found else None

@@ -28,8 +28,9 @@ Stage = Callable[[Batch], None]
 
 
 def _stages() -> list[Stage]:
-    # Order matters: identity resolution first; consent, computed traits and segments use its
-    # result, and segments read the consent state.
+    # Order matters: events of suppressed people out first, then identity resolution;
+    # consent, computed traits and segments use its result, and segments read the consent
+    # state.
     # The counters go last: they upsert a few hot rows that every batch of the workspace
     # shares, and a row lock taken early would serialise the workers for the whole batch.
     from profiles.computed import stage as computed_stage
@@ -51,7 +52,14 @@ def _stages() -> list[Stage]:
                 counters["savepoint_retries"] += 1
 
     from consent import services as consent_services
+    from consent.suppression import suppression_drop_from_batch
     from segments import realtime
+
+    def suppression(batch: Batch) -> None:
+        # under the identity lock: a deletion (which holds it exclusively) has committed its
+        # suppressions before this batch reads them
+        batch.events, dropped = suppression_drop_from_batch(batch.events)
+        counters["suppressed"] += dropped
 
     def consent(batch: Batch) -> None:
         consent_services.consent_from_events(
@@ -62,6 +70,7 @@ def _stages() -> list[Stage]:
         realtime.segments_update_for_batch(batch.resolution)
 
     return [
+        suppression,
         identity,
         consent,
         computed_stage.update,
@@ -81,7 +90,7 @@ FOR UPDATE SKIP LOCKED
 MAX_ATTEMPTS = 4
 SAVEPOINT_ATTEMPTS = 3
 # process-wide counters, for logs, tests and the benchmark
-counters = {"races": 0, "savepoint_retries": 0}
+counters = {"races": 0, "savepoint_retries": 0, "suppressed": 0}
 
 
 _RETRYABLE_DB_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
