@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from cdp.models import Membership as WorkspaceMembership
 from cdp.models import Role
 from cdp.testing import PASSWORD, Tenant, post_collector
 from profiles.models import Identity
 from profiles.pipeline import queue
 from segments import services
-from segments.models import Segment
+from segments.models import Membership, Segment
 
 VIEWERS = {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST}
 MANAGERS = {Role.OWNER, Role.ADMIN, Role.MARKETER}
@@ -193,3 +198,122 @@ def test_managing_controls_follow_permissions(tenant_a: Tenant, tenant_b: Tenant
     granted = marketer.get(url).content.decode()
     assert 'id="delete-segment"' in granted and 'id="sharing"' in granted
     assert tenant_b.session(Role.OWNER).get(url).status_code == 404
+
+
+def trend_cell(html: str, key: str) -> str:
+    row = html[html.index(f'data-segment="{key}"') :]
+    row = row[: row.index("</tr>")]
+    return row[row.index('class="num nowrap trend"') :]
+
+
+def test_list_trends_show_drops_flat_and_drafts(tenant_a: Tenant, pro_segment: Segment) -> None:
+    # the segment existed for weeks; republishing a narrower rule today lets Ada out
+    Membership.objects.filter(segment=pro_segment).update(
+        entered_at=timezone.now() - timedelta(days=20)
+    )
+    steady = services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Steady",
+        rule={"trait": "plan", "op": "eq", "value": "free"},
+        publish=True,
+    )
+    Membership.objects.filter(segment=steady).update(entered_at=timezone.now() - timedelta(days=20))
+    services.segment_create(workspace=tenant_a.workspace, name="Idea", rule=RULE, publish=False)
+    services.segment_update(
+        segment=pro_segment, rule={"trait": "plan", "op": "eq", "value": "enterprise"}
+    )
+    services.segment_publish(segment=pro_segment)
+    html = tenant_a.session(Role.ANALYST).get("/segments/").content.decode()
+    assert "7-day trend" in html
+    dropped = trend_cell(html, "pro-customers")
+    assert 'class="trend-net down"' in dropped and "↓ −1" in dropped and "+0 / −1" in dropped
+    flat = trend_cell(html, "steady")
+    assert 'class="trend-net "' in flat and "±0" in flat and "+0 / −0" in flat
+    assert '<span class="muted">—</span>' in trend_cell(html, "idea")
+
+
+def test_list_reads_trends_in_one_query(tenant_a: Tenant, pro_segment: Segment) -> None:
+    client = tenant_a.session(Role.MARKETER)
+    client.get("/segments/")  # warm up (session, content types)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/segments/").status_code == 200
+        return len(captured)
+
+    one = queries()
+    for n in range(4):
+        services.segment_create(
+            workspace=tenant_a.workspace, name=f"More {n}", rule=RULE, publish=True
+        )
+    assert queries() == one
+
+
+def test_never_published_segment_has_an_empty_chart_and_nothing_to_export(
+    tenant_a: Tenant,
+) -> None:
+    draft = services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Idea",
+        rule=RULE,
+        publish=False,
+        actor=tenant_a.users[Role.MARKETER],
+    )
+    html = tenant_a.session(Role.MARKETER).get(f"/segments/{draft.pk}/").content.decode()
+    assert 'id="size-card"' in html and 'id="size-empty"' in html
+    assert "data-days" not in html  # no period toggles without a history
+    assert 'id="export-csv"' not in html
+    assert 'id="discard-draft"' not in html  # it has nothing to fall back to
+    assert 'id="delete-segment"' in html
+
+
+def test_discard_is_offered_for_a_draft_of_a_published_segment(
+    tenant_a: Tenant, pro_segment: Segment
+) -> None:
+    url = f"/segments/{pro_segment.pk}/"
+    marketer = tenant_a.session(Role.MARKETER)  # the owner
+    page = marketer.get(url).content.decode()
+    assert 'id="discard-draft"' not in page and 'id="draft-pill"' not in page
+    services.segment_update(segment=pro_segment, rule={"trait": "plan", "op": "eq", "value": "x"})
+    page = marketer.get(url).content.decode()
+    assert 'id="discard-draft"' in page and 'id="draft-pill"' in page
+    assert f'href="/api/v1/segments/{pro_segment.pk}/export/"' in page
+    analyst = tenant_a.session(Role.ANALYST).get(url).content.decode()
+    assert 'id="draft-pill"' in analyst and 'id="discard-draft"' not in analyst
+
+
+def test_sharing_panel_lists_owner_grants_and_marketers_to_share_with(
+    tenant_a: Tenant, tenant_b: Tenant, pro_segment: Segment
+) -> None:
+    other = get_user_model().objects.create_user(username="zoe@alpha", password=PASSWORD)
+    WorkspaceMembership.objects.create(workspace=tenant_a.workspace, user=other, role="marketer")
+    services.segment_grant(segment=pro_segment, user=other)
+    html = tenant_a.session(Role.ADMIN).get(f"/segments/{pro_segment.pk}/").content.decode()
+    panel = html[html.index('id="sharing"') :]
+    table = panel[: panel.index("</table>")]
+    owner_row = table[table.index('class="owner-row"') :]
+    assert "marketer@alpha" in owner_row[: owner_row.index("</tr>")] and "Owner" in owner_row
+    assert f'data-revoke="{other.pk}"' in table and "zoe@alpha" in table
+    assert f'data-revoke="{tenant_a.users[Role.MARKETER].pk}"' not in table  # owner stays
+    select = panel[panel.index('id="grant-user"') : panel.index("</select>")]
+    # both marketers already edit it; other roles and other workspaces are never offered
+    assert "<option" not in select
+    assert 'id="no-candidates" hidden' not in panel
+    services.segment_revoke(segment=pro_segment, user=other)
+    html = tenant_a.session(Role.ADMIN).get(f"/segments/{pro_segment.pk}/").content.decode()
+    panel = html[html.index('id="sharing"') :]
+    select = panel[panel.index('id="grant-user"') : panel.index("</select>")]
+    assert f'<option value="{other.pk}">zoe@alpha</option>' in select
+    assert "bravo" not in select and "analyst@alpha" not in select
+    assert "Not shared with anyone yet." in panel
+
+
+def test_read_only_note_tells_a_marketer_whom_to_ask(tenant_a: Tenant) -> None:
+    segment = owned_by_owner(tenant_a)
+    url = f"/segments/{segment.pk}/"
+    marketer = tenant_a.session(Role.MARKETER).get(url).content.decode()
+    note = marketer[marketer.index('id="read-only-note"') :]
+    assert "its owner, owner@alpha, or an admin to share" in note[: note.index("</div>")]
+    analyst = tenant_a.session(Role.ANALYST).get(url).content.decode()
+    note = analyst[analyst.index('id="read-only-note"') :]
+    assert "your role can view segments" in note[: note.index("</div>")]

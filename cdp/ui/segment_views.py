@@ -87,9 +87,16 @@ def _suggestions(workspace: Workspace, exclude_segment: int | None) -> dict[str,
 def segment_list(request: HttpRequest) -> HttpResponse:
     workspace = _require(request, "segments.view")
     segments = list(_segments(workspace))
+    # one query for every row's entries and exits (never one per segment)
     trends = segment_trends(segment_ids=[s.pk for s in segments], days=TREND_DAYS)
     for segment in segments:
-        segment.trend = trends.get(segment.pk)  # type: ignore[attr-defined]
+        trend = trends[segment.pk]
+        segment.trend = {  # type: ignore[attr-defined]
+            "entered": trend.entered,
+            "exited": trend.exited,
+            "change": trend.change,
+            "size": abs(trend.change),
+        }
     return render(
         request,
         "segments/list.html",
@@ -115,9 +122,9 @@ def _builder(
         grantees = segment_grantees(segment=segment)
         granted = {u.pk for u in grantees}
         sharing = {
-            "grantees": [
-                {"id": u.pk, "username": u.username, "owner": u.pk == segment.owner_id}
-                for u in grantees
+            "owner": segment.owner.username if segment.owner else None,
+            "shared": [
+                {"id": u.pk, "username": u.username} for u in grantees if u.pk != segment.owner_id
             ],
             # granting matters for marketers (owners and admins manage every segment)
             "candidates": [
@@ -143,6 +150,7 @@ def _builder(
             "segment": segment,
             "config": config,
             "can_manage": can_manage,
+            "role": access.role_of(request.user, workspace),
             "sharing": sharing,
             "section": "segments",
             **extra,

@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 from cdp.testing import Tenant
 from profiles.pipeline import queue
 from segments import services
-from segments.models import Segment
+from segments.models import Membership, Segment
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -164,6 +164,10 @@ def test_build_publish_and_edit_a_segment(
     expect(page.locator("#member-count")).to_have_text("3")
     expect(page.locator("#members tbody tr")).to_have_count(3)
     expect(page.locator("#history tbody tr")).to_have_count(3)
+    # the size chart starts with today's 3 members
+    points = page.locator("#size-svg circle.point")
+    expect(points).to_have_count(30)
+    expect(points.last).to_have_attribute("data-size", "3")
     screenshot(page, "42-segment-published")
     page.goto(f"{live_server.url}/segments/")
     row = page.locator("tr[data-segment=pro-buyers]")
@@ -241,11 +245,18 @@ def test_manage_a_published_segment(
     services.segment_update(
         segment=shop, rule={"trait": "vip", "op": "eq", "value": False}, actor=owner
     )
-    page.on("dialog", lambda dialog: dialog.accept())
+    dialogs: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
     login_as(owner)
     page.goto(f"{live_server.url}/segments/")
     vip_row = page.locator("tr[data-segment=vip]")
     expect(vip_row.locator(".trend-net")).to_have_text("↑ +3")
+    expect(vip_row.locator(".trend-net")).to_have_class(re.compile(r"\bup\b"))
     expect(vip_row.locator(".trend")).to_contain_text("+3 / −0")
     screenshot(page, "47-segments-list-trends")
 
@@ -253,50 +264,168 @@ def test_manage_a_published_segment(
     points = page.locator("#size-svg circle.point")
     expect(points).to_have_count(30)
     expect(points.last).to_have_attribute("data-size", "3")
-    expect(page.locator("#size-summary")).to_contain_text("Now 3 members; 3 entered")
-    page.click("#size-card [data-days='7']")
-    expect(points).to_have_count(7)
-    page.click("#size-card [data-days='90']")
-    expect(points).to_have_count(90)
-    page.click("#size-card [data-days='30']")
-    expect(points).to_have_count(30)
+    expect(points.first).to_have_attribute("data-size", "0")
+    expect(page.locator("#size-summary")).to_contain_text("Now 3 members")
+    expect(page.locator("#size-summary")).to_contain_text("3 entered and 0 left")
+    expect(page.locator("#size-svg text.axis").first).to_have_text("0")
+    # hovering a day shows its size, entries and exits
+    page.locator("#size-svg rect.hit").last.hover()
+    tip = page.locator("#size-tip")
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text("3 members")
+    expect(tip).to_contain_text("+3 entered")
+    expect(points.last).to_have_class(re.compile(r"\bon\b"))
+    shot = screenshot(page, "48-segment-chart")
+    page.locator("#size-card").screenshot(path=str(shot.with_name("48b-size-chart-card.png")))
+    # each period is fetched from the sizes API
+    for days in (7, 90, 30):
+        with page.expect_response(re.compile(rf"/api/v1/segments/\d+/sizes/\?days={days}$")) as got:
+            page.click(f"#size-card .seg-toggle [data-days='{days}']")
+        assert got.value.ok
+        expect(points).to_have_count(days)
+        expect(page.locator(f"#size-card .seg-toggle [data-days='{days}']")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+    expect(points.last).to_have_attribute("data-size", "3")
 
-    href = page.locator("#export-csv").get_attribute("href")
-    csv = page.request.get(f"{live_server.url}{href}")
-    assert csv.ok and csv.headers["content-type"].startswith("text/csv")
-    assert "u-ada" in csv.text() and "u-ben" not in csv.text()
+    # the export link downloads the members as CSV
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    assert download.value.suggested_filename == "segment-vip.csv"
+    with open(download.value.path(), encoding="utf-8") as f:
+        exported = f.read()
+    assert exported.startswith("profile_id,entered_at,user_id,email")
+    assert "u-ada" in exported and "ada@example.com" in exported and "u-ben" not in exported
 
-    # sharing: a marketer may then edit it; revoking takes it back
+    # sharing: a marketer may then edit it; revoking takes it back (no page reload)
+    sharing = page.locator("#sharing")
+    expect(sharing.locator(".owner-row")).to_contain_text("No owner")
+    expect(sharing.locator(".no-grants")).to_be_visible()
     page.select_option("#grant-user", label="marketer@alpha")
     page.click("#grant")
-    expect(page.locator("#segment-flash")).to_contain_text("marketer@alpha may edit")
-    expect(page.locator("#grants-table")).to_contain_text("marketer@alpha")
-    screenshot(page, "48-segment-chart-sharing")
-    page.locator("#grants-table tr", has_text="marketer@alpha").locator("[data-revoke]").click()
-    expect(page.locator("#segment-flash")).to_contain_text("Access revoked")
+    expect(page.locator("#sharing-status")).to_contain_text("marketer@alpha can now edit")
+    granted = page.locator("#grants-table tr[data-username='marketer@alpha']")
+    expect(granted).to_contain_text("Can edit")
+    expect(sharing.locator(".no-grants")).to_have_count(0)
+    expect(page.locator("#grant-form")).to_be_hidden()  # the only marketer now has access
+    expect(page.locator("#no-candidates")).to_be_visible()
+    sharing.screenshot(path=str(shot.with_name("49b-sharing-card.png")))
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "49-segment-sharing")
+    granted.locator("[data-revoke]").click()
+    expect(page.locator("#sharing-status")).to_contain_text("Access revoked: marketer@alpha")
+    expect(page.locator("#grants-table")).not_to_contain_text("marketer@alpha")
+    expect(page.locator("#grant-user option")).to_have_text(["marketer@alpha"])
+    page.reload()
     expect(page.locator("#grants-table")).not_to_contain_text("marketer@alpha")
 
     # the draft (vip = false) is discarded: the published rule stays
     expect(page.locator("#draft-pill")).to_be_visible()
     page.click("#discard-draft")
     expect(page.locator("#segment-flash")).to_contain_text("Draft discarded")
+    assert "stays live" in dialogs[-1]
     expect(page.locator("#draft-pill")).to_have_count(0)
     expect(page.locator("#discard-draft")).to_have_count(0)
+    expect(page.locator(".rule-cond .cond-value")).to_have_value("true")
 
     # deleting is refused while "Not VIP" uses it, with a link to it
     page.click("#delete-segment")
     error = page.locator("#builder-error")
-    expect(error).to_contain_text("other segments use this one")
+    expect(error).to_contain_text("“VIP” was not deleted")
+    expect(error).to_contain_text("another segment uses it in its rule")
     expect(error.locator("a")).to_have_text("Not VIP")
-    screenshot(page, "49-segment-delete-refused")
+    expect(page.locator("#segment-flash")).to_have_count(0)  # no stale success next to it
+    screenshot(page, "50-segment-delete-refused")
     error.locator("a").click()
     expect(page).to_have_url(f"{live_server.url}/segments/{uses_vip.pk}/")
     page.click("#delete-segment")
     expect(page).to_have_url(f"{live_server.url}/segments/")
+    expect(page.locator("#segment-flash")).to_have_text('Deleted "Not VIP".')
+    expect(page.locator("tr[data-segment=not-vip]")).to_have_count(0)
     page.locator("tr[data-segment=vip] a").click()
+    expect(page.locator("#segment-flash")).to_have_count(0)  # shown once only
     page.click("#delete-segment")
     expect(page).to_have_url(f"{live_server.url}/segments/")
     expect(page.locator("#segments-empty")).to_be_visible()
+    assert not Segment.objects.filter(workspace=tenant_a.workspace).exists()
+
+
+def test_list_colours_the_seven_day_trend(
+    live_server: Any, page: Page, tenant_a: Tenant, shop: Segment, login_as: Any, screenshot: Any
+) -> None:
+    """Up in green, down in red, flat in grey; a draft has no trend."""
+    weeks_ago = timezone.now() - timedelta(days=20)
+    free = services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Free plan",
+        rule={"trait": "plan", "op": "eq", "value": "free"},
+        publish=True,
+    )
+    Membership.objects.filter(segment__in=[shop, free]).update(entered_at=weeks_ago)
+    # VIPs who also ordered twice in the last 30 days: only Ada stays, Cy and Dan leave today
+    services.segment_update(
+        segment=shop,
+        rule={
+            "all": [
+                {"trait": "vip", "op": "eq", "value": True},
+                {
+                    "event": "Order Completed",
+                    "count": {"op": "gte", "value": 2},
+                    "within": {"days": 30},
+                },
+            ]
+        },
+    )
+    services.segment_publish(segment=shop)
+    services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Pro plan",
+        rule={"trait": "plan", "op": "eq", "value": "pro"},
+        publish=True,
+    )
+    services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Idea",
+        rule={"trait": "plan", "op": "eq", "value": "trial"},
+        publish=False,
+    )
+    login_as(tenant_a.users["analyst"])
+    page.goto(f"{live_server.url}/segments/")
+    expect(page.locator("#segments-table th").nth(3)).to_have_text("7-day trend")
+    down = page.locator("tr[data-segment=vip] .trend-net")
+    expect(down).to_have_text("↓ −2")
+    expect(down).to_have_css("color", "rgb(180, 35, 24)")
+    expect(page.locator("tr[data-segment=vip] .trend")).to_contain_text("+0 / −2")
+    up = page.locator("tr[data-segment=pro-plan] .trend-net")
+    expect(up).to_have_text("↑ +5")
+    expect(up).to_have_css("color", "rgb(22, 121, 76)")
+    flat = page.locator("tr[data-segment=free-plan] .trend-net")
+    expect(flat).to_have_text("±0")
+    expect(flat).to_have_css("color", "rgb(107, 115, 133)")
+    expect(page.locator("tr[data-segment=idea] .trend")).to_have_text("—")
+    screenshot(page, "52-segments-list-trend-directions")
+
+
+def test_never_published_segment_has_no_chart_yet(
+    live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any
+) -> None:
+    draft = services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Idea",
+        rule={"trait": "plan", "op": "eq", "value": "pro"},
+        publish=False,
+        actor=tenant_a.users["marketer"],
+    )
+    login_as(tenant_a.users["marketer"])
+    page.goto(f"{live_server.url}/segments/{draft.pk}/")
+    expect(page.locator("#size-empty")).to_contain_text("never been published")
+    expect(page.locator("#size-card [data-days]")).to_have_count(0)
+    expect(page.locator("#size-svg")).to_have_count(0)
+    expect(page.locator("#export-csv")).to_have_count(0)
+    expect(page.locator("#discard-draft")).to_have_count(0)  # nothing to fall back to
+    expect(page.locator("#delete-segment")).to_be_visible()
+    expect(page.locator("#sharing .owner-row")).to_contain_text("marketer@alpha")
+    screenshot(page, "51-segment-never-published")
 
 
 def test_marketer_edits_only_what_is_shared(

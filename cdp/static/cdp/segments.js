@@ -4,6 +4,22 @@
    The API is the authority on rules: its 400 names the path of the bad node, which is mapped
    back onto the tree. */
 (function () {
+  // a message left by the page that sent us here (saved, published, deleted…), shown once
+  var FLASH = 'cdp-segment-flash';
+  try {
+    var flashText = sessionStorage.getItem(FLASH);
+    var head = document.querySelector('.content > .page-head');
+    if (flashText && head) {
+      sessionStorage.removeItem(FLASH);
+      var flashNote = document.createElement('div');
+      flashNote.className = 'msg success';
+      flashNote.id = 'segment-flash';
+      flashNote.setAttribute('role', 'status');
+      flashNote.textContent = flashText;
+      head.parentNode.insertBefore(flashNote, head.nextSibling);
+    }
+  } catch (e) { /* private mode */ }
+
   var configNode = document.getElementById('segment-config');
   var treeRoot = document.getElementById('rule-tree');
   if (!configNode || !treeRoot) return;
@@ -690,7 +706,6 @@
   var descInput = document.getElementById('segment-description');
   var status = document.getElementById('save-status');
   var diffPanel = document.getElementById('diff-panel');
-  var FLASH = 'cdp-segment-flash';
 
   function setBusy(busy, text) {
     ['save-draft', 'publish', 'confirm-publish'].forEach(function (id) {
@@ -780,142 +795,328 @@
 
   // ---- an existing segment: size over time, discard, delete, sharing ---------------------
   var SVG = 'http://www.w3.org/2000/svg';
+  var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov',
+    'Dec'];
+  var WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
   function svg(tag, attrs, text) {
     var e = document.createElementNS(SVG, tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
     if (text !== undefined) e.textContent = text;
     return e;
   }
+  function fmt(n) { return Number(n).toLocaleString('en'); }
+  // the API's days are UTC dates (YYYY-MM-DD); they are shown as such, whatever the browser's zone
+  function dayParts(iso) {
+    var p = iso.split('-').map(Number);
+    return { y: p[0], m: p[1] - 1, d: p[2], wd: new Date(Date.UTC(p[0], p[1] - 1, p[2])).getUTCDay() };
+  }
+  function shortDay(iso) { var p = dayParts(iso); return p.d + ' ' + MONTHS[p.m]; }
+  function longDay(iso) {
+    var p = dayParts(iso);
+    return WEEKDAYS[p.wd] + ' ' + p.d + ' ' + MONTHS[p.m] + ' ' + p.y;
+  }
+  // a round top for the y axis and the step between its gridlines (1, 2 or 5 × 10^k)
+  function yScale(max) {
+    if (max <= 0) return { top: 1, step: 1 };
+    var raw = max / 4, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 5, 10].map(function (f) { return f * mag; })
+      .filter(function (s) { return s >= raw; })[0];
+    step = Math.max(1, step);
+    return { top: Math.ceil(max / step) * step, step: step };
+  }
   function drawSizes(target, days) {
-    var W = 760, H = 190, L = 48, R = 12, T = 12, B = 28;
+    // drawn at the card's width in CSS pixels (1 unit = 1 px): crisp text, nothing stretched
+    var W = Math.max(target.clientWidth, 320), H = 210, L = 46, R = 14, T = 12, B = 30;
     target.textContent = '';
     if (!days.length) return;
-    var sizes = days.map(function (d) { return d.size; });
-    var top = Math.max.apply(null, sizes.concat([1]));
-    var x = function (i) { return L + (days.length === 1 ? 0 : i * (W - L - R) / (days.length - 1)); };
-    var y = function (v) { return T + (H - T - B) * (1 - v / top); };
-    var chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img',
-      'aria-label': 'Members per day', id: 'size-svg' });
-    [0, top].forEach(function (v) {
-      chart.appendChild(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), 'class': 'grid' }));
-      chart.appendChild(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'class': 'axis' },
-        v.toLocaleString()));
-    });
-    [0, days.length - 1].forEach(function (i, n) {
-      chart.appendChild(svg('text', { x: x(i), y: H - 8, 'text-anchor': n ? 'end' : 'start',
-        'class': 'axis' }, days[i].date));
-    });
-    var points = days.map(function (d, i) { return x(i) + ',' + y(d.size); }).join(' ');
-    chart.appendChild(svg('polygon', { points: L + ',' + y(0) + ' ' + points + ' ' +
-      x(days.length - 1) + ',' + y(0), 'class': 'area' }));
-    chart.appendChild(svg('polyline', { points: points, 'class': 'line' }));
-    days.forEach(function (d, i) {
-      var dot = svg('circle', { cx: x(i), cy: y(d.size), r: days.length > 40 ? 2.5 : 3.5,
+    var n = days.length;
+    var scale = yScale(Math.max.apply(null, days.map(function (d) { return d.size; })));
+    var colW = (W - L - R) / Math.max(n - 1, 1);
+    var x = function (i) { return n === 1 ? (L + W - R) / 2 : L + i * colW; };
+    var y = function (v) { return T + (H - T - B) * (1 - v / scale.top); };
+    var chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img',
+      id: 'size-svg',
+      'aria-label': 'Members at the end of each day, ' + shortDay(days[0].date) + ' to ' +
+        shortDay(days[n - 1].date) });
+    for (var v = 0; v <= scale.top; v += scale.step) {
+      chart.appendChild(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v),
+        'class': v ? 'grid' : 'grid base' }));
+      chart.appendChild(svg('text', { x: L - 8, y: y(v) + 4, 'text-anchor': 'end',
+        'class': 'axis' }, fmt(v)));
+    }
+    // a date label every ~90 px at most, the last day always labelled
+    var every = Math.max(1, Math.ceil((n - 1) / Math.max(1, Math.floor((W - L - R) / 90))));
+    for (var i = 0; i < n; i += every) {
+      if (i !== n - 1 && n - 1 - i < every * 0.6) continue;
+      chart.appendChild(svg('line', { x1: x(i), x2: x(i), y1: H - B, y2: H - B + 4,
+        'class': 'tick' }));
+      chart.appendChild(svg('text', { x: x(i), y: H - 10, 'text-anchor': 'middle',
+        'class': 'axis' }, shortDay(days[i].date)));
+    }
+    if ((n - 1) % every) {
+      chart.appendChild(svg('text', { x: x(n - 1), y: H - 10, 'text-anchor': 'end',
+        'class': 'axis' }, shortDay(days[n - 1].date)));
+    }
+    var line = days.map(function (d, i) { return x(i) + ',' + y(d.size); }).join(' ');
+    chart.appendChild(svg('polygon', { points: x(0) + ',' + y(0) + ' ' + line + ' ' +
+      x(n - 1) + ',' + y(0), 'class': 'area' }));
+    chart.appendChild(svg('polyline', { points: line, 'class': 'line' }));
+    var guide = svg('line', { y1: T, y2: H - B, 'class': 'guide', visibility: 'hidden' });
+    chart.appendChild(guide);
+    var dots = days.map(function (d, i) {
+      var label = longDay(d.date) + ': ' + fmt(d.size) + ' members (+' + fmt(d.entered) +
+        ' entered, −' + fmt(d.exited) + ' left)';
+      var dot = svg('circle', { cx: x(i), cy: y(d.size), r: n > 40 ? 2.5 : 3.5,
         'class': 'point', 'data-date': d.date, 'data-size': d.size });
-      dot.appendChild(svg('title', {}, d.date + ': ' + d.size.toLocaleString() + ' members (+' +
-        d.entered + ' entered, −' + d.exited + ' left)'));
+      dot.appendChild(svg('title', {}, label));
       chart.appendChild(dot);
+      return dot;
     });
-    target.appendChild(chart);
-    var last = days[days.length - 1], first = days[0];
+    var tip = el('div', 'chart-tip');
+    tip.id = 'size-tip';
+    tip.hidden = true;
+    function show(i) {
+      var d = days[i];
+      dots.forEach(function (dot, j) { dot.classList.toggle('on', j === i); });
+      guide.setAttribute('x1', x(i));
+      guide.setAttribute('x2', x(i));
+      guide.setAttribute('visibility', 'visible');
+      tip.textContent = '';
+      tip.appendChild(el('div', 'tip-date', longDay(d.date)));
+      tip.appendChild(el('div', 'tip-size', fmt(d.size) + (d.size === 1 ? ' member' : ' members')));
+      var moves = el('div', 'tip-moves');
+      moves.appendChild(el('span', 'tip-in', '+' + fmt(d.entered) + ' entered'));
+      moves.appendChild(el('span', 'tip-out', '−' + fmt(d.exited) + ' left'));
+      tip.appendChild(moves);
+      tip.hidden = false;
+      // beside the point (right of it, or left near the right edge), never over it
+      var px = x(i), py = y(d.size), gap = 12;
+      var left = px + gap + tip.offsetWidth > W ? px - gap - tip.offsetWidth : px + gap;
+      var top = Math.min(Math.max(0, py - tip.offsetHeight / 2), H - tip.offsetHeight);
+      tip.style.left = Math.max(0, left) + 'px';
+      tip.style.top = top + 'px';
+    }
+    function hide() {
+      tip.hidden = true;
+      guide.setAttribute('visibility', 'hidden');
+      dots.forEach(function (dot) { dot.classList.remove('on'); });
+    }
+    // one invisible column per day, so the nearest day shows wherever the pointer is
+    days.forEach(function (d, i) {
+      var band = svg('rect', { x: x(i) - colW / 2, y: T, width: n === 1 ? W - L - R : colW,
+        height: H - T - B, 'class': 'hit', 'data-date': d.date });
+      if (n === 1) band.setAttribute('x', L);
+      band.addEventListener('mouseenter', function () { show(i); });
+      chart.appendChild(band);
+    });
+    chart.addEventListener('mouseleave', hide);
+    var frame = el('div', 'chart-frame');
+    frame.appendChild(chart);
+    frame.appendChild(tip);
+    target.appendChild(frame);
+    var first = days[0], last = days[n - 1];
     var entered = days.reduce(function (a, d) { return a + d.entered; }, 0);
     var left = days.reduce(function (a, d) { return a + d.exited; }, 0);
-    var summary = el('p', 'muted small', 'Now ' + last.size.toLocaleString() + ' members; ' +
-      entered.toLocaleString() + ' entered and ' + left.toLocaleString() + ' left since ' +
-      first.date + '.');
+    var net = entered - left;
+    var summary = el('p', 'size-summary small');
     summary.id = 'size-summary';
+    summary.appendChild(el('strong', null, 'Now ' + fmt(last.size) + ' members'));
+    summary.appendChild(document.createTextNode(' · ' + fmt(entered) + ' entered and ' +
+      fmt(left) + ' left since ' + shortDay(first.date) + ' '));
+    summary.appendChild(el('span', 'trend-net ' + (net > 0 ? 'up' : net < 0 ? 'down' : ''),
+      net > 0 ? '(↑ +' + fmt(net) + ')' : net < 0 ? '(↓ −' + fmt(-net) + ')' : '(±0)'));
+    summary.appendChild(el('span', 'muted', ' · days in UTC; hover the chart for each day'));
     target.appendChild(summary);
   }
+  var sizesSequence = 0, shownSizes = null, resizeTimer = null;
+  window.addEventListener('resize', function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () {
+      var target = document.getElementById('size-chart');
+      if (target && shownSizes) drawSizes(target, shownSizes);
+    }, 150);
+  });
   function loadSizes(days) {
     var target = document.getElementById('size-chart');
     if (!target || segment.status !== 'published') return;
-    document.querySelectorAll('#size-card [data-days]').forEach(function (b) {
+    var mine = ++sizesSequence;
+    document.querySelectorAll('#size-card .seg-toggle [data-days]').forEach(function (b) {
       var on = b.getAttribute('data-days') === String(days);
       b.classList.toggle('active', on);
       b.setAttribute('aria-pressed', on ? 'true' : 'false');
     });
-    target.setAttribute('data-days', String(days));
+    target.setAttribute('data-period', String(days));
+    target.classList.add('loading');
     api('GET', config.api + segment.id + '/sizes/?days=' + days).then(function (data) {
-      drawSizes(target, data.days || []);
+      if (mine !== sizesSequence) return;  // a later toggle won
+      target.classList.remove('loading');
+      shownSizes = data.days || [];
+      drawSizes(target, shownSizes);
     }).catch(function (err) {
+      if (mine !== sizesSequence) return;
+      target.classList.remove('loading');
       target.textContent = '';
       target.appendChild(el('p', 'msg error', 'Could not load the sizes: ' + err.message));
     });
   }
+
+  // the top of the page shows one message at a time: a new error replaces the last flash
+  function clearFlash() {
+    var flash = document.getElementById('segment-flash');
+    if (flash) flash.remove();
+  }
   function inUseMessage(err) {
     var used = (err.body && err.body.error && err.body.error.detail &&
       err.body.error.detail.segments) || [];
-    var box = el('div', '');
-    box.appendChild(document.createTextNode('Not deleted: other segments use this one in their rules. Change them first: '));
-    used.forEach(function (s, i) {
-      var a = el('a', '', s.name);
+    var box = el('div', 'in-use');
+    box.appendChild(el('strong', null, '“' + segment.name + '” was not deleted: '));
+    box.appendChild(document.createTextNode(used.length === 1 ?
+      'another segment uses it in its rule. ' :
+      used.length + ' other segments use it in their rules. '));
+    box.appendChild(document.createTextNode('Remove the condition from ' +
+      (used.length === 1 ? 'that segment' : 'those segments') + ' (or delete ' +
+      (used.length === 1 ? 'it' : 'them') + ') first:'));
+    var list = el('ul', 'in-use-list');
+    used.forEach(function (s) {
+      var li = el('li');
+      var a = el('a', null, s.name);
       a.href = config.list_url + s.id + '/';
-      if (i) box.appendChild(document.createTextNode(', '));
-      box.appendChild(a);
+      li.appendChild(a);
+      li.appendChild(el('span', 'muted small', ' ' + s.key));
+      list.appendChild(li);
     });
+    box.appendChild(list);
     return box;
   }
+
+  // sharing: the grants table and the select are redrawn from the API's answer
+  function wireSharing() {
+    var table = document.getElementById('grants-table');
+    if (!table) return;
+    var body = table.querySelector('tbody');
+    var choose = document.getElementById('grant-user');
+    var grantForm = document.getElementById('grant-form');
+    var noCandidates = document.getElementById('no-candidates');
+    var errorBox = document.getElementById('sharing-error');
+    var statusBox = document.getElementById('sharing-status');
+    var grantButton = document.getElementById('grant');
+    function say(message, isError) {
+      errorBox.textContent = isError ? message : '';
+      errorBox.hidden = !isError;
+      statusBox.textContent = isError ? '' : message;
+      statusBox.hidden = isError;
+    }
+    function syncCandidates() {
+      var any = choose.options.length > 0;
+      grantForm.hidden = !any;
+      noCandidates.hidden = any;
+    }
+    function addCandidate(id, name) {
+      var opt = el('option', null, name);
+      opt.value = String(id);
+      var before = Array.prototype.find.call(choose.options, function (o) { return o.text > name; });
+      choose.insertBefore(opt, before || null);
+      syncCandidates();
+    }
+    function grantRow(g) {
+      var tr = el('tr');
+      tr.dataset.user = g.user_id;
+      tr.dataset.username = g.username;
+      tr.appendChild(el('td', null, g.username));
+      var access = el('td');
+      access.appendChild(el('span', 'pill off', 'Can edit'));
+      tr.appendChild(access);
+      var cell = el('td', 'num');
+      var b = el('button', 'button small danger', 'Revoke');
+      b.type = 'button';
+      b.setAttribute('data-revoke', g.user_id);
+      cell.appendChild(b);
+      tr.appendChild(cell);
+      return tr;
+    }
+    function showGrants(grants) {
+      body.querySelectorAll('tr:not(.owner-row)').forEach(function (tr) { tr.remove(); });
+      var shared = grants.filter(function (g) { return !g.owner; });
+      shared.forEach(function (g) { body.appendChild(grantRow(g)); });
+      if (!shared.length) {
+        var empty = el('tr', 'no-grants');
+        var td = el('td', 'muted', 'Not shared with anyone yet.');
+        td.colSpan = 3;
+        empty.appendChild(td);
+        body.appendChild(empty);
+      }
+    }
+    if (grantButton) grantButton.addEventListener('click', function () {
+      var option = choose.selectedOptions[0];
+      if (!option) return;
+      grantButton.disabled = true;
+      api('POST', config.api + segment.id + '/grants/', { user_id: Number(option.value) })
+        .then(function (data) {
+          option.remove();
+          syncCandidates();
+          showGrants(data.grants || []);
+          say(option.text + ' can now edit and publish this segment.');
+        })
+        .catch(function (err) { say(err.message, true); })
+        .then(function () { grantButton.disabled = false; });
+    });
+    body.addEventListener('click', function (e) {
+      var b = e.target.closest('[data-revoke]');
+      if (!b) return;
+      var row = b.closest('tr');
+      var name = row.dataset.username;
+      b.disabled = true;
+      api('DELETE', config.api + segment.id + '/grants/' + b.getAttribute('data-revoke') + '/')
+        .then(function () {
+          row.remove();
+          if (!body.querySelector('tr[data-user]')) showGrants([]);
+          addCandidate(b.getAttribute('data-revoke'), name);
+          say('Access revoked: ' + name + ' can no longer edit this segment.');
+        })
+        .catch(function (err) { b.disabled = false; say(err.message, true); });
+    });
+  }
+
   function wireExisting() {
-    document.querySelectorAll('#size-card [data-days]').forEach(function (b) {
+    document.querySelectorAll('#size-card .seg-toggle [data-days]').forEach(function (b) {
       b.addEventListener('click', function () { loadSizes(Number(b.getAttribute('data-days'))); });
     });
     loadSizes(30);
     if (!editable) return;
     var discard = document.getElementById('discard-draft');
     if (discard) discard.addEventListener('click', function () {
-      if (!window.confirm('Discard the unpublished changes? The published version stays live.')) return;
+      if (!window.confirm('Discard the unpublished changes to "' + segment.name + '"? ' +
+          'The published version (v' + segment.published.number + ') stays live.')) return;
+      discard.disabled = true;
       api('DELETE', config.api + segment.id + '/draft/').then(function () {
         reloadWith('Draft discarded: the published version is unchanged.');
-      }).catch(failed);
+      }).catch(function (err) { discard.disabled = false; clearFlash(); failed(err); });
     });
     var remove = document.getElementById('delete-segment');
     if (remove) remove.addEventListener('click', function () {
-      if (!window.confirm('Delete "' + segment.name + '" and its membership history? This cannot be undone.')) return;
+      if (!window.confirm('Delete "' + segment.name + '" and its membership history? ' +
+          'This cannot be undone.')) return;
+      remove.disabled = true;
       api('DELETE', config.api + segment.id + '/').then(function () {
+        try { sessionStorage.setItem(FLASH, 'Deleted "' + segment.name + '".'); } catch (e) { /* private mode */ }
         window.location.href = config.list_url;
       }).catch(function (err) {
+        remove.disabled = false;
+        clearFlash();
         if (err.body && err.body.error && err.body.error.code === 'segment_in_use') {
           topError.textContent = '';
           topError.appendChild(inUseMessage(err));
-          topError.id = 'builder-error';
           topError.hidden = false;
           topError.scrollIntoView({ block: 'center' });
         } else { failed(err); }
       });
     });
-    var sharingError = document.getElementById('sharing-error');
-    function sharingFailed(err) {
-      sharingError.textContent = err.message;
-      sharingError.hidden = false;
-    }
-    var grant = document.getElementById('grant');
-    if (grant) grant.addEventListener('click', function () {
-      var user = Number(document.getElementById('grant-user').value);
-      api('POST', config.api + segment.id + '/grants/', { user_id: user }).then(function () {
-        reloadWith('Shared: ' + document.getElementById('grant-user').selectedOptions[0].text + ' may edit this segment.');
-      }).catch(sharingFailed);
-    });
-    document.querySelectorAll('#grants-table [data-revoke]').forEach(function (b) {
-      b.addEventListener('click', function () {
-        api('DELETE', config.api + segment.id + '/grants/' + b.getAttribute('data-revoke') + '/')
-          .then(function () { reloadWith('Access revoked.'); })
-          .catch(sharingFailed);
-      });
-    });
+    wireSharing();
   }
 
   // ---- start ------------------------------------------------------------------------------
   datalist('dl-traits', suggest.traits || []);
   datalist('dl-events', suggest.events || []);
-  try {
-    var flash = sessionStorage.getItem(FLASH);
-    if (flash) {
-      sessionStorage.removeItem(FLASH);
-      var note = el('div', 'msg success', flash);
-      note.id = 'segment-flash';
-      topError.parentNode.insertBefore(note, topError);
-    }
-  } catch (e) { /* private mode */ }
   render();
   preview();
   if (segment) wireExisting();
