@@ -159,13 +159,16 @@ def counts(url: str, ws: int) -> dict[str, int]:
             "   AND user_id = %(user)s),"
             " (SELECT count(*) FROM profiles_profileevent WHERE workspace_id = %(ws)s),"
             " (SELECT count(*) FROM profiles_identity WHERE workspace_id = %(ws)s),"
-            " (SELECT count(*) FROM profiles_failedevent WHERE workspace_id = %(ws)s)",
+            " (SELECT count(*) FROM profiles_failedevent WHERE workspace_id = %(ws)s),"
+            " (SELECT count(*) FROM consent_consentrecord WHERE workspace_id = %(ws)s)",
             {"ws": ws, "user": SUBJECT},
         ).fetchone()
     assert row is not None
     return dict(
         zip(
-            ["events", "subject_events", "profile_events", "identities", "failed"], row, strict=True
+            ["events", "subject_events", "profile_events", "identities", "failed", "consent"],
+            row,
+            strict=True,
         )
     )
 
@@ -232,6 +235,7 @@ def delete_subject(
 
     from cdp.models import Workspace
     from consent import privacy
+    from consent.services import consent_record, purposes_install_defaults
     from segments.services import segment_create
 
     connections.close_all()  # each run has a new database of the same name
@@ -242,6 +246,21 @@ def delete_subject(
         rule={"trait": "plan", "op": "eq", "value": "pro"},
         publish=True,
     )
+    purposes_install_defaults(workspace=workspace)
+    for purpose, status in (
+        ("analytics", "granted"),
+        ("marketing_email", "granted"),
+        ("marketing_email", "withdrawn"),
+        ("advertising", "denied"),
+    ):
+        consent_record(
+            workspace=workspace,
+            profile_id=subject_profile,
+            purpose=purpose,
+            status=status,
+            message_id=f"bench-consent-{purpose}",
+            ip="203.0.113.9",
+        )
     request = privacy.privacy_request_create(
         workspace=workspace, type="delete", identifier=f"user_id:{SUBJECT}"
     )
@@ -253,6 +272,7 @@ def delete_subject(
     after = counts(url, ws)
     others = after["events"] == before["events"] - before["subject_events"]
     assert after["subject_events"] == 0 and others, (before, after)
+    assert after["consent"] == 0, after  # the subject's were the only decisions
     connections.close_all()
     return {
         "seconds": seconds,
@@ -260,6 +280,7 @@ def delete_subject(
         "others_untouched": others
         and after["identities"] == before["identities"] - 3
         and after["failed"] == before["failed"] - 1,
+        "consent_left": after["consent"],
     }
 
 
