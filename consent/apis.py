@@ -30,6 +30,7 @@ from consent.serializers import (
     ConsentRecordSerializer,
     PrivacyRequestInputSerializer,
     PrivacyRequestSerializer,
+    PrivacySettingsSerializer,
     PurposeInputSerializer,
     PurposeSerializer,
     RetentionPolicySerializer,
@@ -166,6 +167,42 @@ class RetentionView(CapabilityMixin, APIView):
             actor=request.user,
         )
         return Response(RetentionPolicySerializer(_retention_data(policy)).data)
+
+    put = patch
+
+
+class PrivacySettingsView(CapabilityMixin, APIView):
+    """Rules for privacy requests. `two_person_approval`: whoever records a request cannot
+    approve it; another privacy manager must (approving your own answers 403
+    `second_approver_required`)."""
+
+    @extend_schema(responses=PrivacySettingsSerializer)
+    def get(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        found = privacy.privacy_settings_of(workspace=self.workspace)
+        return Response(PrivacySettingsSerializer(found).data)
+
+    @extend_schema(request=PrivacySettingsSerializer, responses=PrivacySettingsSerializer)
+    def patch(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("expected a JSON object with two_person_approval")
+        unknown = sorted(set(request.data) - {"two_person_approval"})
+        if unknown:
+            raise ValidationFailed(
+                f"{unknown[0]}: not a privacy setting (two_person_approval)",
+                code="unknown_field",
+                detail={"field": unknown[0]},
+            )
+        current = privacy.privacy_settings_of(workspace=self.workspace)
+        saved = privacy.privacy_settings_set(
+            workspace=self.workspace,
+            two_person_approval=request.data.get(
+                "two_person_approval", current.two_person_approval
+            ),
+            actor=request.user,
+        )
+        return Response(PrivacySettingsSerializer(saved).data)
 
     put = patch
 

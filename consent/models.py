@@ -192,6 +192,20 @@ class PrivacyRequestStatus(models.TextChoices):
 PRIVACY_SLA_DAYS = 30
 
 
+class PrivacySettings(models.Model):
+    """Workspace-wide rules for privacy requests. With two-person approval on, whoever records
+    a request cannot also approve it: another privacy manager must (the four-eyes rule many
+    privacy programmes require for erasure). A workspace without a row has the defaults."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    two_person_approval = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by_id = models.BigIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"privacy settings of workspace {self.workspace_id}"
+
+
 class PrivacyRequest(models.Model):
     """A data subject's request (GDPR art. 15/17/21, CCPA), from intake to receipt. The
     identifier is kept in clear only while it is needed: a completed deletion or suppression

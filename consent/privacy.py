@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cdp.errors import Conflict, NotFound, ValidationFailed
+from cdp.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import (
     PRIVACY_SLA_DAYS,
@@ -36,6 +36,7 @@ from consent.models import (
     PrivacyRequest,
     PrivacyRequestStatus,
     PrivacyRequestType,
+    PrivacySettings,
     PropagationStatus,
 )
 from consent.suppression import identifier_digest, suppression_add, suppression_remove
@@ -166,11 +167,64 @@ def privacy_request_create(
     return request
 
 
+# ---- settings -------------------------------------------------------------------------------
+
+
+def privacy_settings_of(*, workspace: Workspace) -> PrivacySettings:
+    """The workspace's settings (an unsaved row with the defaults when it never set any)."""
+    found = PrivacySettings.objects.filter(workspace=workspace).first()
+    return found or PrivacySettings(workspace=workspace)
+
+
+@transaction.atomic
+def privacy_settings_set(
+    *, workspace: Workspace, two_person_approval: Any, actor: Any = None
+) -> PrivacySettings:
+    if not isinstance(two_person_approval, bool):
+        raise ValidationFailed(
+            "two_person_approval: expected true or false", detail={"field": "two_person_approval"}
+        )
+    row = PrivacySettings.objects.select_for_update().filter(workspace=workspace).first()
+    before = row.two_person_approval if row else False
+    row = row or PrivacySettings(workspace=workspace)
+    row.two_person_approval = two_person_approval
+    row.updated_at = timezone.now()
+    row.updated_by_id = actor.pk if getattr(actor, "is_authenticated", False) else None
+    row.save()
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="privacy.settings",
+        target=row,
+        detail={"two_person_approval": {"before": before, "after": two_person_approval}},
+    )
+    return row
+
+
+def approval_refusal(*, request: PrivacyRequest, actor: Any) -> str | None:
+    """Why `actor` may not approve `request` under the workspace's rules (None: they may).
+    Status is checked separately, when the approval claims the request."""
+    if not privacy_settings_of(workspace=request.workspace).two_person_approval:
+        return None
+    if not getattr(actor, "is_authenticated", False):
+        return "Two-person approval is on: a request is approved by a named privacy manager."
+    if request.requested_by_id is not None and request.requested_by_id == actor.pk:
+        return (
+            f"Two-person approval is on: request #{request.pk} was recorded by you, so another "
+            "privacy manager must approve it."
+        )
+    return None
+
+
 @transaction.atomic
 def privacy_request_approve(*, request: PrivacyRequest, actor: Any = None) -> PrivacyRequest:
     """Approve a pending request (or re-approve a failed one); execution is queued once the
-    approval is committed. Any privacy manager may approve, the requester included (small
-    teams have one); who requested and who approved are both recorded."""
+    approval is committed. By default any privacy manager may approve, the requester included
+    (small teams have one); with two-person approval on, someone other than the requester
+    must. Who requested and who approved are both recorded."""
+    refusal = approval_refusal(request=request, actor=actor)
+    if refusal:
+        raise Forbidden(refusal, code="second_approver_required")
     claimed = PrivacyRequest.objects.filter(
         pk=request.pk,
         status__in=[PrivacyRequestStatus.PENDING_APPROVAL, PrivacyRequestStatus.FAILED],

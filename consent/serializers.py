@@ -81,6 +81,11 @@ class RetentionPolicySerializer(serializers.Serializer):
     last_run = serializers.JSONField(read_only=True)
 
 
+class PrivacySettingsSerializer(serializers.Serializer):
+    two_person_approval = serializers.BooleanField()
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
 class PrivacyRequestInputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=PrivacyRequestType.choices)
     identifier = serializers.CharField(max_length=320)

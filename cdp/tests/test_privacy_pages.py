@@ -183,3 +183,45 @@ def test_request_pages_record_approve_and_show_the_receipt(
     assert tenant_a.session(Role.MARKETER).get(detail_url).status_code == 403
     assert tenant_b.session(Role.OWNER).get(detail_url).status_code == 404
     assert tenant_b.session(Role.OWNER).post(detail_url + "approve/").status_code == 404
+
+
+@pytest.mark.usefixtures("eager")
+def test_two_person_approval_from_the_pages(
+    tenant_a: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    from consent import privacy
+    from consent.models import PrivacyRequest
+
+    officer = tenant_a.session(Role.PRIVACY_OFFICER)
+    html = officer.get("/privacy/retention/").content.decode()
+    card = html[html.index('id="approval-card"') :]
+    assert 'id="approval-one" checked' in card and 'id="approval-two" checked' not in card
+    saved = officer.post(
+        "/privacy/retention/", {"form": "approval", "two_person_approval": "1"}, follow=True
+    )
+    page = saved.content.decode()
+    assert "someone other than whoever recorded it" in page and 'id="approval-two" checked' in page
+    assert privacy.privacy_settings_of(workspace=tenant_a.workspace).two_person_approval
+    # the retention periods are untouched by the approval form
+    assert not RetentionPolicy.objects.filter(workspace=tenant_a.workspace).exists()
+
+    made = officer.post("/privacy/", {"type": "suppress", "identifier": "email:pair@example.com"})
+    detail_url = made["Location"]
+    page = officer.get(detail_url).content.decode()
+    assert 'id="approve" disabled' in page and 'id="approve-form"' not in page
+    assert 'id="second-approver-note"' in page and "was recorded by you" in page
+    refused = officer.post(detail_url + "approve/", follow=True).content.decode()
+    assert "another privacy manager must approve it" in refused
+    assert PrivacyRequest.objects.get().status == "pending_approval"
+
+    admin = tenant_a.session(Role.ADMIN)
+    page = admin.get(detail_url).content.decode()
+    assert 'id="approve-form"' in page and 'id="second-approver-note"' not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin.post(detail_url + "approve/").status_code == 302
+    assert PrivacyRequest.objects.get().status == "completed"
+    trail = officer.get(detail_url).content.decode()
+    assert "approved by admin@alpha" in trail
+
+    officer.post("/privacy/retention/", {"form": "approval", "two_person_approval": "0"})
+    assert not privacy.privacy_settings_of(workspace=tenant_a.workspace).two_person_approval

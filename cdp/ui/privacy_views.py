@@ -166,6 +166,22 @@ def retention_page(request: HttpRequest) -> HttpResponse:
     policy = retention.retention_policy_of(workspace=workspace)
     errors: dict[str, str] = {}
     status = 200
+    if request.method == "POST" and request.POST.get("form") == "approval":
+        privacy.privacy_settings_set(
+            workspace=workspace,
+            two_person_approval=request.POST.get("two_person_approval") == "1",
+            actor=request.user,
+        )
+        messages.success(
+            request,
+            "Approval rule saved: "
+            + (
+                "a request is now approved by someone other than whoever recorded it."
+                if request.POST.get("two_person_approval") == "1"
+                else "any privacy manager may approve a request, their own included."
+            ),
+        )
+        return redirect("ui-privacy-retention")
     if request.method == "POST":
         try:
             retention.retention_policy_set(
@@ -189,6 +205,7 @@ def retention_page(request: HttpRequest) -> HttpResponse:
         "privacy/retention.html",
         {
             "policy": policy,
+            "privacy_settings": privacy.privacy_settings_of(workspace=workspace),
             "errors": errors,
             "max_days_text": f"{MAX_RETENTION_DAYS:,}",
             "posted": request.POST if request.method == "POST" else None,
@@ -274,7 +291,13 @@ def requests_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Request #{made.pk} recorded. It runs once a privacy manager approves it.",
+                f"Request #{made.pk} recorded. It runs once "
+                + (
+                    "another privacy manager"
+                    if privacy.privacy_settings_of(workspace=workspace).two_person_approval
+                    else "a privacy manager"
+                )
+                + " approves it.",
             )
             return redirect("ui-privacy-request", request_id=made.pk)
     rows = PrivacyRequest.objects.filter(workspace=workspace).select_related("requested_by")
@@ -337,6 +360,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             "has_export": PrivacyExport.objects.filter(request=found).exists(),
             "export_days": settings.CDP_PRIVACY_EXPORT_DAYS,
             "can_approve": found.status in ("pending_approval", "failed"),
+            "approval_refusal": privacy.approval_refusal(request=found, actor=request.user),
             "tab": "requests",
             "section": "privacy",
         },

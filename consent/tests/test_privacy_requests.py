@@ -14,7 +14,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from cdp.models import Role
+from cdp.errors import Forbidden
+from cdp.models import AuditLog, Role
 from cdp.testing import Tenant, post_collector
 from consent import privacy
 from consent.models import (
@@ -588,3 +589,60 @@ def profile_of_or_none(tenant: Tenant, kind: str, value: str) -> Any:
 
     found = Identity.objects.filter(workspace=tenant.workspace, type=kind, value=value).first()
     return found.profile if found else None
+
+
+def test_two_person_approval(
+    tenant_a: Tenant, tenant_b: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings_url = "/api/v1/privacy/settings/"
+    assert api(tenant_a).get(settings_url).json()["two_person_approval"] is False
+    # by default the requester may approve their own request (teams of one)
+    own = ask(tenant_a, "suppress", "email:solo@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api(tenant_a).post(f"/api/v1/privacy/requests/{own['id']}/approve/")
+    assert answer.status_code == 200 and answer.json()["approved_by"] == "privacy_officer@alpha"
+
+    for role in (Role.MARKETER, Role.ANALYST):
+        refused = tenant_a.api(role).patch(
+            settings_url, {"two_person_approval": True}, content_type="application/json"
+        )
+        assert refused.status_code == 403
+    for body, field in [
+        ({"two_person_approval": "yes"}, "two_person_approval"),
+        ({"two_person_approval": None}, "two_person_approval"),
+        ({"four_eyes": True}, "four_eyes"),
+    ]:
+        bad = api(tenant_a).patch(settings_url, body, content_type="application/json")
+        assert bad.status_code == 400 and bad.json()["error"]["detail"]["field"] == field
+    on = api(tenant_a).patch(
+        settings_url, {"two_person_approval": True}, content_type="application/json"
+    )
+    assert on.status_code == 200 and on.json()["two_person_approval"] is True
+    # another workspace keeps its own rule
+    assert tenant_b.api(Role.OWNER).get(settings_url).json()["two_person_approval"] is False
+
+    made = ask(tenant_a, "suppress", "email:pair@example.com")
+    url = f"/api/v1/privacy/requests/{made['id']}/approve/"
+    refused = api(tenant_a).post(url)
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["code"] == "second_approver_required"
+    assert f"request #{made['id']} was recorded by you" in error["message"]
+    request = PrivacyRequest.objects.get(pk=made["id"])
+    assert request.status == "pending_approval" and request.approved_by is None
+    assert (
+        not SuppressedIdentifier.objects.filter(workspace=tenant_a.workspace)
+        .exclude(digest=PrivacyRequest.objects.get(pk=own["id"]).identifier_digest)
+        .exists()
+    )
+    # code paths without a named person cannot approve under the rule either
+    with pytest.raises(Forbidden, match="named privacy manager"):
+        privacy.privacy_request_approve(request=request)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api(tenant_a, Role.ADMIN).post(url)
+    assert answer.status_code == 200, answer.content
+    done = api(tenant_a).get(f"/api/v1/privacy/requests/{made['id']}/").json()
+    assert done["status"] == "completed"
+    assert (done["requested_by"], done["approved_by"]) == ("privacy_officer@alpha", "admin@alpha")
+    changed = AuditLog.objects.filter(workspace=tenant_a.workspace, action="privacy.settings")
+    assert [a.detail["two_person_approval"] for a in changed] == [{"before": False, "after": True}]

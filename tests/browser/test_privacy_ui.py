@@ -166,3 +166,42 @@ def test_export_then_delete_a_person(
     expect(page.locator("#requests-table")).not_to_contain_text("hedy@example.com")
     expect(rows.first).to_contain_text("forgotten")
     screenshot(page, "67-privacy-requests")
+
+
+def test_two_person_approval(
+    live_server: Any,
+    page: Page,
+    tenant_a: Tenant,
+    login_as: Any,
+    screenshot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cdp.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    login_as(tenant_a.users["privacy_officer"])
+    page.goto(f"{live_server.url}/privacy/retention/")
+    expect(page.locator("#approval-one")).to_be_checked()
+    page.check("#approval-two")
+    page.click("#approval-save")
+    expect(page.locator(".msg.success")).to_contain_text("someone other than whoever recorded it")
+    expect(page.locator("#approval-two")).to_be_checked()
+    screenshot(page, "68-privacy-approval-rule")
+
+    page.click(".subnav a:has-text('Requests')")
+    page.check("input[name=type][value=suppress]")
+    page.fill("#request-identifier", "email:pair@example.com")
+    page.click("#request-submit")
+    expect(page.locator("#request-status")).to_have_text("Pending approval")
+    expect(page.locator(".msg.success")).to_contain_text("once another privacy manager approves")
+    expect(page.locator("#approve")).to_be_disabled()
+    expect(page.locator("#second-approver-note")).to_contain_text("was recorded by you")
+    screenshot(page, "69-privacy-second-approver")
+    detail = page.url
+
+    login_as(tenant_a.users["admin"])
+    page.goto(detail)
+    expect(page.locator("#second-approver-note")).to_have_count(0)
+    page.click("#approve")
+    expect(page.locator("#request-status")).to_have_text("Completed")
+    expect(page.locator("#receipt")).to_contain_text("approved by admin@alpha")
