@@ -72,12 +72,30 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         self.require("segments.manage", segment)
         return segment
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="words found in the name, key or description"),
+            OpenApiParameter(
+                "status",
+                str,
+                enum=list(selectors.SEGMENT_STATUSES),
+                description="published, "
+                "changed (published with unpublished changes) or draft (never published)",
+            ),
+            OpenApiParameter("owner", str, description="'me' or a user id"),
+            OpenApiParameter("order", str, enum=list(selectors.SEGMENT_ORDERS)),
+        ]
+    )
     def list(self, request: Request) -> Response:
+        """Segments with size and 7-day trend, searchable and filterable."""
         self.require("segments.view")
-        rows = (
-            Segment.objects.filter(workspace=self.workspace)
-            .select_related("published_version", "draft_version", "owner")
-            .order_by("name")
+        params = request.query_params
+        rows = selectors.segment_list(
+            workspace=self.workspace,
+            q=params.get("q", ""),
+            status=params.get("status", ""),
+            owner_id=_owner_param(request),
+            order=params.get("order", "name"),
         )
         page = self.paginate_queryset(rows) or []
         context = {
@@ -305,6 +323,19 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         user = _workspace_user(self.workspace, int(user_id))
         services.segment_revoke(segment=segment, user=user, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _owner_param(request: Request) -> int | None:
+    """`?owner=me` or `?owner=<user id>`; absent: anyone's."""
+    value = request.query_params.get("owner", "")
+    if not value:
+        return None
+    if value == "me":
+        user_id: int | None = request.user.pk
+        return user_id
+    if not value.isdigit():
+        raise ValidationFailed("owner: expected 'me' or a user id", detail={"field": "owner"})
+    return int(value)
 
 
 def _workspace_user(workspace: Any, user_id: int) -> Any:

@@ -7,9 +7,66 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from segments.models import Segment
+from cdp.errors import ValidationFailed
+from cdp.models import Workspace
+from segments.models import Segment, SegmentStatus
+
+# ---- the list: search, filters, order ---------------------------------------------------------
+
+SEGMENT_STATUSES = {
+    "published": "published",
+    "changed": "with unpublished changes",
+    "draft": "never published",
+}
+SEGMENT_ORDERS = {
+    "name": ("name", "pk"),
+    "-members": ("-member_count", "name", "pk"),
+    "members": ("member_count", "name", "pk"),
+    "-updated": ("-updated_at", "-pk"),
+    "-evaluated": (F("evaluated_at").desc(nulls_last=True), "name", "pk"),
+}
+
+
+def segment_list(
+    *,
+    workspace: Workspace,
+    q: str = "",
+    status: str = "",
+    owner_id: int | None = None,
+    order: str = "name",
+) -> QuerySet[Segment]:
+    """A workspace's segments matching a free-text search (name, key, description), a status
+    (published, changed = published with a draft, draft = never published) and an owner, in
+    one of SEGMENT_ORDERS. Unknown status or order values are refused by name."""
+    if status and status not in SEGMENT_STATUSES:
+        raise ValidationFailed(
+            f"status: expected one of {', '.join(SEGMENT_STATUSES)}", detail={"field": "status"}
+        )
+    if order not in SEGMENT_ORDERS:
+        raise ValidationFailed(
+            f"order: expected one of {', '.join(SEGMENT_ORDERS)}", detail={"field": "order"}
+        )
+    rows = Segment.objects.filter(workspace=workspace).select_related(
+        "published_version", "draft_version", "owner"
+    )
+    words = q.split()
+    for word in words[:8]:  # every word somewhere: "pro churn" finds "Churn risk (pro plan)"
+        rows = rows.filter(
+            Q(name__icontains=word) | Q(key__icontains=word) | Q(description__icontains=word)
+        )
+    if status == "published":
+        rows = rows.filter(status=SegmentStatus.PUBLISHED)
+    elif status == "changed":
+        rows = rows.filter(status=SegmentStatus.PUBLISHED, draft_version__isnull=False)
+    elif status == "draft":
+        rows = rows.filter(status=SegmentStatus.DRAFT)
+    if owner_id is not None:
+        rows = rows.filter(owner_id=owner_id)
+    return rows.order_by(*SEGMENT_ORDERS[order])
+
 
 # Size at the end of each UTC day, from the history alone: the members at the start of the
 # range, plus the day's entries, minus its exits, accumulated. One pass over the history rows

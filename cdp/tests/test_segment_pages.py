@@ -317,3 +317,39 @@ def test_read_only_note_tells_a_marketer_whom_to_ask(tenant_a: Tenant) -> None:
     analyst = tenant_a.session(Role.ANALYST).get(url).content.decode()
     note = analyst[analyst.index('id="read-only-note"') :]
     assert "your role can view segments" in note[: note.index("</div>")]
+
+
+def test_list_search_and_filters(tenant_a: Tenant, pro_segment: Segment) -> None:
+    services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Winback",
+        description="lapsed buyers",
+        rule=RULE,
+        publish=False,
+        actor=tenant_a.users[Role.MARKETER],
+    )
+    marketer = tenant_a.session(Role.MARKETER)
+
+    def rows(query: str) -> tuple[list[str], str]:
+        html = marketer.get("/segments/" + query).content.decode()
+        keys = [part.split('"', 1)[0] for part in html.split('data-segment="')[1:]]
+        return keys, html
+
+    keys, html = rows("")
+    assert keys == ["pro-customers", "winback"]
+    assert 'id="segment-filters"' in html and 'id="segment-count">2 segments<' in html
+    assert 'id="segment-filter-clear"' not in html
+    keys, html = rows("?q=LAPSED")
+    assert keys == ["winback"] and 'id="segment-count">1 of 2 segments<' in html
+    assert 'value="LAPSED"' in html and 'id="segment-filter-clear"' in html
+    keys, html = rows("?status=published&order=-members")
+    assert keys == ["pro-customers"] and '<option value="published" selected>' in html
+    assert '<option value="-members" selected>' in html
+    keys, _ = rows("?owner=me&status=draft")
+    assert keys == ["winback"]
+    keys, html = rows("?q=nothing+like+this")
+    assert keys == [] and 'id="segments-no-match"' in html and 'id="segments-empty"' not in html
+    assert "Nothing matches “nothing like this”" in html and "has 2 segments" in html
+    # an edited URL falls back to the defaults instead of failing
+    keys, html = rows("?status=bogus&order=bogus&owner=bogus")
+    assert keys == ["pro-customers", "winback"] and 'id="segment-filter-clear"' not in html

@@ -19,8 +19,9 @@ from cdp.ui.profile_views import _profiles_by_id
 from cdp.ui.views import _require
 from profiles import selectors as profile_selectors
 from profiles.computed import selectors as computed_selectors
+from segments import selectors as segment_selectors
 from segments.models import Membership, Segment, SegmentStatus
-from segments.selectors import segment_trends
+from segments.selectors import SEGMENT_ORDERS, SEGMENT_STATUSES, segment_trends
 from segments.serializers import SegmentSerializer
 from segments.services import segment_grantees
 
@@ -86,7 +87,30 @@ def _suggestions(workspace: Workspace, exclude_segment: int | None) -> dict[str,
 @login_required
 def segment_list(request: HttpRequest) -> HttpResponse:
     workspace = _require(request, "segments.view")
-    segments = list(_segments(workspace))
+    filters = {
+        "q": request.GET.get("q", "").strip()[:200],
+        "status": request.GET.get("status", ""),
+        "owner": request.GET.get("owner", ""),
+        "order": request.GET.get("order", "name"),
+    }
+    # the form offers only valid values; anything else (an edited URL) falls back to the default
+    if filters["status"] not in SEGMENT_STATUSES:
+        filters["status"] = ""
+    if filters["order"] not in SEGMENT_ORDERS:
+        filters["order"] = "name"
+    if filters["owner"] != "me":
+        filters["owner"] = ""
+    segments = list(
+        segment_selectors.segment_list(
+            workspace=workspace,
+            q=filters["q"],
+            status=filters["status"],
+            owner_id=request.user.pk if filters["owner"] else None,
+            order=filters["order"],
+        )
+    )
+    filtered = any(filters[k] for k in ("q", "status", "owner"))
+    total = Segment.objects.filter(workspace=workspace).count() if filtered else len(segments)
     # one query for every row's entries and exits (never one per segment)
     trends = segment_trends(segment_ids=[s.pk for s in segments], days=TREND_DAYS)
     for segment in segments:
@@ -102,6 +126,17 @@ def segment_list(request: HttpRequest) -> HttpResponse:
         "segments/list.html",
         {
             "segments": segments,
+            "total": total,
+            "filters": filters,
+            "filtered": filtered,
+            "statuses": SEGMENT_STATUSES.items(),
+            "orders": [
+                ("name", "Name"),
+                ("-members", "Most members"),
+                ("members", "Fewest members"),
+                ("-updated", "Recently changed"),
+                ("-evaluated", "Recently evaluated"),
+            ],
             "trend_days": TREND_DAYS,
             "can_manage": access.can(request.user, workspace, "segments.create"),
             "section": "segments",

@@ -376,3 +376,56 @@ def test_date_traits_enter_and_leave_by_time_alone(tenant_a: Tenant, client: Cli
     ]
     # nothing more moves with time: a lapsed member stays lapsed until seen again
     assert not Expiry.objects.filter(profile_id=gus).exists()
+
+
+def test_list_search_filters_and_order(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    from segments import services
+
+    marketer = tenant_a.users[Role.MARKETER]
+    made = {}
+    for name, description, publish, owner in [
+        ("Churn risk (pro plan)", "", True, marketer),
+        ("Pro buyers", "bought twice", True, None),
+        ("Newsletter fans", "opened the PRO newsletter", False, marketer),
+        ("Winback", "", True, None),
+    ]:
+        made[name] = services.segment_create(
+            workspace=tenant_a.workspace,
+            name=name,
+            description=description,
+            rule={"trait": "plan", "op": "eq", "value": "pro"},
+            publish=publish,
+            actor=owner,
+        )
+    services.segment_update(
+        segment=made["Winback"], rule={"trait": "plan", "op": "eq", "value": "free"}
+    )
+    services.segment_create(
+        workspace=tenant_b.workspace, name="Pro elsewhere", rule={"trait": "x", "op": "exists"}
+    )
+
+    def names(query: str, role: str = Role.ANALYST) -> list[str]:
+        answer = tenant_a.api(role).get("/api/v1/segments/" + query)
+        assert answer.status_code == 200, answer.content
+        return [row["name"] for row in answer.json()["results"]]
+
+    assert names("") == ["Churn risk (pro plan)", "Newsletter fans", "Pro buyers", "Winback"]
+    # every word somewhere in the name, key or description, any case
+    assert names("?q=pro") == ["Churn risk (pro plan)", "Newsletter fans", "Pro buyers"]
+    assert names("?q=pro+churn") == ["Churn risk (pro plan)"]
+    assert names("?q=TWICE") == ["Pro buyers"]
+    assert names("?q=churn-risk") == ["Churn risk (pro plan)"]  # the key
+    assert names("?status=draft") == ["Newsletter fans"]
+    assert names("?status=changed") == ["Winback"]
+    assert names("?status=published&q=pro") == ["Churn risk (pro plan)", "Pro buyers"]
+    assert names("?owner=me", Role.MARKETER) == ["Churn risk (pro plan)", "Newsletter fans"]
+    assert names(f"?owner={marketer.pk}") == ["Churn risk (pro plan)", "Newsletter fans"]
+    assert names("?owner=me") == []  # the analyst owns none
+    assert names("?order=-updated")[0] == "Winback"
+    for query, field in [
+        ("?status=live", "status"),
+        ("?order=size", "order"),
+        ("?owner=x", "owner"),
+    ]:
+        bad = tenant_a.api(Role.ANALYST).get("/api/v1/segments/" + query)
+        assert bad.status_code == 400 and bad.json()["error"]["detail"]["field"] == field

@@ -405,6 +405,25 @@ def test_list_colours_the_seven_day_trend(
     expect(page.locator("tr[data-segment=idea] .trend")).to_have_text("—")
     screenshot(page, "52-segments-list-trend-directions")
 
+    # search and filter the list
+    expect(page.locator("#segment-count")).to_have_text("4 segments")
+    page.fill("#segment-search", "plan")
+    page.press("#segment-search", "Enter")
+    expect(page.locator("#segment-count")).to_have_text("2 of 4 segments")
+    page.select_option("#segment-order", "-members")  # applies at once
+    page.wait_for_url("**order=-members**")
+    rows = page.locator("#segments-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-segment", "pro-plan")  # the larger first
+    expect(page.locator("#segment-count")).to_have_text("2 of 4 segments")
+    expect(page.locator("#segment-search")).to_have_value("plan")
+    screenshot(page, "53-segments-list-search")
+    page.select_option("#segment-status", "draft")
+    page.wait_for_url("**status=draft**")
+    expect(page.locator("#segments-no-match")).to_contain_text("Nothing matches “plan”")
+    page.click("#segment-filter-clear")
+    expect(page.locator("#segments-table tbody tr")).to_have_count(4)
+
 
 def test_never_published_segment_has_no_chart_yet(
     live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any

@@ -20,6 +20,14 @@
     }
   } catch (e) { /* private mode */ }
 
+  // the segments list: a changed filter or order applies at once (the search waits for Enter)
+  var filterForm = document.getElementById('segment-filters');
+  if (filterForm) {
+    filterForm.querySelectorAll('select').forEach(function (select) {
+      select.addEventListener('change', function () { filterForm.submit(); });
+    });
+  }
+
   var configNode = document.getElementById('segment-config');
   var treeRoot = document.getElementById('rule-tree');
   if (!configNode || !treeRoot) return;
