@@ -23,6 +23,7 @@ from segments import selectors, services
 from segments.models import Membership, Segment
 from segments.rules.schema import RULE_SCHEMA
 from segments.serializers import (
+    DuplicateSerializer,
     GrantSerializer,
     MembershipSerializer,
     PreviewSerializer,
@@ -152,6 +153,25 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             services.segment_publish(segment=segment, actor=request.user)
         return Response(
             SegmentSerializer(self.get_object(), context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(request=DuplicateSerializer, responses={201: SegmentSerializer})
+    @action(detail=True, methods=["post"])
+    def duplicate(self, request: Request, pk: str) -> Response:
+        """A copy of the segment's current rule as a new, unpublished segment owned by the
+        caller (`{"name": ...}` optional; default "Copy of <name>")."""
+        self.require("segments.create")
+        serializer = DuplicateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        copy = services.segment_duplicate(
+            segment=self.get_object(),
+            actor=request.user,
+            name=serializer.validated_data.get("name"),
+        )
+        copy.refresh_from_db()
+        return Response(
+            SegmentSerializer(copy, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
         )
 
     def destroy(self, request: Request, pk: str) -> Response:

@@ -83,3 +83,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class GrantSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
+
+
+class DuplicateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)

@@ -140,6 +140,32 @@ def segment_create(
 
 
 @transaction.atomic
+def segment_duplicate(*, segment: Segment, actor: Any = None, name: str | None = None) -> Segment:
+    """A new segment with the source's current rule (its draft when it has one, else the live
+    version), owned by whoever duplicates it and not published: a starting point for a variant
+    (another window, a holdout) that does not touch the original or its audience."""
+    source = segment.draft_version or segment.published_version
+    if source is None:  # every segment has a version; a broken row is not copied silently
+        raise ValidationFailed(f"segment {segment.key!r} has no rule to copy")
+    workspace = Workspace.objects.get(pk=segment.workspace_id)
+    copy = segment_create(
+        workspace=workspace,
+        name=name if name is not None else f"Copy of {segment.name}"[:200],
+        description=segment.description,
+        rule=source.rule,
+        actor=actor,
+    )
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="segment.duplicate",
+        target=copy,
+        detail={"from": segment.key, "version": source.number},
+    )
+    return copy
+
+
+@transaction.atomic
 def segment_update(
     *,
     segment: Segment,

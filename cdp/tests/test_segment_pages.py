@@ -353,3 +353,16 @@ def test_list_search_and_filters(tenant_a: Tenant, pro_segment: Segment) -> None
     # an edited URL falls back to the defaults instead of failing
     keys, html = rows("?status=bogus&order=bogus&owner=bogus")
     assert keys == ["pro-customers", "winback"] and 'id="segment-filter-clear"' not in html
+
+
+def test_duplicate_is_offered_to_whoever_may_create(tenant_a: Tenant) -> None:
+    segment = owned_by_owner(tenant_a)  # not the marketer's: read-only for them
+    url = f"/segments/{segment.pk}/"
+    for role, offered in [
+        (Role.OWNER, True),
+        (Role.ADMIN, True),
+        (Role.MARKETER, True),
+        (Role.ANALYST, False),
+    ]:
+        html = tenant_a.session(role).get(url).content.decode()
+        assert ('id="duplicate-segment"' in html) == offered, role

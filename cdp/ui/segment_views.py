@@ -185,6 +185,7 @@ def _builder(
             "segment": segment,
             "config": config,
             "can_manage": can_manage,
+            "can_create": access.can(request.user, workspace, "segments.create"),
             "role": access.role_of(request.user, workspace),
             "sharing": sharing,
             "section": "segments",

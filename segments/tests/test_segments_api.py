@@ -11,10 +11,10 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from cdp.models import Role
+from cdp.models import AuditLog, Role
 from cdp.testing import Tenant
 from profiles.tests.test_identity_resolution import process, profile_of, send
-from segments.models import Membership
+from segments.models import Membership, Segment
 
 RULE = {
     "all": [
@@ -429,3 +429,54 @@ def test_list_search_filters_and_order(tenant_a: Tenant, tenant_b: Tenant) -> No
     ]:
         bad = tenant_a.api(Role.ANALYST).get("/api/v1/segments/" + query)
         assert bad.status_code == 400 and bad.json()["error"]["detail"]["field"] == field
+
+
+def test_duplicate_copies_the_current_rule_as_an_unpublished_segment(
+    tenant_a: Tenant, tenant_b: Tenant, shoppers: dict[str, int]
+) -> None:
+    owner = tenant_a.api(Role.OWNER)
+    made = owner.post(
+        "/api/v1/segments/",
+        {"name": "Pro buyers", "description": "twice a month", "rule": RULE, "publish": True},
+        content_type="application/json",
+    ).json()
+    narrower = {"all": [*RULE["all"], {"trait": "plan", "op": "neq", "value": "team"}]}
+    owner.patch(
+        f"/api/v1/segments/{made['id']}/", {"rule": narrower}, content_type="application/json"
+    )
+    url = f"/api/v1/segments/{made['id']}/duplicate/"
+
+    marketer = tenant_a.api(Role.MARKETER)  # may create, though not manage the original
+    answer = marketer.post(url, {}, content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    copy = answer.json()
+    assert copy["name"] == "Copy of Pro buyers" and copy["key"] == "copy-of-pro-buyers"
+    assert copy["status"] == "draft" and copy["published"] is None
+    assert copy["draft"]["rule"] == narrower  # the draft, what the builder shows
+    assert copy["owner"] == "marketer@alpha" and copy["description"] == "twice a month"
+    assert Segment.objects.get(pk=copy["id"]).member_count == 0
+    # the copy is the marketer's to change; the original is untouched
+    assert (
+        marketer.patch(
+            f"/api/v1/segments/{copy['id']}/",
+            {"name": "Pro buyers, no teams"},
+            content_type="application/json",
+        ).status_code
+        == 200
+    )
+    original = owner.get(f"/api/v1/segments/{made['id']}/").json()
+    assert original["member_count"] == made["member_count"] == 1
+    assert original["published"]["rule"] == RULE
+
+    named = marketer.post(url, {"name": "Holdout test"}, content_type="application/json")
+    assert named.status_code == 201 and named.json()["name"] == "Holdout test"
+    blank = marketer.post(url, {"name": ""}, content_type="application/json")
+    assert blank.status_code == 400
+    assert (
+        tenant_a.api(Role.ANALYST).post(url, {}, content_type="application/json").status_code == 403
+    )
+    assert (
+        tenant_b.api(Role.OWNER).post(url, {}, content_type="application/json").status_code == 404
+    )
+    assert Segment.objects.filter(workspace=tenant_a.workspace).count() == 3
+    assert AuditLog.objects.filter(action="segment.duplicate").count() == 2

@@ -462,3 +462,24 @@ def test_marketer_edits_only_what_is_shared(
     expect(page.locator("#read-only-note")).to_have_count(0)
     expect(page.locator("#delete-segment")).to_be_visible()
     expect(page.locator("#sharing")).to_be_visible()
+
+
+def test_marketer_duplicates_a_segment_they_cannot_edit(
+    live_server: Any, page: Page, tenant_a: Tenant, shop: Segment, login_as: Any, screenshot: Any
+) -> None:
+    login_as(tenant_a.users["marketer"])
+    page.goto(f"{live_server.url}/segments/{shop.pk}/")
+    expect(page.locator("#read-only-note")).to_be_visible()
+    page.click("#duplicate-segment")
+    page.wait_for_url(re.compile(rf".*/segments/(?!{shop.pk}/)\d+/$"))
+    expect(page.locator("#segment-flash")).to_contain_text('Duplicated "VIP" as "Copy of VIP"')
+    expect(page.locator("#segment-name")).to_have_value("Copy of VIP")
+    expect(page.locator("#read-only-note")).to_have_count(0)  # theirs to change
+    expect(page.locator("#export-csv")).to_have_count(0)  # not published yet
+    expect(page.locator("#preview-count")).to_have_text("3")  # the same rule, previewed
+    screenshot(page, "54-segment-duplicated")
+    copy = Segment.objects.exclude(pk=shop.pk).get(workspace=tenant_a.workspace)
+    assert copy.owner == tenant_a.users["marketer"] and copy.status == "draft"
+    shop.refresh_from_db()
+    assert copy.draft_version is not None and shop.published_version is not None
+    assert copy.draft_version.rule == shop.published_version.rule

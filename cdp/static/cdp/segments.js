@@ -1090,6 +1090,17 @@
       b.addEventListener('click', function () { loadSizes(Number(b.getAttribute('data-days'))); });
     });
     loadSizes(30);
+    var duplicate = document.getElementById('duplicate-segment');
+    if (duplicate) duplicate.addEventListener('click', function () {
+      duplicate.disabled = true;
+      api('POST', config.api + segment.id + '/duplicate/', {}).then(function (copy) {
+        try {
+          sessionStorage.setItem(FLASH, 'Duplicated "' + segment.name + '" as "' + copy.name +
+            '": a draft of your own, not published. Rename it and change the rule.');
+        } catch (e) { /* private mode */ }
+        window.location.href = config.list_url + copy.id + '/';
+      }).catch(function (err) { duplicate.disabled = false; clearFlash(); failed(err); });
+    });
     if (!editable) return;
     var discard = document.getElementById('discard-draft');
     if (discard) discard.addEventListener('click', function () {
