@@ -84,6 +84,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
                 "changed (published with unpublished changes) or draft (never published)",
             ),
             OpenApiParameter("owner", str, description="'me' or a user id"),
+            OpenApiParameter("tag", str, description="segments carrying this tag"),
             OpenApiParameter("order", str, enum=list(selectors.SEGMENT_ORDERS)),
         ]
     )
@@ -96,6 +97,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             q=params.get("q", ""),
             status=params.get("status", ""),
             owner_id=_owner_param(request),
+            tag=params.get("tag", ""),
             order=params.get("order", "name"),
         )
         page = self.paginate_queryset(rows) or []
@@ -104,6 +106,14 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             "trends": selectors.segment_trends(segment_ids=[s.pk for s in page]),
         }
         return self.get_paginated_response(SegmentSerializer(page, many=True, context=context).data)
+
+    @extend_schema(responses=dict)
+    @action(detail=False, methods=["get"])
+    def tags(self, request: Request) -> Response:
+        """Every tag in the workspace with how many segments carry it."""
+        self.require("segments.view")
+        rows = selectors.segment_tags(workspace=self.workspace)
+        return Response({"results": [{"tag": tag, "segments": n} for tag, n in rows]})
 
     @extend_schema(request=SegmentWriteSerializer, responses=SegmentSerializer)
     def create(self, request: Request) -> Response:
@@ -120,6 +130,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             name=data["name"],
             rule=data["rule"],
             description=data.get("description", ""),
+            tags=data.get("tags"),
             publish=data["publish"],
             actor=request.user,
         )
@@ -147,6 +158,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             actor=request.user,
             name=data.get("name"),
             description=data.get("description"),
+            tags=data.get("tags"),
             rule=data.get("rule"),
         )
         if data.get("publish"):

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 
@@ -21,6 +23,8 @@ class Segment(models.Model):
     key = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # labels to organise many segments ("lifecycle", "q4 campaign"); metadata, not versioned
+    tags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -42,6 +46,7 @@ class Segment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "key"], name="uniq_segment_key")
         ]
+        indexes = [GinIndex(fields=["tags"], name="segment_tags")]
 
     def __str__(self) -> str:
         return self.name

@@ -36,11 +36,12 @@ def segment_list(
     q: str = "",
     status: str = "",
     owner_id: int | None = None,
+    tag: str = "",
     order: str = "name",
 ) -> QuerySet[Segment]:
     """A workspace's segments matching a free-text search (name, key, description), a status
-    (published, changed = published with a draft, draft = never published) and an owner, in
-    one of SEGMENT_ORDERS. Unknown status or order values are refused by name."""
+    (published, changed = published with a draft, draft = never published), an owner and a
+    tag, in one of SEGMENT_ORDERS. Unknown status or order values are refused by name."""
     if status and status not in SEGMENT_STATUSES:
         raise ValidationFailed(
             f"status: expected one of {', '.join(SEGMENT_STATUSES)}", detail={"field": "status"}
@@ -65,7 +66,20 @@ def segment_list(
         rows = rows.filter(status=SegmentStatus.DRAFT)
     if owner_id is not None:
         rows = rows.filter(owner_id=owner_id)
+    if tag:
+        rows = rows.filter(tags__contains=[" ".join(tag.lower().split())])
     return rows.order_by(*SEGMENT_ORDERS[order])
+
+
+def segment_tags(*, workspace: Workspace) -> list[tuple[str, int]]:
+    """Every tag used in the workspace with how many segments carry it, by name."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tag, count(*) FROM segments_segment, unnest(tags) AS tag"
+            " WHERE workspace_id = %s GROUP BY tag ORDER BY tag",
+            [workspace.pk],
+        )
+        return [(str(row[0]), int(row[1])) for row in cursor]
 
 
 # Size at the end of each UTC day, from the history alone: the members at the start of the

@@ -29,6 +29,7 @@ class SegmentSerializer(serializers.ModelSerializer):
             "key",
             "name",
             "description",
+            "tags",
             "status",
             "owner",
             "member_count",
@@ -66,6 +67,8 @@ class SegmentSerializer(serializers.ModelSerializer):
 class SegmentWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(allow_blank=True, required=False)
+    # checked by the service, whose errors name the bad tag's position
+    tags = serializers.JSONField(required=False, help_text="a list of up to 10 labels")
     rule = serializers.JSONField(required=False)
     publish = serializers.BooleanField(default=False)
 

@@ -3,6 +3,7 @@ evaluation that updates membership history atomically."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +107,37 @@ def _unique_key(workspace: Workspace, name: str) -> str:
     return key
 
 
+MAX_TAGS = 10
+_TAG = re.compile(r"[a-z0-9][a-z0-9 _\-]{0,39}")
+
+
+def normalise_tags(value: Any) -> list[str]:
+    """Tags as stored: trimmed, lower-case, single spaces, each once, in the order given.
+    Errors name the position of the bad tag (tags[2])."""
+    if not isinstance(value, list):
+        raise ValidationFailed("tags: expected a list of strings", detail={"field": "tags"})
+    tags: list[str] = []
+    for i, raw in enumerate(value):
+        if not isinstance(raw, str):
+            raise ValidationFailed(
+                f"tags[{i}]: expected a string", detail={"field": "tags", "index": i}
+            )
+        tag = " ".join(raw.lower().split())
+        if not _TAG.fullmatch(tag):
+            raise ValidationFailed(
+                f"tags[{i}]: {raw!r} is not a tag: 1 to 40 letters, digits, spaces, - or _, "
+                "starting with a letter or digit",
+                detail={"field": "tags", "index": i},
+            )
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise ValidationFailed(
+            f"tags: at most {MAX_TAGS} tags per segment", detail={"field": "tags"}
+        )
+    return tags
+
+
 @transaction.atomic
 def segment_create(
     *,
@@ -113,17 +145,20 @@ def segment_create(
     name: str,
     rule: Any,
     description: str = "",
+    tags: Any = None,
     publish: bool = False,
     actor: Any = None,
 ) -> Segment:
     if not name.strip():
         raise ValidationFailed("name: expected a segment name", detail={"field": "name"})
+    clean_tags = normalise_tags(tags) if tags is not None else []
     rule_parse(workspace=workspace, rule=rule)
     segment = Segment.objects.create(
         workspace=workspace,
         key=_unique_key(workspace, name),
         name=name.strip(),
         description=description,
+        tags=clean_tags,
         owner=actor if getattr(actor, "is_authenticated", False) else None,
     )
     version = SegmentVersion.objects.create(
@@ -152,6 +187,7 @@ def segment_duplicate(*, segment: Segment, actor: Any = None, name: str | None =
         workspace=workspace,
         name=name if name is not None else f"Copy of {segment.name}"[:200],
         description=segment.description,
+        tags=segment.tags,
         rule=source.rule,
         actor=actor,
     )
@@ -172,11 +208,14 @@ def segment_update(
     actor: Any = None,
     name: str | None = None,
     description: str | None = None,
+    tags: Any = None,
     rule: Any = None,
 ) -> Segment:
     """A new rule becomes (or replaces) the draft version; the published one stays live until
-    the draft is published."""
+    the draft is published. Name, description and tags are not versioned."""
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    if tags is not None:
+        segment.tags = normalise_tags(tags)
     if name is not None:
         if not name.strip():
             raise ValidationFailed("name: expected a segment name", detail={"field": "name"})
@@ -187,9 +226,20 @@ def segment_update(
         workspace = Workspace.objects.get(pk=segment.workspace_id)
         rule_parse(workspace=workspace, rule=rule, segment_id=segment.pk)
         draft = segment.draft_version
-        if draft is not None and draft.published_at is None:
-            draft.rule = rule
-            draft.save(update_fields=["rule"])
+        unpublished = draft if draft is not None and draft.published_at is None else None
+        live = segment.published_version
+        if live is not None and rule == live.rule:
+            # the live rule again (a save that changed only the name or tags, or an edit
+            # undone): nothing to publish, so no draft is kept
+            if unpublished is not None:
+                segment.draft_version = None
+                segment.updated_at = timezone.now()
+                segment.save()
+                unpublished.delete()
+                return segment
+        elif unpublished is not None:
+            unpublished.rule = rule
+            unpublished.save(update_fields=["rule"])
         else:
             last = segment.versions.order_by("-number").first()
             segment.draft_version = SegmentVersion.objects.create(

@@ -366,3 +366,28 @@ def test_duplicate_is_offered_to_whoever_may_create(tenant_a: Tenant) -> None:
     ]:
         html = tenant_a.session(role).get(url).content.decode()
         assert ('id="duplicate-segment"' in html) == offered, role
+
+
+def test_tags_on_the_list_and_in_the_builder(tenant_a: Tenant, pro_segment: Segment) -> None:
+    services.segment_update(segment=pro_segment, tags=["lifecycle", "q4 campaign"])
+    services.segment_create(
+        workspace=tenant_a.workspace, name="Loyal", rule=RULE, tags=["lifecycle"]
+    )
+    services.segment_create(workspace=tenant_a.workspace, name="Plain", rule=RULE)
+    session = tenant_a.session(Role.MARKETER)
+    html = session.get("/segments/").content.decode()
+    select = html[
+        html.index('id="segment-tag"') : html.index("</select>", html.index('id="segment-tag"'))
+    ]
+    assert '<option value="lifecycle">lifecycle (2)</option>' in select
+    assert '<option value="q4 campaign">q4 campaign (1)</option>' in select
+    assert 'class="tag" href="?tag=q4%20campaign">q4 campaign</a>' in html
+    filtered = session.get("/segments/?tag=lifecycle").content.decode()
+    keys = [part.split('"', 1)[0] for part in filtered.split('data-segment="')[1:]]
+    assert keys == ["loyal", "pro-customers"]
+    assert '<option value="lifecycle" selected>' in filtered and 'class="tag on"' in filtered
+    unknown = session.get("/segments/?tag=nope").content.decode()  # an edited URL: ignored
+    assert unknown.count('data-segment="') == 3
+    builder = session.get(f"/segments/{pro_segment.pk}/").content.decode()
+    assert 'id="segment-tags"' in builder and 'value="lifecycle, q4 campaign"' in builder
+    assert '<option value="q4 campaign">' in builder  # offered while typing

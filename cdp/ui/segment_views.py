@@ -92,7 +92,9 @@ def segment_list(request: HttpRequest) -> HttpResponse:
         "status": request.GET.get("status", ""),
         "owner": request.GET.get("owner", ""),
         "order": request.GET.get("order", "name"),
+        "tag": request.GET.get("tag", ""),
     }
+    tags = segment_selectors.segment_tags(workspace=workspace)
     # the form offers only valid values; anything else (an edited URL) falls back to the default
     if filters["status"] not in SEGMENT_STATUSES:
         filters["status"] = ""
@@ -100,16 +102,19 @@ def segment_list(request: HttpRequest) -> HttpResponse:
         filters["order"] = "name"
     if filters["owner"] != "me":
         filters["owner"] = ""
+    if filters["tag"] not in {tag for tag, _ in tags}:
+        filters["tag"] = ""
     segments = list(
         segment_selectors.segment_list(
             workspace=workspace,
             q=filters["q"],
             status=filters["status"],
             owner_id=request.user.pk if filters["owner"] else None,
+            tag=filters["tag"],
             order=filters["order"],
         )
     )
-    filtered = any(filters[k] for k in ("q", "status", "owner"))
+    filtered = any(filters[k] for k in ("q", "status", "owner", "tag"))
     total = Segment.objects.filter(workspace=workspace).count() if filtered else len(segments)
     # one query for every row's entries and exits (never one per segment)
     trends = segment_trends(segment_ids=[s.pk for s in segments], days=TREND_DAYS)
@@ -129,6 +134,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
             "total": total,
             "filters": filters,
             "filtered": filtered,
+            "tags": tags,
             "statuses": SEGMENT_STATUSES.items(),
             "orders": [
                 ("name", "Name"),
@@ -186,6 +192,7 @@ def _builder(
             "config": config,
             "can_manage": can_manage,
             "can_create": access.can(request.user, workspace, "segments.create"),
+            "known_tags": [tag for tag, _ in segment_selectors.segment_tags(workspace=workspace)],
             "role": access.role_of(request.user, workspace),
             "sharing": sharing,
             "section": "segments",

@@ -480,3 +480,87 @@ def test_duplicate_copies_the_current_rule_as_an_unpublished_segment(
     )
     assert Segment.objects.filter(workspace=tenant_a.workspace).count() == 3
     assert AuditLog.objects.filter(action="segment.duplicate").count() == 2
+
+
+def test_tags_organise_the_list(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    owner = tenant_a.api(Role.OWNER)
+
+    def create(name: str, tags: Any) -> Any:
+        return owner.post(
+            "/api/v1/segments/",
+            {"name": name, "rule": {"trait": "plan", "op": "exists"}, "tags": tags},
+            content_type="application/json",
+        )
+
+    made = create("Lapsed", ["Lifecycle", "  Q4   campaign ", "lifecycle"])
+    assert made.status_code == 201, made.content
+    assert made.json()["tags"] == ["lifecycle", "q4 campaign"]  # trimmed, lower-case, once
+    create("Loyal", ["lifecycle"])
+    create("Untagged", [])
+    tenant_b.api(Role.OWNER).post(
+        "/api/v1/segments/",
+        {"name": "Elsewhere", "rule": {"trait": "plan", "op": "exists"}, "tags": ["lifecycle"]},
+        content_type="application/json",
+    )
+    for tags, message in [
+        ("lifecycle", "expected a list of strings"),
+        (["ok", 7], "tags[1]: expected a string"),
+        (["ok", "-dash first"], "tags[1]: '-dash first' is not a tag"),
+        (["x" * 41], "tags[0]:"),
+        ([f"t{i}" for i in range(11)], "at most 10 tags"),
+    ]:
+        bad = create("Bad", tags)
+        assert bad.status_code == 400, tags
+        assert message in bad.json()["error"]["message"], bad.json()
+        assert bad.json()["error"]["detail"]["field"] == "tags"
+
+    def names(query: str) -> list[str]:
+        return [r["name"] for r in owner.get("/api/v1/segments/" + query).json()["results"]]
+
+    assert names("?tag=lifecycle") == ["Lapsed", "Loyal"]
+    assert names("?tag=Q4+Campaign") == ["Lapsed"]
+    assert names("?tag=nothing") == []
+    listed = tenant_a.api(Role.ANALYST).get("/api/v1/segments/tags/").json()["results"]
+    assert listed == [{"tag": "lifecycle", "segments": 2}, {"tag": "q4 campaign", "segments": 1}]
+
+    # tags change without touching the rule's versions
+    segment = made.json()
+    changed = owner.patch(
+        f"/api/v1/segments/{segment['id']}/", {"tags": ["winback"]}, content_type="application/json"
+    )
+    assert changed.status_code == 200 and changed.json()["tags"] == ["winback"]
+    assert changed.json()["draft"]["number"] == 1
+    copy = owner.post(
+        f"/api/v1/segments/{segment['id']}/duplicate/", {}, content_type="application/json"
+    )
+    assert copy.json()["tags"] == ["winback"]
+    assert names("?tag=lifecycle") == ["Loyal"]
+
+
+def test_saving_the_live_rule_again_leaves_no_draft(
+    tenant_a: Tenant, shoppers: dict[str, int]
+) -> None:
+    owner = tenant_a.api(Role.OWNER)
+    made = owner.post(
+        "/api/v1/segments/",
+        {"name": "Pro buyers", "rule": RULE, "publish": True},
+        content_type="application/json",
+    ).json()
+    url = f"/api/v1/segments/{made['id']}/"
+    # the builder sends the rule with every save: a rename keeps the live rule, no draft
+    same = owner.patch(
+        url, {"name": "Pro buyers (EU)", "rule": RULE}, content_type="application/json"
+    )
+    assert same.status_code == 200
+    assert same.json()["draft"] is None and same.json()["published"]["number"] == 1
+    other = {"trait": "plan", "op": "eq", "value": "pro"}
+    assert (
+        owner.patch(url, {"rule": other}, content_type="application/json").json()["draft"]["number"]
+        == 2
+    )
+    # an edit undone: the draft goes, the live version stays
+    back = owner.patch(url, {"rule": RULE}, content_type="application/json").json()
+    assert back["draft"] is None and back["status"] == "published"
+    assert Segment.objects.get(pk=made["id"]).versions.count() == 1
+    nothing = owner.post(url + "publish/")
+    assert nothing.status_code == 409 and nothing.json()["error"]["code"] == "no_draft"

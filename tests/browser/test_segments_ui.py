@@ -483,3 +483,39 @@ def test_marketer_duplicates_a_segment_they_cannot_edit(
     shop.refresh_from_db()
     assert copy.draft_version is not None and shop.published_version is not None
     assert copy.draft_version.rule == shop.published_version.rule
+
+
+def test_tag_a_segment_and_filter_the_list_by_it(
+    live_server: Any,
+    page: Page,
+    tenant_a: Tenant,
+    shop: Segment,
+    login_as: Any,
+    screenshot: Any,
+    console: Any,
+) -> None:
+    console.allow(r"status of 400 .*/api/v1/segments/\d+/")  # the refused tag
+    services.segment_create(
+        workspace=tenant_a.workspace, name="Everyone", rule={"trait": "plan", "op": "exists"}
+    )
+    login_as(tenant_a.users["owner"])
+    page.goto(f"{live_server.url}/segments/{shop.pk}/")
+    page.fill("#segment-tags", "Lifecycle, -oops")
+    page.click("#save-draft")
+    expect(page.locator("#builder-error")).to_contain_text("tags[1]: '-oops' is not a tag")
+    expect(page.locator("#segment-tags")).to_have_class(re.compile(r"\binvalid\b"))
+    page.fill("#segment-tags", "Lifecycle,  VIP care ")
+    expect(page.locator("#segment-tags")).not_to_have_class(re.compile(r"\binvalid\b"))
+    page.click("#save-draft")
+    # the rule was not touched: saved, and no draft to publish appears
+    expect(page.locator("#segment-flash")).to_contain_text("nothing to publish")
+    expect(page.locator("#segment-tags")).to_have_value("lifecycle, vip care")
+    expect(page.locator("#draft-pill")).to_have_count(0)
+
+    page.goto(f"{live_server.url}/segments/")
+    expect(page.locator("#segments-table tbody tr")).to_have_count(2)
+    page.locator("tr[data-segment=vip] .tag", has_text="vip care").click()
+    expect(page.locator("#segments-table tbody tr")).to_have_count(1)
+    expect(page.locator("#segment-tag")).to_have_value("vip care")
+    expect(page.locator("tr[data-segment=vip] .tag.on")).to_have_text("vip care")
+    screenshot(page, "55-segments-list-tag")

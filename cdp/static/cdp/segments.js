@@ -712,6 +712,8 @@
   // ---- save, diff, publish ----------------------------------------------------------------
   var nameInput = document.getElementById('segment-name');
   var descInput = document.getElementById('segment-description');
+  var tagsInput = document.getElementById('segment-tags');
+  var initialRule = null;  // the rule as the page opened, serialised (set once drawn)
   var status = document.getElementById('save-status');
   var diffPanel = document.getElementById('diff-panel');
 
@@ -727,9 +729,22 @@
     var detail = err.body && err.body.error && err.body.error.detail;
     if (err.status === 400 && detail && detail.errors) showRuleErrors(detail.errors);
     else showTop(err.message);
+    if (err.status === 400 && detail && detail.field === 'tags' && tagsInput) {
+      tagsInput.classList.add('invalid');
+      tagsInput.focus();
+    }
   }
+  if (tagsInput) tagsInput.addEventListener('input', function () {
+    tagsInput.classList.remove('invalid');
+  });
   function payload() {
-    return { name: nameInput.value.trim(), description: descInput.value, rule: currentRule() };
+    var tags = tagsInput ? tagsInput.value.split(',').map(function (t) { return t.trim(); })
+      .filter(function (t) { return t; }) : [];
+    var body = { name: nameInput.value.trim(), description: descInput.value, tags: tags };
+    // an untouched rule is not sent: renaming or tagging a segment creates no draft
+    var rule = currentRule();
+    if (!segment || JSON.stringify(rule) !== initialRule) body.rule = rule;
+    return body;
   }
   function checkName() {
     if (nameInput.value.trim()) return true;
@@ -756,6 +771,13 @@
     }
     api('PATCH', config.api + segment.id + '/', payload()).then(function (updated) {
       segment = updated;
+      var pending = updated.draft && !updated.draft.published_at;
+      if (!pending && updated.published) {
+        // the rule is the live one (only the name, description or tags changed)
+        reloadWith('Saved. The rule is the live one (version ' + updated.published.number +
+          '): nothing to publish.');
+        return;
+      }
       if (!publish) { reloadWith('Draft saved (version ' + updated.draft.number + ').'); return; }
       if (updated.status !== 'published') return publishNow();
       return api('GET', config.api + segment.id + '/diff/').then(showDiff);
@@ -1137,6 +1159,7 @@
   datalist('dl-traits', suggest.traits || []);
   datalist('dl-events', suggest.events || []);
   render();
+  initialRule = JSON.stringify(currentRule());
   preview();
   if (segment) wireExisting();
 })();
