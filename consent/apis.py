@@ -16,7 +16,7 @@ from cdp.errors import NotFound, ValidationFailed
 from cdp.models import AuditLog
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
-from consent import privacy, retention, services
+from consent import privacy, retention, selectors, services
 from consent.models import (
     DEFAULT_EVENT_RETENTION_DAYS,
     DEFAULT_FAILED_EVENT_RETENTION_DAYS,
@@ -65,6 +65,36 @@ class PurposeViewSet(CapabilityMixin, viewsets.GenericViewSet):
             actor=request.user,
         )
         return Response(PurposeSerializer(purpose).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=dict)
+    @action(detail=False, methods=["get"])
+    def overview(self, request: Request) -> Response:
+        """Per purpose, across the workspace's people: how many granted, denied, withdrawn or
+        never decided, how many it may use now (the enforcement rule, counted for everyone)
+        and the decisions recorded in the last 30 days."""
+        self.require("consent.view")
+        profiles, rows = selectors.consent_overview(workspace=self.workspace)
+        return Response(
+            {
+                "profiles": profiles,
+                "recent_days": selectors.RECENT_DAYS,
+                "results": [
+                    {
+                        "purpose": row.purpose.key,
+                        "legal_basis": row.purpose.legal_basis,
+                        "default_granted": row.purpose.default_granted,
+                        "granted": row.granted,
+                        "denied": row.denied,
+                        "withdrawn": row.withdrawn,
+                        "undecided": row.undecided,
+                        "allowed": row.allowed,
+                        "recent_granted": row.recent_granted,
+                        "recent_refused": row.recent_refused,
+                    }
+                    for row in rows
+                ],
+            }
+        )
 
 
 class ConsentEventViewSet(CapabilityMixin, viewsets.GenericViewSet):

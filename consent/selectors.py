@@ -1,10 +1,18 @@
-"""Reading the consent log: one person's decisions, for the profile page and privacy center."""
+"""Reading the consent log: one person's decisions (the profile page) and where each purpose
+stands across the workspace (the privacy center)."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
-from consent.models import ConsentRecord
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from cdp.models import Workspace
+from consent.models import ConsentRecord, ConsentStatus, Purpose
 
 
 def consent_history(*, workspace_id: int, profile_id: int) -> QuerySet[ConsentRecord]:
@@ -13,3 +21,82 @@ def consent_history(*, workspace_id: int, profile_id: int) -> QuerySet[ConsentRe
     return ConsentRecord.objects.filter(workspace_id=workspace_id, profile_id=profile_id).order_by(
         "-occurred_at", "-id"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeOverview:
+    """Where a purpose stands across the workspace's people (live profiles only)."""
+
+    purpose: Purpose
+    profiles: int
+    granted: int
+    denied: int
+    withdrawn: int
+    recent_granted: int  # decisions recorded in the last RECENT_DAYS
+    recent_refused: int  # denied or withdrawn, same window
+
+    @property
+    def undecided(self) -> int:
+        return self.profiles - self.granted - self.denied - self.withdrawn
+
+    @property
+    def allowed(self) -> int:
+        """How many may be used for it now: the enforcement rule (granted, or undecided when
+        the purpose is granted by default) counted for everybody."""
+        return self.granted + (self.undecided if self.purpose.default_granted else 0)
+
+    @property
+    def allowed_share(self) -> float | None:
+        return self.allowed / self.profiles if self.profiles else None
+
+
+RECENT_DAYS = 30
+
+_STATES = """
+SELECT s.purpose, s.status, count(*)
+FROM consent_consentstate s
+JOIN profiles_profile p ON p.id = s.profile_id AND p.merged_into_id IS NULL
+WHERE s.workspace_id = %(ws)s
+GROUP BY 1, 2
+"""
+_RECENT = """
+SELECT purpose, status, count(*) FROM consent_consentrecord
+WHERE workspace_id = %(ws)s AND recorded_at >= %(since)s
+GROUP BY 1, 2
+"""
+_PROFILES = """
+SELECT count(*) FROM profiles_profile WHERE workspace_id = %(ws)s AND merged_into_id IS NULL
+"""
+
+
+def consent_overview(*, workspace: Workspace) -> tuple[int, list[PurposeOverview]]:
+    """Per purpose of the workspace: current decisions (granted, denied, withdrawn, none), how
+    many people it may use, and the decisions of the last RECENT_DAYS days (three queries).
+    Returns the number of (live) profiles and a row per purpose."""
+    params: dict[str, Any] = {
+        "ws": workspace.pk,
+        "since": timezone.now() - timedelta(days=RECENT_DAYS),
+    }
+    states: dict[tuple[str, str], int] = {}
+    recent: dict[tuple[str, str], int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_PROFILES, params)
+        row = cursor.fetchone()
+        profiles = int(row[0]) if row else 0
+        cursor.execute(_STATES, params)
+        states = {(p, s): int(n) for p, s, n in cursor}
+        cursor.execute(_RECENT, params)
+        recent = {(p, s): int(n) for p, s, n in cursor}
+    return profiles, [
+        PurposeOverview(
+            purpose=purpose,
+            profiles=profiles,
+            granted=states.get((purpose.key, ConsentStatus.GRANTED), 0),
+            denied=states.get((purpose.key, ConsentStatus.DENIED), 0),
+            withdrawn=states.get((purpose.key, ConsentStatus.WITHDRAWN), 0),
+            recent_granted=recent.get((purpose.key, ConsentStatus.GRANTED), 0),
+            recent_refused=recent.get((purpose.key, ConsentStatus.DENIED), 0)
+            + recent.get((purpose.key, ConsentStatus.WITHDRAWN), 0),
+        )
+        for purpose in Purpose.objects.filter(workspace=workspace).order_by("key")
+    ]

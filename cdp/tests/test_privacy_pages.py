@@ -225,3 +225,43 @@ def test_two_person_approval_from_the_pages(
 
     officer.post("/privacy/retention/", {"form": "approval", "two_person_approval": "0"})
     assert not privacy.privacy_settings_of(workspace=tenant_a.workspace).two_person_approval
+
+
+def test_purposes_page_shows_where_each_purpose_stands(tenant_a: Tenant) -> None:
+    from django.test import Client
+
+    from cdp.testing import post_collector
+    from profiles.pipeline import queue
+
+    purposes_install_defaults(workspace=tenant_a.workspace)
+
+    def person(user: str, choices: dict[str, bool]) -> dict[str, Any]:
+        return {
+            "type": "identify",
+            "userId": user,
+            "context": {"consent": {"categoryPreferences": choices}},
+        }
+
+    batch = [
+        person("u-yes", {"marketing_email": True, "analytics": True}),
+        person("u-no", {"marketing_email": False}),
+        person("u-quiet", {}),
+    ]
+    answer = post_collector(Client(), "/v1/batch", {"batch": batch}, write_key=tenant_a.write_key)
+    assert answer.status_code == 200
+    queue.drain(batch_size=100)
+    html = tenant_a.session(Role.PRIVACY_OFFICER).get("/privacy/purposes/").content.decode()
+
+    def row(key: str) -> str:
+        found = html[html.index(f'data-purpose="{key}"') :]
+        return found[: found.index("</tr>")]
+
+    email = row("marketing_email")
+    assert '<td class="num granted">1</td>' in email
+    assert '<td class="num refused" title="1 denied, 0 withdrawn">1</td>' in email
+    assert '<td class="num undecided">1</td>' in email
+    assert "<strong>1</strong> of 3 · 33%" in email and 'style="width: 33%"' in email
+    assert '<span class="good-ink">+1</span> / <span class="bad-ink">−1</span>' in email
+    # legitimate interest: everybody but an objection
+    assert "<strong>3</strong> of 3 · 100%" in row("analytics")
+    assert "over the workspace's 3 profiles" in html

@@ -22,6 +22,7 @@ from cdp.models import AuditLog
 from cdp.ui.profile_views import _page, _query_string
 from cdp.ui.views import _require
 from consent import privacy, retention, services
+from consent import selectors as consent_selectors
 from consent.models import (
     MAX_RETENTION_DAYS,
     LegalBasis,
@@ -29,7 +30,6 @@ from consent.models import (
     PrivacyRequest,
     PrivacyRequestStatus,
     PrivacyRequestType,
-    Purpose,
     SuppressedIdentifier,
     SuppressionDropCount,
 )
@@ -100,12 +100,14 @@ def purposes(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Purpose {purpose.key!r} added.")
             return redirect("ui-privacy-purposes")
-    rows = list(Purpose.objects.filter(workspace=workspace).order_by("key"))
+    profiles, overview = consent_selectors.consent_overview(workspace=workspace)
     return render(
         request,
         "privacy/purposes.html",
         {
-            "purposes": rows,
+            "purposes": overview,
+            "profiles": profiles,
+            "recent_days": consent_selectors.RECENT_DAYS,
             "legal_bases": LegalBasis.choices,
             "form": form,
             "error": error,

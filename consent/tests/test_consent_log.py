@@ -291,7 +291,7 @@ class Binder:
 
 
 def test_enforcement_helper_python_and_sql_agree(
-    tenant_a: Tenant, client: Client, purposes: None
+    tenant_a: Tenant, tenant_b: Tenant, client: Client, purposes: None
 ) -> None:
     now = timezone.now()
     send(
@@ -333,6 +333,38 @@ def test_enforcement_helper_python_and_sql_agree(
             cursor.execute(query, {**binder.params, "ws": ws})
             sql = {row[0] for row in cursor.fetchall()}
         assert python == sql == allowed, purpose
+
+    # the privacy center's overview counts the same rule for everybody
+    overview = tenant_a.api(Role.PRIVACY_OFFICER).get("/api/v1/consent/purposes/overview/")
+    assert overview.status_code == 200
+    body = overview.json()
+    assert body["profiles"] == 4 and body["recent_days"] == 30
+    rows = {row["purpose"]: row for row in body["results"]}
+    assert set(rows) == {
+        "advertising",
+        "analytics",
+        "marketing_email",
+        "ml_training",
+        "personalization",
+    }
+    email = rows["marketing_email"]
+    assert (email["granted"], email["denied"], email["withdrawn"], email["undecided"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert email["allowed"] == 1 and email["recent_granted"] == 2 and email["recent_refused"] == 2
+    assert rows["analytics"]["allowed"] == 3 and rows["analytics"]["undecided"] == 2
+    for purpose, row in rows.items():
+        everyone = enforcement.consent_allowed_profiles(
+            workspace_id=ws, purpose=purpose, profile_ids=ids.values()
+        )
+        assert row["allowed"] == len(everyone), purpose
+    # marketers read it (whom may a campaign reach?); another workspace sees its own
+    assert tenant_a.api(Role.MARKETER).get("/api/v1/consent/purposes/overview/").status_code == 200
+    elsewhere = tenant_b.api(Role.OWNER).get("/api/v1/consent/purposes/overview/").json()
+    assert elsewhere == {"profiles": 0, "recent_days": 30, "results": []}
 
 
 def test_segment_consent_condition_in_real_time(

@@ -37,12 +37,34 @@ def test_purposes_retention_suppression_and_audit(
         timeout=10,
     )
     assert answer.status_code == 200
+    # three people answer the consent banner (one says no to email)
+    batch: list[dict[str, Any]] = [
+        {
+            "type": "identify",
+            "userId": f"u-{n}",
+            "context": {"consent": {"categoryPreferences": {"marketing_email": n != 2}}},
+        }
+        for n in range(3)
+    ]
+    answer = requests.post(
+        f"{live_server.url}/v1/batch",
+        json={"batch": batch},
+        auth=(tenant_a.write_key, ""),
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    from profiles.pipeline import queue
+
+    queue.drain(batch_size=100)
     login_as(tenant_a.users["privacy_officer"])
     page.goto(f"{live_server.url}/profiles/")
     page.click(".sidebar nav a:has-text('Privacy')")
 
     page.click(".subnav a:has-text('Purposes')")
     expect(page.locator("#purposes-table tbody tr")).to_have_count(5)
+    email = page.locator("#purposes-table tr[data-purpose=marketing_email]")
+    expect(email.locator(".granted")).to_have_text("2")
+    expect(email.locator(".share-text")).to_have_text("2 of 3 · 67%")
     page.fill("#purpose-key", "sms_marketing")
     page.fill("#purpose-name", "SMS marketing")
     page.fill("#purpose-description", "Offers by text message")
