@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
@@ -21,7 +23,9 @@ from cdp import access
 from cdp.errors import ApplicationError, ValidationFailed
 from cdp.models import Workspace
 from cdp.ui.views import _require
+from consent import services as consent_services
 from consent.enforcement import consent_state
+from consent.models import ConsentStatus
 from consent.selectors import consent_history
 from profiles import identifiers
 from profiles.computed import builtin
@@ -278,6 +282,14 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
         if can_view_consent
         else []
     )
+    # who recorded decisions made through the API or this page (one query)
+    recorders = dict(
+        get_user_model()
+        .objects.filter(pk__in={r.actor_id for r in consent_log if r.actor_id})
+        .values_list("pk", "username")
+    )
+    for record in consent_log:
+        record.actor_name = recorders.get(record.actor_id or 0, "")  # type: ignore[attr-defined]
     return render(
         request,
         "profiles/detail.html",
@@ -301,6 +313,8 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
                 profile_segment_exits(profile_id=profile.pk, limit=5) if can_view_segments else []
             ),
             "can_view_consent": can_view_consent,
+            "can_record_consent": access.can(request.user, workspace, "consent.manage"),
+            "consent_statuses": ConsentStatus.choices,
             "consents": (
                 consent_state(workspace_id=workspace.pk, profile_id=profile.pk)
                 if can_view_consent
@@ -340,6 +354,44 @@ def profile_split(request: HttpRequest, profile_id: int) -> HttpResponse:
         "Automatic resolution will keep the two apart.",
     )
     return redirect("ui-profile", profile_id=result.survivor_id)
+
+
+@login_required
+@require_POST
+def profile_consent_record(request: HttpRequest, profile_id: int) -> HttpResponse:
+    """A decision told to the company outside the apps (a call, a letter, a support ticket),
+    recorded by a privacy manager with a reference as its proof."""
+    workspace = _require(request, "consent.manage")
+    profile = _profile_or_404(workspace, profile_id)
+    purpose = request.POST.get("purpose", "")
+    decision = request.POST.get("status", "")
+    reference = request.POST.get("reference", "").strip()[:255]
+    back = redirect(f"{reverse('ui-profile', args=[profile.pk])}#consent-history")
+    if not reference:
+        messages.error(
+            request,
+            "Not recorded: give a reference (ticket, call or letter) as the proof of the decision.",
+        )
+        return back
+    try:
+        record = consent_services.consent_record(
+            workspace=workspace,
+            profile_id=profile.pk,
+            purpose=purpose,
+            status=decision,
+            message_id=reference,
+            actor=request.user,
+            source="ui",
+        )
+    except ApplicationError as exc:
+        messages.error(request, f"Not recorded: {exc.message}")
+        return back
+    messages.success(
+        request,
+        f"Recorded: {record.purpose} {record.status} (reference {reference}). "
+        "Segments and activation follow it from now on.",
+    )
+    return back
 
 
 # ---- merge log and conflicts ----------------------------------------------------------------

@@ -27,6 +27,11 @@ urlpatterns = [
     path("profiles/conflicts/", profile_views.conflict_log, name="ui-identity-conflicts"),
     path("profiles/<int:profile_id>/", profile_views.profile_detail, name="ui-profile"),
     path("profiles/<int:profile_id>/split/", profile_views.profile_split, name="ui-profile-split"),
+    path(
+        "profiles/<int:profile_id>/consent/",
+        profile_views.profile_consent_record,
+        name="ui-profile-consent",
+    ),
     path("segments/", segment_views.segment_list, name="ui-segments"),
     path("segments/new/", segment_views.segment_new, name="ui-segment-new"),
     path("segments/<int:segment_id>/", segment_views.segment_detail, name="ui-segment"),

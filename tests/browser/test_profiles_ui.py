@@ -587,3 +587,21 @@ def test_profile_segments_and_consent_history(
     screenshot(page, "23-profile-consent")
     page.click("#segments-table a")
     expect(page).to_have_url(f"{live_server.url}/segments/{vip.pk}/")
+    expect(page.locator("#size-svg")).to_be_visible()  # the segment page has loaded its sizes
+    page.go_back()
+    expect(page.locator("#record-consent")).to_have_count(0)  # analysts only read
+
+    # a privacy officer records what Grace said on the phone
+    login_as(tenant_a.users["privacy_officer"])
+    page.goto(f"{live_server.url}/profiles/{grace.pk}/")
+    page.click("#record-consent summary")
+    page.select_option("#consent-purpose", "analytics")
+    page.select_option("#consent-status", "withdrawn")
+    page.fill("#consent-reference", "call 2026-11-30, ticket 88")
+    page.click("#consent-record")
+    expect(page.locator(".msg.success")).to_contain_text("Recorded: analytics withdrawn")
+    expect(consent.locator("tr[data-purpose=analytics] .pill")).to_have_text("No")
+    first = history.locator("tbody tr").first
+    expect(first).to_contain_text("by privacy_officer@alpha")
+    expect(first).to_contain_text("call 2026-11-30")
+    screenshot(page, "24-profile-consent-recorded")
