@@ -1,4 +1,5 @@
-"""API paths never answer with an HTML error page: 404s and crashes become JSON errors."""
+"""API paths never answer with an HTML error page: 404s and crashes become JSON errors. Parameters
+with a NUL character are refused with a 400 before any view runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from cdp.errors import error_body
 
@@ -41,3 +43,43 @@ class JsonErrorsForApiPaths:
             logger.exception("unhandled error on %s", request.path)
             return JsonResponse(error_body("server_error", "Internal server error."), status=500)
         return None
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class RejectNulInParameters:
+    """A NUL character in a query or form parameter is never valid (Postgres cannot store or
+    compare it): the request is answered 400 naming the parameter, before any view runs, so no
+    search box or filter can be made to crash a page. JSON bodies are checked where they are
+    parsed (the collector, the rule validator)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        name = _nul_parameter(request)
+        if name is None:
+            return self.get_response(request)
+        message = f"{name}: contains a NUL character (\\x00), which is never valid"
+        if request.path.startswith(API_PREFIXES):
+            body = error_body("bad_parameter", message, {"field": name})
+            return JsonResponse(body, status=400)
+        return render(request, "400.html", {"message": message}, status=400)
+
+
+def _nul_parameter(request: HttpRequest) -> str | None:
+    sources = [request.GET]
+    # form bodies of the UI's own forms; API and collector bodies are parsed (and checked) by
+    # their views (SDKs send gzip with whatever content type they like)
+    if (
+        request.method == "POST"
+        and request.content_type in FORM_TYPES
+        and not request.path.startswith(API_PREFIXES)
+    ):
+        sources.append(request.POST)
+    for params in sources:
+        for key, values in params.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                return key.replace("\x00", "\\x00")
+    return None

@@ -155,6 +155,22 @@ class ConsentEventViewSet(CapabilityMixin, viewsets.GenericViewSet):
         return Response(ConsentRecordSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
+def _settings_body(request: Request, what: str, fields: list[str]) -> dict[str, Any]:
+    """A settings PATCH: a JSON object with some of `fields` and nothing else."""
+    names = ", ".join(fields)
+    data = request.data
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"expected a JSON object with {names}")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValidationFailed(
+            f"{unknown[0]}: not a {what} ({names})",
+            code="unknown_field",
+            detail={"field": unknown[0]},
+        )
+    return data
+
+
 def _retention_data(policy: RetentionPolicy) -> dict[str, Any]:
     return {
         "event_days": policy.event_days,
@@ -180,20 +196,12 @@ class RetentionView(CapabilityMixin, APIView):
     @extend_schema(request=RetentionPolicySerializer, responses=RetentionPolicySerializer)
     def patch(self, request: Request) -> Response:
         self.require("privacy.manage")
-        if not isinstance(request.data, dict):
-            raise ValidationFailed("expected a JSON object with event_days / failed_event_days")
-        unknown = sorted(set(request.data) - {"event_days", "failed_event_days"})
-        if unknown:
-            raise ValidationFailed(
-                f"{unknown[0]}: not a retention setting (event_days, failed_event_days)",
-                code="unknown_field",
-                detail={"field": unknown[0]},
-            )
+        data = _settings_body(request, "retention setting", ["event_days", "failed_event_days"])
         current = retention.retention_policy_of(workspace=self.workspace)
         policy = retention.retention_policy_set(
             workspace=self.workspace,
-            event_days=request.data.get("event_days", current.event_days),
-            failed_event_days=request.data.get("failed_event_days", current.failed_event_days),
+            event_days=data.get("event_days", current.event_days),
+            failed_event_days=data.get("failed_event_days", current.failed_event_days),
             actor=request.user,
         )
         return Response(RetentionPolicySerializer(_retention_data(policy)).data)
@@ -215,21 +223,11 @@ class PrivacySettingsView(CapabilityMixin, APIView):
     @extend_schema(request=PrivacySettingsSerializer, responses=PrivacySettingsSerializer)
     def patch(self, request: Request) -> Response:
         self.require("privacy.manage")
-        if not isinstance(request.data, dict):
-            raise ValidationFailed("expected a JSON object with two_person_approval")
-        unknown = sorted(set(request.data) - {"two_person_approval"})
-        if unknown:
-            raise ValidationFailed(
-                f"{unknown[0]}: not a privacy setting (two_person_approval)",
-                code="unknown_field",
-                detail={"field": unknown[0]},
-            )
+        data = _settings_body(request, "privacy setting", ["two_person_approval"])
         current = privacy.privacy_settings_of(workspace=self.workspace)
         saved = privacy.privacy_settings_set(
             workspace=self.workspace,
-            two_person_approval=request.data.get(
-                "two_person_approval", current.two_person_approval
-            ),
+            two_person_approval=data.get("two_person_approval", current.two_person_approval),
             actor=request.user,
         )
         return Response(PrivacySettingsSerializer(saved).data)
