@@ -17,6 +17,7 @@ from cdp import access
 from cdp.models import Role, Workspace
 from cdp.ui.profile_views import _profiles_by_id
 from cdp.ui.views import _require
+from consent.models import Purpose
 from profiles import selectors as profile_selectors
 from profiles.computed import selectors as computed_selectors
 from segments import selectors as segment_selectors
@@ -81,6 +82,10 @@ def _suggestions(workspace: Workspace, exclude_segment: int | None) -> dict[str,
         "events": events,
         "properties": properties,
         "segments": [{"key": s.key, "name": s.name} for s in published],
+        "purposes": [
+            {"key": p.key, "name": p.name}
+            for p in Purpose.objects.filter(workspace=workspace).order_by("key")
+        ],
     }
 
 

@@ -519,3 +519,61 @@ def test_tag_a_segment_and_filter_the_list_by_it(
     expect(page.locator("#segment-tag")).to_have_value("vip care")
     expect(page.locator("tr[data-segment=vip] .tag.on")).to_have_text("vip care")
     screenshot(page, "55-segments-list-tag")
+
+
+def test_consent_condition_in_the_builder(
+    live_server: Any, page: Page, tenant_a: Tenant, shop: Segment, login_as: Any, screenshot: Any
+) -> None:
+    """Pro customers who allow marketing email: the consent editor offers the workspace's
+    purposes, and the count follows the enforcement rule (no decision = not allowed)."""
+    from consent.services import purposes_install_defaults
+
+    purposes_install_defaults(workspace=tenant_a.workspace)
+    answers = {"ada": True, "ben": False, "cy": True}  # dan, fay never answered
+    send(
+        live_server,
+        tenant_a.write_key,
+        [
+            {
+                "type": "identify",
+                "userId": f"u-{name}",
+                "context": {"consent": {"categoryPreferences": {"marketing_email": yes}}},
+            }
+            for name, yes in answers.items()
+        ],
+    )
+    queue.drain(batch_size=100)
+    login_as(tenant_a.users["marketer"])
+    page.goto(f"{live_server.url}/segments/new/")
+    page.fill("#segment-name", "Emailable pros")
+    root_add(page, "trait")
+    trait = page.locator(".rule-cond[data-kind=trait]")
+    trait.locator(".cond-trait").fill("plan")
+    trait.locator(".cond-trait").press("Tab")
+    trait.locator(".cond-value").fill("pro")
+    expect(page.locator("#preview-count")).to_have_text("5")
+    root_add(page, "consent")
+    consent = page.locator(".rule-cond[data-kind=consent]")
+    expect(consent.locator(".cond-purpose option")).to_have_count(5)
+    consent.locator(".cond-purpose").select_option("marketing_email")
+    expect(page.locator("#preview-count")).to_have_text("2")  # ada and cy
+    consent.locator(".cond-consent-status").select_option("denied")
+    expect(page.locator("#preview-count")).to_have_text("3")  # ben said no; dan, fay never said
+    consent.locator(".cond-consent-status").select_option("granted")
+    expect(page.locator("#preview-count")).to_have_text("2")
+    screenshot(page, "56-segment-consent-condition")
+    page.click("#publish")
+    page.wait_for_url(re.compile(r".*/segments/\d+/$"))
+    saved = Segment.objects.get(workspace=tenant_a.workspace, name="Emailable pros")
+    assert saved.published_version is not None
+    assert saved.published_version.rule == {
+        "all": [
+            {"trait": "plan", "op": "eq", "value": "pro"},
+            {"consent": "marketing_email", "status": "granted"},
+        ]
+    }
+    assert saved.member_count == 2
+    # the editor reads it back
+    expect(page.locator(".rule-cond[data-kind=consent] .cond-purpose")).to_have_value(
+        "marketing_email"
+    )

@@ -59,6 +59,8 @@
   var COUNT_OPS = ['gte', 'gt', 'eq', 'neq', 'lte', 'lt'];
   var KINDS = [['trait', 'Trait'], ['event', 'Event'], ['segment', 'Segment'],
     ['random_bucket', 'Random %']];
+  // consent conditions need the workspace's purposes (the privacy center defines them)
+  if ((suggest.purposes || []).length) KINDS.push(['consent', 'Consent']);
 
   var traitsByName = {};
   (suggest.traits || []).forEach(function (t) { traitsByName[t.name] = t; });
@@ -166,6 +168,10 @@
     }
     if (kind === 'segment') node.segment = (suggest.segments[0] || {}).key || '';
     if (kind === 'random_bucket') node.percent = '10';
+    if (kind === 'consent') {
+      node.purpose = ((suggest.purposes || [])[0] || {}).key || '';
+      node.status = 'granted';
+    }
     return node;
   }
   function comparisonFrom(data, target) {
@@ -209,6 +215,13 @@
       } else if (keys.length === 1 && data.segment !== undefined) {
         node = condition('segment');
         node.segment = String(data.segment);
+      } else if (typeof data.consent === 'string' &&
+                 keys.every(function (k) { return k === 'consent' || k === 'status'; }) &&
+                 (data.status === undefined || data.status === 'granted' ||
+                  data.status === 'denied')) {
+        node = condition('consent');
+        node.purpose = data.consent;
+        node.status = data.status || 'granted';
       } else if (keys.length === 1 && data.random_bucket !== undefined) {
         node = condition('random_bucket');
         var spec = data.random_bucket;
@@ -216,7 +229,7 @@
       }
     }
     if (!node) {
-      // anything the editor has no form for (consent, date ranges…) stays editable as JSON
+      // anything the editor has no form for (date ranges, hour windows…) stays editable as JSON
       node = { id: nextId++, kind: 'raw', negate: false, text: JSON.stringify(data, null, 2) };
     }
     node.negate = !!negate;
@@ -281,6 +294,8 @@
       out = { segment: node.segment };
     } else if (node.kind === 'random_bucket') {
       out = { random_bucket: { percent: number(node.percent) } };
+    } else if (node.kind === 'consent') {
+      out = { consent: node.purpose, status: node.status };
     } else {
       try { out = JSON.parse(node.text); } catch (e) { out = node.text; }
     }
@@ -407,7 +422,7 @@
     var row = el('div', 'cond-row');
     row.appendChild(notToggle(node));
     var kindLabel = { trait: 'Trait', event: 'Event', segment: 'In segment',
-      random_bucket: 'Random', raw: 'JSON' }[node.kind];
+      random_bucket: 'Random', consent: 'Consent', raw: 'JSON' }[node.kind];
     row.appendChild(el('span', 'cond-kind', kindLabel));
     if (node.kind === 'trait') {
       var name = input('cond-trait', node.trait,
@@ -462,6 +477,23 @@
       var seg = select('cond-segment', options, node.segment, 'Segment');
       seg.addEventListener('change', function () { node.segment = seg.value; changed(false); });
       row.appendChild(seg);
+    } else if (node.kind === 'consent') {
+      var allows = select('cond-consent-status',
+        [['granted', 'allows use for'], ['denied', 'does not allow use for']],
+        node.status, 'Consent answer');
+      allows.addEventListener('change', function () { node.status = allows.value; changed(false); });
+      row.appendChild(allows);
+      var purposes = (suggest.purposes || []).map(function (p) {
+        return [p.key, p.name];
+      });
+      if (node.purpose && !purposes.some(function (o) { return o[0] === node.purpose; })) {
+        purposes.unshift([node.purpose, node.purpose + ' (not a purpose)']);
+      }
+      var purpose = select('cond-purpose', purposes, node.purpose, 'Purpose');
+      purpose.addEventListener('change', function () { node.purpose = purpose.value; changed(false); });
+      row.appendChild(purpose);
+      row.appendChild(el('span', 'muted small',
+        'as decided, or by the purpose\'s default without a decision'));
     } else if (node.kind === 'random_bucket') {
       var pct = input('cond-percent short', node.percent,
         { inputmode: 'decimal', 'aria-label': 'Percent' });
