@@ -577,3 +577,41 @@ def test_consent_condition_in_the_builder(
     expect(page.locator(".rule-cond[data-kind=consent] .cond-purpose")).to_have_value(
         "marketing_email"
     )
+
+
+def test_event_between_two_dates(
+    live_server: Any, page: Page, tenant_a: Tenant, shop: Segment, login_as: Any, screenshot: Any
+) -> None:
+    """Ordered between two days (whole UTC days, both included), saved and read back."""
+    today = timezone.now().date()
+    first, last = (today - timedelta(days=10)).isoformat(), (today - timedelta(days=4)).isoformat()
+    login_as(tenant_a.users["marketer"])
+    page.goto(f"{live_server.url}/segments/new/")
+    page.fill("#segment-name", "Ordered last week")
+    root_add(page, "event")
+    event = page.locator(".rule-cond[data-kind=event]")
+    event.locator(".cond-event").fill("Order Completed")
+    event.locator(".cond-window").select_option("between")
+    event.locator(".cond-from").fill(first)
+    event.locator(".cond-to").fill(last)
+    # ada (9 and 5 days ago), cy (4: the last day counts whole) and fay (6)
+    expect(page.locator("#preview-count")).to_have_text("3")
+    screenshot(page, "57-segment-event-between")
+    page.click("#save-draft")
+    page.wait_for_url(re.compile(r".*/segments/\d+/$"))
+    saved = Segment.objects.get(workspace=tenant_a.workspace, name="Ordered last week")
+    assert saved.draft_version is not None
+    assert saved.draft_version.rule == {
+        "all": [
+            {
+                "event": "Order Completed",
+                "count": {"op": "gte", "value": 1},
+                "between": [first, f"{last}T23:59:59.999999Z"],
+            }
+        ]
+    }
+    event = page.locator(".rule-cond[data-kind=event]")
+    expect(event.locator(".cond-window")).to_have_value("between")
+    expect(event.locator(".cond-from")).to_have_value(first)
+    expect(event.locator(".cond-to")).to_have_value(last)
+    expect(page.locator("#preview-count")).to_have_text("3")

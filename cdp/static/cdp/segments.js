@@ -165,6 +165,8 @@
     if (kind === 'event') {
       node.event = ''; node.never = false; node.countOp = 'gte'; node.countValue = '1';
       node.days = ''; node.where = [];
+      node.window = 'last';  // last (N days; empty = all time) | between (two dates)
+      node.from = ''; node.to = ''; node.fromOriginal = ''; node.toOriginal = '';
     }
     if (kind === 'segment') node.segment = (suggest.segments[0] || {}).key || '';
     if (kind === 'random_bucket') node.percent = '10';
@@ -200,13 +202,19 @@
         node = condition('trait');
         node.trait = data.trait;
         comparisonFrom(data, node);
-      } else if (typeof data.event === 'string' && !data.between &&
-                 !(data.within && data.within.hours % 24)) {
+      } else if (typeof data.event === 'string' && !(data.within && data.within.hours % 24) &&
+                 (!data.between || (Array.isArray(data.between) && data.between.length === 2 &&
+                   data.between.every(function (d) { return typeof d === 'string'; })))) {
         node = condition('event');
         node.event = data.event;
         node.never = !!data.never;
         if (data.count) { node.countOp = data.count.op; node.countValue = String(data.count.value); }
         if (data.within) node.days = String(data.within.days || data.within.hours / 24);
+        if (data.between) {
+          node.window = 'between';
+          node.fromOriginal = data.between[0]; node.toOriginal = data.between[1];
+          node.from = data.between[0].slice(0, 10); node.to = data.between[1].slice(0, 10);
+        }
         node.where = (data.where || []).map(function (w) {
           var row = { property: w.property };
           comparisonFrom(w, row);
@@ -289,7 +297,15 @@
       }
       if (node.never) out.never = true;
       else out.count = { op: node.countOp, value: integer(node.countValue) };
-      if (String(node.days).trim() !== '') out.within = { days: integer(node.days) };
+      if (node.window === 'between') {
+        // dates are whole UTC days: from the start of the first to the end of the last; a
+        // bound read from a saved rule is sent back as it was unless its day was changed
+        var from = node.fromOriginal && node.from === node.fromOriginal.slice(0, 10) ?
+          node.fromOriginal : node.from;
+        var to = node.toOriginal && node.to === node.toOriginal.slice(0, 10) ?
+          node.toOriginal : (node.to ? node.to + 'T23:59:59.999999Z' : '');
+        out.between = [from, to];
+      } else if (String(node.days).trim() !== '') out.within = { days: integer(node.days) };
     } else if (node.kind === 'segment') {
       out = { segment: node.segment };
     } else if (node.kind === 'random_bucket') {
@@ -462,12 +478,27 @@
         row.appendChild(cval);
         row.appendChild(el('span', 'muted', 'times'));
       }
-      row.appendChild(el('span', 'muted', 'in the last'));
-      var days = input('cond-days short', node.days,
-        { inputmode: 'numeric', placeholder: 'all', 'aria-label': 'Window in days' });
-      days.addEventListener('input', function () { node.days = days.value; changed(false); });
-      row.appendChild(days);
-      row.appendChild(el('span', 'muted', 'days'));
+      var windowMode = select('cond-window',
+        [['last', 'in the last'], ['between', 'between']], node.window, 'Time window');
+      windowMode.addEventListener('change', function () {
+        node.window = windowMode.value; changed(true);
+      });
+      row.appendChild(windowMode);
+      if (node.window === 'between') {
+        var from = input('cond-from', node.from, { type: 'date', 'aria-label': 'From (UTC day)' });
+        from.addEventListener('input', function () { node.from = from.value; changed(false); });
+        row.appendChild(from);
+        row.appendChild(el('span', 'muted', 'and'));
+        var to = input('cond-to', node.to, { type: 'date', 'aria-label': 'To (UTC day, included)' });
+        to.addEventListener('input', function () { node.to = to.value; changed(false); });
+        row.appendChild(to);
+      } else {
+        var days = input('cond-days short', node.days,
+          { inputmode: 'numeric', placeholder: 'all', 'aria-label': 'Window in days' });
+        days.addEventListener('input', function () { node.days = days.value; changed(false); });
+        row.appendChild(days);
+        row.appendChild(el('span', 'muted', 'days'));
+      }
     } else if (node.kind === 'segment') {
       var options = (suggest.segments || []).map(function (s) { return [s.key, s.name]; });
       if (node.segment && !options.some(function (o) { return o[0] === node.segment; })) {
