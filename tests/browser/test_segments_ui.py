@@ -615,3 +615,11 @@ def test_event_between_two_dates(
     expect(event.locator(".cond-from")).to_have_value(first)
     expect(event.locator(".cond-to")).to_have_value(last)
     expect(page.locator("#preview-count")).to_have_text("3")
+
+    # a window in hours (abandoned carts, recent visits)
+    event.locator(".cond-window").select_option("last")
+    event = page.locator(".rule-cond[data-kind=event]")
+    event.locator(".cond-days").fill("36")
+    event.locator(".cond-unit").select_option("hours")
+    expect(page.locator("#preview-count")).to_have_text("1")  # eve, a day ago
+    expect(page.locator("#rule-json")).to_contain_text('"hours": 36')

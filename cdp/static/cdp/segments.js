@@ -165,7 +165,8 @@
     if (kind === 'event') {
       node.event = ''; node.never = false; node.countOp = 'gte'; node.countValue = '1';
       node.days = ''; node.where = [];
-      node.window = 'last';  // last (N days; empty = all time) | between (two dates)
+      node.window = 'last';  // last (N days or hours; empty = all time) | between (two dates)
+      node.unit = 'days';
       node.from = ''; node.to = ''; node.fromOriginal = ''; node.toOriginal = '';
     }
     if (kind === 'segment') node.segment = (suggest.segments[0] || {}).key || '';
@@ -202,14 +203,16 @@
         node = condition('trait');
         node.trait = data.trait;
         comparisonFrom(data, node);
-      } else if (typeof data.event === 'string' && !(data.within && data.within.hours % 24) &&
+      } else if (typeof data.event === 'string' &&
                  (!data.between || (Array.isArray(data.between) && data.between.length === 2 &&
                    data.between.every(function (d) { return typeof d === 'string'; })))) {
         node = condition('event');
         node.event = data.event;
         node.never = !!data.never;
         if (data.count) { node.countOp = data.count.op; node.countValue = String(data.count.value); }
-        if (data.within) node.days = String(data.within.days || data.within.hours / 24);
+        if (data.within && data.within.hours !== undefined) {
+          node.unit = 'hours'; node.days = String(data.within.hours);
+        } else if (data.within) node.days = String(data.within.days);
         if (data.between) {
           node.window = 'between';
           node.fromOriginal = data.between[0]; node.toOriginal = data.between[1];
@@ -305,7 +308,10 @@
         var to = node.toOriginal && node.to === node.toOriginal.slice(0, 10) ?
           node.toOriginal : (node.to ? node.to + 'T23:59:59.999999Z' : '');
         out.between = [from, to];
-      } else if (String(node.days).trim() !== '') out.within = { days: integer(node.days) };
+      } else if (String(node.days).trim() !== '') {
+        out.within = {};
+        out.within[node.unit === 'hours' ? 'hours' : 'days'] = integer(node.days);
+      }
     } else if (node.kind === 'segment') {
       out = { segment: node.segment };
     } else if (node.kind === 'random_bucket') {
@@ -494,10 +500,13 @@
         row.appendChild(to);
       } else {
         var days = input('cond-days short', node.days,
-          { inputmode: 'numeric', placeholder: 'all', 'aria-label': 'Window in days' });
+          { inputmode: 'numeric', placeholder: 'all', 'aria-label': 'Window length' });
         days.addEventListener('input', function () { node.days = days.value; changed(false); });
         row.appendChild(days);
-        row.appendChild(el('span', 'muted', 'days'));
+        var unit = select('cond-unit', [['days', 'days'], ['hours', 'hours']], node.unit,
+          'Window unit');
+        unit.addEventListener('change', function () { node.unit = unit.value; changed(false); });
+        row.appendChild(unit);
       }
     } else if (node.kind === 'segment') {
       var options = (suggest.segments || []).map(function (s) { return [s.key, s.name]; });
