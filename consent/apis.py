@@ -28,6 +28,7 @@ from consent.models import (
 from consent.serializers import (
     ConsentEventInputSerializer,
     ConsentRecordSerializer,
+    ExtendSerializer,
     PrivacyRequestInputSerializer,
     PrivacyRequestSerializer,
     PrivacySettingsSerializer,
@@ -309,6 +310,22 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
             .order_by("created_at", "id")
         ]
         return Response(data)
+
+    @extend_schema(request=ExtendSerializer, responses=PrivacyRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, pk: str) -> Response:
+        """Push the due date back by up to 60 days, once, with the reason the person is told
+        (409 `already_extended` or `not_open`)."""
+        self.require("privacy.manage")
+        serializer = ExtendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        extended = privacy.privacy_request_extend(
+            request=self._one(pk),
+            days=serializer.validated_data["days"],
+            reason=serializer.validated_data["reason"],
+            actor=request.user,
+        )
+        return Response(PrivacyRequestSerializer(self._one(str(extended.pk))).data)
 
     @extend_schema(request=None, responses=PrivacyRequestSerializer)
     @action(detail=True, methods=["post"])

@@ -190,6 +190,9 @@ class PrivacyRequestStatus(models.TextChoices):
 
 
 PRIVACY_SLA_DAYS = 30
+# GDPR art. 12(3): the month may be extended by two further months where necessary, once,
+# telling the person why
+PRIVACY_MAX_EXTENSION_DAYS = 60
 
 
 class PrivacySettings(models.Model):
@@ -231,6 +234,8 @@ class PrivacyRequest(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     due_at = models.DateTimeField()
+    extended_at = models.DateTimeField(null=True, blank=True)
+    extension_reason = models.TextField(blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

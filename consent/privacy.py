@@ -30,6 +30,7 @@ from django.utils import timezone
 from cdp.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import (
+    PRIVACY_MAX_EXTENSION_DAYS,
     PRIVACY_SLA_DAYS,
     PrivacyExport,
     PrivacyPropagation,
@@ -165,6 +166,54 @@ def privacy_request_create(
         detail={"type": type, "identifier_type": kind, "due_at": request.due_at.isoformat()},
     )
     return request
+
+
+@transaction.atomic
+def privacy_request_extend(
+    *, request: PrivacyRequest, days: Any, reason: str, actor: Any = None
+) -> PrivacyRequest:
+    """Push an open request's due date back by up to PRIVACY_MAX_EXTENSION_DAYS, once, with
+    the reason the person is to be told (GDPR art. 12(3): complex or numerous requests)."""
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise ValidationFailed("days: expected a whole number of days", detail={"field": "days"})
+    if not 1 <= days <= PRIVACY_MAX_EXTENSION_DAYS:
+        raise ValidationFailed(
+            f"days: expected 1 to {PRIVACY_MAX_EXTENSION_DAYS} (the law allows two further "
+            "months at most)",
+            detail={"field": "days"},
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed(
+            "reason: say why, as the person must be told the reason for the delay",
+            detail={"field": "reason"},
+        )
+    locked = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
+    if locked.status == PrivacyRequestStatus.COMPLETED:
+        raise Conflict(f"Request #{locked.pk} is completed: nothing to extend.", code="not_open")
+    if locked.extended_at is not None:
+        raise Conflict(
+            f"Request #{locked.pk} was already extended on {locked.extended_at:%Y-%m-%d}: "
+            "a deadline can be extended once.",
+            code="already_extended",
+        )
+    before = locked.due_at
+    locked.due_at = before + timedelta(days=days)
+    locked.extended_at = timezone.now()
+    locked.extension_reason = reason[:2000]
+    locked.save(update_fields=["due_at", "extended_at", "extension_reason"])
+    audit(
+        workspace=locked.workspace,
+        actor=actor,
+        action="privacy.extend",
+        target=locked,
+        detail={
+            "days": days,
+            "due_before": before.isoformat(),
+            "due_at": locked.due_at.isoformat(),
+        },
+    )
+    return locked
 
 
 # ---- settings -------------------------------------------------------------------------------

@@ -126,6 +126,8 @@ class PrivacyRequestSerializer(serializers.ModelSerializer):
             "created_at",
             "due_at",
             "overdue",
+            "extended_at",
+            "extension_reason",
             "approved_at",
             "started_at",
             "completed_at",
@@ -147,3 +149,8 @@ class PrivacyRequestSerializer(serializers.ModelSerializer):
         if obj.type != "export" or obj.status != "completed" or obj.receipt.get("expired_at"):
             return None
         return f"/api/v1/privacy/requests/{obj.pk}/download/"
+
+
+class ExtendSerializer(serializers.Serializer):
+    days = serializers.JSONField(help_text="1 to 60")
+    reason = serializers.CharField(allow_blank=True, max_length=2000)

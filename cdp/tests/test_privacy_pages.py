@@ -265,3 +265,22 @@ def test_purposes_page_shows_where_each_purpose_stands(tenant_a: Tenant) -> None
     # legitimate interest: everybody but an objection
     assert "<strong>3</strong> of 3 · 100%" in row("analytics")
     assert "over the workspace's 3 profiles" in html
+
+
+def test_extend_a_deadline_from_the_request_page(tenant_a: Tenant) -> None:
+    from consent.models import PrivacyRequest
+
+    officer = tenant_a.session(Role.PRIVACY_OFFICER)
+    made = officer.post("/privacy/", {"type": "export", "identifier": "email:big@example.com"})
+    url = made["Location"]
+    page = officer.get(url).content.decode()
+    assert 'id="extend-form"' in page and 'id="request-extended"' not in page
+    refused = officer.post(url + "extend/", {"days": "30", "reason": ""}, follow=True)
+    assert "Not extended: reason: say why" in refused.content.decode()
+    done = officer.post(url + "extend/", {"days": "60", "reason": "archives on tape"}, follow=True)
+    page = done.content.decode()
+    request = PrivacyRequest.objects.get()
+    assert f"is now due {request.due_at:%Y-%m-%d}" in page
+    assert 'id="request-extended"' in page and "archives on tape" in page
+    assert 'id="extend-form"' not in page  # once only
+    assert tenant_a.session(Role.MARKETER).post(url + "extend/", {"days": "30"}).status_code == 403

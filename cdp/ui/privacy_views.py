@@ -25,6 +25,7 @@ from consent import privacy, retention, services
 from consent import selectors as consent_selectors
 from consent.models import (
     MAX_RETENTION_DAYS,
+    PRIVACY_MAX_EXTENSION_DAYS,
     LegalBasis,
     PrivacyExport,
     PrivacyRequest,
@@ -362,11 +363,37 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             "has_export": PrivacyExport.objects.filter(request=found).exists(),
             "export_days": settings.CDP_PRIVACY_EXPORT_DAYS,
             "can_approve": found.status in ("pending_approval", "failed"),
+            "can_extend": found.status != "completed" and found.extended_at is None,
+            "max_extension_days": PRIVACY_MAX_EXTENSION_DAYS,
             "approval_refusal": privacy.approval_refusal(request=found, actor=request.user),
             "tab": "requests",
             "section": "privacy",
         },
     )
+
+
+@login_required
+@require_POST
+def request_extend(request: HttpRequest, request_id: int) -> HttpResponse:
+    workspace = _require(request, "privacy.manage")
+    found = _request_or_404(workspace, request_id)
+    days = request.POST.get("days", "")
+    try:
+        extended = privacy.privacy_request_extend(
+            request=found,
+            days=int(days) if days.isdigit() else days,
+            reason=request.POST.get("reason", ""),
+            actor=request.user,
+        )
+    except ApplicationError as exc:
+        messages.error(request, f"Not extended: {exc.message}")
+    else:
+        messages.success(
+            request,
+            f"Request #{found.pk} is now due {extended.due_at:%Y-%m-%d}. Tell the person why, "
+            "within the first month.",
+        )
+    return redirect("ui-privacy-request", request_id=found.pk)
 
 
 @login_required

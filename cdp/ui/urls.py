@@ -46,6 +46,11 @@ urlpatterns = [
         privacy_views.request_approve,
         name="ui-privacy-request-approve",
     ),
+    path(
+        "privacy/requests/<int:request_id>/extend/",
+        privacy_views.request_extend,
+        name="ui-privacy-request-extend",
+    ),
     path("privacy/suppression/", privacy_views.suppression, name="ui-privacy-suppression"),
     path("privacy/purposes/", privacy_views.purposes, name="ui-privacy-purposes"),
     path("privacy/retention/", privacy_views.retention_page, name="ui-privacy-retention"),

@@ -646,3 +646,53 @@ def test_two_person_approval(
     assert (done["requested_by"], done["approved_by"]) == ("privacy_officer@alpha", "admin@alpha")
     changed = AuditLog.objects.filter(workspace=tenant_a.workspace, action="privacy.settings")
     assert [a.detail["two_person_approval"] for a in changed] == [{"before": False, "after": True}]
+
+
+def test_deadline_extension(
+    tenant_a: Tenant, tenant_b: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    made = ask(tenant_a, "suppress", "email:slow@example.com")
+    url = f"/api/v1/privacy/requests/{made['id']}/extend/"
+    assert made["extended_at"] is None and made["extension_reason"] == ""
+    for body, field in [
+        ({"days": 61, "reason": "x"}, "days"),
+        ({"days": 0, "reason": "x"}, "days"),
+        ({"days": "30", "reason": "x"}, "days"),
+        ({"days": 30, "reason": "   "}, "reason"),
+    ]:
+        bad = api(tenant_a).post(url, body, content_type="application/json")
+        assert bad.status_code == 400, body
+        assert bad.json()["error"]["detail"]["field"] == field, bad.json()
+    for role in (Role.MARKETER, Role.ANALYST):
+        denied = tenant_a.api(role).post(
+            url, {"days": 30, "reason": "x"}, content_type="application/json"
+        )
+        assert denied.status_code == 403
+    other = tenant_b.api(Role.OWNER).post(
+        url, {"days": 30, "reason": "x"}, content_type="application/json"
+    )
+    assert other.status_code == 404
+
+    done = api(tenant_a).post(
+        url, {"days": 60, "reason": "three systems to search"}, content_type="application/json"
+    )
+    assert done.status_code == 200, done.content
+    body = done.json()
+    assert body["extension_reason"] == "three systems to search" and body["extended_at"]
+    request = PrivacyRequest.objects.get(pk=made["id"])
+    assert (request.due_at - request.created_at).days == 90
+    again = api(tenant_a).post(url, {"days": 10, "reason": "more"}, content_type="application/json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_extended"
+    trail = api(tenant_a).get(f"/api/v1/privacy/requests/{made['id']}/").json()["audit"]
+    assert [a["action"] for a in trail] == ["privacy.request", "privacy.extend"]
+    assert trail[-1]["detail"]["days"] == 60
+
+    finished = ask(tenant_a, "suppress", "email:quick@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        api(tenant_a, Role.ADMIN).post(f"/api/v1/privacy/requests/{finished['id']}/approve/")
+    closed = api(tenant_a).post(
+        f"/api/v1/privacy/requests/{finished['id']}/extend/",
+        {"days": 30, "reason": "late"},
+        content_type="application/json",
+    )
+    assert closed.status_code == 409 and closed.json()["error"]["code"] == "not_open"

@@ -221,6 +221,16 @@ def test_two_person_approval(
     screenshot(page, "69-privacy-second-approver")
     detail = page.url
 
+    # a long search ahead: the deadline is extended once, with the reason
+    page.click("#extend summary")
+    page.select_option("#extend-days", "60")
+    page.fill("#extend-reason", "Records are split over three systems")
+    page.click("#extend-submit")
+    expect(page.locator(".msg.success")).to_contain_text("is now due")
+    expect(page.locator("#request-extended")).to_contain_text("Records are split")
+    expect(page.locator("#extend-card")).to_have_count(0)
+    screenshot(page, "70-privacy-extended")
+
     login_as(tenant_a.users["admin"])
     page.goto(detail)
     expect(page.locator("#second-approver-note")).to_have_count(0)
