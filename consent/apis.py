@@ -259,7 +259,16 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
         return found
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str), OpenApiParameter("type", str)],
+        parameters=[
+            OpenApiParameter("status", str),
+            OpenApiParameter("type", str),
+            OpenApiParameter(
+                "due",
+                str,
+                enum=list(selectors.DEADLINE_FILTERS),
+                description="overdue, or due within 7 days (open requests, most urgent first)",
+            ),
+        ],
     )
     def list(self, request: Request) -> Response:
         self.require("privacy.manage")
@@ -268,6 +277,9 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
             value = request.query_params.get(name)
             if value:
                 rows = rows.filter(**{name: value})
+        due = request.query_params.get("due")
+        if due:
+            rows = selectors.privacy_requests_due(rows, due)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PrivacyRequestSerializer(page, many=True).data)
 

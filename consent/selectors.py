@@ -4,15 +4,22 @@ stands across the workspace (the privacy center)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from cdp.errors import ValidationFailed
 from cdp.models import Workspace
-from consent.models import ConsentRecord, ConsentStatus, Purpose
+from consent.models import (
+    ConsentRecord,
+    ConsentStatus,
+    PrivacyRequest,
+    PrivacyRequestStatus,
+    Purpose,
+)
 
 
 def consent_history(*, workspace_id: int, profile_id: int) -> QuerySet[ConsentRecord]:
@@ -100,3 +107,47 @@ def consent_overview(*, workspace: Workspace) -> tuple[int, list[PurposeOverview
         )
         for purpose in Purpose.objects.filter(workspace=workspace).order_by("key")
     ]
+
+
+# ---- privacy request deadlines ----------------------------------------------------------------
+
+DUE_SOON_DAYS = 7
+DEADLINE_FILTERS = {
+    "overdue": "open and past the due date",
+    "soon": f"open and due within {DUE_SOON_DAYS} days",
+}
+
+
+def privacy_requests_due(
+    rows: QuerySet[PrivacyRequest], due: str, *, now: datetime | None = None
+) -> QuerySet[PrivacyRequest]:
+    """Open requests past their due date (`overdue`) or due within DUE_SOON_DAYS (`soon`),
+    the most urgent first."""
+    now = now or timezone.now()
+    open_rows = rows.exclude(status=PrivacyRequestStatus.COMPLETED)
+    if due == "overdue":
+        open_rows = open_rows.filter(due_at__lt=now)
+    elif due == "soon":
+        open_rows = open_rows.filter(
+            due_at__gte=now, due_at__lt=now + timedelta(days=DUE_SOON_DAYS)
+        )
+    else:
+        raise ValidationFailed(
+            f"due: expected one of {', '.join(DEADLINE_FILTERS)}", detail={"field": "due"}
+        )
+    return open_rows.order_by("due_at", "id")
+
+
+def privacy_deadline_counts(*, workspace: Workspace) -> dict[str, int]:
+    """How many open requests are overdue and how many are due soon (one query)."""
+    now = timezone.now()
+    return (
+        PrivacyRequest.objects.filter(workspace=workspace)
+        .exclude(status=PrivacyRequestStatus.COMPLETED)
+        .aggregate(
+            overdue=Count("id", filter=Q(due_at__lt=now)),
+            soon=Count(
+                "id", filter=Q(due_at__gte=now, due_at__lt=now + timedelta(days=DUE_SOON_DAYS))
+            ),
+        )
+    )

@@ -284,3 +284,32 @@ def test_extend_a_deadline_from_the_request_page(tenant_a: Tenant) -> None:
     assert 'id="request-extended"' in page and "archives on tape" in page
     assert 'id="extend-form"' not in page  # once only
     assert tenant_a.session(Role.MARKETER).post(url + "extend/", {"days": "30"}).status_code == 403
+
+
+def test_requests_page_shows_what_is_overdue_and_due_soon(tenant_a: Tenant) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consent.models import PrivacyRequest
+
+    officer = tenant_a.session(Role.PRIVACY_OFFICER)
+    for name in ("late", "soon", "calm"):
+        officer.post("/privacy/", {"type": "export", "identifier": f"email:{name}@example.com"})
+    now = timezone.now()
+    for name, days in {"late": -1, "soon": 2, "calm": 25}.items():
+        PrivacyRequest.objects.filter(identifier_value=f"{name}@example.com").update(
+            due_at=now + timedelta(days=days)
+        )
+    html = officer.get("/privacy/").content.decode()
+    assert 'class="deadline urgent" data-status="overdue"' in html
+    assert 'Overdue <span class="count">1</span>' in html
+    assert 'Due within 7 days <span class="count">1</span>' in html
+    overdue = officer.get("/privacy/?status=overdue").content.decode()
+    assert overdue.count("data-request=") == 1 and "late@example.com" in overdue
+    assert "<strong>overdue</strong>" in overdue
+    soon = officer.get("/privacy/?status=soon").content.decode()
+    assert soon.count("data-request=") == 1 and "soon@example.com" in soon
+    PrivacyRequest.objects.all().update(due_at=now + timedelta(days=25))
+    calm = officer.get("/privacy/?status=overdue").content.decode()
+    assert "No open request is overdue." in calm and 'class="deadline urgent"' not in calm

@@ -307,8 +307,13 @@ def requests_page(request: HttpRequest) -> HttpResponse:
     shown = request.GET.get("status", "")
     counts = dict(rows.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     if shown in PrivacyRequestStatus.values:
-        rows = rows.filter(status=shown)
-    page = _page(request, rows.order_by("-created_at", "-id"), REQUEST_PAGE_SIZE)
+        rows = rows.filter(status=shown).order_by("-created_at", "-id")
+    elif shown in consent_selectors.DEADLINE_FILTERS:
+        rows = consent_selectors.privacy_requests_due(rows, shown)  # the most urgent first
+    else:
+        shown = ""
+        rows = rows.order_by("-created_at", "-id")
+    page = _page(request, rows, REQUEST_PAGE_SIZE)
     now = timezone.now()
     for row in page.object_list:
         row.pill = STATUS_PILLS.get(row.status, "off")  # type: ignore[attr-defined]
@@ -326,6 +331,8 @@ def requests_page(request: HttpRequest) -> HttpResponse:
                 for value, label in PrivacyRequestStatus.choices
             ],
             "shown": shown,
+            "deadlines": consent_selectors.privacy_deadline_counts(workspace=workspace),
+            "due_soon_days": consent_selectors.DUE_SOON_DAYS,
             "open_count": sum(n for s, n in counts.items() if s not in ("completed",)),
             "tab": "requests",
             "section": "privacy",

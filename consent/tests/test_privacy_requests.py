@@ -696,3 +696,29 @@ def test_deadline_extension(
         content_type="application/json",
     )
     assert closed.status_code == 409 and closed.json()["error"]["code"] == "not_open"
+
+
+def test_requests_by_deadline(tenant_a: Tenant) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    made = {
+        name: ask(tenant_a, "suppress", f"email:{name}@example.com")["id"]
+        for name in ("late", "later", "soon", "calm")
+    }
+    due = {"late": -2, "later": -9, "soon": 3, "calm": 20}
+    for name, days in due.items():
+        PrivacyRequest.objects.filter(pk=made[name]).update(due_at=now + timedelta(days=days))
+    PrivacyRequest.objects.filter(pk=made["later"]).update(status="completed")  # done, late
+
+    def ids(query: str) -> list[int]:
+        answer = api(tenant_a).get("/api/v1/privacy/requests/" + query)
+        assert answer.status_code == 200, answer.content
+        return [r["id"] for r in answer.json()["results"]]
+
+    assert ids("?due=overdue") == [made["late"]]
+    assert ids("?due=soon") == [made["soon"]]
+    bad = api(tenant_a).get("/api/v1/privacy/requests/?due=tomorrow")
+    assert bad.status_code == 400 and bad.json()["error"]["detail"] == {"field": "due"}
