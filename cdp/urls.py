@@ -51,6 +51,7 @@ api_v1 = [
         name="api-identity-rebuild",
     ),
     path("privacy/retention/", consent_apis.RetentionView.as_view(), name="api-retention"),
+    path("privacy/suppression/", consent_apis.SuppressionView.as_view(), name="api-suppression"),
     path(
         "privacy/settings/", consent_apis.PrivacySettingsView.as_view(), name="api-privacy-settings"
     ),

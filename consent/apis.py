@@ -16,7 +16,7 @@ from cdp.errors import NotFound, ValidationFailed
 from cdp.models import AuditLog
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
-from consent import privacy, retention, selectors, services
+from consent import privacy, retention, selectors, services, suppression
 from consent.models import (
     DEFAULT_EVENT_RETENTION_DAYS,
     DEFAULT_FAILED_EVENT_RETENTION_DAYS,
@@ -35,6 +35,7 @@ from consent.serializers import (
     PurposeInputSerializer,
     PurposeSerializer,
     RetentionPolicySerializer,
+    SuppressionImportSerializer,
 )
 from profiles.identity.selectors import profile_list
 
@@ -234,6 +235,33 @@ class PrivacySettingsView(CapabilityMixin, APIView):
         return Response(PrivacySettingsSerializer(saved).data)
 
     put = patch
+
+
+class SuppressionView(CapabilityMixin, APIView):
+    """The suppression list. GET: how many identifiers (only keyed hashes are kept) and events
+    dropped. POST `{"identifiers": ["email:a@b.co", ...]}` suppresses them all at once (up to
+    10,000; all or nothing: 400 `bad_identifiers` lists every bad one by position)."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        return Response(
+            {"suppressed": suppression.suppression_count(workspace_id=self.workspace.pk)}
+        )
+
+    @extend_schema(request=SuppressionImportSerializer, responses=dict)
+    def post(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        serializer = SuppressionImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = suppression.suppression_import(
+            workspace=self.workspace,
+            lines=serializer.validated_data["identifiers"],
+            actor=request.user,
+        )
+        return Response(
+            {"added": result.added, "already": result.already}, status=status.HTTP_201_CREATED
+        )
 
 
 class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):

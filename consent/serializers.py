@@ -154,3 +154,8 @@ class PrivacyRequestSerializer(serializers.ModelSerializer):
 class ExtendSerializer(serializers.Serializer):
     days = serializers.JSONField(help_text="1 to 60")
     reason = serializers.CharField(allow_blank=True, max_length=2000)
+
+
+class SuppressionImportSerializer(serializers.Serializer):
+    # strings checked by the service, whose errors give each bad one's position
+    identifiers = serializers.ListField(child=serializers.JSONField(), allow_empty=True)

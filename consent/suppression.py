@@ -6,13 +6,16 @@ import hashlib
 import hmac
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from cdp.models import Workspace
+from cdp.errors import ValidationFailed
+from cdp.models import Workspace, audit
 from consent.models import SuppressedIdentifier
+from profiles import identifiers
 
 
 def identifier_digest(workspace_id: int, identifier_type: str, normalized_value: str) -> str:
@@ -60,6 +63,88 @@ def suppression_remove(*, workspace: Workspace, identifier_type: str, normalized
     deleted, _ = SuppressedIdentifier.objects.filter(workspace=workspace, digest=digest).delete()
     transaction.on_commit(lambda: gate.forget_suppression_count(workspace.pk))
     return deleted
+
+
+MAX_IMPORT_LINES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionImport:
+    added: int
+    already: int  # suppressed before (or listed twice)
+
+
+def parse_suppression_lines(lines: Sequence[str]) -> list[tuple[str, str]]:
+    """Identifiers as `type:value`, one per line (a bare email is taken as one); blank lines
+    and lines starting with # are skipped. Every bad line is reported with its number."""
+    if len(lines) > MAX_IMPORT_LINES:
+        raise ValidationFailed(
+            f"identifiers: at most {MAX_IMPORT_LINES:,} per import (got {len(lines):,})",
+            detail={"field": "identifiers"},
+        )
+    found: list[tuple[str, str]] = []
+    errors: list[dict[str, Any]] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip() if isinstance(raw, str) else raw
+        if not isinstance(line, str):
+            errors.append({"line": number, "message": "expected a string"})
+            continue
+        if not line or line.startswith("#"):
+            continue
+        spec = line if ":" in line or "@" not in line else f"email:{line}"
+        try:
+            found.append(identifiers.parse_identifier(spec))
+        except ValueError as exc:
+            errors.append({"line": number, "message": str(exc)})
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ValidationFailed(
+            f"line {first['line']}: {first['message']}{more}; nothing was imported",
+            code="bad_identifiers",
+            detail={"field": "identifiers", "errors": errors[:100]},
+        )
+    if not found:
+        raise ValidationFailed(
+            "identifiers: none given (one type:value per line)", detail={"field": "identifiers"}
+        )
+    return found
+
+
+@transaction.atomic
+def suppression_import(
+    *, workspace: Workspace, lines: Sequence[str], actor: Any = None
+) -> SuppressionImport:
+    """Suppress many identifiers at once (e.g. a list kept in another tool): all or nothing,
+    only keyed hashes stored, the audit log keeps counts and never the identifiers."""
+    from profiles.collector import gate
+
+    wanted = {
+        identifier_digest(workspace.pk, kind, value): kind
+        for kind, value in parse_suppression_lines(lines)
+    }
+    rows = [
+        SuppressedIdentifier(workspace=workspace, digest=d, identifier_type=k, reason="import")
+        for d, k in wanted.items()
+    ]
+    before = suppression_count(workspace_id=workspace.pk)
+    SuppressedIdentifier.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    added = suppression_count(workspace_id=workspace.pk) - before
+    result = SuppressionImport(added=added, already=len(lines_given(lines)) - added)
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="privacy.suppression_import",
+        detail={"added": result.added, "already": result.already},
+    )
+    transaction.on_commit(lambda: gate.forget_suppression_count(workspace.pk))
+    return result
+
+
+def lines_given(lines: Sequence[str]) -> list[str]:
+    return [
+        ln for ln in lines if isinstance(ln, str) and ln.strip() and not ln.strip().startswith("#")
+    ]
 
 
 def suppression_drop_from_batch(events: Sequence[Any]) -> tuple[list[Any], int]:

@@ -313,3 +313,32 @@ def test_requests_page_shows_what_is_overdue_and_due_soon(tenant_a: Tenant) -> N
     PrivacyRequest.objects.all().update(due_at=now + timedelta(days=25))
     calm = officer.get("/privacy/?status=overdue").content.decode()
     assert "No open request is overdue." in calm and 'class="deadline urgent"' not in calm
+
+
+def test_import_a_suppression_list_from_the_page(tenant_a: Tenant) -> None:
+    from consent.models import SuppressedIdentifier
+
+    officer = tenant_a.session(Role.PRIVACY_OFFICER)
+    html = officer.get("/privacy/suppression/").content.decode()
+    assert 'id="import-form"' in html
+    bad = officer.post(
+        "/privacy/suppression/", {"identifiers": "ann@example.com\nemail:nope\nphone:abc"}
+    )
+    assert bad.status_code == 400
+    page = bad.content.decode()
+    assert "line 2: identifier &#x27;email:nope&#x27;" in page and "<li>line 3:" in page
+    assert "email:nope" in page[page.index('id="import-identifiers"') :]  # the text is kept
+    assert not SuppressedIdentifier.objects.exists()
+    done = officer.post(
+        "/privacy/suppression/",
+        {"identifiers": "zed@example.com\r\nphone:+44 20 7946 0000\r\n"},
+        follow=True,
+    ).content.decode()
+    assert "Imported: 2 identifiers suppressed, 0 already on the list." in done
+    assert 'id="suppressed-total">2<' in done and "zed@example.com" not in done
+    assert (
+        tenant_a.session(Role.MARKETER)
+        .post("/privacy/suppression/", {"identifiers": "x@y.co"})
+        .status_code
+        == 403
+    )

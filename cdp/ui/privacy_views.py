@@ -34,7 +34,7 @@ from consent.models import (
     SuppressedIdentifier,
     SuppressionDropCount,
 )
-from consent.suppression import identifier_digest
+from consent.suppression import identifier_digest, suppression_import
 from profiles import identifiers
 
 AUDIT_PAGE_SIZE = 50
@@ -122,6 +122,25 @@ def purposes(request: HttpRequest) -> HttpResponse:
 @login_required
 def suppression(request: HttpRequest) -> HttpResponse:
     workspace = _require(request, "privacy.manage")
+    import_error: dict[str, Any] | None = None
+    status = 200
+    if request.method == "POST":
+        text = request.POST.get("identifiers", "")
+        try:
+            result = suppression_import(
+                workspace=workspace, lines=text.splitlines(), actor=request.user
+            )
+        except ValidationFailed as exc:
+            import_error = {"message": exc.message, "errors": exc.detail.get("errors", [])[:20]}
+            status = 400
+        else:
+            messages.success(
+                request,
+                f"Imported: {result.added} identifier{'s' if result.added != 1 else ''} "
+                f"suppressed, {result.already} already on the list. Only their keyed hashes "
+                "are kept.",
+            )
+            return redirect("ui-privacy-suppression")
     rows = SuppressedIdentifier.objects.filter(workspace=workspace).order_by("-created_at", "-id")
     page = _page(request, rows, SUPPRESSION_PAGE_SIZE)
     since = timezone.now().date() - timedelta(days=29)
@@ -148,9 +167,12 @@ def suppression(request: HttpRequest) -> HttpResponse:
             "drops_by_day": by_day,
             "dropped_30d": sum(int(d["dropped"]) for d in by_day),
             "checked": checked,
+            "import_error": import_error,
+            "import_text": request.POST.get("identifiers", "") if import_error else "",
             "tab": "suppression",
             "section": "privacy",
         },
+        status=status,
     )
 
 

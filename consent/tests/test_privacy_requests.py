@@ -722,3 +722,74 @@ def test_requests_by_deadline(tenant_a: Tenant) -> None:
     assert ids("?due=soon") == [made["soon"]]
     bad = api(tenant_a).get("/api/v1/privacy/requests/?due=tomorrow")
     assert bad.status_code == 400 and bad.json()["error"]["detail"] == {"field": "due"}
+
+
+def test_import_a_suppression_list(tenant_a: Tenant, tenant_b: Tenant, client: Client) -> None:
+    url = "/api/v1/privacy/suppression/"
+    lines = [
+        "# unsubscribes exported from the old tool",
+        "email:Ann@Example.com",
+        "bob@example.com",  # a bare email
+        "",
+        "phone:+44 20 7946 0000",
+        "user_id:u-777",
+        "ann@example.com",  # the same as the first, normalised
+    ]
+    made = api(tenant_a).post(url, {"identifiers": lines}, content_type="application/json")
+    assert made.status_code == 201, made.content
+    assert made.json() == {"added": 4, "already": 1}
+    assert api(tenant_a).get(url).json() == {"suppressed": 4}
+    again = api(tenant_a).post(
+        url,
+        {"identifiers": ["bob@example.com", "email:cy@example.com"]},
+        content_type="application/json",
+    )
+    assert again.json() == {"added": 1, "already": 1}
+    assert tenant_b.api(Role.OWNER).get(url).json() == {"suppressed": 0}
+
+    # all or nothing: every bad line named by its number
+    bad = api(tenant_a).post(
+        url,
+        {"identifiers": ["email:dee@example.com", "email:not-an-email", "nocolon", 7]},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400
+    error = bad.json()["error"]
+    assert error["code"] == "bad_identifiers" and error["message"].startswith("line 2:")
+    assert "(and 2 more); nothing was imported" in error["message"]
+    assert [e["line"] for e in error["detail"]["errors"]] == [2, 3, 4]
+    too_many = api(tenant_a).post(
+        url, {"identifiers": ["a@b.co"] * 10_001}, content_type="application/json"
+    )
+    assert too_many.status_code == 400 and "at most 10,000" in too_many.json()["error"]["message"]
+    assert api(tenant_a).get(url).json() == {"suppressed": 5}
+    for role in (Role.MARKETER, Role.ANALYST):
+        denied = tenant_a.api(role).post(
+            url, {"identifiers": ["x@y.co"]}, content_type="application/json"
+        )
+        assert denied.status_code == 403
+
+    # the collector drops the imported people at the door, counted
+    answer = post_collector(
+        client,
+        "/v1/batch",
+        {
+            "batch": [
+                {"type": "track", "userId": "u-777", "event": "Opened"},
+                {"type": "identify", "userId": "u-new", "traits": {"email": "BOB@example.com"}},
+                {"type": "track", "userId": "u-fine", "event": "Opened"},
+            ]
+        },
+        write_key=tenant_a.write_key,
+    )
+    assert answer.status_code == 200
+    assert list(
+        Event.objects.filter(workspace=tenant_a.workspace).values_list("user_id", flat=True)
+    ) == ["u-fine"]
+    assert (
+        sum(d.dropped for d in SuppressionDropCount.objects.filter(workspace=tenant_a.workspace))
+        == 2
+    )
+    # the audit log keeps counts, never the identifiers
+    logged = AuditLog.objects.filter(action="privacy.suppression_import")
+    assert [a.detail for a in logged] == [{"added": 4, "already": 1}, {"added": 1, "already": 1}]

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_purposes_retention_suppression_and_audit(
     live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any, console: Any
 ) -> None:
-    console.allow(r"status of 400 .*/privacy/(purposes|retention)/")  # the refused forms
+    console.allow(r"status of 400 .*/privacy/(purposes|retention|suppression)/")  # refused forms
     purposes_install_defaults(workspace=tenant_a.workspace)
     suppression_add(
         workspace=tenant_a.workspace, identifier_type="email", normalized_value="gone@example.com"
@@ -85,6 +85,14 @@ def test_purposes_retention_suppression_and_audit(
     page.fill("#check-identifier", "email:Gone@Example.com")
     page.click("#check-button")
     expect(page.locator("#check-result")).to_contain_text("is suppressed since")
+    page.fill("#import-identifiers", "zed@example.com\nphone:not a phone\n")
+    page.click("#import-submit")
+    expect(page.locator("#import-error")).to_contain_text("line 2:")
+    page.fill("#import-identifiers", "zed@example.com\nuser_id:u-old-777\n")
+    page.click("#import-submit")
+    expect(page.locator(".msg.success")).to_contain_text("Imported: 2 identifiers suppressed")
+    expect(page.locator("#suppressed-total")).to_have_text("3")
+    expect(page.locator("#suppression-table")).not_to_contain_text("zed@example.com")
     screenshot(page, "61-privacy-suppression")
 
     page.click(".subnav a:has-text('Retention')")
