@@ -167,6 +167,47 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             SegmentSerializer(self.get_object(), context=self.get_serializer_context()).data
         )
 
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str) -> Response:
+        """Every version of the rule, newest first: which is live, which is the draft, who
+        wrote it, when it was published."""
+        self.require("segments.view")
+        segment = self.get_object()
+        rows = selectors.segment_versions(segment=segment)
+        return Response(
+            {
+                "results": [
+                    {
+                        "number": v.number,
+                        "state": (
+                            "live"
+                            if v.pk == segment.published_version_id
+                            else "draft"
+                            if v.pk == segment.draft_version_id
+                            else "earlier"
+                        ),
+                        "rule": v.rule,
+                        "created_by": v.created_by.username if v.created_by else None,
+                        "created_at": v.created_at,
+                        "published_at": v.published_at,
+                    }
+                    for v in rows
+                ]
+            }
+        )
+
+    @extend_schema(request=None, responses=SegmentSerializer)
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/restore")
+    def restore(self, request: Request, pk: str, number: str) -> Response:
+        """An earlier version's rule becomes the draft (review its diff, then publish)."""
+        self.require("segments.view")
+        segment = services.segment_restore_version(
+            segment=self.managed_object(), number=int(number), actor=request.user
+        )
+        segment.refresh_from_db()
+        return Response(SegmentSerializer(segment, context=self.get_serializer_context()).data)
+
     @extend_schema(request=DuplicateSerializer, responses={201: SegmentSerializer})
     @action(detail=True, methods=["post"])
     def duplicate(self, request: Request, pk: str) -> Response:

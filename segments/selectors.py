@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from cdp.errors import ValidationFailed
 from cdp.models import Workspace
-from segments.models import Segment, SegmentStatus
+from segments.models import Segment, SegmentStatus, SegmentVersion
 
 # ---- the list: search, filters, order ---------------------------------------------------------
 
@@ -245,3 +245,8 @@ def profile_segment_exits(*, profile_id: int, limit: int = 10) -> list[dict[str,
         }
         for m in rows
     ]
+
+
+def segment_versions(*, segment: Segment) -> list[SegmentVersion]:
+    """Every version of the rule, newest first, with who wrote it."""
+    return list(segment.versions.select_related("created_by").order_by("-number"))

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
-from cdp.errors import Conflict, ValidationFailed
+from cdp.errors import Conflict, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import Purpose
 from profiles.computed import builtin
@@ -251,6 +251,25 @@ def segment_update(
     segment.updated_at = timezone.now()
     segment.save()
     return segment
+
+
+def segment_restore_version(*, segment: Segment, number: int, actor: Any = None) -> Segment:
+    """Bring an earlier version's rule back as the draft, to review its diff and publish it
+    (a roll-back). Restoring the live rule simply drops the draft."""
+    version = SegmentVersion.objects.filter(segment=segment, number=number).first()
+    if version is None:
+        raise NotFound(f"Segment {segment.key!r} has no version {number}.")
+    if segment.draft_version_id == version.pk:
+        raise Conflict(f"Version {number} is the draft already.", code="already_draft")
+    restored = segment_update(segment=segment, rule=version.rule, actor=actor)
+    audit(
+        workspace=Workspace.objects.get(pk=segment.workspace_id),
+        actor=actor,
+        action="segment.restore",
+        target=segment,
+        detail={"version": number},
+    )
+    return restored
 
 
 @dataclass(slots=True)

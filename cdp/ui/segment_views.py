@@ -7,6 +7,7 @@ published segments)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -229,6 +230,16 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
     people = _profiles_by_id(workspace, [m.profile_id for m in members + history])
     for row in members + history:
         row.person = people.get(row.profile_id)  # type: ignore[attr-defined]
+    versions = segment_selectors.segment_versions(segment=segment)
+    for version in versions:
+        version.state = (  # type: ignore[attr-defined]
+            "live"
+            if version.pk == segment.published_version_id
+            else "draft"
+            if version.pk == segment.draft_version_id
+            else "earlier"
+        )
+        version.rule_text = json.dumps(version.rule, indent=2)  # type: ignore[attr-defined]
     return _builder(
         request,
         workspace,
@@ -236,4 +247,5 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
         members=members,
         history=history,
         member_rows=MEMBER_ROWS,
+        versions=versions,
     )

@@ -564,3 +564,40 @@ def test_saving_the_live_rule_again_leaves_no_draft(
     assert Segment.objects.get(pk=made["id"]).versions.count() == 1
     nothing = owner.post(url + "publish/")
     assert nothing.status_code == 409 and nothing.json()["error"]["code"] == "no_draft"
+
+
+def test_versions_and_restoring_an_earlier_rule(
+    tenant_a: Tenant, tenant_b: Tenant, shoppers: dict[str, int]
+) -> None:
+    owner = tenant_a.api(Role.OWNER)
+    v1 = {"trait": "plan", "op": "eq", "value": "pro"}
+    v2 = RULE
+    made = owner.post(
+        "/api/v1/segments/",
+        {"name": "Pro", "rule": v1, "publish": True},
+        content_type="application/json",
+    ).json()
+    url = f"/api/v1/segments/{made['id']}/"
+    owner.patch(url, {"rule": v2, "publish": True}, content_type="application/json")
+    versions = tenant_a.api(Role.ANALYST).get(url + "versions/").json()["results"]
+    assert [(v["number"], v["state"]) for v in versions] == [(2, "live"), (1, "earlier")]
+    assert versions[1]["rule"] == v1 and versions[1]["created_by"] == "owner@alpha"
+    assert versions[1]["published_at"] is not None
+
+    # roll back: v1's rule becomes the draft (v3), reviewed and published like any edit
+    analyst = tenant_a.api(Role.ANALYST).post(url + "versions/1/restore/")
+    assert analyst.status_code == 403
+    restored = owner.post(url + "versions/1/restore/")
+    assert restored.status_code == 200, restored.content
+    assert restored.json()["draft"]["number"] == 3 and restored.json()["draft"]["rule"] == v1
+    diff = owner.get(url + "diff/").json()
+    assert diff["entering"] == 1  # bob (pro, but not two big orders) comes back
+    again = owner.post(url + "versions/3/restore/")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_draft"
+    # restoring the live rule leaves no draft
+    live = owner.post(url + "versions/2/restore/").json()
+    assert live["draft"] is None
+    assert owner.post(url + "versions/9/restore/").status_code == 404
+    assert tenant_b.api(Role.OWNER).get(url + "versions/").status_code == 404
+    restores = AuditLog.objects.filter(action="segment.restore")
+    assert [a.detail["version"] for a in restores] == [1, 2]

@@ -623,3 +623,26 @@ def test_event_between_two_dates(
     event.locator(".cond-unit").select_option("hours")
     expect(page.locator("#preview-count")).to_have_text("1")  # eve, a day ago
     expect(page.locator("#rule-json")).to_contain_text('"hours": 36')
+
+
+def test_roll_back_to_an_earlier_version(
+    live_server: Any, page: Page, tenant_a: Tenant, shop: Segment, login_as: Any, screenshot: Any
+) -> None:
+    services.segment_update(segment=shop, rule={"trait": "plan", "op": "eq", "value": "pro"})
+    services.segment_publish(segment=shop)  # v2: every pro (5) instead of the VIPs (3)
+    login_as(tenant_a.users["owner"])
+    page.goto(f"{live_server.url}/segments/{shop.pk}/")
+    rows = page.locator("#versions-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator(".pill")).to_have_text("live")
+    expect(page.locator("#versions-table tr[data-version='2'] [data-restore]")).to_have_count(0)
+    page.click("#versions-table tr[data-version='1'] [data-restore]")
+    expect(page.locator("#segment-flash")).to_contain_text("Version 1 restored as the draft (v3)")
+    expect(page.locator("#draft-pill")).to_be_visible()
+    expect(page.locator("#preview-count")).to_have_text("3")
+    expect(page.locator("#versions-table tr[data-version='3'] .pill")).to_have_text("draft")
+    screenshot(page, "58-segment-versions")
+    page.click("#publish")
+    expect(page.locator("#diff-leaving")).to_have_text("−2")
+    page.click("#confirm-publish")
+    expect(page.locator("#segment-flash")).to_contain_text("Published version 3")

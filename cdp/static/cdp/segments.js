@@ -1225,6 +1225,19 @@
       });
     });
     wireSharing();
+    document.querySelectorAll('#versions-table [data-restore]').forEach(function (b) {
+      b.addEventListener('click', function () {
+        var number = b.getAttribute('data-restore');
+        b.disabled = true;
+        api('POST', config.api + segment.id + '/versions/' + number + '/restore/').then(
+          function (updated) {
+            reloadWith(updated.draft ?
+              'Version ' + number + ' restored as the draft (v' + updated.draft.number +
+              '): publish to make it live.' :
+              'Version ' + number + ' has the live rule: there is nothing to publish.');
+          }).catch(function (err) { b.disabled = false; clearFlash(); failed(err); });
+      });
+    });
   }
 
   // ---- start ------------------------------------------------------------------------------
