@@ -59,10 +59,12 @@ class PurposeOverview:
 
 RECENT_DAYS = 30
 
+# The state table holds live profiles only (a merge moves the loser's decisions to the survivor
+# and re-derives both; a deletion removes them), so it is counted on its own, through its
+# (workspace, purpose, status) index: 0.13 s for 2.5M states, against 1 s joined to profiles.
 _STATES = """
 SELECT s.purpose, s.status, count(*)
 FROM consent_consentstate s
-JOIN profiles_profile p ON p.id = s.profile_id AND p.merged_into_id IS NULL
 WHERE s.workspace_id = %(ws)s
 GROUP BY 1, 2
 """

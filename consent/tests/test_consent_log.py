@@ -267,6 +267,11 @@ def test_a_merge_keeps_the_most_recent_decision(
     assert ConsentRecord.objects.filter(profile_id=survivor).count() == 2
     loser = anon if survivor == known else known
     assert state(loser) == {}
+    # the privacy center counts the merged person once
+    overview = tenant_a.api().get("/api/v1/consent/purposes/overview/").json()
+    email = next(r for r in overview["results"] if r["purpose"] == "marketing_email")
+    assert overview["profiles"] == 1 and email[winner_status] == 1
+    assert email["granted"] + email["denied"] + email["withdrawn"] == 1
 
     merge = ProfileMerge.objects.get(workspace=tenant_a.workspace)
     split = tenant_a.api().post(
