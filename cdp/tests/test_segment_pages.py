@@ -391,3 +391,19 @@ def test_tags_on_the_list_and_in_the_builder(tenant_a: Tenant, pro_segment: Segm
     builder = session.get(f"/segments/{pro_segment.pk}/").content.decode()
     assert 'id="segment-tags"' in builder and 'value="lifecycle, q4 campaign"' in builder
     assert '<option value="q4 campaign">' in builder  # offered while typing
+
+
+def test_segment_page_names_the_segments_that_use_it(
+    tenant_a: Tenant, pro_segment: Segment
+) -> None:
+    url = f"/segments/{pro_segment.pk}/"
+    assert 'id="used-by"' not in tenant_a.session(Role.ANALYST).get(url).content.decode()
+    user = services.segment_create(
+        workspace=tenant_a.workspace,
+        name="Not pro",
+        rule={"not": {"segment": "pro-customers"}},
+        publish=True,
+    )
+    html = tenant_a.session(Role.ANALYST).get(url).content.decode()
+    used = html[html.index('id="used-by"') :]
+    assert f'<a href="/segments/{user.pk}/">Not pro</a>' in used[: used.index("</p>")]

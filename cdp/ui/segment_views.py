@@ -25,7 +25,7 @@ from segments import selectors as segment_selectors
 from segments.models import Membership, Segment, SegmentStatus
 from segments.selectors import SEGMENT_ORDERS, SEGMENT_STATUSES, segment_trends
 from segments.serializers import SegmentSerializer
-from segments.services import segment_grantees
+from segments.services import segment_dependents, segment_grantees
 
 MEMBER_ROWS = 25
 TREND_DAYS = 7
@@ -248,4 +248,5 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
         history=history,
         member_rows=MEMBER_ROWS,
         versions=versions,
+        used_by=segment_dependents(segment=segment),
     )
