@@ -161,7 +161,9 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             tags=data.get("tags"),
             rule=data.get("rule"),
         )
-        if data.get("publish"):
+        draft = segment.draft_version
+        if data.get("publish") and draft is not None and draft.published_at is None:
+            # publishing a rule that is live already changes nothing: the call is idempotent
             services.segment_publish(segment=segment, actor=request.user)
         return Response(
             SegmentSerializer(self.get_object(), context=self.get_serializer_context()).data

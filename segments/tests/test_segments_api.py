@@ -564,6 +564,9 @@ def test_saving_the_live_rule_again_leaves_no_draft(
     assert Segment.objects.get(pk=made["id"]).versions.count() == 1
     nothing = owner.post(url + "publish/")
     assert nothing.status_code == 409 and nothing.json()["error"]["code"] == "no_draft"
+    # "make this rule live" is idempotent through PATCH
+    ensured = owner.patch(url, {"rule": RULE, "publish": True}, content_type="application/json")
+    assert ensured.status_code == 200 and ensured.json()["published"]["number"] == 1
 
 
 def test_versions_and_restoring_an_earlier_rule(
