@@ -17,6 +17,20 @@ from consent.suppression import suppression_add
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def ingest(live_server: Any, tenant: Tenant, batch: list[dict[str, Any]]) -> None:
+    """Send a batch through the live collector, then run the pipeline over it."""
+    from profiles.pipeline import queue
+
+    answer = requests.post(
+        f"{live_server.url}/v1/batch",
+        json={"batch": batch},
+        auth=(tenant.write_key, ""),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    queue.drain(batch_size=100)
+
+
 def test_purposes_retention_suppression_and_audit(
     live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any, console: Any
 ) -> None:
@@ -46,16 +60,7 @@ def test_purposes_retention_suppression_and_audit(
         }
         for n in range(3)
     ]
-    answer = requests.post(
-        f"{live_server.url}/v1/batch",
-        json={"batch": batch},
-        auth=(tenant_a.write_key, ""),
-        timeout=10,
-    )
-    assert answer.status_code == 200
-    from profiles.pipeline import queue
-
-    queue.drain(batch_size=100)
+    ingest(live_server, tenant_a, batch)
     login_as(tenant_a.users["privacy_officer"])
     page.goto(f"{live_server.url}/profiles/")
     page.click(".sidebar nav a:has-text('Privacy')")
@@ -130,7 +135,6 @@ def test_export_then_delete_a_person(
 ) -> None:
     from cdp.celery import app
     from profiles.models import Event
-    from profiles.pipeline import queue
 
     monkeypatch.setitem(app.conf, "task_always_eager", True)  # approval runs it at once
     purposes_install_defaults(workspace=tenant_a.workspace)
@@ -144,14 +148,7 @@ def test_export_then_delete_a_person(
         },
         {"type": "track", "userId": "u-hedy", "event": "Order Completed"},
     ]
-    answer = requests.post(
-        f"{live_server.url}/v1/batch",
-        json={"batch": batch},
-        auth=(tenant_a.write_key, ""),
-        timeout=10,
-    )
-    assert answer.status_code == 200
-    queue.drain(batch_size=100)
+    ingest(live_server, tenant_a, batch)
     login_as(tenant_a.users["privacy_officer"])
     page.goto(f"{live_server.url}/privacy/")
     expect(page.locator("#requests-empty")).to_be_visible()
