@@ -119,18 +119,20 @@ def suppression_import(
     only keyed hashes stored, the audit log keeps counts and never the identifiers."""
     from profiles.collector import gate
 
-    wanted = {
-        identifier_digest(workspace.pk, kind, value): kind
-        for kind, value in parse_suppression_lines(lines)
-    }
-    rows = [
-        SuppressedIdentifier(workspace=workspace, digest=d, identifier_type=k, reason="import")
-        for d, k in wanted.items()
-    ]
-    before = suppression_count(workspace_id=workspace.pk)
-    SuppressedIdentifier.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    added = suppression_count(workspace_id=workspace.pk) - before
-    result = SuppressionImport(added=added, already=len(lines_given(lines)) - added)
+    parsed = parse_suppression_lines(lines)
+    wanted = {identifier_digest(workspace.pk, kind, value): kind for kind, value in parsed}
+    known = suppressed_digests(workspace_id=workspace.pk, digests=wanted)
+    SuppressedIdentifier.objects.bulk_create(
+        [
+            SuppressedIdentifier(workspace=workspace, digest=d, identifier_type=k, reason="import")
+            for d, k in wanted.items()
+            if d not in known
+        ],
+        ignore_conflicts=True,  # one added meanwhile by a deletion is suppressed all the same
+        batch_size=1000,
+    )
+    added = len(wanted) - len(known)
+    result = SuppressionImport(added=added, already=len(parsed) - added)
     audit(
         workspace=workspace,
         actor=actor,
@@ -139,12 +141,6 @@ def suppression_import(
     )
     transaction.on_commit(lambda: gate.forget_suppression_count(workspace.pk))
     return result
-
-
-def lines_given(lines: Sequence[str]) -> list[str]:
-    return [
-        ln for ln in lines if isinstance(ln, str) and ln.strip() and not ln.strip().startswith("#")
-    ]
 
 
 def suppression_drop_from_batch(events: Sequence[Any]) -> tuple[list[Any], int]:
