@@ -108,7 +108,7 @@ def _unique_key(workspace: Workspace, name: str) -> str:
 
 
 MAX_TAGS = 10
-_TAG = re.compile(r"[a-z0-9][a-z0-9 _\-]{0,39}")
+_TAG = re.compile(r"[^\W_][\w \-]{0,39}")  # letters of any script, digits, space, _ and -
 
 
 def normalise_tags(value: Any) -> list[str]:

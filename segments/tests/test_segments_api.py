@@ -495,6 +495,8 @@ def test_tags_organise_the_list(tenant_a: Tenant, tenant_b: Tenant) -> None:
     made = create("Lapsed", ["Lifecycle", "  Q4   campaign ", "lifecycle"])
     assert made.status_code == 201, made.content
     assert made.json()["tags"] == ["lifecycle", "q4 campaign"]  # trimmed, lower-case, once
+    accents = create("Été", ["Réactivation", "été_2026"])
+    assert accents.json()["tags"] == ["réactivation", "été_2026"]  # any script
     create("Loyal", ["lifecycle"])
     create("Untagged", [])
     tenant_b.api(Role.OWNER).post(
@@ -518,10 +520,16 @@ def test_tags_organise_the_list(tenant_a: Tenant, tenant_b: Tenant) -> None:
         return [r["name"] for r in owner.get("/api/v1/segments/" + query).json()["results"]]
 
     assert names("?tag=lifecycle") == ["Lapsed", "Loyal"]
+    assert names("?tag=R%C3%A9activation") == ["Été"]
     assert names("?tag=Q4+Campaign") == ["Lapsed"]
     assert names("?tag=nothing") == []
     listed = tenant_a.api(Role.ANALYST).get("/api/v1/segments/tags/").json()["results"]
-    assert listed == [{"tag": "lifecycle", "segments": 2}, {"tag": "q4 campaign", "segments": 1}]
+    assert listed == [
+        {"tag": "lifecycle", "segments": 2},
+        {"tag": "q4 campaign", "segments": 1},
+        {"tag": "réactivation", "segments": 1},
+        {"tag": "été_2026", "segments": 1},
+    ]
 
     # tags change without touching the rule's versions
     segment = made.json()
