@@ -785,7 +785,7 @@
   var nameInput = document.getElementById('segment-name');
   var descInput = document.getElementById('segment-description');
   var tagsInput = document.getElementById('segment-tags');
-  var initialRule = null;  // the rule as the page opened, serialised (set once drawn)
+  var openedRule = null;  // the rule as the page opened, serialised (set once drawn)
   var status = document.getElementById('save-status');
   var diffPanel = document.getElementById('diff-panel');
 
@@ -815,7 +815,7 @@
     var body = { name: nameInput.value.trim(), description: descInput.value, tags: tags };
     // an untouched rule is not sent: renaming or tagging a segment creates no draft
     var rule = currentRule();
-    if (!segment || JSON.stringify(rule) !== initialRule) body.rule = rule;
+    if (!segment || JSON.stringify(rule) !== openedRule) body.rule = rule;
     return body;
   }
   function checkName() {
@@ -1244,7 +1244,7 @@
   datalist('dl-traits', suggest.traits || []);
   datalist('dl-events', suggest.events || []);
   render();
-  initialRule = JSON.stringify(currentRule());
+  openedRule = JSON.stringify(currentRule());
   preview();
   if (segment) wireExisting();
 })();
