@@ -345,8 +345,11 @@ def test_list_search_and_filters(tenant_a: Tenant, pro_segment: Segment) -> None
     keys, html = rows("?status=published&order=-members")
     assert keys == ["pro-customers"] and '<option value="published" selected>' in html
     assert '<option value="-members" selected>' in html
-    keys, _ = rows("?owner=me&status=draft")
-    assert keys == ["winback"]
+    keys, html = rows("?owner=me&status=draft")
+    assert keys == ["winback"] and 'id="segment-owner"' in html
+    # analysts own nothing: no "Mine" filter for them
+    analyst = tenant_a.session(Role.ANALYST).get("/segments/").content.decode()
+    assert 'id="segment-filters"' in analyst and 'id="segment-owner"' not in analyst
     keys, html = rows("?q=nothing+like+this")
     assert keys == [] and 'id="segments-no-match"' in html and 'id="segments-empty"' not in html
     assert "Nothing matches “nothing like this”" in html and "has 2 segments" in html
