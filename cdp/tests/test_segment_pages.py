@@ -410,3 +410,12 @@ def test_segment_page_names_the_segments_that_use_it(
     html = tenant_a.session(Role.ANALYST).get(url).content.decode()
     used = html[html.index('id="used-by"') :]
     assert f'<a href="/segments/{user.pk}/">Not pro</a>' in used[: used.index("</p>")]
+
+
+def test_large_counts_are_grouped(tenant_a: Tenant, pro_segment: Segment) -> None:
+    Segment.objects.filter(pk=pro_segment.pk).update(member_count=1234567)
+    session = tenant_a.session(Role.ANALYST)
+    listed = session.get("/segments/").content.decode()
+    assert '<td class="num member-count">1,234,567</td>' in listed
+    page = session.get(f"/segments/{pro_segment.pk}/").content.decode()
+    assert '<strong id="member-count">1,234,567</strong>' in page
