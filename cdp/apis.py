@@ -41,6 +41,10 @@ class NameSerializer(serializers.Serializer):
 
 
 class MeView(CapabilityMixin, APIView):
+    """Who you are: your username, the workspace this call acts in, your role there and every
+    workspace you belong to."""
+
+    @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
         workspace = self.workspace
         return Response(

@@ -193,7 +193,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"SourceKindEnum": "profiles.models.SourceKind"},
+    # several models have a `status`: each choice set gets its own name in the schema
+    "ENUM_NAME_OVERRIDES": {
+        "SourceKindEnum": "profiles.models.SourceKind",
+        "FailedEventStatusEnum": "profiles.models.FailedEventStatus",
+        "MergeStatusEnum": "profiles.models.MergeStatus",
+        "SegmentStatusEnum": "segments.models.SegmentStatus",
+        "ConsentStatusEnum": "consent.models.ConsentStatus",
+        "PrivacyRequestStatusEnum": "consent.models.PrivacyRequestStatus",
+        "PropagationStatusEnum": "consent.models.PropagationStatus",
+    },
 }
 
 # --- Collector ---------------------------------------------------------------------------------

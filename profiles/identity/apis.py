@@ -173,6 +173,7 @@ class IdentityRebuildView(CapabilityMixin, APIView):
     """The full identity-graph rebuild (connected components with limit-aware splitting).
     POST queues it (202); GET returns the report of the latest run."""
 
+    @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
         self.require("identity_rules.view")
         return Response(rules_row(self.workspace.pk).last_rebuild or {})
