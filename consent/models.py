@@ -252,6 +252,20 @@ class PrivacyRequest(models.Model):
     def __str__(self) -> str:
         return f"{self.type} request #{self.pk} ({self.status})"
 
+    @property
+    def is_open(self) -> bool:
+        """Not completed yet: its deadline still runs."""
+        return self.status != PrivacyRequestStatus.COMPLETED
+
+    @property
+    def overdue(self) -> bool:
+        return self.is_open and self.due_at < timezone.now()
+
+    @property
+    def extendable(self) -> bool:
+        """Its deadline may still be extended (once, while open)."""
+        return self.is_open and self.extended_at is None
+
 
 class PrivacyExport(models.Model):
     """The bundle of an export request: gzip-compressed JSON, downloaded by a privacy manager

@@ -189,7 +189,7 @@ def privacy_request_extend(
             detail={"field": "reason"},
         )
     locked = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
-    if locked.status == PrivacyRequestStatus.COMPLETED:
+    if not locked.is_open:
         raise Conflict(f"Request #{locked.pk} is completed: nothing to extend.", code="not_open")
     if locked.extended_at is not None:
         raise Conflict(

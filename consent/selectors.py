@@ -52,10 +52,6 @@ class PurposeOverview:
         the purpose is granted by default) counted for everybody."""
         return self.granted + (self.undecided if self.purpose.default_granted else 0)
 
-    @property
-    def allowed_share(self) -> float | None:
-        return self.allowed / self.profiles if self.profiles else None
-
 
 RECENT_DAYS = 30
 
@@ -120,36 +116,36 @@ DEADLINE_FILTERS = {
 }
 
 
+def _deadlines(now: datetime) -> dict[str, Q]:
+    """The conditions behind DEADLINE_FILTERS, for open requests."""
+    return {
+        "overdue": Q(due_at__lt=now),
+        "soon": Q(due_at__gte=now, due_at__lt=now + timedelta(days=DUE_SOON_DAYS)),
+    }
+
+
 def privacy_requests_due(
     rows: QuerySet[PrivacyRequest], due: str, *, now: datetime | None = None
 ) -> QuerySet[PrivacyRequest]:
     """Open requests past their due date (`overdue`) or due within DUE_SOON_DAYS (`soon`),
     the most urgent first."""
-    now = now or timezone.now()
-    open_rows = rows.exclude(status=PrivacyRequestStatus.COMPLETED)
-    if due == "overdue":
-        open_rows = open_rows.filter(due_at__lt=now)
-    elif due == "soon":
-        open_rows = open_rows.filter(
-            due_at__gte=now, due_at__lt=now + timedelta(days=DUE_SOON_DAYS)
-        )
-    else:
+    condition = _deadlines(now or timezone.now()).get(due)
+    if condition is None:
         raise ValidationFailed(
             f"due: expected one of {', '.join(DEADLINE_FILTERS)}", detail={"field": "due"}
         )
-    return open_rows.order_by("due_at", "id")
+    open_rows = rows.exclude(status=PrivacyRequestStatus.COMPLETED)
+    return open_rows.filter(condition).order_by("due_at", "id")
 
 
 def privacy_deadline_counts(*, workspace: Workspace) -> dict[str, int]:
     """How many open requests are overdue and how many are due soon (one query)."""
-    now = timezone.now()
+    counts = {
+        name: Count("id", filter=condition)
+        for name, condition in _deadlines(timezone.now()).items()
+    }
     return (
         PrivacyRequest.objects.filter(workspace=workspace)
         .exclude(status=PrivacyRequestStatus.COMPLETED)
-        .aggregate(
-            overdue=Count("id", filter=Q(due_at__lt=now)),
-            soon=Count(
-                "id", filter=Q(due_at__gte=now, due_at__lt=now + timedelta(days=DUE_SOON_DAYS))
-            ),
-        )
+        .aggregate(**counts)
     )

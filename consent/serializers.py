@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.utils import timezone
 from rest_framework import serializers
 
 from consent.models import (
@@ -143,7 +142,7 @@ class PrivacyRequestSerializer(serializers.ModelSerializer):
         return f"{obj.identifier_type}:{obj.identifier_value}" if obj.identifier_value else None
 
     def get_overdue(self, obj: PrivacyRequest) -> bool:
-        return obj.status != "completed" and obj.due_at < timezone.now()
+        return obj.overdue
 
     def get_download(self, obj: PrivacyRequest) -> str | None:
         if obj.type != "export" or obj.status != "completed" or obj.receipt.get("expired_at"):

@@ -336,10 +336,8 @@ def requests_page(request: HttpRequest) -> HttpResponse:
         shown = ""
         rows = rows.order_by("-created_at", "-id")
     page = _page(request, rows, REQUEST_PAGE_SIZE)
-    now = timezone.now()
     for row in page.object_list:
         row.pill = STATUS_PILLS.get(row.status, "off")  # type: ignore[attr-defined]
-        row.overdue = row.status != "completed" and row.due_at < now  # type: ignore[attr-defined]
     return render(
         request,
         "privacy/requests.html",
@@ -384,7 +382,6 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         {
             "req": found,
             "pill": STATUS_PILLS.get(found.status, "off"),
-            "overdue": found.status != "completed" and found.due_at < timezone.now(),
             "trail": trail,
             "counts": counts,
             "receipt_identifiers": (found.receipt or {}).get("identifiers") or [],
@@ -392,7 +389,6 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             "has_export": PrivacyExport.objects.filter(request=found).exists(),
             "export_days": settings.CDP_PRIVACY_EXPORT_DAYS,
             "can_approve": found.status in ("pending_approval", "failed"),
-            "can_extend": found.status != "completed" and found.extended_at is None,
             "max_extension_days": PRIVACY_MAX_EXTENSION_DAYS,
             "approval_refusal": privacy.approval_refusal(request=found, actor=request.user),
             "tab": "requests",
