@@ -161,8 +161,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             tags=data.get("tags"),
             rule=data.get("rule"),
         )
-        draft = segment.draft_version
-        if data.get("publish") and draft is not None and draft.published_at is None:
+        if data.get("publish") and segment.pending_draft is not None:
             # publishing a rule that is live already changes nothing: the call is idempotent
             services.segment_publish(segment=segment, actor=request.user)
         return Response(
@@ -182,13 +181,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
                 "results": [
                     {
                         "number": v.number,
-                        "state": (
-                            "live"
-                            if v.pk == segment.published_version_id
-                            else "draft"
-                            if v.pk == segment.draft_version_id
-                            else "earlier"
-                        ),
+                        "state": segment.version_state(v),
                         "rule": v.rule,
                         "created_by": v.created_by.username if v.created_by else None,
                         "created_at": v.created_at,

@@ -15,6 +15,11 @@ class SegmentStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+def normalise_tag(raw: str) -> str:
+    """A tag as stored and looked up: lower-case, single spaces, trimmed."""
+    return " ".join(raw.lower().split())
+
+
 class Segment(models.Model):
     """An audience defined by a rule. Its rule lives in versions: editing a published
     segment creates a draft version; publishing makes a version the live one."""
@@ -50,6 +55,18 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def pending_draft(self) -> SegmentVersion | None:
+        """The draft waiting to be published, if there is one."""
+        draft = self.draft_version
+        return draft if draft is not None and draft.published_at is None else None
+
+    def version_state(self, version: SegmentVersion) -> str:
+        """live, draft or earlier."""
+        if version.pk == self.published_version_id:
+            return "live"
+        return "draft" if version.pk == self.draft_version_id else "earlier"
 
 
 class SegmentVersion(models.Model):

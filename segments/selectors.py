@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from cdp.errors import ValidationFailed
 from cdp.models import Workspace
-from segments.models import Segment, SegmentStatus, SegmentVersion
+from segments.models import Segment, SegmentStatus, SegmentVersion, normalise_tag
 
 # ---- the list: search, filters, order ---------------------------------------------------------
 
@@ -21,12 +22,13 @@ SEGMENT_STATUSES = {
     "changed": "with unpublished changes",
     "draft": "never published",
 }
-SEGMENT_ORDERS = {
-    "name": ("name", "pk"),
-    "-members": ("-member_count", "name", "pk"),
-    "members": ("member_count", "name", "pk"),
-    "-updated": ("-updated_at", "-pk"),
-    "-evaluated": (F("evaluated_at").desc(nulls_last=True), "name", "pk"),
+# key: (label, ORDER BY)
+SEGMENT_ORDERS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "name": ("Name", ("name", "pk")),
+    "-members": ("Most members", ("-member_count", "name", "pk")),
+    "members": ("Fewest members", ("member_count", "name", "pk")),
+    "-updated": ("Recently changed", ("-updated_at", "-pk")),
+    "-evaluated": ("Recently evaluated", (F("evaluated_at").desc(nulls_last=True), "name", "pk")),
 }
 
 
@@ -67,8 +69,8 @@ def segment_list(
     if owner_id is not None:
         rows = rows.filter(owner_id=owner_id)
     if tag:
-        rows = rows.filter(tags__contains=[" ".join(tag.lower().split())])
-    return rows.order_by(*SEGMENT_ORDERS[order])
+        rows = rows.filter(tags__contains=[normalise_tag(tag)])
+    return rows.order_by(*SEGMENT_ORDERS[order][1])
 
 
 def segment_tags(*, workspace: Workspace) -> list[tuple[str, int]]:

@@ -19,7 +19,14 @@ from cdp.models import Workspace, audit
 from consent.models import Purpose
 from profiles.computed import builtin
 from profiles.models import ComputedTrait
-from segments.models import Expiry, Membership, Segment, SegmentStatus, SegmentVersion
+from segments.models import (
+    Expiry,
+    Membership,
+    Segment,
+    SegmentStatus,
+    SegmentVersion,
+    normalise_tag,
+)
 from segments.rules import compile as compiler
 from segments.rules import nodes as n
 from segments.rules.validate import RuleContext, parse_rule
@@ -122,7 +129,7 @@ def normalise_tags(value: Any) -> list[str]:
             raise ValidationFailed(
                 f"tags[{i}]: expected a string", detail={"field": "tags", "index": i}
             )
-        tag = " ".join(raw.lower().split())
+        tag = normalise_tag(raw)
         if not _TAG.fullmatch(tag):
             raise ValidationFailed(
                 f"tags[{i}]: {raw!r} is not a tag: 1 to 40 letters, digits, spaces, - or _, "
@@ -214,6 +221,7 @@ def segment_update(
     """A new rule becomes (or replaces) the draft version; the published one stays live until
     the draft is published. Name, description and tags are not versioned."""
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    stale: SegmentVersion | None = None  # a draft made pointless by this change
     if tags is not None:
         segment.tags = normalise_tags(tags)
     if name is not None:
@@ -225,21 +233,17 @@ def segment_update(
     if rule is not None:
         workspace = Workspace.objects.get(pk=segment.workspace_id)
         rule_parse(workspace=workspace, rule=rule, segment_id=segment.pk)
-        draft = segment.draft_version
-        unpublished = draft if draft is not None and draft.published_at is None else None
+        pending = segment.pending_draft
         live = segment.published_version
         if live is not None and rule == live.rule:
             # the live rule again (a save that changed only the name or tags, or an edit
             # undone): nothing to publish, so no draft is kept
-            if unpublished is not None:
+            if pending is not None:
                 segment.draft_version = None
-                segment.updated_at = timezone.now()
-                segment.save()
-                unpublished.delete()
-                return segment
-        elif unpublished is not None:
-            unpublished.rule = rule
-            unpublished.save(update_fields=["rule"])
+                stale = pending
+        elif pending is not None:
+            pending.rule = rule
+            pending.save(update_fields=["rule"])
         else:
             last = segment.versions.order_by("-number").first()
             segment.draft_version = SegmentVersion.objects.create(
@@ -250,9 +254,12 @@ def segment_update(
             )
     segment.updated_at = timezone.now()
     segment.save()
+    if stale is not None:
+        stale.delete()
     return segment
 
 
+@transaction.atomic
 def segment_restore_version(*, segment: Segment, number: int, actor: Any = None) -> Segment:
     """Bring an earlier version's rule back as the draft, to review its diff and publish it
     (a roll-back). Restoring the live rule simply drops the draft."""
@@ -393,8 +400,8 @@ def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evalua
 @transaction.atomic
 def segment_publish(*, segment: Segment, actor: Any = None) -> Evaluation:
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    draft = segment.draft_version
-    if draft is None or draft.published_at is not None:
+    draft = segment.pending_draft
+    if draft is None:
         raise Conflict("nothing to publish: the segment has no draft", code="no_draft")
     draft.published_at = timezone.now()
     draft.save(update_fields=["published_at"])
@@ -446,8 +453,8 @@ def _referenced_segments(rule: Any, target: Segment) -> set[int]:
 def segment_discard_draft(*, segment: Segment, actor: Any = None) -> Segment:
     """Drop the unpublished draft; the live version stays as it is."""
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    draft = segment.draft_version
-    if draft is None or draft.published_at is not None:
+    draft = segment.pending_draft
+    if draft is None:
         raise Conflict("the segment has no draft to discard", code="no_draft")
     if segment.published_version is None:
         raise Conflict(

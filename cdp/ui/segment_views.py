@@ -142,13 +142,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
             "filtered": filtered,
             "tags": tags,
             "statuses": SEGMENT_STATUSES.items(),
-            "orders": [
-                ("name", "Name"),
-                ("-members", "Most members"),
-                ("members", "Fewest members"),
-                ("-updated", "Recently changed"),
-                ("-evaluated", "Recently evaluated"),
-            ],
+            "orders": [(key, label) for key, (label, _) in SEGMENT_ORDERS.items()],
             "trend_days": TREND_DAYS,
             "can_manage": access.can(request.user, workspace, "segments.create"),
             "section": "segments",
@@ -232,13 +226,7 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
         row.person = people.get(row.profile_id)  # type: ignore[attr-defined]
     versions = segment_selectors.segment_versions(segment=segment)
     for version in versions:
-        version.state = (  # type: ignore[attr-defined]
-            "live"
-            if version.pk == segment.published_version_id
-            else "draft"
-            if version.pk == segment.draft_version_id
-            else "earlier"
-        )
+        version.state = segment.version_state(version)  # type: ignore[attr-defined]
         version.rule_text = json.dumps(version.rule, indent=2)  # type: ignore[attr-defined]
     return _builder(
         request,
