@@ -104,7 +104,7 @@ def purposes(request: HttpRequest) -> HttpResponse:
     profiles, overview = consent_selectors.consent_overview(workspace=workspace)
     return render(
         request,
-        "privacy/purposes.html",
+        "consent/privacy/purposes.html",
         {
             "purposes": overview,
             "profiles": profiles,
@@ -160,7 +160,7 @@ def suppression(request: HttpRequest) -> HttpResponse:
             checked["row"] = rows.filter(digest=digest).first()
     return render(
         request,
-        "privacy/suppression.html",
+        "consent/privacy/suppression.html",
         {
             **_paging(request, page),
             "total": page.paginator.count,
@@ -227,7 +227,7 @@ def retention_page(request: HttpRequest) -> HttpResponse:
             return redirect("ui-privacy-retention")
     return render(
         request,
-        "privacy/retention.html",
+        "consent/privacy/retention.html",
         {
             "policy": policy,
             "privacy_settings": privacy.privacy_settings_of(workspace=workspace),
@@ -255,7 +255,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         ]
     return render(
         request,
-        "privacy/audit.html",
+        "consent/privacy/audit.html",
         {
             **_paging(request, page),
             "kind": kind,
@@ -340,7 +340,7 @@ def requests_page(request: HttpRequest) -> HttpResponse:
         row.pill = STATUS_PILLS.get(row.status, "off")  # type: ignore[attr-defined]
     return render(
         request,
-        "privacy/requests.html",
+        "consent/privacy/requests.html",
         {
             **_paging(request, page),
             "form": form,
@@ -378,7 +378,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     ]
     return render(
         request,
-        "privacy/request.html",
+        "consent/privacy/request.html",
         {
             "req": found,
             "pill": STATUS_PILLS.get(found.status, "off"),

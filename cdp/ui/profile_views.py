@@ -412,7 +412,7 @@ def merge_log(request: HttpRequest) -> HttpResponse:
     }
     return render(
         request,
-        "profiles/merges.html",
+        "profiles/identity/merges.html",
         {
             "page": page,
             "rows": _merge_rows(workspace, list(page.object_list)),
@@ -449,7 +449,7 @@ def conflict_log(request: HttpRequest) -> HttpResponse:
     }
     return render(
         request,
-        "profiles/conflicts.html",
+        "profiles/identity/conflicts.html",
         {
             "page": page,
             "rows": conflicts,
@@ -566,7 +566,7 @@ def identity_rules(request: HttpRequest) -> HttpResponse:
             return redirect("ui-identity-rules")
     return render(
         request,
-        "identity/rules.html",
+        "profiles/identity/rules.html",
         {
             **_rules_context(current, errors, can_manage, row.version, row.updated_at),
             "last_rebuild": row.last_rebuild,

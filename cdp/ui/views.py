@@ -84,7 +84,7 @@ def sources(request: HttpRequest) -> HttpResponse:
         source.active_keys = [k for k in _keys_newest_first(source) if k.revoked_at is None]  # type: ignore[attr-defined]
     return render(
         request,
-        "sources/list.html",
+        "profiles/sources/list.html",
         {
             "sources": rows,
             "kinds": SourceKind.choices,
@@ -142,7 +142,7 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
     revoked = [k for k in keys if k.revoked_at is not None]
     return render(
         request,
-        "sources/detail.html",
+        "profiles/sources/detail.html",
         {
             "source": source,
             "active_keys": active,
@@ -207,7 +207,7 @@ def debugger(request: HttpRequest) -> HttpResponse:
         source = all_sources[0]
     return render(
         request,
-        "sources/debugger.html",
+        "profiles/sources/debugger.html",
         {
             "source": source,
             "sources": all_sources,
@@ -228,7 +228,7 @@ def schema(request: HttpRequest) -> HttpResponse:
         by_event.setdefault((prop.type, prop.event), []).append(prop)
     for event in events:
         event.props = by_event.get((event.type, event.event), [])  # type: ignore[attr-defined]
-    return render(request, "schema.html", {"events": events})
+    return render(request, "profiles/schema.html", {"events": events})
 
 
 @login_required
@@ -254,7 +254,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     tokens = ApiToken.objects.filter(workspace=workspace, user_id=request.user.pk).order_by("-id")  # type: ignore[misc]
     return render(
         request,
-        "settings.html",
+        "cdp/settings.html",
         {
             "tokens": tokens,
             "role": access.role_of(request.user, workspace),
