@@ -1,1 +1,1 @@
-pytest_plugins = ["cdp.testing"]
+pytest_plugins = ["tests.fixtures"]

@@ -27,3 +27,11 @@ def server_key_revoke(*, workspace: Workspace, key_id: int, actor: Any | None = 
         key.save(update_fields=["revoked_at"])
         audit(workspace=workspace, actor=actor, action="server_key.revoke", target=key)
     return key
+
+
+def server_key_provision(workspace: Workspace, owner: Any) -> dict[str, str]:
+    """The bootstrap's step (cdp.services.register_provisioner): one live server key."""
+    key = workspace.server_keys.filter(revoked_at__isnull=True).order_by("id").first()
+    if key is None:
+        key = server_key_create(workspace=workspace, name="default", actor=owner)
+    return {"server_key": key.key}

@@ -191,7 +191,7 @@ def phases_for(size: int, source: keys.SourceInfo, auth: str) -> dict[str, dict[
             body=data if size > 1 else {},
             route_type=route_type,
             received_at=now_utc(),
-            suppressions=0,
+            door_size=0,
             kick=False,
         )
 

@@ -147,7 +147,7 @@ def ingest(write_key: str, events: list[dict[str, Any]]) -> int:
             body={"batch": chunk},
             route_type=None,
             received_at=datetime.now(UTC),
-            suppressions=0,
+            door_size=0,
             kick=False,
         )
         stored += result.accepted

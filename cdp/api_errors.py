@@ -10,7 +10,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
-from cdp.errors import ApplicationError, RateLimited, error_body
+from cdp.errors import NON_FIELD, ApplicationError, RateLimited, ValidationFailed, error_body
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -21,12 +21,12 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
             path = f"{prefix}.{key}" if prefix else str(key)
             out.update(_flatten(value, path))
     elif isinstance(detail, list) and detail and all(isinstance(d, str) for d in detail):
-        out[prefix or "non_field_errors"] = [str(d) for d in detail]
+        out[prefix or NON_FIELD] = [str(d) for d in detail]
     elif isinstance(detail, list):
         for index, value in enumerate(detail):
             out.update(_flatten(value, f"{prefix}[{index}]"))
     else:
-        out[prefix or "non_field_errors"] = [str(detail)]
+        out[prefix or NON_FIELD] = [str(detail)]
     return out
 
 
@@ -42,10 +42,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body("forbidden", str(exc) or "Permission denied."), status=403)
     if isinstance(exc, DjangoValidationError):
         fields = _flatten(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-        return Response(error_body("invalid", _summary(fields), {"fields": fields}), status=400)
+        return Response(_validation(fields), status=400)
     if isinstance(exc, drf_exceptions.ValidationError):
-        fields = _flatten(exc.detail)
-        return Response(error_body("invalid", _summary(fields), {"fields": fields}), status=400)
+        return Response(_validation(_flatten(exc.detail)), status=400)
     if isinstance(exc, drf_exceptions.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         wait = getattr(exc, "wait", None)
@@ -57,6 +56,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return None
 
 
-def _summary(fields: dict[str, list[str]]) -> str:
-    first_path, first_messages = next(iter(fields.items()), ("request", ["invalid"]))
-    return f"{first_path}: {first_messages[0]}"
+def _validation(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """DRF's and Django's validation errors in our one shape (ValidationFailed's)."""
+    return ValidationFailed(fields or {NON_FIELD: ["invalid"]}).as_dict()

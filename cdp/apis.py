@@ -7,11 +7,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activation import services as activation_services
-from activation.models import ServerKey
-from cdp import access, services
+from cdp import access, selectors, services
 from cdp.errors import NotFound
-from cdp.models import ApiToken, Membership, Role
+from cdp.models import ApiToken, Role
 from cdp.views_support import CapabilityMixin
 
 User = get_user_model()
@@ -22,13 +20,6 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         model = ApiToken
         fields = ["id", "name", "key", "created_at", "last_used_at", "revoked_at"]
         read_only_fields = ["id", "key", "created_at", "last_used_at", "revoked_at"]
-
-
-class ServerKeySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ServerKey
-        fields = ["id", "name", "key", "created_at", "revoked_at"]
-        read_only_fields = ["id", "key", "created_at", "revoked_at"]
 
 
 class MemberSerializer(serializers.Serializer):
@@ -64,9 +55,7 @@ class TokenListView(CapabilityMixin, APIView):
 
     @extend_schema(responses=ApiTokenSerializer(many=True))
     def get(self, request: Request) -> Response:
-        tokens = ApiToken.objects.filter(  # type: ignore[misc]
-            workspace=self.workspace, user_id=request.user.pk
-        ).order_by("id")
+        tokens = selectors.api_tokens_of(workspace=self.workspace, user=request.user).order_by("id")
         return Response(
             {
                 "count": len(tokens),
@@ -93,42 +82,10 @@ class TokenRevokeView(CapabilityMixin, APIView):
         return Response(ApiTokenSerializer(token).data)
 
 
-class ServerKeyListView(CapabilityMixin, APIView):
-    """Decision-API server keys of this workspace."""
-
-    @extend_schema(responses=ServerKeySerializer(many=True))
-    def get(self, request: Request) -> Response:
-        self.require("server_keys.manage")
-        keys = ServerKey.objects.filter(workspace=self.workspace).order_by("id")
-        return Response(
-            {"count": len(keys), "next": None, "results": ServerKeySerializer(keys, many=True).data}
-        )
-
-    @extend_schema(request=NameSerializer, responses=ServerKeySerializer)
-    def post(self, request: Request) -> Response:
-        self.require("server_keys.manage")
-        data = NameSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        key = activation_services.server_key_create(
-            workspace=self.workspace, name=data.validated_data["name"], actor=request.user
-        )
-        return Response(ServerKeySerializer(key).data, status=status.HTTP_201_CREATED)
-
-
-class ServerKeyRevokeView(CapabilityMixin, APIView):
-    @extend_schema(request=None, responses=ServerKeySerializer)
-    def post(self, request: Request, pk: int) -> Response:
-        self.require("server_keys.manage")
-        key = activation_services.server_key_revoke(
-            workspace=self.workspace, key_id=pk, actor=request.user
-        )
-        return Response(ServerKeySerializer(key).data)
-
-
 class MemberListView(CapabilityMixin, APIView):
     @extend_schema(responses=MemberSerializer(many=True))
     def get(self, request: Request) -> Response:
-        rows = Membership.objects.filter(workspace=self.workspace).select_related("user")
+        rows = selectors.memberships_of(workspace=self.workspace)
         results = [{"username": m.user.get_username(), "role": m.role} for m in rows]
         return Response({"count": len(results), "next": None, "results": results})
 
@@ -137,7 +94,7 @@ class MemberListView(CapabilityMixin, APIView):
         self.require("members.manage")
         data = MemberSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = User.objects.filter(username=data.validated_data["username"]).first()
+        user = selectors.user_named(data.validated_data["username"])
         if user is None:
             raise NotFound(f"No user named {data.validated_data['username']!r}.")
         role = data.validated_data["role"]

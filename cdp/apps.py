@@ -6,4 +6,6 @@ class CdpConfig(AppConfig):
     verbose_name = "Workspaces and access"
 
     def ready(self) -> None:
-        from cdp import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from cdp import navigation, schema  # noqa: F401  (schema: the OpenAPI auth extension)
+
+        navigation.register(label="Settings", url_name="ui-settings", capability=None, order=100)

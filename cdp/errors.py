@@ -1,8 +1,17 @@
-"""One exception hierarchy; the API layer turns each into the JSON error shape of DESIGN.md."""
+"""One exception hierarchy; the API layer turns each into the JSON error shape of DESIGN.md:
+`{"error": {"code", "message", "detail"}}`.
+
+Validation errors have one shape everywhere (API, collector replay, pages): code
+`validation_failed`, detail `{"fields": {"<path>": ["message", ...]}}`, where a path names the
+bad input as the caller sent it (`name`, `rule.all[1].count.value`, `identifiers[3]`) and
+NON_FIELD names the request as a whole. Other errors keep their own code and detail."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+NON_FIELD = "non_field_errors"  # the path of an error about the request as a whole (DRF's)
 
 
 class ApplicationError(Exception):
@@ -22,9 +31,47 @@ class ApplicationError(Exception):
         return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
 
 
-class ValidationFailed(ApplicationError):
+class BadRequest(ApplicationError):
+    """A request that cannot be read at all (a body that is not JSON, not gzip, no batch):
+    its own code, no fields."""
+
     status = 400
-    code = "invalid"
+    code = "bad_request"
+
+
+class ValidationFailed(ApplicationError):
+    """Input that was read but is wrong: each bad path with its messages. The message is the
+    first of them, prefixed by its path (`name: must not be empty`)."""
+
+    status = 400
+    code = "validation_failed"
+
+    def __init__(
+        self, fields: Mapping[str, str | Sequence[str]], *, message: str | None = None
+    ) -> None:
+        clean = {path: [m] if isinstance(m, str) else list(m) for path, m in fields.items()}
+        if not clean or not all(clean.values()):
+            raise ValueError("ValidationFailed needs at least one message per path")
+        path, messages = next(iter(clean.items()))
+        if message is None:
+            message = messages[0] if path == NON_FIELD else f"{path}: {messages[0]}"
+        super().__init__(message, detail={"fields": clean})
+
+    @classmethod
+    def at(cls, path: str, message: str) -> ValidationFailed:
+        """One message about one path."""
+        return cls({path: [message]})
+
+    @property
+    def fields(self) -> dict[str, list[str]]:
+        return self.detail["fields"]
+
+    def first(self, path: str) -> str | None:
+        """The first message about `path` (or about any path below it)."""
+        for key, messages in self.fields.items():
+            if key == path or key.startswith((f"{path}.", f"{path}[")):
+                return messages[0]
+        return None
 
 
 class NotAuthenticated(ApplicationError):
@@ -45,6 +92,12 @@ class NotFound(ApplicationError):
 class Conflict(ApplicationError):
     status = 409
     code = "conflict"
+
+
+def duplicate(path: str, message: str) -> Conflict:
+    """409 `duplicate`: a unique name or key taken already; the detail names the field as a
+    validation error does, so forms can show it there."""
+    return Conflict(f"{path}: {message}", code="duplicate", detail={"fields": {path: [message]}})
 
 
 class PayloadTooLarge(ApplicationError):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from cdp.errors import error_body
+from cdp.errors import ValidationFailed, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +61,10 @@ class RejectNulInParameters:
         name = _nul_parameter(request)
         if name is None:
             return self.get_response(request)
-        message = f"{name}: contains a NUL character (\\x00), which is never valid"
+        error = ValidationFailed.at(name, "contains a NUL character (\\x00), which is never valid")
         if request.path.startswith(API_PREFIXES):
-            body = error_body("bad_parameter", message, {"field": name})
-            return JsonResponse(body, status=400)
-        return render(request, "400.html", {"message": message}, status=400)
+            return JsonResponse(error.as_dict(), status=400)
+        return render(request, "400.html", {"message": error.message}, status=400)
 
 
 def _nul_parameter(request: HttpRequest) -> str | None:

@@ -1,35 +1,58 @@
-"""Workspaces, members, API tokens."""
+"""Workspaces, members, API tokens, and the bootstrap of a new installation.
+
+Apps take part in a workspace's life through two registries filled in their
+`AppConfig.ready()`: what a new workspace gets (`on_workspace_created`: consent installs the
+default purposes) and what the bootstrap provisions besides the owner and an API token
+(`register_provisioner`: profiles a source and its write key, activation a server key)."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.errors import Forbidden, NotFound, ValidationFailed
+from cdp.errors import Forbidden, NotFound, ValidationFailed, duplicate
 from cdp.models import ApiToken, Membership, Role, Workspace, audit
 
 User = get_user_model()
+
+WorkspaceHook = Callable[[Workspace], object]  # its result is ignored
+# (workspace, owner) -> the keys it provisioned, e.g. {"write_key": "..."}; idempotent
+Provisioner = Callable[[Workspace, Any], dict[str, str]]
+_WORKSPACE_HOOKS: list[WorkspaceHook] = []
+_PROVISIONERS: dict[str, Provisioner] = {}
+
+
+def on_workspace_created(hook: WorkspaceHook) -> None:
+    """Run `hook(workspace)` inside the transaction that creates a workspace."""
+    if hook not in _WORKSPACE_HOOKS:
+        _WORKSPACE_HOOKS.append(hook)
+
+
+def register_provisioner(name: str, provisioner: Provisioner) -> None:
+    """Add a step to `workspace_bootstrap` (run in registration order, i.e. the order of
+    INSTALLED_APPS); it must return the same keys when run again."""
+    _PROVISIONERS[name] = provisioner
 
 
 @transaction.atomic
 def workspace_create(*, name: str, owner: Any | None = None) -> Workspace:
     name = name.strip()
     if not name:
-        raise ValidationFailed("name: must not be empty", code="invalid")
+        raise ValidationFailed.at("name", "must not be empty")
     if Workspace.objects.filter(name=name).exists():
-        raise ValidationFailed(f"name: a workspace named {name!r} exists", code="duplicate")
+        raise duplicate("name", f"a workspace named {name!r} exists")
     workspace = Workspace.objects.create(name=name)
     if owner is not None:
         Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     audit(workspace=workspace, actor=owner, action="workspace.create", target=workspace)
-    from consent.services import purposes_install_defaults
-
-    purposes_install_defaults(workspace=workspace)
+    for hook in _WORKSPACE_HOOKS:
+        hook(workspace)
     return workspace
 
 
@@ -38,9 +61,7 @@ def membership_set(
     *, workspace: Workspace, user: Any, role: str, actor: Any | None = None
 ) -> Membership:
     if role not in Role.values:
-        raise ValidationFailed(
-            f"role: {role!r} is not one of {', '.join(Role.values)}", code="invalid_role"
-        )
+        raise ValidationFailed.at("role", f"{role!r} is not one of {', '.join(Role.values)}")
     membership, _ = Membership.objects.update_or_create(
         workspace=workspace, user=user, defaults={"role": role}
     )
@@ -60,7 +81,7 @@ def api_token_create(*, workspace: Workspace, user: Any, name: str) -> ApiToken:
         raise Forbidden("A token can only be made for a member of the workspace.")
     name = name.strip() or "token"
     if len(name) > 100:
-        raise ValidationFailed("name: at most 100 characters")
+        raise ValidationFailed.at("name", "at most 100 characters")
     token = ApiToken.objects.create(workspace=workspace, user=user, name=name)
     audit(workspace=workspace, actor=user, action="api_token.create", target=token)
     return token
@@ -83,9 +104,12 @@ class BootstrapResult:
     workspace: Workspace
     username: str
     password: str | None
-    write_key: str
     api_token: str
-    server_key: str
+    keys: dict[str, str] = field(default_factory=dict)  # from the provisioners
+
+    @property
+    def write_key(self) -> str:
+        return self.keys.get("write_key", "")
 
     def as_dict(self) -> dict[str, Any]:
         admin: dict[str, Any] = {"username": self.username}
@@ -94,9 +118,8 @@ class BootstrapResult:
         return {
             "workspace": {"id": self.workspace.pk, "name": self.workspace.name},
             "admin": admin,
-            "write_key": self.write_key,
             "api_token": self.api_token,
-            "server_key": self.server_key,
+            **self.keys,
         }
 
 
@@ -104,12 +127,9 @@ class BootstrapResult:
 def workspace_bootstrap(
     *, name: str, email: str | None = None, password: str | None = None
 ) -> BootstrapResult:
-    """Idempotent: a workspace with an owner, a source with a write key, an API token and a
-    server key. Running it again returns the same keys and creates nothing new."""
-    from activation.services import server_key_create
-    from profiles.models import Source
-    from profiles.services import source_create
-
+    """Idempotent: a workspace with an owner and an API token, plus what the apps provision
+    (a source with a write key, a server key). Running it again returns the same keys and
+    creates nothing new."""
     workspace = Workspace.objects.filter(name=name).first()
     if workspace is None:
         workspace = workspace_create(name=name)
@@ -121,30 +141,18 @@ def workspace_bootstrap(
         user = User.objects.create_user(username=username, email=email or "", password=new_password)
     if not Membership.objects.filter(workspace=workspace, user=user).exists():
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
-
-    source = Source.objects.filter(workspace=workspace).order_by("id").first()
-    if source is None:
-        source = source_create(workspace=workspace, name="Default source", kind="http", actor=user)
-    key = source.write_keys.filter(revoked_at__isnull=True).order_by("id").first()
-    if key is None:
-        from profiles.services import write_key_rotate
-
-        key = write_key_rotate(source=source, actor=user, revoke_old=False)
-
     token = (
         ApiToken.objects.filter(workspace=workspace, user=user, revoked_at__isnull=True)
         .order_by("id")
         .first()
     ) or api_token_create(workspace=workspace, user=user, name="bootstrap")
-
-    server_key = workspace.server_keys.filter(revoked_at__isnull=True).order_by("id").first()
-    if server_key is None:
-        server_key = server_key_create(workspace=workspace, name="default", actor=user)
+    keys: dict[str, str] = {}
+    for provisioner in _PROVISIONERS.values():
+        keys.update(provisioner(workspace, user))
     return BootstrapResult(
         workspace=workspace,
         username=username,
         password=new_password,
-        write_key=key.key,
         api_token=token.key,
-        server_key=server_key.key,
+        keys=keys,
     )

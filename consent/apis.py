@@ -12,8 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.errors import NotFound, ValidationFailed
-from cdp.models import AuditLog
+from cdp.errors import NON_FIELD, NotFound, ValidationFailed
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
 from consent import privacy, retention, selectors, services, suppression
@@ -48,7 +47,7 @@ class PurposeViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         self.require("consent.view")
-        rows = Purpose.objects.filter(workspace=self.workspace).order_by("key")
+        rows = selectors.purpose_list(workspace=self.workspace)
         return Response({"results": PurposeSerializer(rows, many=True).data})
 
     @extend_schema(request=PurposeInputSerializer, responses=PurposeSerializer)
@@ -111,17 +110,14 @@ class ConsentEventViewSet(CapabilityMixin, viewsets.GenericViewSet):
     @extend_schema(parameters=[OpenApiParameter("profile", int), OpenApiParameter("purpose", str)])
     def list(self, request: Request) -> Response:
         self.require("consent.view")
-        rows = ConsentRecord.objects.filter(workspace=self.workspace).order_by(
-            "-occurred_at", "-id"
-        )
         profile = request.query_params.get("profile")
-        if profile is not None:
-            if not profile.isdigit():
-                raise ValidationFailed("profile: expected a profile id", code="bad_profile")
-            rows = rows.filter(profile_id=int(profile))
-        purpose = request.query_params.get("purpose")
-        if purpose:
-            rows = rows.filter(purpose=services.normalise_purpose(purpose))
+        if profile is not None and not profile.isdigit():
+            raise ValidationFailed.at("profile", "expected a profile id")
+        rows = selectors.consent_records(
+            workspace=self.workspace,
+            profile_id=int(profile) if profile is not None else None,
+            purpose=services.normalise_purpose(request.query_params.get("purpose") or ""),
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(ConsentRecordSerializer(page, many=True).data)
 
@@ -132,9 +128,9 @@ class ConsentEventViewSet(CapabilityMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if ("profile_id" in data) == ("identifier" in data):
-            raise ValidationFailed(
+            raise ValidationFailed.at(
+                NON_FIELD,
                 "give exactly one of profile_id or identifier (e.g. email:ann@example.com)",
-                code="subject_required",
             )
         profile_id = data.get("profile_id")
         if profile_id is None:
@@ -162,14 +158,10 @@ def _settings_body(request: Request, what: str, fields: list[str]) -> dict[str, 
     names = ", ".join(fields)
     data = request.data
     if not isinstance(data, dict):
-        raise ValidationFailed(f"expected a JSON object with {names}")
+        raise ValidationFailed.at(NON_FIELD, f"expected a JSON object with {names}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValidationFailed(
-            f"{unknown[0]}: not a {what} ({names})",
-            code="unknown_field",
-            detail={"field": unknown[0]},
-        )
+        raise ValidationFailed.at(f"{unknown[0]}", f"not a {what} ({names})")
     return data
 
 
@@ -272,16 +264,8 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
     pagination_class = Pagination
     queryset = PrivacyRequest.objects.none()
 
-    def _rows(self) -> Any:
-        return (
-            PrivacyRequest.objects.filter(workspace=self.workspace)
-            .select_related("requested_by", "approved_by")
-            .prefetch_related("propagations")
-            .order_by("-created_at", "-id")
-        )
-
     def _one(self, pk: str) -> PrivacyRequest:
-        found = self._rows().filter(pk=int(pk)).first() if str(pk).isdigit() else None
+        found = selectors.privacy_request_get(workspace=self.workspace, request_id=pk)
         if found is None:
             raise NotFound(f"No privacy request {pk} in this workspace.")
         return found
@@ -300,14 +284,13 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
     )
     def list(self, request: Request) -> Response:
         self.require("privacy.manage")
-        rows = self._rows()
-        for name in ("status", "type"):
-            value = request.query_params.get(name)
-            if value:
-                rows = rows.filter(**{name: value})
-        due = request.query_params.get("due")
-        if due:
-            rows = selectors.privacy_requests_due(rows, due)
+        params = request.query_params
+        rows = selectors.privacy_request_list(
+            workspace=self.workspace,
+            status=params.get("status") or "",
+            type=params.get("type") or "",
+            due=params.get("due") or "",
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PrivacyRequestSerializer(page, many=True).data)
 
@@ -341,13 +324,7 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
                 "at": row.created_at,
                 "detail": row.detail,
             }
-            for row in AuditLog.objects.filter(
-                workspace=self.workspace,
-                target_type="consent.privacyrequest",
-                target_id=str(found.pk),
-            )
-            .select_related("actor")
-            .order_by("created_at", "id")
+            for row in selectors.privacy_request_trail(request=found)
         ]
         return Response(data)
 

@@ -189,6 +189,8 @@ class PrivacyRequestStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# a request may be approved while pending, or again after it failed (to retry it)
+APPROVABLE_STATUSES = (PrivacyRequestStatus.PENDING_APPROVAL, PrivacyRequestStatus.FAILED)
 PRIVACY_SLA_DAYS = 30
 # GDPR art. 12(3): the month may be extended by two further months where necessary, once,
 # telling the person why
@@ -256,6 +258,16 @@ class PrivacyRequest(models.Model):
     def is_open(self) -> bool:
         """Not completed yet: its deadline still runs."""
         return self.status != PrivacyRequestStatus.COMPLETED
+
+    @property
+    def approvable(self) -> bool:
+        """Its status allows an approval (who may approve is privacy.approval_refusal's)."""
+        return self.status in APPROVABLE_STATUSES
+
+    @property
+    def has_export(self) -> bool:
+        """Its export bundle is there to download (until it expires)."""
+        return PrivacyExport.objects.filter(request_id=self.pk).exists()
 
     @property
     def overdue(self) -> bool:

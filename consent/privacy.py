@@ -1,14 +1,15 @@
 """Privacy requests: export everything held about a person, delete all of it, suppress or
 unsuppress their identifiers — each requested, approved and executed with an audit trail.
 
-The subject is found from one identifier: the profiles it resolves to (the live one and every
-profile merged into it), then every identifier of those profiles. Deletion is set-based SQL in
-one transaction: raw and failed events carrying the identifiers, per-profile events, identities
-and links, merges, conflicts, split blocks, segment memberships with their history and
-schedule, consent decisions, profiles (with their traits and computed traits), earlier export
-bundles, examples in the observed schema. What is left is a receipt with salted hashes and
-counts, and — unless asked otherwise — keyed hashes on the suppression list so that the
-person's SDKs cannot bring them back.
+The subject is found from one identifier (profiles.privacy.subject_find): the profiles it
+resolves to and every identifier of those profiles. Export and deletion are orchestrated
+here over the privacy handlers each app registers for its own tables (profiles.privacy): the
+deletion runs them all in one transaction, set-based SQL each — raw and failed events, per-
+profile events, identities and links, merges, conflicts, split blocks, profiles (profiles);
+consent decisions and earlier export bundles (consent, below); segment memberships with their
+history and schedule (segments); whatever a later app holds. What is left is a receipt with
+salted hashes and counts, and — unless asked otherwise — keyed hashes on the suppression list
+so that the person's SDKs cannot bring them back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from django.utils import timezone
 from cdp.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import (
+    APPROVABLE_STATUSES,
     PRIVACY_MAX_EXTENSION_DAYS,
     PRIVACY_SLA_DAYS,
     PrivacyExport,
@@ -41,80 +42,11 @@ from consent.models import (
     PropagationStatus,
 )
 from consent.suppression import identifier_digest, suppression_add, suppression_remove
-from profiles import identifiers
+from profiles import identifiers, privacy
+from profiles.identity.resolve import lock_workspaces
+from profiles.privacy import Subject, handlers, subject_find
 
 logger = logging.getLogger(__name__)
-
-# ---- the subject ----------------------------------------------------------------------------
-
-
-@dataclass
-class Subject:
-    workspace_id: int
-    profile_ids: list[int] = field(default_factory=list)  # live ones and those merged into them
-    identifiers: set[tuple[str, str]] = field(default_factory=set)  # (type, normalised value)
-
-    def values(self, *kinds: str) -> list[str]:
-        return sorted({v for t, v in self.identifiers if not kinds or t in kinds})
-
-
-_SUBJECT_PROFILES = """
-WITH RECURSIVE found AS (
-    SELECT DISTINCT i.profile_id AS id FROM profiles_identity i
-    WHERE i.workspace_id = %(ws)s AND i.type = %(type)s AND i.value = %(value)s
-),
-live AS (  -- follow merged_into to the survivor
-    SELECT p.id, p.merged_into_id FROM profiles_profile p WHERE p.id IN (SELECT id FROM found)
-    UNION
-    SELECT p.id, p.merged_into_id FROM profiles_profile p JOIN live ON p.id = live.merged_into_id
-),
-family AS (  -- the survivors and everything ever merged into them
-    SELECT id FROM live WHERE merged_into_id IS NULL
-    UNION
-    SELECT p.id FROM profiles_profile p JOIN family f ON p.merged_into_id = f.id
-)
-SELECT id FROM family
-"""
-
-
-def subject_find(*, workspace_id: int, identifier_type: str, value: str) -> Subject:
-    subject = Subject(workspace_id=workspace_id, identifiers={(identifier_type, value)})
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _SUBJECT_PROFILES, {"ws": workspace_id, "type": identifier_type, "value": value}
-        )
-        subject.profile_ids = sorted(row[0] for row in cursor.fetchall())
-        if subject.profile_ids:
-            cursor.execute(
-                "SELECT type, value FROM profiles_identity WHERE profile_id = ANY(%s)",
-                [subject.profile_ids],
-            )
-            subject.identifiers |= {(t, v) for t, v in cursor.fetchall()}
-    return subject
-
-
-def _trait_values(subject: Subject) -> list[str]:
-    """The subject's string trait values long enough to be distinctive (for scrubbing the
-    examples of the observed schema)."""
-    if not subject.profile_ids:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT t.value #>> '{}' FROM profiles_profile p, jsonb_each(p.traits) t "
-            "WHERE p.id = ANY(%s) AND jsonb_typeof(t.value) = 'string'",
-            [subject.profile_ids],
-        )
-        return sorted(v for (v,) in cursor.fetchall() if v and len(v) >= 5)
-
-
-def _patterns(values: Iterable[str]) -> list[str]:
-    """ILIKE patterns matching each value anywhere in a text (LIKE wildcards escaped)."""
-    out = []
-    for value in values:
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        out.append(f"%{escaped}%")
-    return out
-
 
 # ---- requests -------------------------------------------------------------------------------
 
@@ -123,9 +55,7 @@ def parse_subject_identifier(spec: str) -> tuple[str, str]:
     try:
         return identifiers.parse_identifier(spec.strip())
     except ValueError as exc:
-        raise ValidationFailed(
-            str(exc), code="bad_identifier", detail={"field": "identifier"}
-        ) from exc
+        raise ValidationFailed({"identifier": [str(exc)]}, message=str(exc)) from exc
 
 
 @transaction.atomic
@@ -139,11 +69,7 @@ def privacy_request_create(
     actor: Any = None,
 ) -> PrivacyRequest:
     if type not in PrivacyRequestType.values:
-        raise ValidationFailed(
-            f"type: expected one of {', '.join(PrivacyRequestType.values)}",
-            code="bad_type",
-            detail={"field": "type"},
-        )
+        raise ValidationFailed.at("type", f"expected one of {', '.join(PrivacyRequestType.values)}")
     kind, value = parse_subject_identifier(identifier)
     now = timezone.now()
     request = PrivacyRequest.objects.create(
@@ -175,18 +101,17 @@ def privacy_request_extend(
     """Push an open request's due date back by up to PRIVACY_MAX_EXTENSION_DAYS, once, with
     the reason the person is to be told (GDPR art. 12(3): complex or numerous requests)."""
     if isinstance(days, bool) or not isinstance(days, int):
-        raise ValidationFailed("days: expected a whole number of days", detail={"field": "days"})
+        raise ValidationFailed.at("days", "expected a whole number of days")
     if not 1 <= days <= PRIVACY_MAX_EXTENSION_DAYS:
-        raise ValidationFailed(
-            f"days: expected 1 to {PRIVACY_MAX_EXTENSION_DAYS} (the law allows two further "
-            "months at most)",
-            detail={"field": "days"},
+        raise ValidationFailed.at(
+            "days",
+            f"expected 1 to {PRIVACY_MAX_EXTENSION_DAYS} (the law allows two further months "
+            "at most)",
         )
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed(
-            "reason: say why, as the person must be told the reason for the delay",
-            detail={"field": "reason"},
+        raise ValidationFailed.at(
+            "reason", "say why, as the person must be told the reason for the delay"
         )
     locked = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
     if not locked.is_open:
@@ -230,9 +155,7 @@ def privacy_settings_set(
     *, workspace: Workspace, two_person_approval: Any, actor: Any = None
 ) -> PrivacySettings:
     if not isinstance(two_person_approval, bool):
-        raise ValidationFailed(
-            "two_person_approval: expected true or false", detail={"field": "two_person_approval"}
-        )
+        raise ValidationFailed.at("two_person_approval", "expected true or false")
     row = PrivacySettings.objects.select_for_update().filter(workspace=workspace).first()
     before = row.two_person_approval if row else False
     row = row or PrivacySettings(workspace=workspace)
@@ -274,10 +197,7 @@ def privacy_request_approve(*, request: PrivacyRequest, actor: Any = None) -> Pr
     refusal = approval_refusal(request=request, actor=actor)
     if refusal:
         raise Forbidden(refusal, code="second_approver_required")
-    claimed = PrivacyRequest.objects.filter(
-        pk=request.pk,
-        status__in=[PrivacyRequestStatus.PENDING_APPROVAL, PrivacyRequestStatus.FAILED],
-    ).update(
+    claimed = PrivacyRequest.objects.filter(pk=request.pk, status__in=APPROVABLE_STATUSES).update(
         status=PrivacyRequestStatus.APPROVED,
         approved_by=actor if getattr(actor, "is_authenticated", False) else None,
         approved_at=timezone.now(),
@@ -364,105 +284,32 @@ def _complete(
 
 def _subject_of(request: PrivacyRequest) -> Subject:
     if not request.identifier_value:
-        raise ValidationFailed(
+        raise Conflict(
             "the request's identifier was already forgotten (the person was deleted)",
             code="identifier_forgotten",
         )
-    return subject_find(
+    subject = subject_find(
         workspace_id=request.workspace_id,
         identifier_type=request.identifier_type,
         value=request.identifier_value,
     )
+    subject.digests = sorted(
+        identifier_digest(request.workspace_id, t, v) for t, v in subject.identifiers
+    )
+    return subject
 
 
 # ---- export ---------------------------------------------------------------------------------
 
-# each section: SQL returning one JSON row per record (row_to_json: every column, so a column
-# added later is exported without touching this list)
-_EXPORT_SECTIONS: dict[str, str] = {
-    "profiles": "SELECT row_to_json(t) FROM profiles_profile t WHERE t.id = ANY(%(p)s) "
-    "ORDER BY t.id",
-    "identities": "SELECT row_to_json(t) FROM profiles_identity t WHERE t.profile_id = ANY(%(p)s)"
-    " ORDER BY t.id",
-    "events": "SELECT row_to_json(t) FROM profiles_event t WHERE t.id = ANY(%(events)s)"
-    " ORDER BY t.timestamp, t.id",
-    "failed_events": "SELECT row_to_json(t) FROM profiles_failedevent t WHERE t.id IN ("
-    "SELECT id FROM ({failed}) AS f) ORDER BY t.id",
-    "consent_decisions": "SELECT row_to_json(t) FROM consent_consentrecord t "
-    "WHERE t.workspace_id = %(ws)s AND t.profile_id = ANY(%(p)s) ORDER BY t.occurred_at, t.id",
-    "consent_state": "SELECT row_to_json(t) FROM consent_consentstate t "
-    "WHERE t.profile_id = ANY(%(p)s) ORDER BY t.purpose",
-    "segment_memberships": "SELECT json_build_object('segment', s.name, 'segment_key', s.key,"
-    " 'entered_at', m.entered_at, 'exited_at', m.exited_at, 'version', m.version,"
-    " 'profile_id', m.profile_id) FROM segments_membership m"
-    " JOIN segments_segment s ON s.id = m.segment_id"
-    " WHERE s.workspace_id = %(ws)s AND m.profile_id = ANY(%(p)s) ORDER BY m.entered_at, m.id",
-    "segment_changes": "SELECT json_build_object('segment', s.name, 'kind', c.kind, 'at', c.at,"
-    " 'version', c.version, 'profile_id', c.profile_id) FROM segments_membershipchange c"
-    " JOIN segments_segment s ON s.id = c.segment_id"
-    " WHERE c.workspace_id = %(ws)s AND c.profile_id = ANY(%(p)s) ORDER BY c.at, c.id",
-    "merges": "SELECT row_to_json(t) FROM profiles_profilemerge t WHERE t.workspace_id = %(ws)s"
-    " AND (t.winner_id = ANY(%(p)s) OR t.loser_id = ANY(%(p)s)) ORDER BY t.id",
-    "identity_conflicts": "SELECT row_to_json(t) FROM profiles_identityconflict t"
-    " WHERE t.workspace_id = %(ws)s AND (t.profile_id = ANY(%(p)s)"
-    " OR t.identifier_value = ANY(%(all)s)) ORDER BY t.id",
-}
-
-# failed events that carry one of the identifiers: the ids they were sent with, or the value
-# anywhere in what was received (failed events are stored as sent, not normalised)
-_FAILED = (
-    "SELECT id FROM profiles_failedevent WHERE workspace_id = %(ws)s AND ("
-    " payload->>'userId' = ANY(%(all)s) OR payload->>'anonymousId' = ANY(%(all)s)"
-    " OR payload::text ILIKE ANY(%(patterns)s) OR raw ILIKE ANY(%(patterns)s))"
-)
-
-
-_SUBJECT_EVENTS = """
-SELECT event_id FROM profiles_profileevent WHERE profile_id = ANY(%(p)s)
-UNION
-SELECT id FROM profiles_event WHERE workspace_id = %(ws)s
-  AND (user_id = ANY(%(users)s) OR anonymous_id = ANY(%(anons)s) OR previous_id = ANY(%(all)s))
-"""
-
-# emails and phones as the person's SDKs sent them (before normalisation): a dead letter
-# carries them in that form
-_SENT_FORMS = """
-SELECT DISTINCT v FROM profiles_event e,
-    LATERAL (VALUES (e.traits->>'email'), (e.traits->>'phone'),
-                    (e.context->'traits'->>'email'), (e.context->'traits'->>'phone')) AS x(v)
-WHERE e.id = ANY(%(events)s) AND v IS NOT NULL AND length(v) >= 5
-"""
-
-
-def _params(subject: Subject) -> dict[str, Any]:
-    """Query parameters describing the subject: profiles, identifiers, their events, and
-    ILIKE patterns of every form of their identifiers."""
-    params: dict[str, Any] = {
-        "ws": subject.workspace_id,
-        "p": subject.profile_ids,
-        "users": subject.values("user_id"),
-        "anons": subject.values("anonymous_id"),
-        "all": subject.values(),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_SUBJECT_EVENTS, params)
-        params["events"] = [row[0] for row in cursor.fetchall()]
-        cursor.execute(_SENT_FORMS, params)
-        params["sent"] = sorted(row[0] for row in cursor.fetchall())
-    params["patterns"] = _patterns(sorted(set(subject.values()) | set(params["sent"])))
-    return params
-
 
 def privacy_bundle(subject: Subject) -> dict[str, Any]:
-    params = _params(subject)
+    """Everything held about the subject: each app's handler adds its sections."""
     bundle: dict[str, Any] = {
         "generated_at": timezone.now().isoformat(),
         "identifiers": [{"type": t, "value": v} for t, v in sorted(subject.identifiers)],
     }
-    with connection.cursor() as cursor:
-        for name, sql in _EXPORT_SECTIONS.items():
-            cursor.execute(sql.replace("{failed}", _FAILED), params)
-            bundle[name] = [row[0] for row in cursor.fetchall()]
+    for handler in handlers():
+        bundle.update(handler.export(subject))
     return bundle
 
 
@@ -532,75 +379,19 @@ def privacy_exports_expire(*, now: datetime | None = None) -> int:
 
 # ---- delete ---------------------------------------------------------------------------------
 
-# (name, statement) run in order inside one transaction; each deletes (or scrubs) and its row
-# count goes into the receipt. %(events)s are the raw events found before the first delete.
+# consent's own rows, for its privacy handler (registered in ConsentConfig.ready())
+_EXPORT_SECTIONS: dict[str, str] = {
+    "consent_decisions": "SELECT row_to_json(t) FROM consent_consentrecord t "
+    "WHERE t.workspace_id = %(ws)s AND t.profile_id = ANY(%(p)s) ORDER BY t.occurred_at, t.id",
+    "consent_state": "SELECT row_to_json(t) FROM consent_consentstate t "
+    "WHERE t.profile_id = ANY(%(p)s) ORDER BY t.purpose",
+}
 _DELETE_STEPS: list[tuple[str, str]] = [
-    # examples in the observed schema that are a value the person sent (compared as JSON, so
-    # a string matches only a whole string), or contain one of their identifiers or traits
-    (
-        "schema_examples",
-        "UPDATE profiles_observedproperty o SET example = NULL "
-        "WHERE o.workspace_id = %(ws)s AND jsonb_typeof(o.example) = 'string' AND ("
-        " o.example::text ILIKE ANY(%(scrub)s) OR EXISTS (SELECT 1 FROM profiles_event e"
-        "  WHERE e.id = ANY(%(events)s) AND (strpos(e.properties::text, o.example::text) > 0"
-        "   OR strpos(e.traits::text, o.example::text) > 0"
-        "   OR strpos(e.context::text, o.example::text) > 0)))",
-    ),
-    ("pending_events", "DELETE FROM profiles_pendingevent WHERE event_id = ANY(%(events)s)"),
-    (
-        "profile_events",
-        "DELETE FROM profiles_profileevent WHERE profile_id = ANY(%(p)s) "
-        "OR event_id = ANY(%(events)s)",
-    ),
-    ("events", "DELETE FROM profiles_event WHERE id = ANY(%(events)s)"),
-    ("failed_events", "DELETE FROM profiles_failedevent WHERE id IN (SELECT id FROM ({failed}) f)"),
     (
         "consent_decisions",
         "DELETE FROM consent_consentrecord WHERE workspace_id = %(ws)s AND profile_id = ANY(%(p)s)",
     ),
     ("consent_state", "DELETE FROM consent_consentstate WHERE profile_id = ANY(%(p)s)"),
-    (
-        "segment_memberships",
-        "DELETE FROM segments_membership m USING segments_segment s "
-        "WHERE s.id = m.segment_id AND s.workspace_id = %(ws)s AND m.profile_id = ANY(%(p)s)",
-    ),
-    (
-        "segment_changes",
-        "DELETE FROM segments_membershipchange WHERE workspace_id = %(ws)s "
-        "AND profile_id = ANY(%(p)s)",
-    ),
-    (
-        "segment_expiries",
-        "DELETE FROM segments_expiry x USING segments_segment s "
-        "WHERE s.id = x.segment_id AND s.workspace_id = %(ws)s AND x.profile_id = ANY(%(p)s)",
-    ),
-    (
-        "identity_conflicts",
-        "DELETE FROM profiles_identityconflict WHERE workspace_id = %(ws)s "
-        "AND (profile_id = ANY(%(p)s) OR other_profile_id = ANY(%(p)s) "
-        "OR identifier_value = ANY(%(all)s))",
-    ),
-    (
-        "split_blocks",
-        "DELETE FROM profiles_splitblock WHERE workspace_id = %(ws)s "
-        "AND (profile_a_id = ANY(%(p)s) OR profile_b_id = ANY(%(p)s))",
-    ),
-    (
-        "merges",
-        "DELETE FROM profiles_profilemerge WHERE workspace_id = %(ws)s "
-        "AND (winner_id = ANY(%(p)s) OR loser_id = ANY(%(p)s) "
-        "OR identifiers::text ILIKE ANY(%(patterns)s))",
-    ),
-    (
-        "identity_links",
-        "DELETE FROM profiles_identitylink WHERE workspace_id = %(ws)s AND "
-        "(a_id IN (SELECT id FROM profiles_identity WHERE profile_id = ANY(%(p)s)) "
-        "OR b_id IN (SELECT id FROM profiles_identity WHERE profile_id = ANY(%(p)s)))",
-    ),
-    ("identities", "DELETE FROM profiles_identity WHERE profile_id = ANY(%(p)s)"),
-    # merged_into points among them: clear the pointers first (not counted), then delete
-    ("_unlink", "UPDATE profiles_profile SET merged_into_id = NULL WHERE id = ANY(%(p)s)"),
-    ("profiles", "DELETE FROM profiles_profile WHERE id = ANY(%(p)s)"),
     (
         "earlier_exports",
         "DELETE FROM consent_privacyexport x USING consent_privacyrequest r "
@@ -610,8 +401,10 @@ _DELETE_STEPS: list[tuple[str, str]] = [
 ]
 
 
-def _digests(workspace_id: int, subject: Subject) -> list[str]:
-    return sorted(identifier_digest(workspace_id, t, v) for t, v in subject.identifiers)
+def register_handler() -> None:
+    privacy.register_sql_handler(
+        "consent", export_sections=_EXPORT_SECTIONS, delete_steps=_DELETE_STEPS
+    )
 
 
 def _salted(salt: str, kind: str, value: str) -> str:
@@ -619,8 +412,6 @@ def _salted(salt: str, kind: str, value: str) -> str:
 
 
 def _run_delete(request: PrivacyRequest) -> dict[str, Any]:
-    from profiles.identity.resolve import lock_workspaces
-
     workspace = request.workspace
     with transaction.atomic():
         # the pipeline resolves identities under this lock (shared): holding it exclusively
@@ -628,18 +419,12 @@ def _run_delete(request: PrivacyRequest) -> dict[str, Any]:
         # finding them and deleting them; the suppression commits with the deletion
         lock_workspaces([workspace.pk], exclusive=True)
         subject = _subject_of(request)
-        params = _params(subject)
-        params["scrub"] = _patterns(
-            sorted(set(subject.values()) | set(params["sent"]) | set(_trait_values(subject)))
-        )
-        params["digests"] = _digests(workspace.pk, subject)
-        counts: dict[str, int] = {}
         with connection.cursor() as cursor:
+            # lets the deletion through the consent log's append-only trigger
             cursor.execute("SET LOCAL cdp.privacy_delete = 'on'")
-            for name, sql in _DELETE_STEPS:
-                cursor.execute(sql.replace("{failed}", _FAILED), params)
-                if not name.startswith("_"):
-                    counts[name] = cursor.rowcount
+        counts: dict[str, int] = {}
+        for handler in reversed(handlers()):  # higher apps' rows point at the profiles
+            counts.update(handler.delete(subject))
         suppressed = 0
         if request.suppress:
             for kind, value in sorted(subject.identifiers):
@@ -659,7 +444,7 @@ def _run_delete(request: PrivacyRequest) -> dict[str, Any]:
             "counts": counts,
             "suppressed_identifiers": suppressed,
         }
-        _complete(request, receipt, forget=params["digests"])
+        _complete(request, receipt, forget=subject.digests)
     return receipt
 
 
@@ -680,7 +465,7 @@ def _run_suppress(request: PrivacyRequest) -> dict[str, Any]:
             "suppressed_identifiers": len(subject.identifiers),
             "types": sorted({t for t, _ in subject.identifiers}),
         }
-        _complete(request, receipt, forget=_digests(request.workspace_id, subject))
+        _complete(request, receipt, forget=subject.digests)
     return receipt
 
 

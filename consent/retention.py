@@ -33,14 +33,12 @@ def _days(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(
-            f"{name}: expected a whole number of days or null (keep forever)",
-            detail={"field": name},
+        raise ValidationFailed.at(
+            f"{name}", "expected a whole number of days or null (keep forever)"
         )
     if not 1 <= value <= MAX_RETENTION_DAYS:
-        raise ValidationFailed(
-            f"{name}: expected 1 to {MAX_RETENTION_DAYS:,} days, or null (keep forever)",
-            detail={"field": name},
+        raise ValidationFailed.at(
+            f"{name}", f"expected 1 to {MAX_RETENTION_DAYS:,} days, or null (keep forever)"
         )
     return value
 

@@ -1,5 +1,6 @@
-"""Reading the consent log: one person's decisions (the profile page) and where each purpose
-stands across the workspace (the privacy center)."""
+"""Reads of the consent app: the consent log (one person's decisions, where each purpose stands
+across the workspace), privacy requests and their deadlines, the suppression list and the
+privacy audit log — for the privacy center, the profile page and the API."""
 
 from __future__ import annotations
 
@@ -7,19 +8,39 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from cdp.errors import ValidationFailed
-from cdp.models import Workspace
+from cdp.models import AuditLog, Workspace
 from consent.models import (
     ConsentRecord,
     ConsentStatus,
     PrivacyRequest,
     PrivacyRequestStatus,
     Purpose,
+    SuppressedIdentifier,
+    SuppressionDropCount,
 )
+
+
+def purpose_list(*, workspace: Workspace) -> QuerySet[Purpose]:
+    return Purpose.objects.filter(workspace=workspace).order_by("key")
+
+
+def consent_records(
+    *, workspace: Workspace, profile_id: int | None = None, purpose: str = ""
+) -> QuerySet[ConsentRecord]:
+    """The workspace's consent log, newest decision first, optionally for one profile and
+    one (normalised) purpose."""
+    rows = ConsentRecord.objects.filter(workspace=workspace)
+    if profile_id is not None:
+        rows = rows.filter(profile_id=profile_id)
+    if purpose:
+        rows = rows.filter(purpose=purpose)
+    return rows.order_by("-occurred_at", "-id")
 
 
 def consent_history(*, workspace_id: int, profile_id: int) -> QuerySet[ConsentRecord]:
@@ -131,10 +152,8 @@ def privacy_requests_due(
     the most urgent first."""
     condition = _deadlines(now or timezone.now()).get(due)
     if condition is None:
-        raise ValidationFailed(
-            f"due: expected one of {', '.join(DEADLINE_FILTERS)}", detail={"field": "due"}
-        )
-    open_rows = rows.exclude(status=PrivacyRequestStatus.COMPLETED)
+        raise ValidationFailed.at("due", f"expected one of {', '.join(DEADLINE_FILTERS)}")
+    open_rows = rows.exclude(status=PrivacyRequestStatus.COMPLETED)  # PrivacyRequest.is_open
     return open_rows.filter(condition).order_by("due_at", "id")
 
 
@@ -148,4 +167,115 @@ def privacy_deadline_counts(*, workspace: Workspace) -> dict[str, int]:
         PrivacyRequest.objects.filter(workspace=workspace)
         .exclude(status=PrivacyRequestStatus.COMPLETED)
         .aggregate(**counts)
+    )
+
+
+def usernames(*, ids: set[int]) -> dict[int, str]:
+    """user id -> username, for naming who recorded decisions or requests (one query)."""
+    return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+
+
+# ---- privacy requests -------------------------------------------------------------------------
+
+
+def _privacy_requests(workspace: Workspace) -> QuerySet[PrivacyRequest]:
+    return (
+        PrivacyRequest.objects.filter(workspace=workspace)
+        .select_related("requested_by", "approved_by")
+        .prefetch_related("propagations")
+        .order_by("-created_at", "-id")
+    )
+
+
+def privacy_request_get(*, workspace: Workspace, request_id: Any) -> PrivacyRequest | None:
+    if not str(request_id).isdigit():
+        return None
+    return _privacy_requests(workspace).filter(pk=int(request_id)).first()
+
+
+def privacy_request_list(
+    *,
+    workspace: Workspace,
+    status: str = "",
+    type: str = "",
+    due: str = "",  # noqa: A002
+) -> QuerySet[PrivacyRequest]:
+    """Newest first, optionally of one status and one type; `due` (a DEADLINE_FILTERS key)
+    keeps the open requests overdue or due soon, the most urgent first."""
+    rows = _privacy_requests(workspace)
+    if status:
+        rows = rows.filter(status=status)
+    if type:
+        rows = rows.filter(type=type)
+    return privacy_requests_due(rows, due) if due else rows
+
+
+def privacy_request_counts(*, workspace: Workspace) -> dict[str, int]:
+    """status -> requests of the workspace in it (one query)."""
+    rows = PrivacyRequest.objects.filter(workspace=workspace).values_list("status")
+    return dict(rows.annotate(n=Count("id")).order_by().values_list("status", "n"))
+
+
+def privacy_request_trail(*, request: PrivacyRequest) -> QuerySet[AuditLog]:
+    """The request's audit trail, oldest first."""
+    return (
+        AuditLog.objects.filter(
+            workspace_id=request.workspace_id,
+            target_type="consent.privacyrequest",
+            target_id=str(request.pk),
+        )
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
+
+
+# ---- suppression list -------------------------------------------------------------------------
+
+
+def suppression_list(*, workspace: Workspace) -> QuerySet[SuppressedIdentifier]:
+    return SuppressedIdentifier.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+
+
+def suppression_find(*, workspace: Workspace, digest: str) -> SuppressedIdentifier | None:
+    return SuppressedIdentifier.objects.filter(workspace=workspace, digest=digest).first()
+
+
+def suppression_drops_by_day(*, workspace: Workspace, days: int = 30) -> list[dict[str, Any]]:
+    """[{"day", "dropped"}] for the last `days` days with drops, newest first."""
+    since = timezone.now().date() - timedelta(days=days - 1)
+    drops = SuppressionDropCount.objects.filter(workspace=workspace, day__gte=since)
+    by_day = drops.values("day").annotate(dropped=Sum("dropped")).order_by("-day")
+    return [{"day": row["day"], "dropped": row["dropped"]} for row in by_day]
+
+
+# ---- privacy audit log ------------------------------------------------------------------------
+
+# audit actions of the privacy center (prefixes); exports of personal data end in ".export"
+PRIVACY_ACTIONS = ("privacy.", "consent.", "retention.", "suppression.")
+AUDIT_FILTERS = {
+    "": "All privacy actions",
+    "privacy.": "Privacy requests",
+    "consent.": "Consent decisions",
+    "retention.": "Retention",
+    "export": "Data exports",
+}
+
+
+def privacy_audit(*, workspace: Workspace, kind: str = "") -> QuerySet[AuditLog]:
+    """The workspace's audit entries about personal data: privacy requests, consent,
+    purposes, retention, suppression, and every export of personal data; `kind` is one of
+    AUDIT_FILTERS."""
+    if kind == "export":
+        condition = Q(action__endswith=".export")
+    elif kind:
+        condition = Q(action__startswith=kind)
+    else:
+        condition = Q(action__endswith=".export")
+        for prefix in PRIVACY_ACTIONS:
+            condition |= Q(action__startswith=prefix)
+    return (
+        AuditLog.objects.filter(workspace=workspace)
+        .filter(condition)
+        .select_related("actor")
+        .order_by("-created_at", "-id")
     )

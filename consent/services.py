@@ -13,9 +13,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cdp.errors import NotFound, ValidationFailed
+from cdp.errors import NotFound, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
 from consent.models import ConsentRecord, ConsentStatus, LegalBasis, Purpose
+from profiles.pipeline.stages import Batch
 
 CONSENT_EVENT = "Segment Consent Preference Updated"
 PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -40,26 +41,18 @@ def purpose_create(
 ) -> Purpose:
     key = normalise_purpose(key)
     if not PURPOSE_KEY.match(key):
-        raise ValidationFailed(
-            "key: expected letters, digits and underscores, starting with a letter",
-            detail={"field": "key"},
+        raise ValidationFailed.at(
+            "key", "expected letters, digits and underscores, starting with a letter"
         )
     if legal_basis not in LegalBasis.values:
-        raise ValidationFailed(
-            f"legal_basis: expected one of {', '.join(LegalBasis.values)}",
-            detail={"field": "legal_basis"},
-        )
+        raise ValidationFailed.at("legal_basis", f"expected one of {', '.join(LegalBasis.values)}")
     if Purpose.objects.filter(workspace=workspace, key=key).exists():
-        raise ValidationFailed(
-            f"key: the purpose {key!r} exists already", code="duplicate", detail={"field": "key"}
-        )
+        raise duplicate("key", f"the purpose {key!r} exists already")
     if default_granted is None:  # opt-in under consent, opt-out under legitimate interest
         default_granted = legal_basis == LegalBasis.LEGITIMATE_INTEREST
     if default_granted and legal_basis == LegalBasis.CONSENT:
-        raise ValidationFailed(
-            "default_granted: under consent nobody is in before they say yes",
-            code="consent_needs_opt_in",
-            detail={"field": "default_granted"},
+        raise ValidationFailed.at(
+            "default_granted", "under consent nobody is in before they say yes"
         )
     purpose = Purpose.objects.create(
         workspace=workspace,
@@ -129,25 +122,16 @@ def consent_record(
 
     key = normalise_purpose(purpose)
     if not Purpose.objects.filter(workspace=workspace, key=key).exists():
-        raise ValidationFailed(
-            f"purpose: {purpose!r} is not a purpose of this workspace",
-            code="unknown_purpose",
-            detail={"field": "purpose"},
-        )
+        raise ValidationFailed.at("purpose", f"{purpose!r} is not a purpose of this workspace")
     if status not in ConsentStatus.values:
-        raise ValidationFailed(
-            f"status: expected one of {', '.join(ConsentStatus.values)}",
-            detail={"field": "status"},
-        )
+        raise ValidationFailed.at("status", f"expected one of {', '.join(ConsentStatus.values)}")
     profile = Profile.objects.filter(workspace=workspace, pk=profile_id).first()
     if profile is None:
         raise NotFound(f"No profile {profile_id} in this workspace.")
     live_id = profile.merged_into_id or profile.pk
     when = occurred_at or timezone.now()
     if when > timezone.now() + timedelta(minutes=5):
-        raise ValidationFailed(
-            "occurred_at: a decision cannot be in the future", detail={"field": "occurred_at"}
-        )
+        raise ValidationFailed.at("occurred_at", "a decision cannot be in the future")
     actor_id = actor.pk if getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         (record_id,) = _insert(
@@ -235,6 +219,12 @@ def _preferences(context: Any) -> dict[str, bool]:
     if not isinstance(prefs, dict):
         return {}
     return {normalise_purpose(k): v for k, v in prefs.items() if isinstance(v, bool) and k}
+
+
+def consent_stage(batch: Batch) -> None:
+    """The pipeline stage (registered in ConsentConfig.ready()): decisions carried by the
+    batch's events, recorded against the profiles identity resolution found."""
+    consent_from_events(events=batch.events, profile_of=batch.resolution.profile_of)
 
 
 def consent_from_events(*, events: Sequence[Any], profile_of: dict[int, int]) -> int:

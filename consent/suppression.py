@@ -1,4 +1,9 @@
-"""The suppression list: keyed hashes of identifiers whose events are dropped at the door."""
+"""The suppression list: keyed hashes of identifiers whose events are dropped at the door.
+
+It plugs into profiles through two registries (filled in ConsentConfig.ready()): the
+collector's door filter (`SuppressionDoor`, events dropped before they are stored) and a
+pipeline stage (`suppression_stage`, events accepted before their person was suppressed and
+still queued when a deletion ran)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import hmac
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +22,11 @@ from cdp.errors import ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import SuppressedIdentifier
 from profiles import identifiers
+from profiles.collector import gate
+from profiles.collector.door import Identifiers
+from profiles.collector.keys import SourceInfo
+from profiles.identifiers import event_identifiers
+from profiles.pipeline.stages import Batch
 
 
 def identifier_digest(workspace_id: int, identifier_type: str, normalized_value: str) -> str:
@@ -43,29 +54,31 @@ def suppression_count(*, workspace_id: int) -> int:
 def suppression_add(
     *, workspace: Workspace, identifier_type: str, normalized_value: str, reason: str = "deletion"
 ) -> SuppressedIdentifier:
-    from profiles.collector import gate
-
     digest = identifier_digest(workspace.pk, identifier_type, normalized_value)
     row, _ = SuppressedIdentifier.objects.get_or_create(
         workspace=workspace,
         digest=digest,
         defaults={"identifier_type": identifier_type, "reason": reason},
     )
-    transaction.on_commit(lambda: gate.forget_suppression_count(workspace.pk))
+    transaction.on_commit(lambda: gate.forget_door_size(workspace.pk))
     return row
 
 
 @transaction.atomic
 def suppression_remove(*, workspace: Workspace, identifier_type: str, normalized_value: str) -> int:
-    from profiles.collector import gate
-
     digest = identifier_digest(workspace.pk, identifier_type, normalized_value)
     deleted, _ = SuppressedIdentifier.objects.filter(workspace=workspace, digest=digest).delete()
-    transaction.on_commit(lambda: gate.forget_suppression_count(workspace.pk))
+    transaction.on_commit(lambda: gate.forget_door_size(workspace.pk))
     return deleted
 
 
 MAX_IMPORT_LINES = 10_000
+MAX_REPORTED = 100  # bad lines named in an error
+
+
+def line_of(path: str) -> int:
+    """`identifiers[4]` -> 5: the line of the import a path of its error names."""
+    return int(path[path.index("[") + 1 : -1]) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +89,18 @@ class SuppressionImport:
 
 def parse_suppression_lines(lines: Sequence[str]) -> list[tuple[str, str]]:
     """Identifiers as `type:value`, one per line (a bare email is taken as one); blank lines
-    and lines starting with # are skipped. Every bad line is reported with its number."""
+    and lines starting with # are skipped. Every bad line is reported, as the path
+    `identifiers[i]` (i counted from 0, line i + 1)."""
     if len(lines) > MAX_IMPORT_LINES:
-        raise ValidationFailed(
-            f"identifiers: at most {MAX_IMPORT_LINES:,} per import (got {len(lines):,})",
-            detail={"field": "identifiers"},
+        raise ValidationFailed.at(
+            "identifiers", f"at most {MAX_IMPORT_LINES:,} per import (got {len(lines):,})"
         )
     found: list[tuple[str, str]] = []
-    errors: list[dict[str, Any]] = []
-    for number, raw in enumerate(lines, start=1):
+    errors: dict[str, str] = {}
+    for index, raw in enumerate(lines):
         line = raw.strip() if isinstance(raw, str) else raw
         if not isinstance(line, str):
-            errors.append({"line": number, "message": "expected a string"})
+            errors[f"identifiers[{index}]"] = "expected a string"
             continue
         if not line or line.startswith("#"):
             continue
@@ -95,19 +108,16 @@ def parse_suppression_lines(lines: Sequence[str]) -> list[tuple[str, str]]:
         try:
             found.append(identifiers.parse_identifier(spec))
         except ValueError as exc:
-            errors.append({"line": number, "message": str(exc)})
+            errors[f"identifiers[{index}]"] = str(exc)
     if errors:
-        first = errors[0]
+        first_path, first = next(iter(errors.items()))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ValidationFailed(
-            f"line {first['line']}: {first['message']}{more}; nothing was imported",
-            code="bad_identifiers",
-            detail={"field": "identifiers", "errors": errors[:100]},
+            dict(list(errors.items())[:MAX_REPORTED]),
+            message=f"line {line_of(first_path)}: {first}{more}; nothing was imported",
         )
     if not found:
-        raise ValidationFailed(
-            "identifiers: none given (one type:value per line)", detail={"field": "identifiers"}
-        )
+        raise ValidationFailed.at("identifiers", "none given (one type:value per line)")
     return found
 
 
@@ -117,8 +127,6 @@ def suppression_import(
 ) -> SuppressionImport:
     """Suppress many identifiers at once (e.g. a list kept in another tool): all or nothing,
     only keyed hashes stored, the audit log keeps counts and never the identifiers."""
-    from profiles.collector import gate
-
     parsed = parse_suppression_lines(lines)
     wanted = {identifier_digest(workspace.pk, kind, value): kind for kind, value in parsed}
     known = suppressed_digests(workspace_id=workspace.pk, digests=wanted)
@@ -139,50 +147,73 @@ def suppression_import(
         action="privacy.suppression_import",
         detail={"added": result.added, "already": result.already},
     )
-    transaction.on_commit(lambda: gate.forget_suppression_count(workspace.pk))
+    transaction.on_commit(lambda: gate.forget_door_size(workspace.pk))
     return result
 
 
-def suppression_drop_from_batch(events: Sequence[Any]) -> tuple[list[Any], int]:
-    """The pipeline's check, for events accepted before their person was suppressed (still
-    queued when a deletion ran): those carrying a suppressed identifier are deleted unprocessed
-    and counted as dropped. Returns the events to process and how many were dropped."""
-    from profiles.identifiers import event_identifiers
+_COUNT_DROPS = (
+    "INSERT INTO consent_suppressiondropcount (workspace_id, source_id, day, dropped)"
+    " VALUES (%s, %s, %s, %s) ON CONFLICT (workspace_id, source_id, day)"
+    " DO UPDATE SET dropped = consent_suppressiondropcount.dropped + EXCLUDED.dropped"
+)
 
+
+def suppressed_events(*, workspace_id: int, events: Sequence[Identifiers]) -> list[bool]:
+    """For each event (given as its identifiers), whether one of them is suppressed."""
+    digests = [[identifier_digest(workspace_id, t, v) for t, v in ids] for ids in events]
+    hits = suppressed_digests(workspace_id=workspace_id, digests=(d for ds in digests for d in ds))
+    return [bool(hits.intersection(ds)) for ds in digests]
+
+
+def suppression_drops_count(*, workspace_id: int, source_id: int, day: date, count: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_DROPS, [workspace_id, source_id, day, count])
+
+
+class SuppressionDoor:
+    """The collector's door filter (profiles.collector.door): the events of suppressed
+    people are dropped before they are stored, and counted per source and day."""
+
+    def size(self, *, workspace_id: int) -> int:
+        return suppression_count(workspace_id=workspace_id)
+
+    def blocked(self, *, workspace_id: int, events: Sequence[Identifiers]) -> list[bool]:
+        return suppressed_events(workspace_id=workspace_id, events=events)
+
+    def record_dropped(self, *, source: SourceInfo, day: date, count: int) -> None:
+        suppression_drops_count(
+            workspace_id=source.workspace_id, source_id=source.source_id, day=day, count=count
+        )
+
+
+def suppression_stage(batch: Batch) -> None:
+    """The pipeline's check (runs before identity resolution, under the identity lock: a
+    deletion, which holds it exclusively, has committed its suppressions before this batch
+    reads them), for events accepted before their person was suppressed: those carrying a
+    suppressed identifier are deleted unprocessed and counted as dropped."""
+    events = batch.events
     workspaces = sorted({int(e.workspace_id) for e in events})
     if not SuppressedIdentifier.objects.filter(workspace_id__in=workspaces).exists():
-        return list(events), 0
-    digests: dict[int, list[str]] = {}
-    for e in events:
-        ids = event_identifiers(
-            user_id=e.user_id,
-            anonymous_id=e.anonymous_id,
-            previous_id=e.previous_id,
-            traits=e.traits if isinstance(e.traits, dict) else {},
-            context=e.context if isinstance(e.context, dict) else {},
+        return
+    blocked: set[int] = set()
+    for workspace_id in workspaces:
+        mine = [e for e in events if int(e.workspace_id) == workspace_id]
+        found = suppressed_events(
+            workspace_id=workspace_id,
+            events=[
+                event_identifiers(
+                    user_id=e.user_id,
+                    anonymous_id=e.anonymous_id,
+                    previous_id=e.previous_id,
+                    traits=e.traits if isinstance(e.traits, dict) else {},
+                    context=e.context if isinstance(e.context, dict) else {},
+                )
+                for e in mine
+            ],
         )
-        digests[int(e.pk)] = [identifier_digest(int(e.workspace_id), t, v) for t, v in ids]
-    hits = set(
-        SuppressedIdentifier.objects.filter(
-            workspace_id__in=workspaces, digest__in={d for ds in digests.values() for d in ds}
-        ).values_list("digest", flat=True)
-    )
-    dropped = [e for e in events if hits.intersection(digests[int(e.pk)])]
-    if not dropped:
-        return list(events), 0
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM profiles_event WHERE id = ANY(%s)", [[int(e.pk) for e in dropped]]
-        )
-        for (workspace_id, source_id, day), n in Counter(
-            (int(e.workspace_id), e.source_id, e.received_at.date()) for e in dropped
-        ).items():
-            cursor.execute(
-                "INSERT INTO consent_suppressiondropcount (workspace_id, source_id, day, dropped)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (workspace_id, source_id, day)"
-                " DO UPDATE SET dropped = consent_suppressiondropcount.dropped"
-                " + EXCLUDED.dropped",
-                [workspace_id, source_id or 0, day, n],
-            )
-    gone = {int(e.pk) for e in dropped}
-    return [e for e in events if int(e.pk) not in gone], len(dropped)
+        blocked |= {int(e.pk) for e, no in zip(mine, found, strict=True) if no}
+    for (workspace_id, source_id, day), n in Counter(
+        (int(e.workspace_id), e.source_id or 0, e.received_at.date())
+        for e in batch.discard(blocked)
+    ).items():
+        suppression_drops_count(workspace_id=workspace_id, source_id=source_id, day=day, count=n)

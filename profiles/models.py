@@ -530,6 +530,19 @@ class ProfileMerge(models.Model):
     def __str__(self) -> str:
         return f"merge {self.loser_id} -> {self.winner_id}"
 
+    @property
+    def rule_label(self) -> str:
+        """ "shared_identifier:email" -> "Shared email"; "alias" -> "Alias call"; "rebuild"
+        (the whole-graph job) -> "Full rebuild"."""
+        kind, sep, detail = self.rule.partition(":")
+        if kind == "shared_identifier" and sep:
+            return f"Shared {detail.replace('_', ' ')}"
+        if self.rule == "alias":
+            return "Alias call"
+        if self.rule == "rebuild":
+            return "Full rebuild"
+        return self.rule.replace("_", " ").capitalize()
+
 
 class SplitBlock(models.Model):
     """Two profiles a user split apart: automatic resolution must not merge them again."""

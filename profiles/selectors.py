@@ -31,9 +31,7 @@ def _int_param(filters: dict[str, str], name: str) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValidationFailed(
-            f"{name}: expected an integer id, got {value!r}", code="invalid_filter"
-        ) from None
+        raise ValidationFailed.at(f"{name}", f"expected an integer id, got {value!r}") from None
 
 
 def source_list(*, workspace: Workspace) -> QuerySet[Source]:

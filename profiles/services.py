@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.errors import Conflict, NotFound, ValidationFailed
+from cdp.errors import Conflict, NotFound, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
 from profiles.collector import keys, storage
 from profiles.collector.normalize import EventRejected
@@ -20,6 +20,8 @@ from profiles.models import (
     SourceKind,
     WriteKey,
 )
+
+NAME_MAX = Source._meta.get_field("name").max_length or 200
 
 
 @transaction.atomic
@@ -34,13 +36,13 @@ def source_create(
 ) -> Source:
     name = name.strip()
     if not name:
-        raise ValidationFailed("name: must not be empty")
-    if len(name) > 200:
-        raise ValidationFailed("name: at most 200 characters")
+        raise ValidationFailed.at("name", "must not be empty")
+    if len(name) > NAME_MAX:
+        raise ValidationFailed.at("name", f"at most {NAME_MAX} characters")
     if kind not in SourceKind.values:
-        raise ValidationFailed(f"kind: {kind!r} is not one of {', '.join(SourceKind.values)}")
+        raise ValidationFailed.at("kind", f"{kind!r} is not one of {', '.join(SourceKind.values)}")
     if Source.objects.filter(workspace=workspace, name=name).exists():
-        raise Conflict(f"name: a source named {name!r} already exists", code="duplicate")
+        raise duplicate("name", f"a source named {name!r} already exists")
     source = Source.objects.create(
         workspace=workspace,
         name=name,
@@ -58,11 +60,11 @@ def source_update(*, source: Source, actor: Any | None = None, **changes: Any) -
     allowed = {"name", "enabled", "rate_limit_per_second", "max_event_bytes", "kind"}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: cannot be changed")
+        raise ValidationFailed({name: "cannot be changed" for name in sorted(unknown)})
     if "name" in changes:
         changes["name"] = str(changes["name"]).strip()
         if not changes["name"] or len(changes["name"]) > 200:
-            raise ValidationFailed("name: 1 to 200 characters")
+            raise ValidationFailed.at("name", "1 to 200 characters")
     for field_name, value in changes.items():
         setattr(source, field_name, value)
     source.save(update_fields=list(changes))
@@ -133,8 +135,10 @@ def failed_event_replay(*, failed: FailedEvent, actor: Any | None = None) -> Fai
                 target=row,
                 detail={"reason": exc.reason, "message": exc.message},
             )
+        path = f"event.{exc.field}" if exc.field else "event"
+        problem = exc.message.split(": ", 1)[1] if exc.field else exc.message
         raise ValidationFailed(
-            f"Replay failed: {exc.message}.", code=f"replay_{exc.reason}"
+            {path: [problem]}, message=f"Replay failed: {exc.message}."
         ) from None
 
 
@@ -170,3 +174,15 @@ def _replay(*, failed_id: int, actor: Any | None) -> FailedEvent:
         workspace_id = failed.workspace_id
         transaction.on_commit(lambda: kick_processing(workspace_id))
     return failed
+
+
+def source_provision(workspace: Workspace, owner: Any) -> dict[str, str]:
+    """The bootstrap's step (cdp.services.register_provisioner): the workspace's first source
+    and a live write key, made once."""
+    source = Source.objects.filter(workspace=workspace).order_by("id").first()
+    if source is None:
+        source = source_create(workspace=workspace, name="Default source", kind="http", actor=owner)
+    key = source.write_keys.filter(revoked_at__isnull=True).order_by("id").first()
+    if key is None:
+        key = write_key_rotate(source=source, actor=owner, revoke_old=False)
+    return {"write_key": key.key}

@@ -4,7 +4,6 @@ import csv
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
@@ -14,13 +13,14 @@ from rest_framework.response import Response
 
 from cdp import access
 from cdp.errors import NotFound, ValidationFailed
-from cdp.models import audit
+from cdp.models import Workspace, audit
 from cdp.pagination import Pagination
+from cdp.selectors import member_user
 from cdp.views_support import CapabilityMixin
+from profiles.identity.selectors import profiles_in_order
 from profiles.identity.serializers import ProfileSummarySerializer
-from profiles.models import Profile
 from segments import selectors, services
-from segments.models import Membership, Segment
+from segments.models import Segment
 from segments.rules.schema import RULE_SCHEMA
 from segments.serializers import (
     DuplicateSerializer,
@@ -32,12 +32,8 @@ from segments.serializers import (
 )
 
 
-def _profiles(workspace_id: int, ids: list[int]) -> Any:
-    rows = Profile.objects.filter(workspace_id=workspace_id, pk__in=ids).prefetch_related(
-        "identities"
-    )
-    by_id = {p.pk: p for p in rows}
-    return ProfileSummarySerializer([by_id[i] for i in ids if i in by_id], many=True).data
+def _profiles(workspace: Workspace, ids: list[int]) -> Any:
+    return ProfileSummarySerializer(profiles_in_order(workspace=workspace, ids=ids), many=True).data
 
 
 class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
@@ -48,13 +44,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
     queryset = Segment.objects.none()
 
     def get_object(self) -> Segment:
-        segment = (
-            Segment.objects.filter(workspace=self.workspace, pk=self.kwargs["pk"])
-            .select_related("published_version", "draft_version", "owner")
-            .first()
-            if str(self.kwargs["pk"]).isdigit()
-            else None
-        )
+        segment = selectors.segment_get(workspace=self.workspace, segment_id=self.kwargs["pk"])
         if segment is None:
             raise NotFound(f"No segment {self.kwargs['pk']} in this workspace.")
         return segment
@@ -123,7 +113,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         data = serializer.validated_data
         if "name" not in data or "rule" not in data:
             raise ValidationFailed(
-                "name and rule are required", detail={"fields": ["name", "rule"]}
+                {name: "required" for name in ("name", "rule") if name not in data}
             )
         segment = services.segment_create(
             workspace=self.workspace,
@@ -266,8 +256,8 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
                 "members_now": segment.member_count,
                 "entering": diff.entering,
                 "leaving": diff.leaving,
-                "entering_sample": _profiles(self.workspace.pk, diff.entering_sample),
-                "leaving_sample": _profiles(self.workspace.pk, diff.leaving_sample),
+                "entering_sample": _profiles(self.workspace, diff.entering_sample),
+                "leaving_sample": _profiles(self.workspace, diff.leaving_sample),
             }
         )
 
@@ -286,7 +276,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         return Response(
             {
                 "count": preview.count,
-                "sample": _profiles(self.workspace.pk, preview.sample),
+                "sample": _profiles(self.workspace, preview.sample),
                 "milliseconds": preview.milliseconds,
             }
         )
@@ -301,12 +291,9 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         """Current members (profiles), newest entries first."""
         self.require("segments.view")
         segment = self.get_object()
-        rows = Membership.objects.filter(segment=segment, exited_at__isnull=True).order_by(
-            "-entered_at", "-profile_id"
-        )
-        page = self.paginate_queryset(rows)
+        page = self.paginate_queryset(selectors.segment_members(segment=segment))
         ids = [m.profile_id for m in page or []]
-        return self.get_paginated_response(_profiles(self.workspace.pk, ids))
+        return self.get_paginated_response(_profiles(self.workspace, ids))
 
     @extend_schema(parameters=[OpenApiParameter("profile", int)])
     @action(detail=True, methods=["get"])
@@ -314,10 +301,10 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         """Every stay in the segment: entered, exited (null while still in), rule version."""
         self.require("segments.view")
         segment = self.get_object()
-        rows = Membership.objects.filter(segment=segment).order_by("-entered_at", "-id")
         profile = request.query_params.get("profile")
-        if profile and profile.isdigit():
-            rows = rows.filter(profile_id=int(profile))
+        rows = selectors.segment_history(
+            segment=segment, profile_id=int(profile) if profile and profile.isdigit() else None
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(MembershipSerializer(page, many=True).data)
 
@@ -330,7 +317,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         segment = self.get_object()
         raw = request.query_params.get("days", "30")
         if not raw.isdigit() or not 1 <= int(raw) <= 366:
-            raise ValidationFailed("days: expected a whole number from 1 to 366", code="bad_days")
+            raise ValidationFailed.at("days", "expected a whole number from 1 to 366")
         days = selectors.segment_sizes(segment=segment, days=int(raw))
         return Response(
             {
@@ -402,12 +389,12 @@ def _owner_param(request: Request) -> int | None:
         user_id: int | None = request.user.pk
         return user_id
     if not value.isdigit():
-        raise ValidationFailed("owner: expected 'me' or a user id", detail={"field": "owner"})
+        raise ValidationFailed.at("owner", "expected 'me' or a user id")
     return int(value)
 
 
 def _workspace_user(workspace: Any, user_id: int) -> Any:
-    user = get_user_model().objects.filter(pk=user_id, memberships__workspace=workspace).first()
+    user = member_user(workspace=workspace, user_id=user_id)
     if user is None:
         raise NotFound(f"No member {user_id} in this workspace.")
     return user

@@ -5,8 +5,26 @@ class SegmentsConfig(AppConfig):
     name = "segments"
 
     def ready(self) -> None:
+        from cdp import navigation
+        from profiles import panels
         from profiles.identity import hooks
-        from segments import realtime
+        from profiles.pipeline import stages
+        from segments import privacy, realtime, selectors, views
 
         hooks.on_merge(realtime.exit_merged_profile)
         hooks.on_split(realtime.evaluate_split)
+        stages.register("segments", realtime.segments_stage, order=50)
+        privacy.register()
+        panels.register(
+            panels.ProfilePanel(
+                key="segments",
+                order=10,
+                api=lambda p: selectors.profile_segments(profile_id=p.pk),
+                capability="segments.view",
+                templates={"side": "segments/_profile_panel.html"},
+                context=views.profile_panel,
+            )
+        )
+        navigation.register(
+            label="Segments", url_name="ui-segments", capability="segments.view", order=30
+        )

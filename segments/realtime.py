@@ -14,10 +14,17 @@ from django.utils import timezone
 
 from cdp.models import Workspace
 from profiles.identity.resolve import Resolution
+from profiles.pipeline.stages import Batch
 from segments.models import Segment, SegmentStatus
 from segments.rules import compile as compiler
 from segments.rules.validate import parse_rule
 from segments.services import apply_sql, rule_context, schedule_expiries
+
+
+def segments_stage(batch: Batch) -> None:
+    """The pipeline stage (registered in SegmentsConfig.ready()): the touched profiles'
+    memberships, re-evaluated against every published segment."""
+    segments_update_for_batch(batch.resolution)
 
 
 def segments_update_for_batch(resolution: Resolution) -> int:

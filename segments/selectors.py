@@ -12,8 +12,40 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from cdp.errors import ValidationFailed
-from cdp.models import Workspace
-from segments.models import Segment, SegmentStatus, SegmentVersion, normalise_tag
+from cdp.models import Role, Workspace
+from consent.selectors import purpose_list
+from profiles import selectors as profile_selectors
+from profiles.computed import selectors as computed_selectors
+from segments.models import Membership, Segment, SegmentStatus, SegmentVersion, normalise_tag
+
+
+def segment_get(*, workspace: Workspace, segment_id: Any) -> Segment | None:
+    if not str(segment_id).isdigit():
+        return None
+    return (
+        Segment.objects.filter(workspace=workspace, pk=int(segment_id))
+        .select_related("published_version", "draft_version", "owner")
+        .first()
+    )
+
+
+def segment_count(*, workspace: Workspace) -> int:
+    return Segment.objects.filter(workspace=workspace).count()
+
+
+def segment_members(*, segment: Segment) -> QuerySet[Membership]:
+    """Current members, newest entries first."""
+    rows = Membership.objects.filter(segment=segment, exited_at__isnull=True)
+    return rows.order_by("-entered_at", "-profile_id")
+
+
+def segment_history(*, segment: Segment, profile_id: int | None = None) -> QuerySet[Membership]:
+    """Every stay in the segment (entered, exited or not), latest entries first."""
+    rows = Membership.objects.filter(segment=segment)
+    if profile_id is not None:
+        rows = rows.filter(profile_id=profile_id)
+    return rows.order_by("-entered_at", "-id")
+
 
 # ---- the list: search, filters, order ---------------------------------------------------------
 
@@ -45,13 +77,9 @@ def segment_list(
     (published, changed = published with a draft, draft = never published), an owner and a
     tag, in one of SEGMENT_ORDERS. Unknown status or order values are refused by name."""
     if status and status not in SEGMENT_STATUSES:
-        raise ValidationFailed(
-            f"status: expected one of {', '.join(SEGMENT_STATUSES)}", detail={"field": "status"}
-        )
+        raise ValidationFailed.at("status", f"expected one of {', '.join(SEGMENT_STATUSES)}")
     if order not in SEGMENT_ORDERS:
-        raise ValidationFailed(
-            f"order: expected one of {', '.join(SEGMENT_ORDERS)}", detail={"field": "order"}
-        )
+        raise ValidationFailed.at("order", f"expected one of {', '.join(SEGMENT_ORDERS)}")
     rows = Segment.objects.filter(workspace=workspace).select_related(
         "published_version", "draft_version", "owner"
     )
@@ -252,3 +280,69 @@ def profile_segment_exits(*, profile_id: int, limit: int = 10) -> list[dict[str,
 def segment_versions(*, segment: Segment) -> list[SegmentVersion]:
     """Every version of the rule, newest first, with who wrote it."""
     return list(segment.versions.select_related("created_by").order_by("-number"))
+
+
+# ---- the builder's suggestions ----------------------------------------------------------------
+
+# observed value types -> the type the builder offers operators for
+_OBSERVED_TYPES = {"number": "number", "integer": "number", "boolean": "boolean"}
+_BUILTIN_TYPES = {"datetime": "datetime", "integer": "number", "number": "number"}
+
+
+def _value_type(value_types: list[str]) -> str:
+    """One builder type for a trait or property seen with these JSON types."""
+    kinds = {_OBSERVED_TYPES.get(t, "string") for t in value_types if t != "null"}
+    return kinds.pop() if len(kinds) == 1 else "any"
+
+
+def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) -> dict[str, Any]:
+    """What the builder suggests names from: observed traits, computed traits, events and
+    their properties, published segments (but the one being edited), consent purposes."""
+    traits: dict[str, dict[str, Any]] = {}
+    properties: dict[str, list[dict[str, str]]] = {}
+    for prop in profile_selectors.observed_properties(workspace=workspace):
+        if prop.kind == "trait":
+            traits.setdefault(
+                prop.path, {"name": prop.path, "type": _value_type(prop.value_types), "label": ""}
+            )
+        elif prop.kind == "property" and prop.type == "track" and prop.event:
+            properties.setdefault(prop.event, []).append(
+                {"name": prop.path, "type": _value_type(prop.value_types)}
+            )
+    for trait in computed_selectors.builtin_trait_list():
+        traits[trait["key"]] = {
+            "name": trait["key"],
+            "type": _BUILTIN_TYPES.get(trait["type"], "string"),
+            "label": f"{trait['label']} (computed)",
+            "values": trait.get("values") or [],
+        }
+    for custom in computed_selectors.computed_trait_list(workspace=workspace):
+        traits.setdefault(
+            custom.key, {"name": custom.key, "type": "any", "label": f"{custom.name} (custom)"}
+        )
+    events = sorted(
+        {e.event for e in profile_selectors.observed_events(workspace=workspace) if e.event}
+    )
+    published = Segment.objects.filter(workspace=workspace, status=SegmentStatus.PUBLISHED)
+    if exclude_segment is not None:
+        published = published.exclude(pk=exclude_segment)
+    return {
+        "traits": sorted(traits.values(), key=lambda t: t["name"]),
+        "events": events,
+        "properties": properties,
+        "segments": [{"key": s.key, "name": s.name} for s in published.order_by("name")],
+        "purposes": [{"key": p.key, "name": p.name} for p in purpose_list(workspace=workspace)],
+    }
+
+
+def segment_grant_candidates(*, segment: Segment, granted: set[int]) -> list[dict[str, Any]]:
+    """Marketers of the workspace without a grant on the segment (owners and admins manage
+    every segment, so granting matters for marketers only)."""
+    members = (
+        segment.workspace.memberships.filter(role=Role.MARKETER)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return [
+        {"id": m.user_id, "username": m.user.username} for m in members if m.user_id not in granted
+    ]

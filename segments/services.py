@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
-from cdp.errors import Conflict, NotFound, ValidationFailed
+from cdp.errors import NON_FIELD, Conflict, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import Purpose
 from profiles.computed import builtin
@@ -122,26 +122,22 @@ def normalise_tags(value: Any) -> list[str]:
     """Tags as stored: trimmed, lower-case, single spaces, each once, in the order given.
     Errors name the position of the bad tag (tags[2])."""
     if not isinstance(value, list):
-        raise ValidationFailed("tags: expected a list of strings", detail={"field": "tags"})
+        raise ValidationFailed.at("tags", "expected a list of strings")
     tags: list[str] = []
     for i, raw in enumerate(value):
         if not isinstance(raw, str):
-            raise ValidationFailed(
-                f"tags[{i}]: expected a string", detail={"field": "tags", "index": i}
-            )
+            raise ValidationFailed.at(f"tags[{i}]", "expected a string")
         tag = normalise_tag(raw)
         if not _TAG.fullmatch(tag):
-            raise ValidationFailed(
-                f"tags[{i}]: {raw!r} is not a tag: 1 to 40 letters, digits, spaces, - or _, "
-                "starting with a letter or digit",
-                detail={"field": "tags", "index": i},
+            raise ValidationFailed.at(
+                f"tags[{i}]",
+                f"{raw!r} is not a tag: 1 to 40 letters, digits, spaces, - or _, starting with "
+                "a letter or digit",
             )
         if tag not in tags:
             tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise ValidationFailed(
-            f"tags: at most {MAX_TAGS} tags per segment", detail={"field": "tags"}
-        )
+        raise ValidationFailed.at("tags", f"at most {MAX_TAGS} tags per segment")
     return tags
 
 
@@ -157,7 +153,7 @@ def segment_create(
     actor: Any = None,
 ) -> Segment:
     if not name.strip():
-        raise ValidationFailed("name: expected a segment name", detail={"field": "name"})
+        raise ValidationFailed.at("name", "expected a segment name")
     clean_tags = normalise_tags(tags) if tags is not None else []
     rule_parse(workspace=workspace, rule=rule)
     segment = Segment.objects.create(
@@ -188,7 +184,7 @@ def segment_duplicate(*, segment: Segment, actor: Any = None, name: str | None =
     (another window, a holdout) that does not touch the original or its audience."""
     source = segment.draft_version or segment.published_version
     if source is None:  # every segment has a version; a broken row is not copied silently
-        raise ValidationFailed(f"segment {segment.key!r} has no rule to copy")
+        raise ValidationFailed.at(NON_FIELD, f"segment {segment.key!r} has no rule to copy")
     workspace = Workspace.objects.get(pk=segment.workspace_id)
     copy = segment_create(
         workspace=workspace,
@@ -226,7 +222,7 @@ def segment_update(
         segment.tags = normalise_tags(tags)
     if name is not None:
         if not name.strip():
-            raise ValidationFailed("name: expected a segment name", detail={"field": "name"})
+            raise ValidationFailed.at("name", "expected a segment name")
         segment.name = name.strip()
     if description is not None:
         segment.description = description
@@ -546,15 +542,9 @@ def segment_grant(*, segment: Segment, user: Any, actor: Any = None) -> None:
     workspace = Workspace.objects.get(pk=segment.workspace_id)
     role = access.role_of(user, workspace)
     if role is None:
-        raise ValidationFailed(
-            "user: not a member of this workspace", code="not_a_member", detail={"field": "user"}
-        )
+        raise ValidationFailed.at("user", "not a member of this workspace")
     if role not in access.CAPABILITIES["segments.create"]:
-        raise ValidationFailed(
-            f"user: a member with the {role} role can only read segments",
-            code="role_cannot_edit",
-            detail={"field": "user", "role": role},
-        )
+        raise ValidationFailed.at("user", f"a member with the {role} role can only read segments")
     assign_perm("segments.change_segment", user, segment)
     audit(
         workspace=workspace,

@@ -14,9 +14,9 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from cdp.testing import Tenant, make_tenant, post_collector
 from profiles.models import Identity, Profile, ProfileEvent
 from profiles.pipeline import queue
+from tests.fixtures import Tenant, make_tenant, post_collector
 
 PEOPLE = 60
 EVENTS = 1500

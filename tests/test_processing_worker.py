@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
-from cdp.testing import Tenant, post_collector
 from profiles.models import EventCounter, PendingEvent
 from profiles.tasks import sweep_pending_events
+from tests.fixtures import Tenant, post_collector
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,9 @@ import pytest
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
-from cdp.testing import Tenant
 from profiles import services
 from profiles.models import Event
+from tests.fixtures import Tenant
 
 pytestmark = pytest.mark.sdk
 

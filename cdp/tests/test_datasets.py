@@ -131,15 +131,3 @@ def test_the_cache_lives_under_cdp_data_dir_when_set(
     assert datasets.cache_dir() == tmp_path / "datasets"
     monkeypatch.delenv("CDP_DATA_DIR")
     assert datasets.cache_dir() == Path.home() / ".cache" / "cdp" / "datasets"
-
-
-def test_real_cdnow_purchase_history_from_pypi() -> None:
-    """Downloads lifetimes 0.11.3 from PyPI on first run on a machine (then cached)."""
-    from profiles.demo.cdnow import parse_cdnow
-
-    purchases = parse_cdnow(dataset_bytes("cdnow"))
-    assert len(purchases) == 69_659
-    assert len({p.customer_id for p in purchases}) == 23_570
-    assert min(p.day for p in purchases).isoformat() == "1997-01-01"
-    assert max(p.day for p in purchases).isoformat() == "1998-06-30"
-    assert str(sum(p.amount for p in purchases)) == "2500315.63"

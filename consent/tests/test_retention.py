@@ -12,11 +12,11 @@ import time_machine
 from django.test import Client
 
 from cdp.models import AuditLog, Role
-from cdp.testing import Tenant, post_collector
 from consent import retention, tasks
 from consent.models import RetentionPolicy
 from profiles.models import Event, FailedEvent, Profile, ProfileEvent
 from profiles.tests.test_identity_resolution import process, profile_of, send
+from tests.fixtures import Tenant, post_collector
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 CUTOFF = datetime(2026, 10, 21, tzinfo=UTC)  # 30 days before NOW, at the start of that day

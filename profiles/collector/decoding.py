@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from cdp.errors import PayloadTooLarge, ValidationFailed
+from cdp.errors import BadRequest, PayloadTooLarge
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -28,7 +28,7 @@ def decode_body(raw: bytes, *, content_encoding: str, max_bytes: int) -> bytes:
         try:
             data = decompressor.decompress(raw, max_bytes + 1)
         except zlib.error as exc:
-            raise ValidationFailed(
+            raise BadRequest(
                 f"Body is marked or looks gzip-compressed but cannot be decompressed: {exc}.",
                 code="invalid_gzip",
             ) from None
@@ -40,7 +40,7 @@ def decode_body(raw: bytes, *, content_encoding: str, max_bytes: int) -> bytes:
             )
         return data
     if encoding not in ("", "identity"):
-        raise ValidationFailed(
+        raise BadRequest(
             f"Unsupported Content-Encoding {content_encoding!r}; send gzip or no encoding.",
             code="unsupported_encoding",
         )
@@ -49,8 +49,8 @@ def decode_body(raw: bytes, *, content_encoding: str, max_bytes: int) -> bytes:
 
 def parse_json(data: bytes) -> Any:
     if not data.strip():
-        raise ValidationFailed("Request body is empty; expected a JSON object.", code="empty_body")
+        raise BadRequest("Request body is empty; expected a JSON object.", code="empty_body")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ValidationFailed(f"Body is not valid JSON: {exc}.", code="invalid_json") from None
+        raise BadRequest(f"Body is not valid JSON: {exc}.", code="invalid_json") from None

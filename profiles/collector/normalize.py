@@ -43,11 +43,23 @@ _CONSUMED = {
 }
 
 
+_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_.]*")
+
+
 class EventRejected(Exception):
+    """Why one event cannot be stored: a failure reason (FailureReason) and a message that
+    starts with the event's field when one is to blame (`timestamp: not a timestamp`)."""
+
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+    @property
+    def field(self) -> str | None:
+        """The event field the message names, if any."""
+        head, sep, _ = self.message.partition(": ")
+        return head if sep and _FIELD.fullmatch(head) else None
 
 
 @dataclass(slots=True)

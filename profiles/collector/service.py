@@ -1,17 +1,17 @@
 """The collector's write path: normalise a request's events, dead-letter the bad ones, drop
-suppressed identifiers, store the rest in one statement and hand them to processing."""
+what the door's filters refuse (suppressed people), store the rest in one statement and hand
+them to processing."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import connection
+from django.utils import timezone
 
-from consent import suppression
-from profiles.collector import gate, storage
+from profiles.collector import door, gate, storage
 from profiles.collector.keys import SourceInfo
 from profiles.collector.normalize import (
     BatchMeta,
@@ -36,15 +36,15 @@ class IngestResult:
     received: int = 0
     accepted: int = 0
     duplicates: int = 0
-    suppressed: int = 0
+    dropped: int = 0  # refused by a door filter
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def as_response(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "success": True,
-            # suppressed events are answered like accepted ones: the caller learns nothing
-            "accepted": self.accepted + self.suppressed,
+            # dropped events are answered like accepted ones: the caller learns nothing
+            "accepted": self.accepted + self.dropped,
             "duplicates": self.duplicates,
             "failed": self.failed,
         }
@@ -101,11 +101,12 @@ def collector_ingest(
     body: dict[str, Any],
     route_type: str | None,
     received_at: datetime,
-    suppressions: int | None,
+    door_size: int | None,
     kick: bool,
 ) -> IngestResult:
     """Store what can be stored; every event ends stored, dead-lettered, deduplicated or
-    dropped as suppressed, and the result says how many of each."""
+    dropped at the door, and the result says how many of each. `door_size` is the gate's
+    cached size of the door filters' lists (None: unknown, asked here)."""
     result = IngestResult(received=len(raw_events))
     meta = batch_meta(body, received_at)
     good: list[NormalizedEvent] = []
@@ -145,8 +146,12 @@ def collector_ingest(
         position[id(normalized)] = index
     result.failed = len(failures)
 
-    if good and suppressions != 0:
-        good, result.suppressed = _drop_suppressed(source, good, suppressions)
+    if door_size is None and (good or failures) and door.filters():
+        door_size = door.size(workspace_id=source.workspace_id)
+        gate.remember_door_size(source.workspace_id, door_size)
+    dropped: dict[int, int] = {}  # door filter index -> events it dropped
+    if good and door_size:
+        good = _door(source, good, [_event_identifiers(e) for e in good], dropped)
 
     if good:
         stored = storage.insert_events(
@@ -161,19 +166,33 @@ def collector_ingest(
                 f"the database refused a value: {message}",
             )
         result.failed = len(failures)
-    if failures and suppressions != 0:
+    if failures and door_size:
         # a malformed event of a suppressed person is not kept either (dead letters hold
         # the payload as sent, identifiers included)
-        failures, dropped = _drop_suppressed_failures(source, failures, suppressions)
-        result.suppressed += dropped
+        failures = _door(source, failures, [_raw_identifiers(f.payload) for f in failures], dropped)
         result.failed = len(failures)
     if failures:
         FailedEvent.objects.bulk_create(failures)
-    if result.suppressed:
-        _count_suppressed(source, received_at, result.suppressed)
+    result.dropped = sum(dropped.values())
+    door_filters = door.filters()
+    for index, count in dropped.items():
+        door_filters[index].record_dropped(source=source, day=received_at.date(), count=count)
     if result.accepted and kick:
         kick_processing(source.workspace_id)
     return result
+
+
+def unreadable_request_record(source: SourceInfo, reason: str, message: str, raw: bytes) -> None:
+    """Keep a sample of a request we could not read, so the debugger can show it."""
+    FailedEvent.objects.create(
+        workspace_id=source.workspace_id,
+        source_id=source.source_id,
+        reason=reason,
+        message=message,
+        payload=None,
+        raw=raw[:RAW_SAMPLE_BYTES].decode("utf-8", errors="replace").replace("\x00", ""),
+        received_at=timezone.now(),
+    )
 
 
 def _message_id_of(raw: Any) -> str:
@@ -184,33 +203,32 @@ def _message_id_of(raw: Any) -> str:
     return ""
 
 
-def _drop_suppressed(
-    source: SourceInfo, events: list[NormalizedEvent], known_count: int | None
-) -> tuple[list[NormalizedEvent], int]:
-    if known_count is None:
-        known_count = suppression.suppression_count(workspace_id=source.workspace_id)
-        gate.remember_suppression_count(source.workspace_id, known_count)
-        if known_count == 0:
-            return events, 0
-    digests_per_event: list[list[str]] = []
-    for e in events:
-        ids = event_identifiers(
-            user_id=e.user_id,
-            anonymous_id=e.anonymous_id,
-            previous_id=e.previous_id,
-            traits=e.traits,
-            context=e.context,
-        )
-        digests_per_event.append(
-            [suppression.identifier_digest(source.workspace_id, t, v) for t, v in ids]
-        )
-    hits = suppression.suppressed_digests(
-        workspace_id=source.workspace_id, digests=(d for ds in digests_per_event for d in ds)
+T = TypeVar("T")
+
+
+def _door(
+    source: SourceInfo, items: list[T], identifiers: list[door.Identifiers], dropped: dict[int, int]
+) -> list[T]:
+    """`items` without those a door filter refuses (by their identifiers); adds what each
+    filter dropped to `dropped`."""
+    for index, door_filter in enumerate(door.filters()):
+        blocked = door_filter.blocked(workspace_id=source.workspace_id, events=identifiers)
+        if not any(blocked):
+            continue
+        dropped[index] = dropped.get(index, 0) + sum(blocked)
+        items = [item for item, no in zip(items, blocked, strict=True) if not no]
+        identifiers = [ids for ids, no in zip(identifiers, blocked, strict=True) if not no]
+    return items
+
+
+def _event_identifiers(e: NormalizedEvent) -> door.Identifiers:
+    return event_identifiers(
+        user_id=e.user_id,
+        anonymous_id=e.anonymous_id,
+        previous_id=e.previous_id,
+        traits=e.traits,
+        context=e.context,
     )
-    if not hits:
-        return events, 0
-    kept = [e for e, ds in zip(events, digests_per_event, strict=True) if not hits.intersection(ds)]
-    return kept, len(events) - len(kept)
 
 
 def _raw_identifiers(payload: Any) -> list[tuple[str, str]]:
@@ -236,41 +254,6 @@ def _raw_identifiers(payload: Any) -> list[tuple[str, str]]:
         )
     except (TypeError, ValueError):
         return []
-
-
-def _drop_suppressed_failures(
-    source: SourceInfo, failures: list[FailedEvent], known_count: int | None
-) -> tuple[list[FailedEvent], int]:
-    if known_count is None:
-        known_count = suppression.suppression_count(workspace_id=source.workspace_id)
-        if known_count == 0:
-            return failures, 0
-    digests_per_event = [
-        [
-            suppression.identifier_digest(source.workspace_id, t, v)
-            for t, v in _raw_identifiers(f.payload)
-        ]
-        for f in failures
-    ]
-    hits = suppression.suppressed_digests(
-        workspace_id=source.workspace_id, digests=(d for ds in digests_per_event for d in ds)
-    )
-    if not hits:
-        return failures, 0
-    kept = [
-        f for f, ds in zip(failures, digests_per_event, strict=True) if not hits.intersection(ds)
-    ]
-    return kept, len(failures) - len(kept)
-
-
-def _count_suppressed(source: SourceInfo, received_at: datetime, dropped: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO consent_suppressiondropcount (workspace_id, source_id, day, dropped)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (workspace_id, source_id, day)"
-            " DO UPDATE SET dropped = consent_suppressiondropcount.dropped + EXCLUDED.dropped",
-            [source.workspace_id, source.source_id, received_at.date(), dropped],
-        )
 
 
 def kick_processing(workspace_id: int) -> None:

@@ -15,17 +15,21 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cdp.errors import (
     ApplicationError,
+    BadRequest,
     NotAuthenticated,
     PayloadTooLarge,
     RateLimited,
-    ValidationFailed,
 )
 from profiles.collector import gate, keys
 from profiles.collector.decoding import decode_body, parse_json
 from profiles.collector.keys import SourceInfo
 from profiles.collector.normalize import now_utc
-from profiles.collector.service import RAW_SAMPLE_BYTES, collector_ingest
-from profiles.models import FailedEvent, FailureReason
+from profiles.collector.service import (
+    RAW_SAMPLE_BYTES,
+    collector_ingest,
+    unreadable_request_record,
+)
+from profiles.models import FailureReason
 
 logger = logging.getLogger(__name__)
 
@@ -76,19 +80,6 @@ def _body_key(body: Any, batch: list[Any] | None) -> str | None:
     return None
 
 
-def _record_unreadable(source: SourceInfo, reason: str, message: str, raw: bytes) -> None:
-    """Keep a sample of a request we could not read, so the debugger can show it."""
-    FailedEvent.objects.create(
-        workspace_id=source.workspace_id,
-        source_id=source.source_id,
-        reason=reason,
-        message=message,
-        payload=None,
-        raw=raw[:RAW_SAMPLE_BYTES].decode("utf-8", errors="replace").replace("\x00", ""),
-        received_at=now_utc(),
-    )
-
-
 def _ingest(request: HttpRequest, route_type: str | None) -> HttpResponse:
     received_at = now_utc()
     limit = settings.CDP_MAX_REQUEST_BYTES
@@ -109,38 +100,40 @@ def _ingest(request: HttpRequest, route_type: str | None) -> HttpResponse:
             if header_key and exc.status == 413:
                 source = keys.lookup(header_key)
                 if source is not None and source.enabled:
-                    _record_unreadable(source, FailureReason.REQUEST_TOO_LARGE, exc.message, raw)
+                    unreadable_request_record(
+                        source, FailureReason.REQUEST_TOO_LARGE, exc.message, raw
+                    )
             raise
         try:
             body = parse_json(data)
-        except ValidationFailed as exc:
+        except BadRequest as exc:
             if header_key:
                 source = keys.lookup(header_key)
                 if source is not None and source.enabled:
-                    _record_unreadable(source, FailureReason.INVALID_JSON, exc.message, data)
+                    unreadable_request_record(source, FailureReason.INVALID_JSON, exc.message, data)
             raise
 
         if route_type is None:
             raw_events, body = _batch_of(body)
         else:
             if not isinstance(body, dict):
-                raise ValidationFailed(
+                raise BadRequest(
                     f"Body must be a JSON object (one {route_type} event).", code="not_an_object"
                 )
             raw_events = [body]
         batch_body = body if route_type is None else {}
         source = _resolve_source(header_key or _body_key(body, raw_events))
-        door = gate.check(
+        admitted = gate.check(
             source_id=source.source_id,
             workspace_id=source.workspace_id,
             events=len(raw_events),
             limit=source.rate_limit_per_second,
         )
-        if not door.allowed:
+        if not admitted.allowed:
             raise RateLimited(
                 f"Source {source.name!r} is over its limit of {source.rate_limit_per_second} "
                 "events per second; retry after the Retry-After delay.",
-                retry_after=door.retry_after,
+                retry_after=admitted.retry_after,
             )
         result = collector_ingest(
             source=source,
@@ -148,8 +141,8 @@ def _ingest(request: HttpRequest, route_type: str | None) -> HttpResponse:
             body=batch_body,
             route_type=route_type,
             received_at=received_at,
-            suppressions=door.suppressions,
-            kick=door.kick,
+            door_size=admitted.door_size,
+            kick=admitted.kick,
         )
     except ApplicationError as exc:
         return _error_response(exc)
@@ -184,16 +177,16 @@ def _batch_of(body: Any) -> tuple[list[Any], dict[str, Any]]:
     elif isinstance(body, dict):
         events = body.get("batch")
         if events is None:
-            raise ValidationFailed(
+            raise BadRequest(
                 'Body has no `batch` array; post {"batch": [events...]} or use /v1/track etc.',
                 code="missing_batch",
             )
     else:
-        raise ValidationFailed("Body must be a JSON object with a `batch` array.", code="no_batch")
+        raise BadRequest("Body must be a JSON object with a `batch` array.", code="no_batch")
     if not isinstance(events, list):
-        raise ValidationFailed("`batch` must be an array of events.", code="invalid_batch")
+        raise BadRequest("`batch` must be an array of events.", code="invalid_batch")
     if not events:
-        raise ValidationFailed("`batch` is empty: nothing to store.", code="empty_batch")
+        raise BadRequest("`batch` is empty: nothing to store.", code="empty_batch")
     return events, body
 
 

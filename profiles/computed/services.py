@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cdp.db import server_cursor
-from cdp.errors import Conflict, ValidationFailed
+from cdp.errors import NON_FIELD, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
 from profiles.computed import builtin
 from profiles.computed import sql as trait_sql
@@ -62,7 +62,7 @@ MAX_WINDOW_DAYS = 3650
 
 
 def _invalid(path: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"{path}: {message}", detail={"fields": {path: [message]}})
+    return ValidationFailed.at(path, message)
 
 
 def _text(data: Mapping[str, Any], name: str, *, max_length: int) -> str:
@@ -137,7 +137,7 @@ def _clean(data: Mapping[str, Any], *, current: ComputedTrait | None) -> dict[st
     """The validated fields of `data` (all of them on create; those present on update),
     checked against the resulting definition as a whole."""
     if not isinstance(data, Mapping):
-        raise ValidationFailed("request: expected an object")
+        raise ValidationFailed.at(NON_FIELD, "expected a JSON object")
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise _invalid(unknown[0], "unknown field")
@@ -226,7 +226,7 @@ def computed_trait_create(
 ) -> ComputedTrait:
     clean = _clean(data, current=None)
     if ComputedTrait.objects.filter(workspace=workspace, key=clean["key"]).exists():
-        raise Conflict(f"key: a computed trait {clean['key']!r} already exists", code="duplicate")
+        raise duplicate("key", f"a computed trait {clean['key']!r} already exists")
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -238,9 +238,7 @@ def computed_trait_create(
                 **clean,
             )
     except IntegrityError:
-        raise Conflict(
-            f"key: a computed trait {clean['key']!r} already exists", code="duplicate"
-        ) from None
+        raise duplicate("key", f"a computed trait {clean['key']!r} already exists") from None
     audit(
         workspace=workspace,
         actor=actor,

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.errors import NotFound, ValidationFailed
+from cdp.errors import NON_FIELD, NotFound, ValidationFailed
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
 from profiles.identity import selectors, services
@@ -126,7 +126,7 @@ class IdentityRulesView(CapabilityMixin, APIView):
     def patch(self, request: Request) -> Response:
         self.require("identity_rules.manage")
         if not isinstance(request.data, dict):
-            raise ValidationFailed("expected a JSON object of settings")
+            raise ValidationFailed.at(NON_FIELD, "expected a JSON object of settings")
         row = services.identity_rules_update(
             workspace=self.workspace, data=dict(request.data), actor=request.user
         )

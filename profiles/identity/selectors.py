@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from cdp.errors import ValidationFailed
 from cdp.models import Workspace
@@ -40,7 +42,7 @@ def profile_list(
         try:
             kind, value = identifiers.parse_identifier(identifier)
         except ValueError as exc:
-            raise ValidationFailed(str(exc), detail={"field": "identifier"}) from exc
+            raise ValidationFailed({"identifier": [str(exc)]}, message=str(exc)) from exc
         owners = Identity.objects.filter(workspace=workspace, type=kind, value=value)
         profiles = profiles.filter(pk__in=owners.values("profile_id"))
     if q and q.strip():
@@ -147,6 +149,18 @@ def merge_list(*, workspace: Workspace, status: str | None = None) -> QuerySet[P
     return rows.order_by("-id")
 
 
+def merge_counts(*, workspace: Workspace) -> dict[str, int]:
+    """status -> merges of the workspace in it."""
+    rows = ProfileMerge.objects.filter(workspace=workspace).values_list("status")
+    return dict(rows.annotate(n=Count("id")).order_by().values_list("status", "n"))
+
+
+def conflict_counts(*, workspace: Workspace) -> dict[str, int]:
+    """reason -> conflicts of the workspace with it."""
+    rows = IdentityConflict.objects.filter(workspace=workspace).values_list("reason")
+    return dict(rows.annotate(n=Count("id")).order_by().values_list("reason", "n"))
+
+
 def profile_stats(*, workspace: Workspace) -> dict[str, int]:
     live = Profile.objects.filter(workspace=workspace, merged_into__isnull=True)
     return {
@@ -155,3 +169,41 @@ def profile_stats(*, workspace: Workspace) -> dict[str, int]:
         "identities": Identity.objects.filter(workspace=workspace).count(),
         "conflicts": IdentityConflict.objects.filter(workspace=workspace).count(),
     }
+
+
+def profiles_in_order(*, workspace: Workspace, ids: list[int]) -> list[Profile]:
+    """The workspace's profiles of these ids, in the order given (with their identities)."""
+    rows = Profile.objects.filter(workspace=workspace, pk__in=ids).prefetch_related("identities")
+    by_id = {p.pk: p for p in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileLink:
+    """How a page names a profile it links to (templates/profiles/_profile_link.html)."""
+
+    id: int
+    name: str
+    merged_into: int | None
+
+    @property
+    def show_id(self) -> bool:
+        return not self.name.endswith(f"#{self.id}")  # "Anonymous visitor #12" has it already
+
+
+def profile_links(*, workspace: Workspace, ids: Iterable[int | None]) -> dict[int, ProfileLink]:
+    """id -> its link, for profiles listed by other records (merges, conflicts, members)."""
+    wanted = {i for i in ids if i is not None}
+    rows = Profile.objects.filter(workspace=workspace, pk__in=wanted).prefetch_related("identities")
+    return {p.pk: ProfileLink(p.pk, display_name(p), p.merged_into_id) for p in rows}
+
+
+def with_merge_people(*, workspace: Workspace, merges: list[ProfileMerge]) -> list[ProfileMerge]:
+    """The merges, each with `winner_info` and `loser_info` links (one query)."""
+    links = profile_links(
+        workspace=workspace, ids=[m.winner_id for m in merges] + [m.loser_id for m in merges]
+    )
+    for merge in merges:
+        merge.winner_info = links.get(merge.winner_id)  # type: ignore[attr-defined]
+        merge.loser_info = links.get(merge.loser_id)  # type: ignore[attr-defined]
+    return merges

@@ -4,6 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from profiles import panels
+from profiles.computed.selectors import profile_computed_traits
 from profiles.identity import selectors
 from profiles.models import Identity, IdentityConflict, Profile, ProfileMerge
 
@@ -81,12 +83,9 @@ class ConflictSerializer(serializers.ModelSerializer):
 
 
 def profile_detail(profile: Profile, *, requested_id: int | None = None) -> dict[str, Any]:
-    """The 360° representation of DESIGN.md: identities, traits, computed traits, segments,
-    consents, plus merges and conflicts."""
-    from consent.enforcement import consent_state
-    from profiles.computed.services import profile_computed_traits
-    from segments.selectors import profile_segments
-
+    """The 360° representation of DESIGN.md: identities, traits, computed traits, groups,
+    merges and conflicts, plus the sections other apps contribute as profile panels
+    (segments, consents)."""
     identities = selectors.profile_identities(profile=profile)
     data: dict[str, Any] = {
         "id": profile.pk,
@@ -95,8 +94,7 @@ def profile_detail(profile: Profile, *, requested_id: int | None = None) -> dict
         "traits": profile.traits,
         "computed_traits": profile_computed_traits(profile),
         "groups": profile.group_ids,
-        "segments": profile_segments(profile_id=profile.pk),
-        "consents": consent_state(workspace_id=profile.workspace_id, profile_id=profile.pk),
+        **panels.api_sections(profile),
         "first_seen": profile.first_seen,
         "last_seen": profile.last_seen,
         "created_at": profile.created_at,

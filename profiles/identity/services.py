@@ -287,8 +287,7 @@ def identity_rules_update(
 ) -> IdentityRules:
     clean, errors = validate_rules(data)
     if errors:
-        first = next(iter(errors))
-        raise ValidationFailed(f"{first}: {errors[first]}", detail={"fields": errors})
+        raise ValidationFailed(errors)
     row = rules_row(workspace.pk)
     row = IdentityRules.objects.select_for_update().get(pk=row.pk)
     for name, value in clean.items():
@@ -302,7 +301,7 @@ def identity_rules_update(
 
 def identity_rebuild_request(*, workspace: Workspace, dry_run: bool, actor: Any = None) -> None:
     """Queue a full identity-graph rebuild (or a dry run) of the workspace."""
-    from profiles.identity.tasks import identity_graph_rebuild_task
+    from profiles.tasks.identity import identity_graph_rebuild_task
 
     audit(
         workspace=workspace,

@@ -6,77 +6,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import psycopg
 from django.db import OperationalError, connection, transaction
 
-from profiles.identity.resolve import IdentityRace, Resolution, lock_workspaces
+from profiles.identity.resolve import IdentityRace, lock_workspaces, resolve
 from profiles.pipeline.rows import EventLike, load_events
+from profiles.pipeline.stages import Batch, stages
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class Batch:
-    events: list[EventLike]
-    resolution: Resolution = field(default_factory=Resolution)
-
-
-Stage = Callable[[Batch], None]
-
-
-def _stages() -> list[Stage]:
-    # Order matters: events of suppressed people out first, then identity resolution;
-    # consent, computed traits and segments use its result, and segments read the consent
-    # state.
-    # The counters go last: they upsert a few hot rows that every batch of the workspace
-    # shares, and a row lock taken early would serialise the workers for the whole batch.
-    from profiles.computed import stage as computed_stage
-    from profiles.identity import resolve
-    from profiles.pipeline import stats
-
-    def identity(batch: Batch) -> None:
-        # A race usually means another worker just merged or created what we read; it has
-        # committed by the time we see it, so re-reading inside a savepoint (which also drops
-        # the row locks taken) mostly succeeds. Persistent races go to the exclusive re-run.
-        for attempt in range(SAVEPOINT_ATTEMPTS):
-            try:
-                with transaction.atomic():
-                    batch.resolution = resolve.resolve(batch.events)
-                return
-            except Exception as exc:
-                if not _retryable(exc) or attempt == SAVEPOINT_ATTEMPTS - 1:
-                    raise
-                counters["savepoint_retries"] += 1
-
-    from consent import services as consent_services
-    from consent.suppression import suppression_drop_from_batch
-    from segments import realtime
-
-    def suppression(batch: Batch) -> None:
-        # under the identity lock: a deletion (which holds it exclusively) has committed its
-        # suppressions before this batch reads them
-        batch.events, dropped = suppression_drop_from_batch(batch.events)
-        counters["suppressed"] += dropped
-
-    def consent(batch: Batch) -> None:
-        consent_services.consent_from_events(
-            events=batch.events, profile_of=batch.resolution.profile_of
-        )
-
-    def segments(batch: Batch) -> None:
-        realtime.segments_update_for_batch(batch.resolution)
-
-    return [
-        suppression,
-        identity,
-        consent,
-        computed_stage.update,
-        segments,
-        lambda batch: stats.record(batch.events),
-    ]
+def identity_stage(batch: Batch) -> None:
+    """Identity resolution. A race usually means another worker just merged or created what
+    we read; it has committed by the time we see it, so re-reading inside a savepoint (which
+    also drops the row locks taken) mostly succeeds. Persistent races go to the exclusive
+    re-run of the whole batch."""
+    for attempt in range(SAVEPOINT_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                batch.resolution = resolve(batch.events)
+            return
+        except Exception as exc:
+            if not _retryable(exc) or attempt == SAVEPOINT_ATTEMPTS - 1:
+                raise
+            counters["savepoint_retries"] += 1
 
 
 _CLAIM = """
@@ -90,7 +44,7 @@ FOR UPDATE SKIP LOCKED
 MAX_ATTEMPTS = 4
 SAVEPOINT_ATTEMPTS = 3
 # process-wide counters, for logs, tests and the benchmark
-counters = {"races": 0, "savepoint_retries": 0, "suppressed": 0}
+counters = {"races": 0, "savepoint_retries": 0, "dropped": 0}
 
 
 _RETRYABLE_DB_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -141,8 +95,9 @@ def _process_once(
         events: list[EventLike] = list(load_events(ids))
         lock_workspaces([e.workspace_id for e in events], exclusive=exclusive)
         batch = Batch(events)
-        for stage in _stages():
-            stage(batch)
+        for stage in stages():
+            stage.run(batch)
+        counters["dropped"] += batch.dropped
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM profiles_pendingevent WHERE event_id = ANY(%s)", [ids])
     return len(ids)

@@ -11,11 +11,9 @@ import orjson
 import pytest
 from django.test import Client
 
-from cdp.testing import Tenant, post_collector
-from consent.models import SuppressionDropCount
-from consent.suppression import suppression_add
 from profiles import services
 from profiles.models import Event, FailedEvent, FailedEventStatus, PendingEvent
+from tests.fixtures import Tenant, post_collector
 
 
 def track(**overrides: Any) -> dict[str, Any]:
@@ -413,38 +411,6 @@ def test_numeric_ids_and_epoch_timestamps_are_accepted(tenant_a: Tenant, client:
     assert stored_event.user_id == "12345"
     assert stored_event.message_id == "987"
     assert stored_event.original_timestamp == datetime.fromtimestamp(1_700_000_000, tz=UTC)
-
-
-def test_suppressed_identifiers_are_dropped_at_the_door_and_counted(
-    tenant_a: Tenant, client: Client, django_capture_on_commit_callbacks: Any
-) -> None:
-    with django_capture_on_commit_callbacks(execute=True):
-        suppression_add(
-            workspace=tenant_a.workspace, identifier_type="email", normalized_value="gone@x.io"
-        )
-        suppression_add(
-            workspace=tenant_a.workspace, identifier_type="user_id", normalized_value="u-gone"
-        )
-    events = [
-        track(userId="u-gone"),
-        {
-            "type": "identify",
-            "anonymousId": "a-9",
-            "traits": {"email": " Gone@X.io "},
-            "messageId": "m-ident",
-        },
-        track(userId="u-stays"),
-    ]
-    response = post_collector(client, "/v1/batch", batch(*events), write_key=tenant_a.write_key)
-    assert response.status_code == 200
-    assert response.json()["accepted"] == 3  # the caller learns nothing about suppression
-    assert list(Event.objects.values_list("user_id", flat=True)) == ["u-stays"]
-    assert SuppressionDropCount.objects.get().dropped == 2
-    # the list holds no readable identifier
-    from consent.models import SuppressedIdentifier
-
-    for row in SuppressedIdentifier.objects.all():
-        assert "gone" not in row.digest
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from cdp.testing import SDK_WIRE, Tenant, sdk_source
 from profiles.models import Event, FailedEvent, PendingEvent
+from tests.fixtures import SDK_WIRE, Tenant, sdk_source
 
 SDK_KEYS = ["WK_segment_py", "WK_rudder_py", "WK_segment_node", "WK_rudder_node"]
 

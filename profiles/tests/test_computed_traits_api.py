@@ -4,9 +4,9 @@ order, engagement score)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,13 +16,12 @@ from django.test import Client
 
 from cdp.celery import app as celery_app
 from cdp.models import AuditLog, Role
-from cdp.testing import Tenant, post_collector
 from profiles.computed import builtin, services
 from profiles.computed.selectors import profile_computed_traits
 from profiles.computed.sql import UPDATED
 from profiles.identity.profile_state import engagement_score, engagement_term
 from profiles.models import ComputedTrait, Identity, Profile
-from profiles.pipeline import queue
+from tests.fixtures import Tenant, send_events
 
 URL = "/api/v1/computed-traits/"
 SPEND = {
@@ -43,14 +42,7 @@ def eager_tasks() -> Any:
     celery_app.conf.task_always_eager = previous
 
 
-def send(client: Client, tenant: Tenant, *events: dict[str, Any]) -> None:
-    for event in events:
-        event.setdefault("messageId", str(uuid.uuid4()))
-    response = post_collector(
-        client, "/v1/batch", {"batch": list(events)}, write_key=tenant.write_key
-    )
-    assert response.status_code == 200, response.content
-    queue.drain()
+send = partial(send_events, drain=1000)
 
 
 def order(user: str, revenue: Any, days_ago: float = 0) -> dict[str, Any]:

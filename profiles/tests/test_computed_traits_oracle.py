@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,14 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdp.models import Workspace
-from cdp.testing import Tenant, post_collector
 from profiles.computed import services
 from profiles.computed.sql import UPDATED, values_query
 from profiles.identity.resolve import Resolution
 from profiles.identity.services import profile_split
 from profiles.models import ComputedTrait, Event, Profile, ProfileEvent, ProfileMerge
-from profiles.pipeline import queue
 from profiles.pipeline.rows import EventLike
+from tests.fixtures import Tenant, send_events
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 NAMES = ["Order Completed", "Product Viewed", "Signed Up"]
@@ -427,14 +427,7 @@ def _loads(value: Any) -> Any:
 # ---- through the real pipeline ---------------------------------------------------------------
 
 
-def send(client: Client, tenant: Tenant, *events: dict[str, Any]) -> None:
-    for event in events:
-        event.setdefault("messageId", str(uuid.uuid4()))
-    response = post_collector(
-        client, "/v1/batch", {"batch": list(events)}, write_key=tenant.write_key
-    )
-    assert response.status_code == 200, response.content
-    queue.drain(batch_size=3)  # small batches: many incremental steps
+send = partial(send_events, drain=3)  # small batches: many incremental steps
 
 
 def track(who: dict[str, str], name: str, days_ago: float, **props: Any) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -15,11 +15,9 @@ from django.core.management import call_command
 from django.test import Client
 
 from cdp.errors import NotFound
-from cdp.testing import Tenant, post_collector
 from profiles.identity.graph import profile_graph, workspace_graph
 from profiles.identity.rebuild import identity_graph_rebuild
 from profiles.identity.services import identity_rules_update, profile_split
-from profiles.identity.tasks import identity_graph_rebuild_task
 from profiles.models import (
     DEFAULT_BLOCKLIST,
     Event,
@@ -31,18 +29,10 @@ from profiles.models import (
     ProfileMerge,
     SplitBlock,
 )
-from profiles.pipeline import queue
+from profiles.tasks.identity import identity_graph_rebuild_task
+from tests.fixtures import Tenant, send_events
 
-
-def send(client: Client, tenant: Tenant, *events: dict[str, Any]) -> list[str]:
-    for event in events:
-        event.setdefault("messageId", str(uuid.uuid4()))
-    response = post_collector(
-        client, "/v1/batch", {"batch": list(events)}, write_key=tenant.write_key
-    )
-    assert response.status_code == 200, response.content
-    queue.drain(batch_size=500)
-    return [e["messageId"] for e in events]
+send = partial(send_events, drain=500)
 
 
 def owner(tenant: Tenant, kind: str, value: str) -> int:

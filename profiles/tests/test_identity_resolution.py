@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.test import Client
 
-from cdp.testing import Tenant, post_collector, sdk_source
 from profiles.models import (
     Event,
     Identity,
@@ -18,15 +17,9 @@ from profiles.models import (
     ProfileMerge,
 )
 from profiles.pipeline import queue
+from tests.fixtures import Tenant, sdk_source, send_events
 
-
-def send(client: Client, tenant: Tenant, *events: dict[str, Any]) -> None:
-    for event in events:
-        event.setdefault("messageId", str(uuid.uuid4()))
-    response = post_collector(
-        client, "/v1/batch", {"batch": list(events)}, write_key=tenant.write_key
-    )
-    assert response.status_code == 200, response.content
+send = partial(send_events, drain=None)
 
 
 def process() -> None:

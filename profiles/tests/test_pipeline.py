@@ -10,9 +10,9 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import Client
 
-from cdp.testing import Tenant, post_collector
 from profiles.models import EventCounter, ObservedEvent, ObservedProperty, PendingEvent
 from profiles.pipeline import queue
+from tests.fixtures import Tenant, post_collector
 
 
 def send(client: Client, tenant: Tenant, events: list[dict[str, Any]]) -> None:

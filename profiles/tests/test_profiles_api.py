@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 
 from cdp.models import Role
-from cdp.testing import Tenant
 from profiles.models import IdentityRules, Profile, ProfileMerge
 from profiles.tests.test_identity_resolution import process, profile_of, send
+from tests.fixtures import Tenant
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_strategies_and_custom_identifiers(tenant_a: Tenant, client: Client) -> 
 def test_rebuild_is_queued_and_reported(
     tenant_a: Tenant, people: dict[str, int], django_capture_on_commit_callbacks: Any
 ) -> None:
-    from profiles.identity.tasks import identity_graph_rebuild_task
+    from profiles.tasks.identity import identity_graph_rebuild_task
 
     assert get(tenant_a, "/api/v1/identity/rebuild/").json() == {}
     assert tenant_a.api(Role.MARKETER).post("/api/v1/identity/rebuild/", {}).status_code == 403

@@ -18,6 +18,36 @@ DATE_OPS = ("before", "after", "within_last")
 ALL_OPS = SCALAR_OPS + NUMBER_OPS + RANGE_OPS + SET_OPS + STRING_OPS + PRESENCE_OPS + DATE_OPS
 # operators on an event count
 COUNT_OPS = ("eq", "neq", "gt", "gte", "lt", "lte")
+# how the builder names each operator (on values and on counts)
+OP_LABELS = {
+    "eq": "is",
+    "neq": "is not",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "between": "is between",
+    "in": "is one of",
+    "not_in": "is not one of",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "starts_with": "starts with",
+    "ends_with": "ends with",
+    "regex": "matches regex",
+    "exists": "is set",
+    "not_exists": "is not set",
+    "before": "is before",
+    "after": "is after",
+    "within_last": "is within the last",
+}
+# the kinds of condition (validate.py's CONDITION_KEYS), as the builder offers to add them
+CONDITION_LABELS = {
+    "trait": "Trait",
+    "event": "Event",
+    "segment": "Segment",
+    "random_bucket": "Random %",
+    "consent": "Consent",
+}
 
 
 @dataclass(frozen=True, slots=True)

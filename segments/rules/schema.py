@@ -1,6 +1,6 @@
-"""The rule language as JSON Schema (served at /api/v1/segments/rule-schema/). validate.py is
-the authority (it also resolves names in the workspace); this document is for editors and
-clients."""
+"""The rule language as JSON Schema (served at /api/v1/segments/rule-schema/), and as the
+segment builder's tables (builder_language()). validate.py is the authority (it also resolves
+names in the workspace); these documents are for editors and clients."""
 
 from __future__ import annotations
 
@@ -165,3 +165,42 @@ RULE_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+# the value types the builder tells traits and event properties apart by, and the operators it
+# offers for each, the value's own operators first (the first is the default):
+# - number and datetime are also what validate.py enforces for a trait kept as a Profile
+#   column: a number takes no string or date operator, a datetime only dates and presence;
+# - a JSON trait's type is only observed, so validate.py accepts any operator on it (type
+#   "any"); for one observed as a string the builder leaves out the number operators, which
+#   need a JSON number (compile.py), and for a boolean it offers only is / is not / presence.
+_OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "string": n.SCALAR_OPS + n.SET_OPS + n.STRING_OPS + n.PRESENCE_OPS + n.DATE_OPS,
+    "number": n.SCALAR_OPS + n.NUMBER_OPS + n.RANGE_OPS + n.SET_OPS + n.PRESENCE_OPS,
+    "boolean": n.SCALAR_OPS + n.PRESENCE_OPS,
+    "datetime": n.DATE_OPS + n.PRESENCE_OPS,
+    "any": n.ALL_OPS,
+}
+# event counts: "at least" (the default, as in "performed at least once") first
+_COUNT_ORDER = ("gte", "gt", "eq", "neq", "lte", "lt")
+
+
+def builder_language() -> dict[str, Any]:
+    """The rule language's tables for the segment builder (in its page config): operator
+    labels and families, the operators for each value type and for event counts, the kinds
+    of condition."""
+    return {
+        "op_labels": {op: n.OP_LABELS[op] for op in n.ALL_OPS},
+        "families": {
+            "scalar": list(n.SCALAR_OPS),
+            "number": list(n.NUMBER_OPS),
+            "range": list(n.RANGE_OPS),
+            "set": list(n.SET_OPS),
+            "string": list(n.STRING_OPS),
+            "presence": list(n.PRESENCE_OPS),
+            "date": list(n.DATE_OPS),
+        },
+        "ops_by_type": {kind: list(ops) for kind, ops in _OPS_BY_TYPE.items()},
+        "count_ops": sorted(n.COUNT_OPS, key=_COUNT_ORDER.index),
+        "kinds": [{"key": key, "label": label} for key, label in n.CONDITION_LABELS.items()],
+    }

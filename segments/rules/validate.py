@@ -2,7 +2,7 @@
 
 Every problem is reported with the path of the node it is in, e.g.
 `rule.all[1].any[0].count.value: expected an integer ≥ 0`, and all of a rule's problems are
-reported at once (ValidationFailed.detail["errors"])."""
+reported at once (ValidationFailed.detail["fields"]: path -> messages)."""
 
 from __future__ import annotations
 
@@ -417,8 +417,8 @@ def parse_rule(data: Any, context: RuleContext) -> n.Node:
     node = checker.node(data, "rule", 0) if not nul else None
     if checker.errors or node is None:
         errors = checker.errors or [{"path": "rule", "message": "invalid rule"}]
-        first = errors[0]
-        raise ValidationFailed(
-            f"{first['path']}: {first['message']}", code="invalid_rule", detail={"errors": errors}
-        )
+        fields: dict[str, list[str]] = {}
+        for error in errors:
+            fields.setdefault(error["path"], []).append(error["message"])
+        raise ValidationFailed(fields)
     return node

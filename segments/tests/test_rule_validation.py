@@ -26,8 +26,8 @@ KINDS = "all, any, not, trait, event, segment, consent, random_bucket"
 def errors(rule: Any, context: RuleContext = CONTEXT) -> list[dict[str, str]]:
     with pytest.raises(ValidationFailed) as caught:
         parse_rule(rule, context)
-    assert caught.value.code == "invalid_rule"
-    found: list[dict[str, str]] = caught.value.detail["errors"]
+    assert caught.value.code == "validation_failed"
+    found = [{"path": p, "message": m} for p, ms in caught.value.fields.items() for m in ms]
     first = found[0]
     assert caught.value.message == f"{first['path']}: {first['message']}"
     return found

@@ -17,7 +17,6 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cdp.testing import Tenant
 from consent.models import ConsentState, Purpose
 from profiles.models import Event, Profile, ProfileEvent
 from segments.rules import nodes as n
@@ -31,6 +30,7 @@ from segments.rules.evaluate import (
     members,
 )
 from segments.rules.validate import RuleContext, parse_rule
+from tests.fixtures import Tenant
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 DAY = 86400

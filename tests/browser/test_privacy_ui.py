@@ -9,10 +9,10 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from cdp.testing import Tenant
 from consent.models import RetentionPolicy
 from consent.services import purposes_install_defaults
 from consent.suppression import suppression_add
+from tests.fixtures import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

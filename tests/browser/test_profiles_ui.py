@@ -17,7 +17,6 @@ import requests
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from cdp.testing import Tenant
 from profiles.computed.services import (
     builtin_traits_refresh,
     computed_trait_create,
@@ -25,6 +24,7 @@ from profiles.computed.services import (
 )
 from profiles.models import Identity, IdentityRules, Profile, ProfileMerge
 from profiles.pipeline import queue
+from tests.fixtures import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -17,10 +17,10 @@ import requests
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from cdp.testing import Tenant
 from profiles.pipeline import queue
 from segments import services
 from segments.models import Membership, Segment
+from tests.fixtures import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

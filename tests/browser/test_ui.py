@@ -14,10 +14,10 @@ import pytest
 import requests
 from playwright.sync_api import BrowserContext, Page, expect
 
-from cdp.testing import PASSWORD, Tenant
 from profiles import services
 from profiles.models import FailedEvent, Source
 from profiles.pipeline import queue
+from tests.fixtures import PASSWORD, Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

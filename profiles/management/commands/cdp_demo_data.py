@@ -138,7 +138,7 @@ class Command(BaseCommand):
                 body={"batch": batch},
                 route_type=None,
                 received_at=now_utc(),
-                suppressions=None,
+                door_size=None,
                 kick=False,  # processed below, in this process
             )
             totals.sent += result.received

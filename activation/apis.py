@@ -1,0 +1,52 @@
+"""Management API of activation: decision-API server keys (destinations, syncs and the
+decision API join them in the activation issues)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from activation import selectors, services
+from activation.models import ServerKey
+from cdp.apis import NameSerializer
+from cdp.views_support import CapabilityMixin
+
+
+class ServerKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ServerKey
+        fields = ["id", "name", "key", "created_at", "revoked_at"]
+        read_only_fields = ["id", "key", "created_at", "revoked_at"]
+
+
+class ServerKeyListView(CapabilityMixin, APIView):
+    """Decision-API server keys of this workspace."""
+
+    @extend_schema(responses=ServerKeySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        self.require("server_keys.manage")
+        keys = selectors.server_key_list(workspace=self.workspace)
+        return Response(
+            {"count": len(keys), "next": None, "results": ServerKeySerializer(keys, many=True).data}
+        )
+
+    @extend_schema(request=NameSerializer, responses=ServerKeySerializer)
+    def post(self, request: Request) -> Response:
+        self.require("server_keys.manage")
+        data = NameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = services.server_key_create(
+            workspace=self.workspace, name=data.validated_data["name"], actor=request.user
+        )
+        return Response(ServerKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+class ServerKeyRevokeView(CapabilityMixin, APIView):
+    @extend_schema(request=None, responses=ServerKeySerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        self.require("server_keys.manage")
+        key = services.server_key_revoke(workspace=self.workspace, key_id=pk, actor=request.user)
+        return Response(ServerKeySerializer(key).data)

@@ -1,0 +1,2 @@
+# Pages of activation (destinations, syncs, decisions, experiments) arrive with their issues.
+urlpatterns: list = []

@@ -1,0 +1,13 @@
+/* A source's page: the tab bars ([data-tabs]) switch which [data-panel] shows (the snippets of
+   each SDK). */
+
+document.querySelectorAll('[data-tabs]').forEach((bar) => {
+  bar.addEventListener('click', (e) => {
+    const tab = e.target.closest('.tab');
+    if (!tab) return;
+    bar.querySelectorAll('.tab').forEach((t) => t.classList.toggle('active', t === tab));
+    document.querySelectorAll('[data-panel]').forEach((p) => {
+      p.hidden = p.dataset.panel !== tab.dataset.tab;
+    });
+  });
+});

@@ -1,0 +1,87 @@
+"""Processing of the pending-events queue: the drains Celery runs per workspace and the
+beat sweeper that re-kicks them (a lost kick only delays work)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from redis.exceptions import LockError, RedisError
+
+from cdp.redis import client as redis_client
+from profiles.pipeline import queue
+
+logger = logging.getLogger(__name__)
+DRAIN_LOCK_SECONDS = 120  # longer than one drain (queue.drain stops after 30 s)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    max_retries=5,
+    default_retry_delay=5,
+    name="profiles.tasks.process_pending_events",
+)
+def process_pending_events(self, workspace_id: int | None = None, slot: int | None = None) -> int:  # type: ignore[no-untyped-def]
+    """Drain the pending-events queue (for one workspace, or all). Safe to run many at once:
+    rows are claimed with SKIP LOCKED.
+
+    A workspace is drained by at most CDP_DRAINS_PER_WORKSPACE tasks at a time, each holding
+    one slot (a Redis lock) and claiming one partition of the queue (route % drains == slot),
+    so two workers rarely resolve the same person at once. A kick without a slot fans out to
+    every slot; a task whose slot is busy returns at once (the running drain loops until its
+    partition is empty and re-checks before it stops). Re-enqueues itself while work is left."""
+    drains = settings.CDP_DRAINS_PER_WORKSPACE
+    if workspace_id is not None and slot is None and drains > 1:
+        for n in range(drains):
+            process_pending_events.apply_async(kwargs={"workspace_id": workspace_id, "slot": n})
+        return 0
+    lock = _drain_lock(workspace_id, slot or 0)
+    if lock is False:
+        return 0
+    partition = (slot or 0, drains) if workspace_id is not None and drains > 1 else None
+    try:
+        processed, more = queue.drain(
+            workspace_id=workspace_id,
+            batch_size=settings.CDP_PROCESS_BATCH_SIZE,
+            partition=partition,
+        )
+    except Exception as exc:
+        logger.exception("processing pending events failed; will retry")
+        raise self.retry(exc=exc) from exc
+    finally:
+        _release(lock)
+    if more or (workspace_id is not None and queue.pending_count(workspace_id, partition)):
+        process_pending_events.apply_async(kwargs={"workspace_id": workspace_id, "slot": slot})
+    return processed
+
+
+def _drain_lock(workspace_id: int | None, slot: int) -> Any:
+    """The Redis lock of one drain slot of the workspace; None when not limited (or Redis is
+    unreachable: draining anyway is safe), False when another task holds it."""
+    if workspace_id is None:
+        return None
+    try:
+        lock = redis_client().lock(f"cdp:drain:{workspace_id}:{slot}", timeout=DRAIN_LOCK_SECONDS)
+        return lock if lock.acquire(blocking=False) else False
+    except RedisError:
+        logger.warning("drain slots unavailable (Redis); draining without them")
+        return None
+
+
+def _release(lock: Any) -> None:
+    if lock:
+        with contextlib.suppress(RedisError, LockError):
+            lock.release()
+
+
+@shared_task(bind=True, acks_late=True, name="profiles.tasks.sweep_pending_events")
+def sweep_pending_events(self) -> int:  # type: ignore[no-untyped-def]
+    """Periodic safety net (outbox pattern): a lost kick only delays work."""
+    workspaces = queue.pending_workspaces()
+    for workspace_id in workspaces:
+        process_pending_events.apply_async(kwargs={"workspace_id": workspace_id})
+    return len(workspaces)

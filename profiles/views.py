@@ -1,0 +1,401 @@
+"""Pages of the profiles app: sources (write keys, snippets, volume), the event debugger, the
+observed schema, the profile list and the 360° profile page. Thin: check access with the
+page toolkit (cdp.pages), call selectors and services, render."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
+
+from cdp import pages
+from cdp.errors import ApplicationError, ValidationFailed
+from cdp.models import Workspace
+from profiles import identifiers, panels, selectors, services
+from profiles.computed import builtin
+from profiles.computed.selectors import profile_computed_traits
+from profiles.identity import selectors as identity_selectors
+from profiles.identity.rules import Rules, load_rules
+from profiles.models import FailureReason, Identity, Profile, Source, SourceKind
+
+PAGE_SIZE = 25
+KEY_IDENTIFIERS = 3  # chips shown per profile in the list
+TIMELINE_PAGE_SIZE = 25
+IDENTITIES_PER_TYPE = 50  # values listed per identifier type on the profile page
+SECTION_ROWS = 50  # merges / conflicts listed on the profile page (the logs have the rest)
+
+
+# ---- sources --------------------------------------------------------------------------------
+
+
+def _keys_newest_first(source: Source) -> list[Any]:
+    # After a rotation the snippets and the list must show the new key, not the one being
+    # phased out; the relation itself has no ordering.
+    return sorted(source.write_keys.all(), key=lambda k: (k.created_at, k.pk), reverse=True)
+
+
+@login_required
+def sources(request: HttpRequest) -> HttpResponse:
+    workspace = pages.workspace_of(request)
+    can_view_all = pages.can(request, "sources.view")
+    rows = [
+        s
+        for s in selectors.source_list(workspace=workspace)
+        if can_view_all or pages.can(request, "sources.view", s)
+    ]
+    volume = {
+        row["source_id"]: row["total"] for row in selectors.source_totals(workspace=workspace)
+    }
+    for source in rows:
+        source.total_events = volume.get(source.pk, 0)  # type: ignore[attr-defined]
+        source.active_keys = [k for k in _keys_newest_first(source) if k.revoked_at is None]  # type: ignore[attr-defined]
+    return render(
+        request,
+        "profiles/sources/list.html",
+        {
+            "sources": rows,
+            "kinds": SourceKind.choices,
+            "can_manage": pages.can(request, "sources.manage"),
+        },
+    )
+
+
+@login_required
+@require_POST
+def source_create(request: HttpRequest) -> HttpResponse:
+    workspace = pages.require(request, "sources.manage")
+    try:
+        source = services.source_create(
+            workspace=workspace,
+            name=request.POST.get("name", ""),
+            kind=request.POST.get("kind", SourceKind.HTTP),
+            actor=request.user,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("ui-sources")
+    messages.success(request, f"Source “{source.name}” created. Point your SDK at it below.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+def _source_or_404(workspace: Workspace, source_id: int) -> Source:
+    source = selectors.source_get(workspace=workspace, source_id=source_id)
+    if source is None:
+        raise Http404("No such source in this workspace.")
+    return source
+
+
+def _managed_source(request: HttpRequest, source_id: int) -> Source:
+    """The source, if the user may manage it (by role or by a per-object grant)."""
+    source = _source_or_404(pages.workspace_of(request), source_id)
+    if not pages.can(request, "sources.manage", source):
+        raise PermissionDenied("You cannot manage this source.")
+    return source
+
+
+@login_required
+def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
+    workspace = pages.workspace_of(request)
+    source = _source_or_404(workspace, source_id)
+    if not pages.can(request, "sources.view", source):
+        raise PermissionDenied("You cannot view this source.")
+    keys = _keys_newest_first(source)
+    active = [k for k in keys if k.revoked_at is None]
+    revoked = [k for k in keys if k.revoked_at is not None]
+    return render(
+        request,
+        "profiles/sources/detail.html",
+        {
+            "source": source,
+            "active_keys": active,
+            "revoked_keys": revoked,
+            "write_key": active[0].key if active else "",
+            "collector_url": request.build_absolute_uri("/").rstrip("/"),
+            "volume": selectors.source_volume(workspace=workspace, source_id=source.pk),
+            "can_manage": pages.can(request, "sources.manage", source),
+            "can_replay": pages.can(request, "failed_events.replay", source),
+            "failure_reasons": FailureReason.choices,
+            "default_rate_limit": settings.CDP_DEFAULT_RATE_LIMIT,
+            "default_max_event_bytes": settings.CDP_MAX_EVENT_BYTES,
+        },
+    )
+
+
+@login_required
+@require_POST
+def source_rotate_key(request: HttpRequest, source_id: int) -> HttpResponse:
+    source = _managed_source(request, source_id)
+    services.write_key_rotate(
+        source=source, actor=request.user, revoke_old=request.POST.get("revoke_old") == "1"
+    )
+    messages.success(request, "New write key issued.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+@login_required
+@require_POST
+def source_revoke_key(request: HttpRequest, source_id: int, key_id: int) -> HttpResponse:
+    source = _managed_source(request, source_id)
+    try:
+        services.write_key_revoke(source=source, key_id=key_id, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Write key revoked; SDKs using it now get 401.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+@login_required
+@require_POST
+def source_toggle(request: HttpRequest, source_id: int) -> HttpResponse:
+    source = _managed_source(request, source_id)
+    services.source_update(source=source, actor=request.user, enabled=not source.enabled)
+    messages.success(request, f"Source {'enabled' if source.enabled else 'disabled'}.")
+    return redirect("ui-source", source_id=source.pk)
+
+
+# ---- debugger and schema --------------------------------------------------------------------
+
+
+@login_required
+def debugger(request: HttpRequest) -> HttpResponse:
+    workspace = pages.require(request, "events.view")
+    all_sources = list(selectors.source_list(workspace=workspace))
+    if not all_sources:
+        return redirect("ui-sources")
+    wanted = request.GET.get("source")
+    source = next((s for s in all_sources if str(s.pk) == wanted), None)
+    if source is None:
+        if wanted:
+            # not silently another source: the link may be from another workspace
+            raise Http404("No such source in this workspace.")
+        source = all_sources[0]
+    return render(
+        request,
+        "profiles/sources/debugger.html",
+        {
+            "source": source,
+            "sources": all_sources,
+            "can_replay": pages.can(request, "failed_events.replay", source),
+        },
+    )
+
+
+@login_required
+def schema(request: HttpRequest) -> HttpResponse:
+    workspace = pages.require(request, "schema.view")
+    events = list(selectors.observed_events(workspace=workspace))
+    properties = list(selectors.observed_properties(workspace=workspace))
+    by_event: dict[tuple[str, str], list[Any]] = {}
+    for prop in properties:
+        # JSON, not Python's repr: true/null/{"a": 1} as the SDK sent them
+        prop.example_json = orjson.dumps(prop.example).decode()  # type: ignore[attr-defined]
+        by_event.setdefault((prop.type, prop.event), []).append(prop)
+    for event in events:
+        event.props = by_event.get((event.type, event.event), [])  # type: ignore[attr-defined]
+    return render(request, "profiles/schema.html", {"events": events})
+
+
+# ---- profile list ---------------------------------------------------------------------------
+
+
+def _search_kwargs(text: str, rules: Rules) -> dict[str, str]:
+    """`type:value` with a known identifier type is an exact identifier look-up; anything
+    else is a value search (exact or prefix over every identifier)."""
+    kind, sep, value = text.partition(":")
+    known = set(identifiers.BUILTIN_TYPES) | set(rules.custom_traits) | set(rules.priority)
+    if sep and value and kind.strip() in known:
+        return {"identifier": f"{kind.strip()}:{value.strip()}"}
+    return {"q": text}
+
+
+def _key_identities(identities: Iterable[Identity], rules: Rules) -> list[Identity]:
+    return sorted(identities, key=lambda i: (rules.rank(i.type), i.first_seen, i.pk))
+
+
+@login_required
+def profile_list(request: HttpRequest) -> HttpResponse:
+    workspace = pages.require(request, "profiles.view")
+    rules = load_rules(workspace.pk)
+    text = request.GET.get("q", "").strip()
+    error = ""
+    paging: dict[str, Any] = {"page": None}
+    rows: list[dict[str, Any]] = []
+    try:
+        found = identity_selectors.profile_list(workspace=workspace, **_search_kwargs(text, rules))
+        paging = pages.paginate(request, found, PAGE_SIZE)
+    except ValidationFailed as exc:
+        error = exc.message
+    for profile in paging["page"].object_list if paging["page"] is not None else []:
+        identities = _key_identities(profile.identities.all(), rules)
+        name = identity_selectors.display_name(profile, identities)
+        rows.append(
+            {
+                "profile": profile,
+                "name": name,
+                "anonymous": name.endswith(f"#{profile.pk}"),  # the name shows the id already
+                "key_identities": identities[:KEY_IDENTIFIERS],
+                "more_identities": max(0, len(identities) - KEY_IDENTIFIERS),
+                "rfm_segment": (profile.computed or {}).get("rfm_segment"),
+            }
+        )
+    return render(
+        request,
+        "profiles/list.html",
+        {
+            **paging,
+            "q": text,
+            "rows": rows,
+            "error": error,
+            "stats": identity_selectors.profile_stats(workspace=workspace),
+            "can_view_rules": pages.can(request, "identity_rules.view"),
+            "section": "profiles",
+        },
+    )
+
+
+# ---- profile 360° ---------------------------------------------------------------------------
+
+
+def display_value(value: Any) -> str:
+    """A trait value as a person reads it: text as is, numbers without noise, times in the
+    pages' format, objects and lists as JSON."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        parsed = parse_datetime(value) if len(value) >= 19 and value[4:5] == "-" else None
+        return parsed.strftime("%Y-%m-%d %H:%M") if parsed else value
+    return orjson.dumps(value).decode()
+
+
+def _computed_traits(profile: Profile) -> list[dict[str, Any]]:
+    rows = []
+    for trait in profile_computed_traits(profile):
+        row = dict(trait)
+        value = trait.get("value")
+        known = builtin.BY_KEY.get(trait["key"]) if trait.get("kind") == "builtin" else None
+        if known is not None and known.type == "number" and isinstance(value, int | float):
+            row["display"] = f"{value:,.2f}"  # money: always with cents
+        else:
+            row["display"] = display_value(value)
+        row.setdefault("description", known.description if known else "")
+        rows.append(row)
+    return rows
+
+
+def _headline(profile: Profile, computed: list[dict[str, Any]]) -> dict[str, Any]:
+    by_key = {t["key"]: t.get("value") for t in computed}
+    stored = profile.computed or {}
+
+    def pick(key: str) -> Any:
+        value = by_key.get(key)
+        return value if value is not None else stored.get(key)
+
+    aov = pick("average_order_value")
+    if aov is None and profile.order_count:
+        aov = profile.revenue / profile.order_count
+    return {
+        "aov": aov,
+        "engagement": pick("engagement_score"),
+        "rfm_segment": pick("rfm_segment"),
+        "rfm_score": pick("rfm_score"),
+    }
+
+
+def profile_or_404(workspace: Workspace, profile_id: int) -> Profile:
+    profile = identity_selectors.profile_get(workspace=workspace, profile_id=profile_id)
+    if profile is None:
+        raise Http404("No such profile in this workspace.")
+    return profile
+
+
+def _identity_groups(identities: list[Identity]) -> list[dict[str, Any]]:
+    """Identities by type, in priority order; a type with very many values (a shared device
+    seen with hundreds of anonymous ids) shows its first ones and a count of the rest."""
+    groups: list[dict[str, Any]] = []
+    for identity in identities:  # already in priority order
+        if not groups or groups[-1]["type"] != identity.type:
+            groups.append({"type": identity.type, "items": [], "total": 0})
+        group = groups[-1]
+        group["total"] += 1
+        if len(group["items"]) < IDENTITIES_PER_TYPE:
+            group["items"].append(identity)
+    for group in groups:
+        group["hidden"] = group["total"] - len(group["items"])
+    return groups
+
+
+@login_required
+def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
+    workspace = pages.require(request, "profiles.view")
+    profile = profile_or_404(workspace, profile_id)
+    if profile.pk != profile_id:
+        messages.info(
+            request,
+            f"Profile #{profile_id} was merged into this one; showing the surviving profile.",
+        )
+        return redirect("ui-profile", profile_id=profile.pk)
+    identities = identity_selectors.profile_identities(profile=profile)
+    computed = _computed_traits(profile)
+    merges = identity_selectors.with_merge_people(
+        workspace=workspace,
+        merges=list(identity_selectors.profile_merges(profile=profile)[:SECTION_ROWS]),
+    )
+    conflicts = list(identity_selectors.profile_conflicts(profile=profile)[:SECTION_ROWS])
+    # the profile on the other side of each conflict, whichever side this one is on
+    other_ids = [
+        c.other_profile_id if c.profile_id == profile.pk else c.profile_id for c in conflicts
+    ]
+    others = identity_selectors.profile_links(workspace=workspace, ids=other_ids)
+    for conflict, other_id in zip(conflicts, other_ids, strict=True):
+        conflict.other_info = others.get(other_id or 0)  # type: ignore[attr-defined]
+    traits = [
+        {"key": key, "display": display_value(value), "structured": isinstance(value, dict | list)}
+        for key, value in sorted((profile.traits or {}).items())
+    ]
+    return render(
+        request,
+        "profiles/detail.html",
+        {
+            "profile": profile,
+            "name": identity_selectors.display_name(profile, identities),
+            "identity_groups": _identity_groups(identities),
+            "identity_count": len(identities),
+            "traits": traits,
+            "computed": computed,
+            "computed_builtin": [t for t in computed if t.get("kind") != "custom"],
+            "computed_custom": [t for t in computed if t.get("kind") == "custom"],
+            "headline": _headline(profile, computed),
+            "merges": merges,
+            "conflicts": conflicts,
+            "section_rows": SECTION_ROWS,
+            "panels": panels.page_sections(request, workspace, profile),
+            "can_split": pages.can(request, "profiles.split"),
+            "can_view_events": pages.can(request, "events.view"),
+            "timeline_page_size": TIMELINE_PAGE_SIZE,
+            "section": "profiles",
+        },
+    )

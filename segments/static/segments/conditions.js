@@ -1,0 +1,223 @@
+/* The editors of each kind of condition: trait (name, operator, value), event (name, count,
+   time window, property filters), segment, consent and random bucket, and raw JSON for a
+   condition the editor has no form for. Each edits its node in place and calls
+   ctx.changed(rerender) after a change. */
+
+import { el } from '../cdp/lib/dom.js';
+import { datalist } from './controls.js';
+
+// the label at the start of a condition's row
+export const KIND_LABELS = { trait: 'Trait', event: 'Event', segment: 'In segment',
+  random_bucket: 'Random', consent: 'Consent', raw: 'JSON' };
+
+/* The controls of a condition's row, after its NOT toggle and kind label. */
+export function conditionParts(node, ctx) {
+  const editors = { trait: traitParts, event: eventParts, segment: segmentParts,
+    consent: consentParts, random_bucket: bucketParts };
+  return (editors[node.kind] || rawParts)(node, ctx);
+}
+
+function bindInput(inp, target, key, ctx) {
+  inp.addEventListener('input', () => { target[key] = inp.value; ctx.changed(false); });
+  return inp;
+}
+function bindSelect(sel, onChange) {
+  sel.addEventListener('change', () => onChange(sel.value));
+  return sel;
+}
+
+// ---- operator + value ---------------------------------------------------------------------
+function opSelect(target, type, ctx, onChange) {
+  const { ops_by_type: byType, op_labels: labels } = ctx.language;
+  let ops = byType[type] || byType.any;
+  if (!ops.includes(target.op)) ops = ops.concat([target.op]);
+  return bindSelect(ctx.controls.select('cond-op', ops.map((o) => [o, labels[o] || o]),
+    target.op, 'Operator'), (value) => { target.op = value; onChange(); });
+}
+
+function valueInputs(target, type, listId, rebuild, ctx) {
+  const { input, select } = ctx.controls;
+  const families = ctx.language.families;
+  const box = el('span', 'cond-values');
+  const op = target.op;
+  const bind = (inp, key) => bindInput(inp, target, key, ctx);
+  if (!ctx.model.hasValue(op)) return box;
+  const numeric = type === 'number' || families.number.includes(op) || families.range.includes(op);
+  if (families.range.includes(op)) {
+    box.append(
+      bind(input('cond-value short', target.value, { inputmode: 'decimal', 'aria-label': 'From' }), 'value'),
+      el('span', 'muted', 'and'),
+      bind(input('cond-value2 short', target.value2, { inputmode: 'decimal', 'aria-label': 'To' }), 'value2'));
+  } else if (op === 'within_last') {
+    box.append(
+      bind(input('cond-value short', target.value, { inputmode: 'numeric', 'aria-label': 'Days' }), 'value'),
+      el('span', 'muted', 'days'));
+  } else if (families.date.includes(op)) {  // before / after: a date, or a number of days ago
+    const mode = bindSelect(select('cond-date-mode', [['date', 'date'], ['days_ago', 'days ago']],
+      target.dateMode || 'date', 'Date kind'), (value) => {
+      target.dateMode = value;
+      target.value = '';
+      rebuild();
+      ctx.changed(false);
+    });
+    const relative = target.dateMode === 'days_ago';
+    box.append(bind(input('cond-value' + (relative ? ' short' : ''), target.value,
+      relative ? { inputmode: 'numeric', 'aria-label': 'Days ago' } :
+        { type: 'date', 'aria-label': 'Date' }), 'value'), mode);
+  } else {
+    const attrs = { 'aria-label': 'Value' };
+    if (families.set.includes(op)) attrs.placeholder = 'a, b, c';
+    else if (numeric) attrs.inputmode = 'decimal';
+    else attrs.placeholder = 'value';
+    if (listId) attrs.list = listId;
+    box.append(bind(input('cond-value', target.value, attrs), 'value'));
+  }
+  return box;
+}
+
+/* Operator + value inputs, rebuilt in place (never the whole tree) when the operator or the
+   type of the named trait/property changes, so typing and tabbing keep the focus. */
+function comparisonEditor(target, typeOf, listIdOf, ctx) {
+  const box = el('span', 'cond-comparison');
+  let shownType = null;
+  function values() {
+    const old = box.querySelector('.cond-values');
+    const fresh = valueInputs(target, shownType, listIdOf(), values, ctx);
+    if (old) box.replaceChild(fresh, old);
+    else box.appendChild(fresh);
+  }
+  function build() {
+    shownType = typeOf();
+    const { ops_by_type: byType } = ctx.language;
+    const ops = byType[shownType] || byType.any;
+    if (!ops.includes(target.op)) target.op = ops[0];
+    box.replaceChildren(opSelect(target, shownType, ctx, () => { values(); ctx.changed(false); }));
+    values();
+  }
+  build();
+  return {
+    box,
+    refresh() {
+      if (typeOf() !== shownType) { build(); ctx.changed(false); return; }
+      const value = box.querySelector('.cond-value'), listId = listIdOf();
+      if (value && listId) value.setAttribute('list', listId);
+      else if (value) value.removeAttribute('list');
+    },
+  };
+}
+
+// ---- the kinds ----------------------------------------------------------------------------
+function traitParts(node, ctx) {
+  const name = bindInput(ctx.controls.input('cond-trait', node.trait,
+    { list: 'dl-traits', placeholder: 'trait, e.g. plan', 'aria-label': 'Trait' }), node, 'trait', ctx);
+  const editor = comparisonEditor(node, () => ctx.model.traitType(node.trait), () => {
+    const values = ctx.model.trait(node.trait).values || [];
+    return values.length ? datalist('dl-values-' + node.id, values) : null;
+  }, ctx);
+  name.addEventListener('change', editor.refresh);
+  return [name, editor.box];
+}
+
+function eventParts(node, ctx) {
+  const { input, select } = ctx.controls;
+  const labels = ctx.language.op_labels;
+  const ev = bindInput(input('cond-event', node.event,
+    { list: 'dl-events', placeholder: 'event, e.g. Order Completed', 'aria-label': 'Event' }),
+  node, 'event', ctx);
+  ev.addEventListener('change', () => {
+    datalist('dl-props-' + node.id, ctx.model.properties(node.event.trim()));
+  });
+  const parts = [ev, bindSelect(select('cond-performed',
+    [['count', 'performed'], ['never', 'never performed']], node.never ? 'never' : 'count',
+    'Performed'), (value) => { node.never = value === 'never'; ctx.changed(true); })];
+  if (!node.never) {
+    parts.push(
+      bindSelect(select('cond-count-op', ctx.language.count_ops.map((o) => [o, labels[o]]),
+        node.countOp, 'Count operator'), (value) => { node.countOp = value; ctx.changed(false); }),
+      bindInput(input('cond-count-value short', node.countValue,
+        { inputmode: 'numeric', 'aria-label': 'Count' }), node, 'countValue', ctx),
+      el('span', 'muted', 'times'));
+  }
+  parts.push(bindSelect(select('cond-window', [['last', 'in the last'], ['between', 'between']],
+    node.window, 'Time window'), (value) => { node.window = value; ctx.changed(true); }));
+  if (node.window === 'between') {
+    parts.push(
+      bindInput(input('cond-from', node.from, { type: 'date', 'aria-label': 'From (UTC day)' }),
+        node, 'from', ctx),
+      el('span', 'muted', 'and'),
+      bindInput(input('cond-to', node.to, { type: 'date', 'aria-label': 'To (UTC day, included)' }),
+        node, 'to', ctx));
+  } else {
+    parts.push(
+      bindInput(input('cond-days short', node.days,
+        { inputmode: 'numeric', placeholder: 'all', 'aria-label': 'Window length' }), node, 'days', ctx),
+      bindSelect(select('cond-unit', [['days', 'days'], ['hours', 'hours']], node.unit,
+        'Window unit'), (value) => { node.unit = value; ctx.changed(false); }));
+  }
+  return parts;
+}
+
+/* The property filters under an event condition ("where revenue > 100 and …"). */
+export function whereList(node, ctx) {
+  const { input, button } = ctx.controls;
+  const box = el('div', 'where-list');
+  const listId = datalist('dl-props-' + node.id, ctx.model.properties(node.event.trim()));
+  node.where.forEach((w, i) => {
+    const prop = bindInput(input('where-property', w.property,
+      { list: listId, placeholder: 'property, e.g. revenue', 'aria-label': 'Property' }),
+    w, 'property', ctx);
+    const editor = comparisonEditor(w,
+      () => ctx.model.propertyType(node.event.trim(), w.property.trim()), () => null, ctx);
+    prop.addEventListener('change', editor.refresh);
+    box.append(el('div', 'where-row', el('span', 'muted', i ? 'and' : 'where'), prop, editor.box,
+      button('remove', '✕', () => { node.where.splice(i, 1); ctx.changed(true); }, 'Remove filter')));
+  });
+  box.append(button('add-where', '+ property filter', () => {
+    node.where.push({ property: '', op: 'eq', value: '' });
+    ctx.render();
+    const inputs = document.querySelectorAll(`[data-node="${node.id}"] .where-property`);
+    if (inputs.length) inputs[inputs.length - 1].focus();
+  }));
+  return box;
+}
+
+function segmentParts(node, ctx) {
+  let options = (ctx.model.suggest.segments || []).map((s) => [s.key, s.name]);
+  if (node.segment && !options.some((o) => o[0] === node.segment)) {
+    options.unshift([node.segment, node.segment + ' (not published)']);
+  }
+  if (!options.length) options = [['', '— no published segments —']];
+  return [bindSelect(ctx.controls.select('cond-segment', options, node.segment, 'Segment'),
+    (value) => { node.segment = value; ctx.changed(false); })];
+}
+
+function consentParts(node, ctx) {
+  const { select } = ctx.controls;
+  const purposes = (ctx.model.suggest.purposes || []).map((p) => [p.key, p.name]);
+  if (node.purpose && !purposes.some((o) => o[0] === node.purpose)) {
+    purposes.unshift([node.purpose, node.purpose + ' (not a purpose)']);
+  }
+  return [
+    bindSelect(select('cond-consent-status',
+      [['granted', 'allows use for'], ['denied', 'does not allow use for']], node.status,
+      'Consent answer'), (value) => { node.status = value; ctx.changed(false); }),
+    bindSelect(select('cond-purpose', purposes, node.purpose, 'Purpose'),
+      (value) => { node.purpose = value; ctx.changed(false); }),
+    el('span', 'muted small', 'as decided, or by the purpose\'s default without a decision'),
+  ];
+}
+
+function bucketParts(node, ctx) {
+  return [
+    bindInput(ctx.controls.input('cond-percent short', node.percent,
+      { inputmode: 'decimal', 'aria-label': 'Percent' }), node, 'percent', ctx),
+    el('span', 'muted', '% of profiles (stable per profile)'),
+  ];
+}
+
+function rawParts(node, ctx) {
+  const text = el('textarea', { class: 'cond-raw', rows: Math.min(8, node.text.split('\n').length),
+    disabled: !ctx.editable });
+  text.value = node.text;
+  return [bindInput(text, node, 'text', ctx)];
+}
