@@ -9,6 +9,7 @@ NON_FIELD names the request as a whole. Other errors keep their own code and det
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 NON_FIELD = "non_field_errors"  # the path of an error about the request as a whole (DRF's)
@@ -112,6 +113,52 @@ class RateLimited(ApplicationError):
     def __init__(self, message: str, *, retry_after: int, detail: dict[str, Any] | None = None):
         super().__init__(message, detail={"retry_after": retry_after, **(detail or {})})
         self.retry_after = retry_after
+
+
+# ---- the catalogue of codes (documented in the OpenAPI schema) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDoc:
+    code: str
+    status: int
+    when: str
+    detail: str = ""  # what `detail` holds, when it holds something
+
+
+ERROR_CODES: dict[str, ErrorDoc] = {}
+
+
+def document_errors(*docs: ErrorDoc) -> None:
+    """Add codes to the catalogue the OpenAPI schema lists (each API module documents the
+    codes its endpoints answer with, beside them)."""
+    for doc in docs:
+        ERROR_CODES[doc.code] = doc
+
+
+document_errors(
+    ErrorDoc(
+        ValidationFailed.code,
+        400,
+        "input that was read but is wrong",
+        '{"fields": {"<path>": ["message", ...]}}: every bad path (`name`, '
+        "`rule.all[1].count.value`, `identifiers[3]`; `non_field_errors` for the request as a "
+        "whole)",
+    ),
+    ErrorDoc("parse_error", 400, "the body is not valid JSON"),
+    ErrorDoc(NotAuthenticated.code, 401, "no session and no valid `Authorization: Token`"),
+    ErrorDoc(Forbidden.code, 403, "your role does not allow this in the workspace"),
+    ErrorDoc(NotFound.code, 404, "no such object in this workspace"),
+    ErrorDoc("method_not_allowed", 405, "the path does not take this method"),
+    ErrorDoc(
+        "duplicate",
+        409,
+        "a unique name or key is taken",
+        '{"fields": {"<field>": ["message"]}}, as a validation error',
+    ),
+    ErrorDoc(RateLimited.code, 429, "too many requests", '{"retry_after": seconds}'),
+    ErrorDoc("server_error", 500, "an unexpected error (logged)"),
+)
 
 
 def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -188,6 +188,10 @@ SPECTACULAR_SETTINGS = {
     "with a session or `Authorization: Token <key>`; every call is scoped to one workspace.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cdp.schema.error_responses_hook",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     # served from our own static files: no CDN (self-hosted, may run offline)
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.errors import NON_FIELD, NotFound, ValidationFailed
+from cdp.errors import NON_FIELD, ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
 from consent import privacy, retention, selectors, services, suppression
@@ -37,6 +37,28 @@ from consent.serializers import (
     SuppressionImportSerializer,
 )
 from profiles.identity.selectors import profile_list
+
+document_errors(
+    ErrorDoc(
+        "not_pending",
+        409,
+        "only a request pending approval (or one that failed) can be approved",
+        '{"status": the request\'s status}',
+    ),
+    ErrorDoc(
+        "second_approver_required",
+        403,
+        "two-person approval is on and you recorded the request: another privacy manager "
+        "approves it",
+    ),
+    ErrorDoc("not_open", 409, "the request is completed: its deadline cannot be extended"),
+    ErrorDoc("already_extended", 409, "a deadline can be extended once"),
+    ErrorDoc(
+        "export_expired",
+        404,
+        "the export bundle was deleted after CDP_PRIVACY_EXPORT_DAYS: record a new request",
+    ),
+)
 
 
 class PurposeViewSet(CapabilityMixin, viewsets.GenericViewSet):

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp import access
-from cdp.errors import NotFound
+from cdp.errors import ErrorDoc, NotFound, document_errors
 from cdp.pagination import CappedCountPagination
 from cdp.views_support import CapabilityMixin
 from profiles import selectors, services
@@ -25,6 +25,12 @@ from profiles.serializers import (
     SourceSerializer,
     SourceUpdateSerializer,
     WriteKeySerializer,
+)
+
+document_errors(
+    ErrorDoc(
+        "replayed", 409, "the failed event was replayed already (status replayed or duplicate)"
+    ),
 )
 
 

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cdp import access
-from cdp.errors import NotFound, ValidationFailed
+from cdp.errors import ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.models import Workspace, audit
 from cdp.pagination import Pagination
 from cdp.selectors import member_user
@@ -29,6 +29,24 @@ from segments.serializers import (
     PreviewSerializer,
     SegmentSerializer,
     SegmentWriteSerializer,
+)
+
+document_errors(
+    ErrorDoc("no_draft", 409, "publish, discard or diff: the segment has no draft"),
+    ErrorDoc(
+        "never_published",
+        409,
+        "the only version of a never-published segment cannot be discarded (delete it)",
+    ),
+    ErrorDoc("not_published", 409, "the segment has no published version to evaluate"),
+    ErrorDoc("already_draft", 409, "the version to restore is the draft already"),
+    ErrorDoc(
+        "segment_in_use",
+        409,
+        "other segments use this one in their rules",
+        '{"segments": [{"id", "key", "name"}, ...]}: the segments to change first',
+    ),
+    ErrorDoc("owner", 409, "the segment's owner keeps access to it (no revoke)"),
 )
 
 

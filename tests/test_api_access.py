@@ -303,3 +303,28 @@ def test_openapi_schema_lists_segment_consent_and_privacy_endpoints(client: Clie
         "/api/v1/privacy/requests/{id}/extend/",
     ]:
         assert path in paths, path
+
+
+def test_openapi_schema_documents_the_error_shape_and_every_code(client: Client) -> None:
+    """One validation shape on every operation, and every app's codes in the catalogue."""
+    schema = client.get("/api/schema/?format=json").json()
+    components = schema["components"]["schemas"]
+    fields = components["ValidationError"]["properties"]["error"]["properties"]["detail"]
+    assert fields["properties"]["fields"]["additionalProperties"]["items"] == {"type": "string"}
+    codes = components["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+    for code in (
+        "validation_failed",
+        "duplicate",
+        "replayed",
+        "already_split",
+        "not_pending",
+        "second_approver_required",
+        "export_expired",
+        "no_draft",
+        "segment_in_use",
+    ):
+        assert code in codes, code  # fmt: skip
+        assert f"| `{code}` |" in components["Error"]["description"]
+    publish = schema["paths"]["/api/v1/segments/{id}/publish/"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "409"} <= set(publish)
+    assert "409" not in schema["paths"]["/api/v1/segments/"]["get"]["responses"]

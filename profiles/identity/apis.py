@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.errors import NON_FIELD, NotFound, ValidationFailed
+from cdp.errors import NON_FIELD, ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.pagination import Pagination
 from cdp.views_support import CapabilityMixin
 from profiles.identity import selectors, services
@@ -24,6 +24,8 @@ from profiles.identity.serializers import (
 )
 from profiles.models import Profile
 from profiles.serializers import EventSerializer
+
+document_errors(ErrorDoc("already_split", 409, "the merge was split already"))
 
 
 class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
