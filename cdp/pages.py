@@ -4,11 +4,11 @@ capability check, pagination and query strings for paging and filter links."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 
 from cdp import access
 from cdp.auth import current_workspace
@@ -22,6 +22,16 @@ def workspace_of(request: HttpRequest) -> Workspace:
     if workspace is None:
         raise PermissionDenied("You are not a member of any workspace.")
     return workspace
+
+
+T = TypeVar("T")
+
+
+def found(value: T | None, what: str) -> T:
+    """`value`, or a 404 saying that no such `what` is in this workspace."""
+    if value is None:
+        raise Http404(f"No such {what} in this workspace.")
+    return value
 
 
 def require(request: HttpRequest, capability: str, obj: Any = None) -> Workspace:

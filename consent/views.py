@@ -11,7 +11,7 @@ import orjson
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -245,10 +245,8 @@ STATUS_PILLS = {
 
 
 def _request_or_404(workspace: Workspace, request_id: int) -> PrivacyRequest:
-    found = selectors.privacy_request_get(workspace=workspace, request_id=request_id)
-    if found is None:
-        raise Http404("No such privacy request in this workspace.")
-    return found
+    request = selectors.privacy_request_get(workspace=workspace, request_id=request_id)
+    return pages.found(request, "privacy request")
 
 
 @login_required
@@ -419,9 +417,7 @@ def profile_consent_record(request: HttpRequest, profile_id: int) -> HttpRespons
     """A decision told to the company outside the apps (a call, a letter, a support ticket),
     recorded by a privacy manager with a reference as its proof."""
     workspace = pages.require(request, "consent.manage")
-    profile = profile_get(workspace=workspace, profile_id=profile_id)
-    if profile is None:
-        raise Http404("No such profile in this workspace.")
+    profile = pages.found(profile_get(workspace=workspace, profile_id=profile_id), "profile")
     purpose = request.POST.get("purpose", "")
     decision = request.POST.get("status", "")
     reference = request.POST.get("reference", "").strip()[:255]

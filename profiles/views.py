@@ -90,10 +90,7 @@ def source_create(request: HttpRequest) -> HttpResponse:
 
 
 def _source_or_404(workspace: Workspace, source_id: int) -> Source:
-    source = selectors.source_get(workspace=workspace, source_id=source_id)
-    if source is None:
-        raise Http404("No such source in this workspace.")
-    return source
+    return pages.found(selectors.source_get(workspace=workspace, source_id=source_id), "source")
 
 
 def _managed_source(request: HttpRequest, source_id: int) -> Source:
@@ -325,13 +322,6 @@ def _headline(profile: Profile, computed: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def profile_or_404(workspace: Workspace, profile_id: int) -> Profile:
-    profile = identity_selectors.profile_get(workspace=workspace, profile_id=profile_id)
-    if profile is None:
-        raise Http404("No such profile in this workspace.")
-    return profile
-
-
 def _identity_groups(identities: list[Identity]) -> list[dict[str, Any]]:
     """Identities by type, in priority order; a type with very many values (a shared device
     seen with hundreds of anonymous ids) shows its first ones and a count of the rest."""
@@ -351,7 +341,9 @@ def _identity_groups(identities: list[Identity]) -> list[dict[str, Any]]:
 @login_required
 def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
     workspace = pages.require(request, "profiles.view")
-    profile = profile_or_404(workspace, profile_id)
+    profile = pages.found(
+        identity_selectors.profile_get(workspace=workspace, profile_id=profile_id), "profile"
+    )
     if profile.pk != profile_id:
         messages.info(
             request,

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from cdp import access, pages
@@ -138,9 +138,9 @@ def segment_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
     workspace = pages.require(request, "segments.view")
-    segment = selectors.segment_get(workspace=workspace, segment_id=segment_id)
-    if segment is None:
-        raise Http404("No such segment in this workspace.")
+    segment = pages.found(
+        selectors.segment_get(workspace=workspace, segment_id=segment_id), "segment"
+    )
     members = list(selectors.segment_members(segment=segment)[:MEMBER_ROWS])
     history = list(selectors.segment_history(segment=segment)[:HISTORY_ROWS])
     people = profile_links(workspace=workspace, ids=[m.profile_id for m in members + history])

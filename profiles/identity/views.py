@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -26,9 +26,9 @@ STRATEGY_ROWS_MIN = 1  # blank rows the rules form offers for new trait strategi
 @require_POST
 def profile_split(request: HttpRequest, profile_id: int) -> HttpResponse:
     workspace = pages.require(request, "profiles.split")
-    profile = selectors.profile_get(workspace=workspace, profile_id=profile_id)
-    if profile is None:
-        raise Http404("No such profile in this workspace.")
+    profile = pages.found(
+        selectors.profile_get(workspace=workspace, profile_id=profile_id), "profile"
+    )
     merge_id = request.POST.get("merge", "")
     if not merge_id.isdigit() or not (
         selectors.profile_merges(profile=profile).filter(pk=int(merge_id)).exists()
