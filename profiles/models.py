@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
@@ -23,6 +24,9 @@ class Source(models.Model):
     # None = the platform default (settings.CDP_DEFAULT_RATE_LIMIT / CDP_MAX_EVENT_BYTES)
     rate_limit_per_second = models.PositiveIntegerField(null=True, blank=True)
     max_event_bytes = models.PositiveIntegerField(null=True, blank=True)
+    # browsers may call with this source's write key from these origins only (empty: any;
+    # "https://*.example.com" for subdomains); requests without an Origin are not concerned
+    allowed_origins = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -33,6 +33,7 @@ class SourceSerializer(serializers.ModelSerializer):
             "enabled",
             "rate_limit_per_second",
             "max_event_bytes",
+            "allowed_origins",
             "created_at",
             "write_keys",
         ]
@@ -46,6 +47,12 @@ class SourceCreateSerializer(serializers.Serializer):
     max_event_bytes = serializers.IntegerField(
         min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
     )
+    allowed_origins = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Origins browsers may call from with this source's write key, e.g. "
+        "https://shop.example.com or https://*.example.com; empty: any origin.",
+    )
 
 
 class SourceUpdateSerializer(serializers.Serializer):
@@ -55,6 +62,12 @@ class SourceUpdateSerializer(serializers.Serializer):
     rate_limit_per_second = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     max_event_bytes = serializers.IntegerField(
         min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
+    )
+    allowed_origins = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Origins browsers may call from with this source's write key, e.g. "
+        "https://shop.example.com or https://*.example.com; empty: any origin.",
     )
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from cdp.errors import Conflict, NotFound, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
-from profiles.collector import keys, storage
+from profiles.collector import cors, keys, storage
 from profiles.collector.normalize import EventRejected
 from profiles.collector.service import accept_event, batch_meta, kick_processing
 from profiles.models import (
@@ -55,16 +55,49 @@ def source_create(
     return source
 
 
+def clean_origins(value: Any) -> list[str]:
+    """The allowed origins of a source, normalised and without repeats; every bad entry is
+    named by its index."""
+    if not isinstance(value, list | tuple):
+        raise ValidationFailed.at("allowed_origins", "expected a list of origins")
+    if len(value) > cors.MAX_ORIGINS:
+        raise ValidationFailed.at("allowed_origins", f"at most {cors.MAX_ORIGINS} origins")
+    clean: list[str] = []
+    errors: dict[str, str] = {}
+    for index, entry in enumerate(value):
+        try:
+            if not isinstance(entry, str):
+                raise ValueError("expected a string such as https://shop.example.com")
+            origin = cors.normalise_origin(entry)
+        except ValueError as exc:
+            errors[f"allowed_origins[{index}]"] = str(exc)
+            continue
+        if origin not in clean:
+            clean.append(origin)
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
 @transaction.atomic
 def source_update(*, source: Source, actor: Any | None = None, **changes: Any) -> Source:
-    allowed = {"name", "enabled", "rate_limit_per_second", "max_event_bytes", "kind"}
+    allowed = {
+        "name",
+        "enabled",
+        "rate_limit_per_second",
+        "max_event_bytes",
+        "kind",
+        "allowed_origins",
+    }
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationFailed({name: "cannot be changed" for name in sorted(unknown)})
     if "name" in changes:
         changes["name"] = str(changes["name"]).strip()
-        if not changes["name"] or len(changes["name"]) > 200:
-            raise ValidationFailed.at("name", "1 to 200 characters")
+        if not changes["name"] or len(changes["name"]) > NAME_MAX:
+            raise ValidationFailed.at("name", f"1 to {NAME_MAX} characters")
+    if "allowed_origins" in changes:
+        changes["allowed_origins"] = clean_origins(changes["allowed_origins"])
     for field_name, value in changes.items():
         setattr(source, field_name, value)
     source.save(update_fields=list(changes))

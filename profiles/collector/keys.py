@@ -22,6 +22,7 @@ class SourceInfo:
     enabled: bool
     rate_limit_per_second: int
     max_event_bytes: int
+    allowed_origins: tuple[str, ...] = ()  # empty: any origin
 
 
 _cache: dict[str, tuple[float, SourceInfo | None]] = {}
@@ -61,6 +62,7 @@ def lookup(key: str) -> SourceInfo | None:
             "source__enabled",
             "source__rate_limit_per_second",
             "source__max_event_bytes",
+            "source__allowed_origins",
         )
         .first()
     )
@@ -74,6 +76,7 @@ def lookup(key: str) -> SourceInfo | None:
             enabled=source.enabled,
             rate_limit_per_second=source.rate_limit_per_second or settings.CDP_DEFAULT_RATE_LIMIT,
             max_event_bytes=source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES,
+            allowed_origins=tuple(source.allowed_origins),
         )
     with _lock:
         if len(_cache) > 10_000:

@@ -16,11 +16,12 @@ from django.views.decorators.csrf import csrf_exempt
 from cdp.errors import (
     ApplicationError,
     BadRequest,
+    Forbidden,
     NotAuthenticated,
     PayloadTooLarge,
     RateLimited,
 )
-from profiles.collector import gate, keys
+from profiles.collector import cors, gate, keys
 from profiles.collector.decoding import decode_body, parse_json
 from profiles.collector.keys import SourceInfo
 from profiles.collector.normalize import now_utc
@@ -44,7 +45,9 @@ def _json_response(body: dict[str, Any], status: int = 200, **headers: str) -> H
 def _error_response(exc: ApplicationError) -> HttpResponse:
     if isinstance(exc, RateLimited):
         return _json_response(exc.as_dict(), exc.status, Retry_After=str(exc.retry_after))
-    return _json_response(exc.as_dict(), exc.status)
+    response = _json_response(exc.as_dict(), exc.status)
+    response.cors_refused = isinstance(exc, OriginRefused)  # type: ignore[attr-defined]
+    return response
 
 
 def _resolve_source(key: str | None) -> SourceInfo:
@@ -59,6 +62,27 @@ def _resolve_source(key: str | None) -> SourceInfo:
     if not info.enabled:
         raise NotAuthenticated("This source is disabled.", code="source_disabled")
     return info
+
+
+def _check_origin(request: HttpRequest, source: SourceInfo) -> None:
+    """A source restricted to some origins refuses browsers calling from others (server SDKs
+    send no Origin and are not concerned)."""
+    origin = request.headers.get("Origin")
+    if (
+        origin
+        and source.allowed_origins
+        and not cors.origin_allowed(origin, source.allowed_origins)
+    ):
+        raise OriginRefused(
+            f"Source {source.name!r} does not accept calls from {origin}: add it to the "
+            "source's allowed origins.",
+            code="origin_not_allowed",
+            detail={"origin": origin},
+        )
+
+
+class OriginRefused(Forbidden):
+    """Goes out without CORS headers: the page never sees the answer."""
 
 
 def _body_key(body: Any, batch: list[Any] | None) -> str | None:
@@ -123,6 +147,7 @@ def _ingest(request: HttpRequest, route_type: str | None) -> HttpResponse:
             raw_events = [body]
         batch_body = body if route_type is None else {}
         source = _resolve_source(header_key or _body_key(body, raw_events))
+        _check_origin(request, source)
         admitted = gate.check(
             source_id=source.source_id,
             workspace_id=source.workspace_id,
@@ -192,6 +217,7 @@ def _batch_of(body: Any) -> tuple[list[Any], dict[str, Any]]:
 
 def _make_view(route_type: str | None):  # type: ignore[no-untyped-def]
     @csrf_exempt
+    @cors.cors
     def view(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             return _json_response(
@@ -203,7 +229,7 @@ def _make_view(route_type: str | None):  # type: ignore[no-untyped-def]
                     }
                 },
                 405,
-                Allow="POST",
+                Allow="POST, OPTIONS",
             )
         return _ingest(request, route_type)
 
