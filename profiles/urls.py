@@ -9,6 +9,7 @@ urlpatterns = [
     path("sources/<int:source_id>/", views.source_detail, name="ui-source"),
     path("sources/<int:source_id>/rotate/", views.source_rotate_key, name="ui-source-rotate"),
     path("sources/<int:source_id>/toggle/", views.source_toggle, name="ui-source-toggle"),
+    path("sources/<int:source_id>/origins/", views.source_origins, name="ui-source-origins"),
     path(
         "sources/<int:source_id>/keys/<int:key_id>/revoke/",
         views.source_revoke_key,

@@ -16,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
@@ -151,6 +152,29 @@ def source_revoke_key(request: HttpRequest, source_id: int, key_id: int) -> Http
     else:
         messages.success(request, "Write key revoked; SDKs using it now get 401.")
     return redirect("ui-source", source_id=source.pk)
+
+
+@login_required
+@require_POST
+def source_origins(request: HttpRequest, source_id: int) -> HttpResponse:
+    """The origins browsers may call from with this source's keys, one per line."""
+    source = _managed_source(request, source_id)
+    lines = [line.strip() for line in request.POST.get("origins", "").splitlines()]
+    try:
+        services.source_update(
+            source=source, actor=request.user, allowed_origins=[line for line in lines if line]
+        )
+    except ValidationFailed as exc:
+        problems = "; ".join(pages.field_errors(exc).values())
+        messages.error(request, f"Origins not saved: {problems}")
+    else:
+        messages.success(
+            request,
+            "Allowed origins saved: browsers elsewhere now get 403."
+            if source.allowed_origins
+            else "Any origin may now send events with this source's keys.",
+        )
+    return redirect(f"{reverse('ui-source', args=[source.pk])}#origins")
 
 
 @login_required

@@ -19,7 +19,10 @@ MAX_AGE_SECONDS = 86_400  # browsers cap it (Chromium: 2 h); one preflight per p
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 # what the SDKs send; a preflight asking for other headers gets them echoed (they carry no
 # credential the collector reads but the write key)
-DEFAULT_HEADERS = "Authorization, Content-Type, AnonymousId"
+DEFAULT_HEADERS = (
+    "Authorization, Content-Type, AnonymousId, SentAt, X-Retry-Count, Rsa-Recovered, "
+    "Rsa-Retry-Attempt, Rsa-Retry-Reason, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt"
+)
 MAX_ORIGINS = 50
 
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -66,6 +69,8 @@ def add_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     response["Access-Control-Allow-Origin"] = origin or "*"
     if origin:
         response["Access-Control-Allow-Credentials"] = "true"
+    # analytics.js honours Retry-After on a 429 only when the page may read it
+    response["Access-Control-Expose-Headers"] = "Retry-After"
     response["Vary"] = "Origin"
     return response
 

@@ -12,4 +12,10 @@ urlpatterns = [
     re_path(r"^v1/(?:screen|s)/?$", views.screen),
     re_path(r"^v1/(?:group|g)/?$", views.group),
     re_path(r"^v1/(?:alias|a)/?$", views.alias),
+    # RudderStack's beacon queue: the write key in the query string (accepted there only)
+    re_path(r"^beacon/v1/batch/?$", views.beacon_batch),
+    # what the browser SDKs fetch before they start (analytics.js `cdnURL`, RudderStack
+    # `configUrl`): pointing that one URL here is the whole set-up
+    re_path(r"^v1/projects/(?P<write_key>[^/]{1,128})/settings/?$", views.segment_settings),
+    re_path(r"^sourceConfig/?$", views.rudder_source_config),
 ]

@@ -104,10 +104,14 @@ def _body_key(body: Any, batch: list[Any] | None) -> str | None:
     return None
 
 
-def _ingest(request: HttpRequest, route_type: str | None) -> HttpResponse:
+def _ingest(
+    request: HttpRequest, route_type: str | None, *, query_key: str | None = None
+) -> HttpResponse:
     received_at = now_utc()
     limit = settings.CDP_MAX_REQUEST_BYTES
-    header_key = keys.header_write_key(request.META.get("HTTP_AUTHORIZATION", ""))
+    header_key = keys.header_write_key(request.META.get("HTTP_AUTHORIZATION", "")) or (
+        query_key.strip() if query_key and query_key.strip() else None
+    )
     source = None
     raw = b""
     try:
@@ -221,13 +225,7 @@ def _make_view(route_type: str | None):  # type: ignore[no-untyped-def]
     def view(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             return _json_response(
-                {
-                    "error": {
-                        "code": "method_not_allowed",
-                        "message": f"{request.path} accepts POST only.",
-                        "detail": {},
-                    }
-                },
+                _error("method_not_allowed", f"{request.path} accepts POST only."),
                 405,
                 Allow="POST, OPTIONS",
             )
@@ -244,3 +242,100 @@ page = _make_view("page")
 screen = _make_view("screen")
 group = _make_view("group")
 alias = _make_view("alias")
+
+
+# ---- what the browser SDKs fetch before they start ---------------------------------------------
+
+
+def _data_plane(request: HttpRequest) -> tuple[str, str]:
+    """(scheme, host[:port]) this platform is reached at, as the page's SDK sees it."""
+    return request.scheme or "https", request.get_host()
+
+
+@csrf_exempt
+@cors.cors
+def segment_settings(request: HttpRequest, write_key: str) -> HttpResponse:
+    """analytics.js 2.0's CDN settings (`cdnURL` pointed here): the Segment.io integration
+    alone, sending to this host. Only "Segment.io" in `integrations` keeps the SDK from loading
+    anything else; `metrics.sampleRate` 0 keeps its telemetry from going to api.segment.io."""
+    if request.method != "GET":
+        return _json_response(_error("method_not_allowed", "GET only."), 405, Allow="GET")
+    source = keys.lookup(write_key)
+    if source is None or not source.enabled:
+        # the SDK shows the answer's text in the console and does not start (as with
+        # Segment's CDN, an unknown key is a 404)
+        return _json_response(
+            _error("invalid_write_key", "No such write key (unknown, revoked or disabled)."), 404
+        )
+    scheme, host = _data_plane(request)
+    settings_body = {
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": f"{host}/v1",
+                "protocol": scheme,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": True,
+                "maybeBundledConfigIds": {},
+            }
+        },
+        "plan": {},
+        "edgeFunction": {},
+        "analyticsNextEnabled": True,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": False,
+        "remotePlugins": [],
+    }
+    return _json_response(settings_body, Cache_Control="public, max-age=60")
+
+
+@csrf_exempt
+@cors.cors
+def rudder_source_config(request: HttpRequest) -> HttpResponse:
+    """RudderStack's `configUrl` (pointed here): the source, with no device-mode
+    destinations and the SDK's own telemetry off. The write key comes as Basic auth or as
+    the `writeKey` parameter."""
+    if request.method != "GET":
+        return _json_response(_error("method_not_allowed", "GET only."), 405, Allow="GET")
+    write_key = (
+        keys.header_write_key(request.headers.get("Authorization", ""))
+        or (request.GET.get("writeKey") or "").strip()
+    )
+    source = keys.lookup(write_key) if write_key else None
+    if source is None:
+        return _json_response(_error("invalid_write_key", "Unknown or revoked write key."), 401)
+    off = {"enabled": False}
+    body = {
+        "isHosted": False,
+        "source": {
+            "id": str(source.source_id),
+            "name": source.name,
+            "writeKey": write_key,
+            "workspaceId": str(source.workspace_id),
+            # a disabled source: the SDK says so in the console and sends nothing
+            "enabled": source.enabled,
+            "deleted": False,
+            "config": {"statsCollection": {"errors": off, "metrics": off}},
+            "sourceDefinition": {"name": "Javascript", "displayName": "Javascript"},
+            "destinations": [],
+        },
+        "consentManagementMetadata": {"providers": []},
+    }
+    return _json_response(body, Cache_Control="private, max-age=60")
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "detail": {}}}
+
+
+@csrf_exempt
+@cors.cors
+def beacon_batch(request: HttpRequest) -> HttpResponse:
+    """RudderStack's beacon queue (`navigator.sendBeacon` on page leave): a batch with the
+    write key in the query string, the one route where it is read from there (a beacon
+    cannot set headers)."""
+    if request.method != "POST":
+        return _json_response(_error("method_not_allowed", "POST only."), 405, Allow="POST")
+    return _ingest(request, None, query_key=request.GET.get("writeKey"))
