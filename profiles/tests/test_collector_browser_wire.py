@@ -37,7 +37,7 @@ def replay(client: Client, request: dict[str, Any]) -> Any:
 
 
 def sent_events(scenario: str) -> list[dict[str, Any]]:
-    events = []
+    events: list[dict[str, Any]] = []
     for request in CAPTURES[scenario]:
         if request["method"] == "POST":
             body = json.loads(request["body"])
