@@ -255,6 +255,7 @@ class Scenario:
     seconds: float
     max_requests: int  # total request budget over all clients (the loop's second bound)
     rate: float | None = None  # requests/s over all clients: open loop when set
+    method: str = "POST"  # OPTIONS: a browser's CORS preflight, no body
 
 
 @dataclass
@@ -278,6 +279,14 @@ def build_requests(spec: ClientSpec) -> list[bytes]:
         f"Authorization: Basic {auth}\r\nContent-Type: application/json\r\n"
         "User-Agent: cdp-bench/1\r\nAccept: */*\r\n"
     )
+    if sc.method == "OPTIONS":
+        # what Chromium sends before analytics.js's first call from another origin
+        preflight = (
+            f"OPTIONS {sc.path} HTTP/1.1\r\nHost: {HOST}:{spec.port}\r\n"
+            "Origin: https://shop.example.com\r\nAccess-Control-Request-Method: POST\r\n"
+            "Access-Control-Request-Headers: authorization\r\nAccept: */*\r\n\r\n"
+        ).encode()
+        return [preflight] * count
     now = datetime.now(tz=UTC)
     sent_at = _iso(now)
     out: list[bytes] = []
@@ -392,7 +401,7 @@ def client_main(spec: ClientSpec, barrier: Any, results: Any) -> None:
             continue
         latencies.append(time.monotonic() - t0)
         statuses[str(status)] += 1
-        if status == 200:
+        if status == 200 and sc.method == "POST":
             ok_events += sc.events_per_request
             answer = orjson.loads(body)
             accepted += int(answer.get("accepted", 0))
@@ -770,7 +779,8 @@ def run_scenario(
         p95_ms=round(_percentile(latencies, 0.95) * 1000, 2),
         p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
         max_ms=round((latencies[-1] if latencies else float("nan")) * 1000, 2),
-        non_200=requests - statuses.get("200", 0),
+        # a preflight's success is 204
+        non_200=requests - statuses.get("204" if scenario.method == "OPTIONS" else "200", 0),
         statuses=dict(statuses),
         accepted=sum(o["accepted"] for o in outputs),
         duplicates=sum(o["duplicates"] for o in outputs),
@@ -1102,7 +1112,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-single-rps", type=float, default=5000, help="request budget: single requests/s cap"
     )
     p.add_argument(
-        "--only", choices=["batch", "single", "paced"], action="append", help="run only these"
+        "--only",
+        choices=["batch", "single", "paced", "preflight"],
+        action="append",
+        help="run only these",
     )
     p.add_argument("--no-copy", action="store_true", help="skip the raw COPY reference")
     p.add_argument(
@@ -1135,7 +1148,7 @@ def main(argv: list[str] | None = None) -> int:
     db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     worker_counts = [int(w) for w in str(args.workers).split(",")]
-    wanted = set(args.only or ["batch", "paced", "single"])
+    wanted = set(args.only or ["batch", "paced", "single", "preflight"])
     if args.paced_rate <= 0:
         wanted.discard("paced")
     tag = secrets.token_hex(4)
@@ -1187,6 +1200,16 @@ def main(argv: list[str] | None = None) -> int:
                 math.ceil(rate * seconds) + args.batch_concurrency,
                 rate=rate,
             )
+        if name == "preflight":
+            return Scenario(
+                "preflight",
+                "/v1/t",
+                0,
+                args.single_concurrency,
+                seconds,
+                max(int(args.max_single_rps * seconds), args.single_concurrency),
+                method="OPTIONS",
+            )
         return Scenario(
             "single",
             "/v1/track",
@@ -1206,7 +1229,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.profile
         else [
-            (w, [k for k in ("batch", "paced", "single") if k in wanted], None)
+            (w, [k for k in ("batch", "paced", "single", "preflight") if k in wanted], None)
             for w in worker_counts
         ]
     )
@@ -1333,6 +1356,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.requests_per_s:,.0f} -> "
                 f"{'MET' if r.requests_per_s >= TARGET_SINGLE_REQUESTS_PER_S else 'MISSED'}; "
                 f"p99 {r.p99_ms:.1f} ms"
+            )
+        elif r.name == "preflight":
+            targets.append(
+                f"CORS preflight (OPTIONS /v1/t, no database), wk={r.workers}: "
+                f"{r.requests_per_s:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.1f} ms, "
+                f"non-204 {r.non_200}"
             )
 
     json_path = RESULTS_DIR / f"collector-{stamp}{'-profile' if args.profile else ''}.json"

@@ -120,6 +120,9 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
             "revoked_keys": revoked,
             "write_key": active[0].key if active else "",
             "collector_url": request.build_absolute_uri("/").rstrip("/"),
+            "collector_host": request.get_host(),
+            "origins_text": "\n".join(source.allowed_origins),
+            "collector_scheme": request.scheme,
             "volume": selectors.source_volume(workspace=workspace, source_id=source.pk),
             "can_manage": pages.can(request, "sources.manage", source),
             "can_replay": pages.can(request, "failed_events.replay", source),
@@ -159,13 +162,23 @@ def source_revoke_key(request: HttpRequest, source_id: int, key_id: int) -> Http
 def source_origins(request: HttpRequest, source_id: int) -> HttpResponse:
     """The origins browsers may call from with this source's keys, one per line."""
     source = _managed_source(request, source_id)
-    lines = [line.strip() for line in request.POST.get("origins", "").splitlines()]
+    lines = [
+        (number, line.strip())
+        for number, line in enumerate(request.POST.get("origins", "").splitlines(), start=1)
+        if line.strip()
+    ]
     try:
         services.source_update(
-            source=source, actor=request.user, allowed_origins=[line for line in lines if line]
+            source=source, actor=request.user, allowed_origins=[line for _, line in lines]
         )
     except ValidationFailed as exc:
-        problems = "; ".join(pages.field_errors(exc).values())
+        # allowed_origins[i] is the i-th non-blank line
+        problems = "; ".join(
+            f"line {lines[int(path[path.index('[') + 1 : -1])][0]}: {message}"
+            if path.endswith("]")
+            else message
+            for path, message in pages.field_errors(exc).items()
+        )
         messages.error(request, f"Origins not saved: {problems}")
     else:
         messages.success(

@@ -433,3 +433,46 @@ def test_settings_create_and_revoke_token(
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Revoke").click()
     expect(row.locator(".pill.off")).to_have_text("Revoked")
+
+
+def test_website_snippets_and_allowed_origins(
+    live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any
+) -> None:
+    login_as(tenant_a.users["owner"])
+    page.goto(f"{live_server.url}/sources/{tenant_a.source.pk}/")
+    website = page.locator("#website")
+    drop_in = website.locator("[data-panel=web-segment]")
+    expect(drop_in).to_contain_text(f"writeKey: '{tenant_a.write_key}'")
+    expect(drop_in).to_contain_text(f"cdnURL: '{live_server.url}'")
+    page.click(".tab[data-tab=web-rudder-explicit]")
+    rudder = website.locator("[data-panel=web-rudder-explicit]")
+    expect(rudder).to_be_visible()
+    expect(rudder).to_contain_text(f"configUrl: '{live_server.url}'")
+    expect(drop_in).to_be_hidden()
+    # the website tabs leave the server SDKs' snippets alone
+    expect(page.locator("[data-panel=py-segment]")).to_be_visible()
+    page.click(".tab[data-tab=web-segment-explicit]")
+    host = live_server.url.split("://", 1)[1]
+    expect(website.locator("[data-panel=web-segment-explicit]")).to_contain_text(
+        f"apiHost: '{host}/v1'"
+    )
+    expect(page.locator("#origins-any")).to_be_visible()
+
+    page.fill("#origins-text", "https://Shop.Example.com/\nshop.example.org")
+    page.click("#origins-form button")
+    expect(page.locator(".msg.error")).to_contain_text(
+        "line 2: 'shop.example.org' is not an origin"
+    )
+    page.fill("#origins-text", "https://Shop.Example.com/\nhttps://*.example.org")
+    page.click("#origins-form button")
+    expect(page.locator(".msg.success")).to_contain_text("Allowed origins saved")
+    expect(page.locator("#origins-list")).to_contain_text("https://shop.example.com")
+    expect(page.locator("#origins-list")).to_contain_text("https://*.example.org")
+    expect(page.locator("#origins-text")).to_have_value(
+        "https://shop.example.com\nhttps://*.example.org"
+    )
+    tenant_a.source.refresh_from_db()
+    assert tenant_a.source.allowed_origins == ["https://shop.example.com", "https://*.example.org"]
+    screenshot(page, "12-source-website")
+    page.click(".crumbs a")
+    expect(page.locator("#sources-table [data-origins]")).to_contain_text("https://*.example.org")

@@ -6,7 +6,8 @@ document.querySelectorAll('[data-tabs]').forEach((bar) => {
     const tab = e.target.closest('.tab');
     if (!tab) return;
     bar.querySelectorAll('.tab').forEach((t) => t.classList.toggle('active', t === tab));
-    document.querySelectorAll('[data-panel]').forEach((p) => {
+    // the panels of this bar's card only (the page has one bar per kind of SDK)
+    bar.closest('section').querySelectorAll('[data-panel]').forEach((p) => {
       p.hidden = p.dataset.panel !== tab.dataset.tab;
     });
   });
