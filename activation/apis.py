@@ -16,10 +16,22 @@ from cdp.views_support import CapabilityMixin
 
 
 class ServerKeySerializer(serializers.ModelSerializer):
+    """A server key as listed: its display prefix, never the key (stored as a digest)."""
+
     class Meta:
         model = ServerKey
-        fields = ["id", "name", "key", "created_at", "revoked_at"]
-        read_only_fields = ["id", "key", "created_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "created_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class NewServerKeySerializer(ServerKeySerializer):
+    """The answer that makes a server key: the only one carrying it."""
+
+    key = serializers.CharField(source="secret", read_only=True)
+
+    class Meta(ServerKeySerializer.Meta):
+        fields = [*ServerKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
 
 
 class ServerKeyListView(CapabilityMixin, APIView):
@@ -33,7 +45,7 @@ class ServerKeyListView(CapabilityMixin, APIView):
             {"count": len(keys), "next": None, "results": ServerKeySerializer(keys, many=True).data}
         )
 
-    @extend_schema(request=NameSerializer, responses=ServerKeySerializer)
+    @extend_schema(request=NameSerializer, responses=NewServerKeySerializer)
     def post(self, request: Request) -> Response:
         self.require("server_keys.manage")
         data = NameSerializer(data=request.data)
@@ -41,7 +53,7 @@ class ServerKeyListView(CapabilityMixin, APIView):
         key = services.server_key_create(
             workspace=self.workspace, name=data.validated_data["name"], actor=request.user
         )
-        return Response(ServerKeySerializer(key).data, status=status.HTTP_201_CREATED)
+        return Response(NewServerKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
 
 class ServerKeyRevokeView(CapabilityMixin, APIView):

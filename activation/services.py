@@ -30,8 +30,9 @@ def server_key_revoke(*, workspace: Workspace, key_id: int, actor: Any | None = 
 
 
 def server_key_provision(workspace: Workspace, owner: Any) -> dict[str, str]:
-    """The bootstrap's step (cdp.services.register_provisioner): one live server key."""
-    key = workspace.server_keys.filter(revoked_at__isnull=True).order_by("id").first()
-    if key is None:
-        key = server_key_create(workspace=workspace, name="default", actor=owner)
-    return {"server_key": key.key}
+    """The bootstrap's step (cdp.services.register_provisioner): one live server key, shown
+    when it is made (it is stored as a digest)."""
+    if workspace.server_keys.filter(revoked_at__isnull=True).exists():
+        return {}
+    key = server_key_create(workspace=workspace, name="default", actor=owner)
+    return {"server_key": key.secret or ""}

@@ -16,10 +16,22 @@ User = get_user_model()
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as listed: its display prefix, never the key (stored as a digest only)."""
+
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "key", "created_at", "last_used_at", "revoked_at"]
-        read_only_fields = ["id", "key", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    """The answer that makes a token: the only one carrying its key."""
+
+    key = serializers.CharField(source="secret", read_only=True)
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]
+        read_only_fields = fields
 
 
 class MemberSerializer(serializers.Serializer):
@@ -64,7 +76,7 @@ class TokenListView(CapabilityMixin, APIView):
             }
         )
 
-    @extend_schema(request=NameSerializer, responses=ApiTokenSerializer)
+    @extend_schema(request=NameSerializer, responses=NewApiTokenSerializer)
     def post(self, request: Request) -> Response:
         self.require("tokens.own")
         data = NameSerializer(data=request.data)
@@ -72,7 +84,7 @@ class TokenListView(CapabilityMixin, APIView):
         token = services.api_token_create(
             workspace=self.workspace, user=request.user, name=data.validated_data["name"]
         )
-        return Response(ApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+        return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
 
 
 class TokenRevokeView(CapabilityMixin, APIView):

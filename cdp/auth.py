@@ -28,8 +28,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             )
         key = header[1].decode(errors="replace")
         token = (
-            ApiToken.objects.select_related("user", "workspace")
-            .filter(key=key, revoked_at__isnull=True)
+            ApiToken.matching(key)
+            .select_related("user", "workspace")
+            .filter(revoked_at__isnull=True)
             .first()
         )
         if token is None or not token.user.is_active:

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from cdp.keys import new_key
+from cdp.keys import HashedSecret, new_key
 
 
 class Role(models.TextChoices):
@@ -46,19 +46,21 @@ class Membership(models.Model):
         return f"{self.user} @ {self.workspace} ({self.role})"
 
 
-def _token_key() -> str:
+def _token_key() -> str:  # the default of the clear-text column of migration 0001
     return new_key("tok")
 
 
-class ApiToken(models.Model):
-    """A personal API token: acts as its user, inside one workspace."""
+class ApiToken(HashedSecret):
+    """A personal API token: acts as its user, inside one workspace. Stored as a digest: the
+    key is shown once, when it is made."""
+
+    KEY_PREFIX = "tok"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_tokens")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     name = models.CharField(max_length=100)
-    key = models.CharField(max_length=64, unique=True, default=_token_key)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

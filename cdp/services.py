@@ -36,7 +36,7 @@ def on_workspace_created(hook: WorkspaceHook) -> None:
 
 def register_provisioner(name: str, provisioner: Provisioner) -> None:
     """Add a step to `workspace_bootstrap` (run in registration order, i.e. the order of
-    INSTALLED_APPS); it must return the same keys when run again."""
+    INSTALLED_APPS); run again it makes nothing new (and returns only what it can show)."""
     _PROVISIONERS[name] = provisioner
 
 
@@ -101,10 +101,13 @@ def api_token_revoke(*, workspace: Workspace, user: Any, token_id: int) -> ApiTo
 
 @dataclass
 class BootstrapResult:
+    """What a bootstrap made. Secrets kept as digests (the password, the API token, the
+    server key) are known only to the run that created them: None on later runs."""
+
     workspace: Workspace
     username: str
     password: str | None
-    api_token: str
+    api_token: str | None
     keys: dict[str, str] = field(default_factory=dict)  # from the provisioners
 
     @property
@@ -115,12 +118,13 @@ class BootstrapResult:
         admin: dict[str, Any] = {"username": self.username}
         if self.password is not None:
             admin["password"] = self.password
-        return {
+        out: dict[str, Any] = {
             "workspace": {"id": self.workspace.pk, "name": self.workspace.name},
             "admin": admin,
-            "api_token": self.api_token,
-            **self.keys,
         }
+        if self.api_token is not None:
+            out["api_token"] = self.api_token
+        return {**out, **self.keys}
 
 
 @transaction.atomic
@@ -128,8 +132,8 @@ def workspace_bootstrap(
     *, name: str, email: str | None = None, password: str | None = None
 ) -> BootstrapResult:
     """Idempotent: a workspace with an owner and an API token, plus what the apps provision
-    (a source with a write key, a server key). Running it again returns the same keys and
-    creates nothing new."""
+    (a source with a write key, a server key). Running it again creates nothing new and
+    returns the write key again; the password, API token and server key only when made."""
     workspace = Workspace.objects.filter(name=name).first()
     if workspace is None:
         workspace = workspace_create(name=name)
@@ -141,11 +145,9 @@ def workspace_bootstrap(
         user = User.objects.create_user(username=username, email=email or "", password=new_password)
     if not Membership.objects.filter(workspace=workspace, user=user).exists():
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
-    token = (
-        ApiToken.objects.filter(workspace=workspace, user=user, revoked_at__isnull=True)
-        .order_by("id")
-        .first()
-    ) or api_token_create(workspace=workspace, user=user, name="bootstrap")
+    api_token: str | None = None
+    if not ApiToken.objects.filter(workspace=workspace, user=user, revoked_at__isnull=True):
+        api_token = api_token_create(workspace=workspace, user=user, name="bootstrap").secret
     keys: dict[str, str] = {}
     for provisioner in _PROVISIONERS.values():
         keys.update(provisioner(workspace, user))
@@ -153,6 +155,6 @@ def workspace_bootstrap(
         workspace=workspace,
         username=username,
         password=new_password,
-        api_token=token.key,
+        api_token=api_token,
         keys=keys,
     )

@@ -55,7 +55,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                     workspace=workspace, user=request.user, name=request.POST.get("name", "")
                 )
                 # shown once, in full, by base.html's "new-token" message
-                messages.success(request, token.key, extra_tags="new-token")
+                messages.success(request, token.secret or "", extra_tags="new-token")
             elif action == "revoke_token" and token_id.isdigit():
                 api_token_revoke(workspace=workspace, user=request.user, token_id=int(token_id))
                 messages.success(request, "Token revoked.")

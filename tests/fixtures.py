@@ -54,9 +54,9 @@ def make_tenant(name: str) -> Tenant:
         user = User.objects.create_user(username=f"{role}@{name.lower()}", password=PASSWORD)
         Membership.objects.create(workspace=workspace, user=user, role=role)
         tenant.users[role] = user
-        tenant.tokens[role] = ApiToken.objects.create(
-            workspace=workspace, user=user, name="test"
-        ).key
+        token = ApiToken.objects.create(workspace=workspace, user=user, name="test")
+        assert token.secret is not None  # shown by the instance that issued it
+        tenant.tokens[role] = token.secret
     return tenant
 
 

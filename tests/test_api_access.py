@@ -45,7 +45,7 @@ def test_unauthenticated_requests_get_json_401_or_403(db: Any, client: Client) -
 
 def test_bad_and_revoked_tokens_are_401(tenant_a: Tenant) -> None:
     assert Client(HTTP_AUTHORIZATION="Token nope").get("/api/v1/me/").status_code == 401
-    token = ApiToken.objects.get(key=tenant_a.tokens[Role.OWNER])
+    token = ApiToken.matching(tenant_a.tokens[Role.OWNER]).get()
     api = tenant_a.api()
     assert api.post(f"/api/v1/tokens/{token.pk}/revoke/").status_code == 200
     response = api.get("/api/v1/me/")
@@ -99,7 +99,7 @@ def test_workspace_b_cannot_write_to_a(
     assert b.post(f"/api/v1/sources/{a_source}/rotate-key/").status_code == 404
     key_id = tenant_a.source.write_keys.get().pk
     assert b.post(f"/api/v1/sources/{a_source}/keys/{key_id}/revoke/").status_code == 404
-    a_token = ApiToken.objects.get(key=tenant_a.tokens[Role.OWNER])
+    a_token = ApiToken.matching(tenant_a.tokens[Role.OWNER]).get()
     assert b.post(f"/api/v1/tokens/{a_token.pk}/revoke/").status_code == 404
     a_server_key = tenant_a.workspace.server_keys.create(name="a")
     assert b.post(f"/api/v1/server-keys/{a_server_key.pk}/revoke/").status_code == 404
@@ -215,6 +215,9 @@ def test_members_and_server_keys(tenant_a: Tenant, tenant_b: Tenant) -> None:
     owner = tenant_a.api()
     created = owner.post("/api/v1/server-keys/", {"name": "web"}, content_type="application/json")
     assert created.status_code == 201 and created.json()["key"].startswith("sk_")
+    listed = owner.get("/api/v1/server-keys/").json()["results"]
+    assert [k["prefix"] for k in listed] == [created.json()["key"][:10]]
+    assert "key" not in listed[0]
     assert tenant_a.api(Role.MARKETER).get("/api/v1/server-keys/").status_code == 403
     # admins may change roles but not make owners
     admin = tenant_a.api(Role.ADMIN)
@@ -328,3 +331,54 @@ def test_openapi_schema_documents_the_error_shape_and_every_code(client: Client)
     publish = schema["paths"]["/api/v1/segments/{id}/publish/"]["post"]["responses"]
     assert {"400", "401", "403", "404", "409"} <= set(publish)
     assert "409" not in schema["paths"]["/api/v1/segments/"]["get"]["responses"]
+
+
+def test_tokens_are_stored_as_digests_and_shown_once(tenant_a: Tenant) -> None:
+    from cdp.keys import digest_of
+    from cdp.models import ApiToken
+
+    owner = tenant_a.api()
+    made = owner.post("/api/v1/tokens/", {"name": "ci"}, content_type="application/json").json()
+    key = made["key"]
+    assert key.startswith("tok_") and made["prefix"] == key[:10]
+    listed = owner.get("/api/v1/tokens/").json()["results"]
+    assert all("key" not in t for t in listed)
+    assert made["prefix"] in [t["prefix"] for t in listed]
+    # nothing stored in clear: only the digest and the prefix
+    row = ApiToken.objects.get(pk=made["id"])
+    assert row.digest == digest_of(key) and key not in str(
+        ApiToken.objects.filter(pk=made["id"]).values().get()
+    )
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/me/").status_code == 200
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}x").get("/api/v1/me/").status_code == 401
+    owner.post(f"/api/v1/tokens/{made['id']}/revoke/")
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/me/").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_existing_clear_keys_are_hashed_by_the_migration() -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from cdp.keys import digest_of
+
+    executor = MigrationExecutor(connection)
+    before = [("cdp", "0001_initial"), ("activation", "0001_initial")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("auth", "User").objects.create(username="legacy")
+    workspace = old.get_model("cdp", "Workspace").objects.create(name="Legacy")
+    old.get_model("cdp", "ApiToken").objects.create(
+        workspace=workspace, user=user, name="old", key="tok_legacy-token-value"
+    )
+    old.get_model("activation", "ServerKey").objects.create(
+        workspace=workspace, name="old", key="sk_legacy-server-key"
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    from activation.models import ServerKey
+    from cdp.models import ApiToken
+
+    token = ApiToken.matching("tok_legacy-token-value").get()
+    assert token.prefix == "tok_legacy" and token.digest == digest_of("tok_legacy-token-value")
+    assert ServerKey.matching("sk_legacy-server-key").get().prefix == "sk_legacy-"

@@ -34,7 +34,7 @@ def patch(client: Client, path: str, body: Any) -> Any:
 def second_marketer(tenant: Tenant) -> tuple[Any, Client]:
     user = get_user_model().objects.create_user(username="mia@alpha")
     Membership.objects.create(workspace=tenant.workspace, user=user, role=Role.MARKETER)
-    token = ApiToken.objects.create(workspace=tenant.workspace, user=user, name="t").key
+    token = ApiToken.objects.create(workspace=tenant.workspace, user=user, name="t").secret
     return user, Client(HTTP_AUTHORIZATION=f"Token {token}")
 
 

@@ -339,7 +339,11 @@ class Command(BaseCommand):
             f"  Password      {password}",
             f"  Workspace     {result.workspace.name}",
             f"  Write key     {result.write_key}",
-            f"  API token     {result.api_token}   (header  Authorization: Token <token>)",
+            (
+                f"  API token     {result.api_token}   (header  Authorization: Token <token>)"
+                if result.api_token
+                else "  API token     (shown when it was made; make another under Settings)"
+            ),
             f"  API docs      {base_url}/api/docs/",
             f"  Database      {database}  {_masked(settings.DATABASE_URL)}",
             f"  Broker        {broker}  {_masked(settings.CELERY_BROKER_URL)}",
