@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from cdp import security
 from cdp.models import ApiToken, Membership, Workspace
 
 SESSION_WORKSPACE_KEY = "cdp_workspace_id"
@@ -26,6 +27,11 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header: expected 'Token <key>'."
             )
+        wait = security.token_failures_exceeded(request)
+        if wait:
+            raise exceptions.Throttled(
+                wait, detail="Too many failed token authentications from this address."
+            )
         key = header[1].decode(errors="replace")
         token = (
             ApiToken.matching(key)
@@ -34,6 +40,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             .first()
         )
         if token is None or not token.user.is_active:
+            security.token_failure_count(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
         if not Membership.objects.filter(user=token.user, workspace=token.workspace).exists():
             raise exceptions.AuthenticationFailed("The token's user left its workspace.")

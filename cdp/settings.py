@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "csp",
+    "axes",
     "cdp",
     "profiles",
     "consent",  # before segments: its merge/split hooks must run first
@@ -86,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # last: it answers a locked-out login attempt with the lockout page (django-axes)
+    "axes.middleware.AxesMiddleware",
     "cdp.middleware.RejectNulInParameters",
 ]
 
@@ -183,9 +187,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out attempts
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# --- Login throttling (django-axes): after CDP_LOGIN_FAILURE_LIMIT wrong passwords for one
+#     username, or from one IP address, sign-in is refused for CDP_LOGIN_COOLOFF_MINUTES
+#     (429, the lockout page); each lockout is audited; `manage.py cdp_unlock` lifts one. ---
+AXES_FAILURE_LIMIT = env_int("CDP_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CDP_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not stored
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
+AXES_VERBOSE = False
+# failed API-token authentications per client IP before 429 (same cool-off)
+CDP_TOKEN_FAILURE_LIMIT = env_int("CDP_TOKEN_FAILURE_LIMIT", 30)
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"

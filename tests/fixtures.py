@@ -133,7 +133,7 @@ def _fresh_redis_state() -> Any:
 
     def wipe() -> None:
         r = client()
-        for pattern in ("cdp:rl:*", "cdp:kick:*", "cdp:door:*"):
+        for pattern in ("cdp:rl:*", "cdp:kick:*", "cdp:door:*", "cdp:tokenfail:*"):
             for key in r.scan_iter(pattern):
                 r.delete(key)
 

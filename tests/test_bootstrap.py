@@ -36,8 +36,10 @@ def test_bootstrap_is_idempotent_and_its_keys_work(db: Any) -> None:
     assert ApiToken.objects.count() == 1
     assert Membership.objects.get().role == "owner"
 
-    client = Client()
-    assert client.login(username="ops@acme.test", password=first["admin"]["password"])
+    signed_in = Client().post(
+        "/login/", {"username": "ops@acme.test", "password": first["admin"]["password"]}
+    )
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/"
     response = post_collector(
         Client(),
         "/v1/track",
