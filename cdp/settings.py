@@ -229,6 +229,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cdp.permissions.IsWorkspaceMember"],
+    "DEFAULT_PARSER_CLASSES": [
+        "cdp.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "cdp.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "cdp.api_errors.exception_handler",

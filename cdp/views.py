@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from cdp import access, navigation, pages, selectors
 from cdp.auth import SESSION_WORKSPACE_KEY, current_workspace
 from cdp.errors import ApplicationError
+from cdp.params import is_id
 from cdp.services import api_token_create, api_token_revoke
 
 
@@ -34,11 +35,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_POST
 def switch_workspace(request: HttpRequest) -> HttpResponse:
     wanted = request.POST.get("workspace")
-    if (
-        wanted
-        and wanted.isdigit()
-        and access.workspaces_of(request.user).filter(pk=wanted).exists()
-    ):
+    if wanted and is_id(wanted) and access.workspaces_of(request.user).filter(pk=wanted).exists():
         request.session[SESSION_WORKSPACE_KEY] = int(wanted)
     return _landing(request)
 
@@ -56,7 +53,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 )
                 # shown once, in full, by base.html's "new-token" message
                 messages.success(request, token.secret or "", extra_tags="new-token")
-            elif action == "revoke_token" and token_id.isdigit():
+            elif action == "revoke_token" and is_id(token_id):
                 api_token_revoke(workspace=workspace, user=request.user, token_id=int(token_id))
                 messages.success(request, "Token revoked.")
         except ApplicationError as exc:

@@ -149,6 +149,7 @@ class FailureReason(models.TextChoices):
     INVALID_TIMESTAMP = "invalid_timestamp", "A timestamp cannot be parsed"
     EVENT_TOO_LARGE = "event_too_large", "Event exceeds the per-event size cap"
     REQUEST_TOO_LARGE = "request_too_large", "Request exceeds the request size cap"
+    NOT_KEPT = "not_kept", "More invalid events in one request than are kept"
 
 
 class FailedEventStatus(models.TextChoices):

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
-from cdp.errors import ValidationFailed
 from cdp.models import Workspace
+from cdp.params import BIGINT_MAX, int_param, is_id
 from profiles.models import (
     Event,
     EventCounter,
@@ -28,10 +28,7 @@ def _int_param(filters: dict[str, str], name: str) -> int | None:
     value = filters.get(name)
     if value in (None, ""):
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed.at(f"{name}", f"expected an integer id, got {value!r}") from None
+    return int_param(value, name, maximum=BIGINT_MAX)
 
 
 def source_list(*, workspace: Workspace) -> QuerySet[Source]:
@@ -39,7 +36,7 @@ def source_list(*, workspace: Workspace) -> QuerySet[Source]:
 
 
 def source_get(*, workspace: Workspace, source_id: Any) -> Source | None:
-    if not str(source_id).isdigit():
+    if not is_id(source_id):
         return None
     return source_list(workspace=workspace).filter(pk=source_id).first()
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cdp.params import INT_MAX
 from profiles.models import (
     Event,
     FailedEvent,
@@ -43,7 +44,9 @@ class SourceSerializer(serializers.ModelSerializer):
 class SourceCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=SourceKind.choices, default=SourceKind.HTTP)
-    rate_limit_per_second = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rate_limit_per_second = serializers.IntegerField(
+        min_value=1, max_value=INT_MAX, required=False, allow_null=True
+    )
     max_event_bytes = serializers.IntegerField(
         min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
     )
@@ -59,7 +62,9 @@ class SourceUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     kind = serializers.ChoiceField(choices=SourceKind.choices, required=False)
     enabled = serializers.BooleanField(required=False)
-    rate_limit_per_second = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rate_limit_per_second = serializers.IntegerField(
+        min_value=1, max_value=INT_MAX, required=False, allow_null=True
+    )
     max_event_bytes = serializers.IntegerField(
         min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
     )

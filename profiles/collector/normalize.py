@@ -125,6 +125,36 @@ def parse_timestamp(value: Any, field_name: str) -> datetime | None:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in identifiers
+_NUL = re.compile(r"\x00")  # in names (which may hold a tab): Postgres cannot store it
+# traits and context fields that identify a person (profiles.identifiers reads them)
+_IDENTIFYING_TRAITS = ("email", "phone", "userId", "user_id", "anonymousId")
+
+
+def _clean_text(text: str, path: str, refused: re.Pattern[str] = _CONTROL) -> str:
+    """An identifier or name as sent, trimmed; one holding a NUL (or, for identifiers, any
+    control character) is refused, never rewritten (`a\x00@b.co` must not become `a@b.co`:
+    someone else)."""
+    found = refused.search(text)
+    if found:
+        raise EventRejected(
+            FailureReason.INVALID_FIELD,
+            f"{path}: contains the control character U+{ord(found.group()):04X}",
+        )
+    return text.strip()
+
+
+def _check_identifying_traits(traits: dict[str, Any], context: dict[str, Any]) -> None:
+    device = context.get("device")
+    fields = [
+        *((f"traits.{k}", traits.get(k)) for k in _IDENTIFYING_TRAITS),
+        ("context.device.id", device.get("id") if isinstance(device, dict) else None),
+    ]
+    for path, value in fields:
+        if isinstance(value, str):
+            _clean_text(value, path)
+
+
 def _identifier(event: dict[str, Any], key: str) -> str | None:
     value = event.get(key)
     if value is None:
@@ -136,7 +166,7 @@ def _identifier(event: dict[str, Any], key: str) -> str | None:
         )
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).replace("\x00", "").strip()
+    text = _clean_text(str(value), key)
     if len(text) > MAX_ID_LENGTH:
         raise EventRejected(
             FailureReason.INVALID_FIELD, f"{key}: longer than {MAX_ID_LENGTH} characters"
@@ -206,7 +236,7 @@ def normalize_event(raw: Any, meta: BatchMeta, *, forced_type: str | None) -> No
     if event_type == "track":
         if not isinstance(name_value, str) or not name_value.strip():
             raise EventRejected(FailureReason.MISSING_FIELD, "event: a track needs an event name")
-        event_name = name_value.strip()
+        event_name = _clean_text(name_value, "event", _NUL)
         if len(event_name) > MAX_ID_LENGTH:
             raise EventRejected(
                 FailureReason.INVALID_FIELD, f"event: longer than {MAX_ID_LENGTH} characters"
@@ -224,6 +254,7 @@ def normalize_event(raw: Any, meta: BatchMeta, *, forced_type: str | None) -> No
     if page_name is not None and not isinstance(page_name, str):
         page_name = str(page_name)
     if page_name is not None:
+        _clean_text(page_name, "name", _NUL)  # refuses a NUL; the name is kept as sent
         page_name = page_name[:MAX_ID_LENGTH]
 
     properties = _object(event, "properties")
@@ -233,6 +264,7 @@ def normalize_event(raw: Any, meta: BatchMeta, *, forced_type: str | None) -> No
     if not traits:
         context_traits = context.get("traits")
         traits = context_traits if isinstance(context_traits, dict) else {}
+    _check_identifying_traits(traits, context)
 
     if meta.sent_at_error:
         raise EventRejected(FailureReason.INVALID_TIMESTAMP, meta.sent_at_error)
@@ -252,7 +284,14 @@ def normalize_event(raw: Any, meta: BatchMeta, *, forced_type: str | None) -> No
     else:
         # Clock-skew correction: the device's clock may be off, but the gap between creating
         # and sending the event is measured on that same clock.
-        timestamp = received_at - ((sent_at or received_at) - original)
+        try:
+            timestamp = received_at - ((sent_at or received_at) - original)
+        except OverflowError:
+            raise EventRejected(
+                FailureReason.INVALID_TIMESTAMP,
+                "originalTimestamp: too far from sentAt to correct the device's clock "
+                f"({original.isoformat()} vs {(sent_at or received_at).isoformat()})",
+            ) from None
         if timestamp > received_at + FUTURE_TOLERANCE:
             extra["_cdp_warning"] = "timestamp in the future; replaced by receivedAt"
             timestamp = received_at

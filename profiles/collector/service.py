@@ -28,6 +28,9 @@ from profiles.models import FailedEvent, FailureReason
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_REPORTED = 10
+# dead letters kept verbatim per request; the rest are counted in one summary row (a public
+# write key must not turn 300 KB of `{}` into 100,000 rows)
+MAX_DEAD_LETTERS_PER_REQUEST = 100
 RAW_SAMPLE_BYTES = 64 * 1024
 
 
@@ -113,9 +116,15 @@ def collector_ingest(
     position: dict[int, int] = {}  # id(normalised event) -> its index in the request
     failures: list[FailedEvent] = []
     replay_context: dict[str, Any] | None = None
+    not_kept = 0  # invalid events over MAX_DEAD_LETTERS_PER_REQUEST
 
     def reject(index: int, reason: str, message: str) -> None:
-        nonlocal replay_context
+        nonlocal replay_context, not_kept
+        if len(result.errors) < MAX_ERRORS_REPORTED:
+            result.errors.append({"index": index, "reason": reason, "message": message})
+        if len(failures) >= MAX_DEAD_LETTERS_PER_REQUEST:
+            not_kept += 1
+            return
         if replay_context is None:
             replay_context = _batch_context_for_replay(meta, body, route_type)
         raw = raw_events[index]
@@ -124,15 +133,13 @@ def collector_ingest(
                 workspace_id=source.workspace_id,
                 source_id=source.source_id,
                 reason=reason,
-                message=message,
+                message=message.replace("\x00", "\\x00"),
                 payload=storable_json(raw),
                 batch_context=replay_context,
                 message_id=_message_id_of(raw),
                 received_at=received_at,
             )
         )
-        if len(result.errors) < MAX_ERRORS_REPORTED:
-            result.errors.append({"index": index, "reason": reason, "message": message})
 
     for index, raw in enumerate(raw_events):
         try:
@@ -144,7 +151,7 @@ def collector_ingest(
             continue
         good.append(normalized)
         position[id(normalized)] = index
-    result.failed = len(failures)
+    result.failed = len(failures) + not_kept
 
     if door_size is None and (good or failures) and door.filters():
         door_size = door.size(workspace_id=source.workspace_id)
@@ -165,12 +172,24 @@ def collector_ingest(
                 FailureReason.INVALID_FIELD,
                 f"the database refused a value: {message}",
             )
-        result.failed = len(failures)
+        result.failed = len(failures) + not_kept
     if failures and door_size:
         # a malformed event of a suppressed person is not kept either (dead letters hold
         # the payload as sent, identifiers included)
         failures = _door(source, failures, [_raw_identifiers(f.payload) for f in failures], dropped)
-        result.failed = len(failures)
+        result.failed = len(failures) + not_kept
+    if not_kept:
+        failures.append(
+            FailedEvent(
+                workspace_id=source.workspace_id,
+                source_id=source.source_id,
+                reason=FailureReason.NOT_KEPT,
+                message=f"{not_kept:,} more invalid events of this request were not kept (the "
+                f"first {MAX_DEAD_LETTERS_PER_REQUEST} are, with their reasons)",
+                payload=None,
+                received_at=received_at,
+            )
+        )
     if failures:
         FailedEvent.objects.bulk_create(failures)
     result.dropped = sum(dropped.values())
@@ -196,10 +215,12 @@ def unreadable_request_record(source: SourceInfo, reason: str, message: str, raw
 
 
 def _message_id_of(raw: Any) -> str:
+    """The messageId a dead letter is listed by (a label: a NUL, which Postgres cannot store,
+    is shown escaped; the payload keeps the value as sent)."""
     if isinstance(raw, dict):
         value = raw.get("messageId")
         if isinstance(value, str | int) and not isinstance(value, bool):
-            return str(value)[:255]
+            return str(value).replace("\x00", "\\x00")[:255]
     return ""
 
 

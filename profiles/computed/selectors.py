@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from cdp.models import Workspace
+from cdp.params import is_id
 from profiles.computed import builtin
 from profiles.computed.sql import UPDATED
 from profiles.models import ComputedTrait, Profile
@@ -24,7 +25,7 @@ def computed_trait_list(*, workspace: Workspace) -> QuerySet[ComputedTrait]:
 
 
 def computed_trait_get(*, workspace: Workspace, trait_id: Any) -> ComputedTrait | None:
-    if not str(trait_id).isdigit():
+    if not is_id(trait_id):
         return None
     return computed_trait_list(workspace=workspace).filter(pk=trait_id).first()
 

@@ -10,6 +10,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from cdp.errors import ValidationFailed
 from cdp.models import Workspace
+from cdp.params import is_id
 from profiles import identifiers
 from profiles.identity.rules import load_rules
 from profiles.identity.services import live_profile_id
@@ -62,7 +63,7 @@ def _search_ids(workspace: Workspace, text: str) -> list[int]:
         Q(value__in=forms) | Q(value__startswith=text) | Q(value__startswith=text.lower())
     )
     ids = list(matches.values_list("profile_id", flat=True).distinct()[:SEARCH_LIMIT])
-    if text.isdigit():
+    if is_id(text):
         ids.append(int(text))  # a profile id typed into the search box
     return ids
 

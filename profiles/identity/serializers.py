@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cdp.params import BIGINT_MAX, INT_MAX
 from profiles import panels
 from profiles.computed.selectors import profile_computed_traits
 from profiles.identity import selectors
@@ -109,12 +110,14 @@ def profile_detail(profile: Profile, *, requested_id: int | None = None) -> dict
 
 
 class SplitSerializer(serializers.Serializer):
-    merge = serializers.IntegerField(help_text="id of the merge to undo (see `merges`)")
+    merge = serializers.IntegerField(
+        min_value=1, max_value=BIGINT_MAX, help_text="id of the merge to undo (see `merges`)"
+    )
 
 
 class IdentityRulesSerializer(serializers.Serializer):
     priority = serializers.ListField(child=serializers.CharField())
-    limits = serializers.DictField(child=serializers.IntegerField())
+    limits = serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=INT_MAX))
     blocklist = serializers.ListField(child=serializers.CharField(allow_blank=True))
     custom_identifier_traits = serializers.ListField(child=serializers.CharField())
     trait_strategies = serializers.DictField(child=serializers.CharField())

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from cdp import pages
 from cdp.errors import ApplicationError, ValidationFailed
+from cdp.params import is_id
 from profiles import identifiers
 from profiles.identity import selectors, services
 from profiles.identity.rules import load_rules, rules_row
@@ -30,7 +31,7 @@ def profile_split(request: HttpRequest, profile_id: int) -> HttpResponse:
         selectors.profile_get(workspace=workspace, profile_id=profile_id), "profile"
     )
     merge_id = request.POST.get("merge", "")
-    if not merge_id.isdigit() or not (
+    if not is_id(merge_id) or not (
         selectors.profile_merges(profile=profile).filter(pk=int(merge_id)).exists()
     ):
         messages.error(request, f"Merge {merge_id or '(none)'} does not belong to this profile.")
