@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from cdp.errors import NON_FIELD, ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.pagination import Pagination
+from cdp.params import is_id
 from cdp.views_support import CapabilityMixin
 from consent import privacy, retention, selectors, services, suppression
 from consent.models import (
@@ -133,7 +134,7 @@ class ConsentEventViewSet(CapabilityMixin, viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         self.require("consent.view")
         profile = request.query_params.get("profile")
-        if profile is not None and not profile.isdigit():
+        if profile is not None and not is_id(profile):
             raise ValidationFailed.at("profile", "expected a profile id")
         rows = selectors.consent_records(
             workspace=self.workspace,

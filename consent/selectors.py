@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from cdp.errors import ValidationFailed
 from cdp.models import AuditLog, Workspace
+from cdp.params import is_id
 from consent.models import (
     ConsentRecord,
     ConsentStatus,
@@ -188,7 +189,7 @@ def _privacy_requests(workspace: Workspace) -> QuerySet[PrivacyRequest]:
 
 
 def privacy_request_get(*, workspace: Workspace, request_id: Any) -> PrivacyRequest | None:
-    if not str(request_id).isdigit():
+    if not is_id(request_id):
         return None
     return _privacy_requests(workspace).filter(pk=int(request_id)).first()
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from cdp.params import BIGINT_MAX, INT_MAX
 from consent.models import (
     ConsentRecord,
     ConsentStatus,
@@ -59,7 +60,7 @@ class ConsentRecordSerializer(serializers.ModelSerializer):
 class ConsentEventInputSerializer(serializers.Serializer):
     """A decision: for a profile (id) or an identifier ("email:ann@example.com")."""
 
-    profile_id = serializers.IntegerField(required=False)
+    profile_id = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
     identifier = serializers.CharField(required=False, max_length=600)
     purpose = serializers.CharField(max_length=64)
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
@@ -71,8 +72,8 @@ class ConsentEventInputSerializer(serializers.Serializer):
 
 
 class RetentionPolicySerializer(serializers.Serializer):
-    event_days = serializers.IntegerField(allow_null=True)
-    failed_event_days = serializers.IntegerField(allow_null=True)
+    event_days = serializers.IntegerField(max_value=INT_MAX, allow_null=True)
+    failed_event_days = serializers.IntegerField(max_value=INT_MAX, allow_null=True)
     default_event_days = serializers.IntegerField(read_only=True)
     default_failed_event_days = serializers.IntegerField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

@@ -15,6 +15,7 @@ from cdp import access
 from cdp.errors import ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.models import Workspace, audit
 from cdp.pagination import Pagination
+from cdp.params import int_param, is_id
 from cdp.selectors import member_user
 from cdp.views_support import CapabilityMixin
 from profiles.identity.selectors import profiles_in_order
@@ -321,7 +322,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         segment = self.get_object()
         profile = request.query_params.get("profile")
         rows = selectors.segment_history(
-            segment=segment, profile_id=int(profile) if profile and profile.isdigit() else None
+            segment=segment, profile_id=int(profile) if profile and is_id(profile) else None
         )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(MembershipSerializer(page, many=True).data)
@@ -333,10 +334,8 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         exits, oldest first."""
         self.require("segments.view")
         segment = self.get_object()
-        raw = request.query_params.get("days", "30")
-        if not raw.isdigit() or not 1 <= int(raw) <= 366:
-            raise ValidationFailed.at("days", "expected a whole number from 1 to 366")
-        days = selectors.segment_sizes(segment=segment, days=int(raw))
+        number = int_param(request.query_params.get("days", "30"), "days", minimum=1, maximum=366)
+        days = selectors.segment_sizes(segment=segment, days=number)
         return Response(
             {
                 "days": [
@@ -406,7 +405,7 @@ def _owner_param(request: Request) -> int | None:
     if value == "me":
         user_id: int | None = request.user.pk
         return user_id
-    if not value.isdigit():
+    if not is_id(value):
         raise ValidationFailed.at("owner", "expected 'me' or a user id")
     return int(value)
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from cdp.errors import ValidationFailed
 from cdp.models import Role, Workspace
+from cdp.params import is_id
 from consent.selectors import purpose_list
 from profiles import selectors as profile_selectors
 from profiles.computed import selectors as computed_selectors
@@ -20,7 +21,7 @@ from segments.models import Membership, Segment, SegmentStatus, SegmentVersion, 
 
 
 def segment_get(*, workspace: Workspace, segment_id: Any) -> Segment | None:
-    if not str(segment_id).isdigit():
+    if not is_id(segment_id):
         return None
     return (
         Segment.objects.filter(workspace=workspace, pk=int(segment_id))

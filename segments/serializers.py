@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cdp.params import BIGINT_MAX
 from segments.models import Membership, Segment, SegmentVersion
 
 
@@ -85,7 +86,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class GrantSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField()
+    user_id = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
 
 
 class DuplicateSerializer(serializers.Serializer):
