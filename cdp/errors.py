@@ -157,7 +157,18 @@ document_errors(
         '{"fields": {"<field>": ["message"]}}, as a validation error',
     ),
     ErrorDoc(RateLimited.code, 429, "too many requests", '{"retry_after": seconds}'),
-    ErrorDoc("server_error", 500, "an unexpected error (logged)"),
+    ErrorDoc(
+        "server_error",
+        500,
+        "an unexpected error",
+        '{"request_id": "..."}: the id its logged traceback carries',
+    ),
+    ErrorDoc(
+        "database_unavailable",
+        503,
+        "the database does not answer (with Retry-After: retry, nothing was stored)",
+        '{"request_id": "..."}',
+    ),
 )
 
 

@@ -1,19 +1,25 @@
-"""API paths never answer with an HTML error page: 404s and crashes become JSON errors. Parameters
-with a NUL character are refused with a 400 before any view runs."""
+"""API paths never answer with an HTML error page: 404s and crashes become JSON errors, carrying
+the request id that the log line of the traceback carries too. While the database does not
+answer, every path says so with 503 and Retry-After (SDKs back off and resend) instead of a
+500. Parameters with a NUL character are refused with a 400 before any view runs."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template import loader
 
 from cdp.errors import ValidationFailed, error_body
 
 logger = logging.getLogger(__name__)
 
-API_PREFIXES = ("/api/", "/v1/")
+API_PREFIXES = ("/api/", "/v1/", "/beacon/", "/sourceConfig")
+DATABASE_RETRY_AFTER = 5  # seconds
 
 
 class JsonErrorsForApiPaths:
@@ -39,9 +45,35 @@ class JsonErrorsForApiPaths:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if request.path.startswith(API_PREFIXES):
-            logger.exception("unhandled error on %s", request.path)
-            return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+        request_id = uuid.uuid4().hex[:16]
+        api = request.path.startswith(API_PREFIXES)
+        if isinstance(exception, OperationalError | InterfaceError):
+            logger.error(
+                "database unavailable on %s %s [request %s]: %s",
+                request.method,
+                request.path,
+                request_id,
+                exception,
+            )
+            if api:
+                body = error_body(
+                    "database_unavailable",
+                    "The database is not answering; retry after the Retry-After delay.",
+                    {"request_id": request_id},
+                )
+                response: HttpResponse = JsonResponse(body, status=503)
+            else:
+                # rendered without the request: its user and session need the database
+                page = loader.render_to_string("503.html", {"request_id": request_id})
+                response = HttpResponse(page, status=503)
+            response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+            return response
+        logger.exception(
+            "unhandled error on %s %s [request %s]", request.method, request.path, request_id
+        )
+        if api:
+            body = error_body("server_error", "Internal server error.", {"request_id": request_id})
+            return JsonResponse(body, status=500)
         return None
 
 

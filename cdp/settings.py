@@ -122,8 +122,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 600),
-        # off by default: a health check is one more round trip on every collector request
-        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", default=False),
+        # a persistent connection is checked (one round trip) before a request reuses it, so
+        # a restarted Postgres costs no failed request
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", default=True),
     )
 }
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "") or None
