@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 
 from cdp import runtime
-from cdp.env import env_bool, env_int, env_list, env_str
+from cdp.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -277,6 +277,8 @@ CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
 CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
 # concurrent pipeline drains of one workspace (more collide on the same people's identities)
 CDP_DRAINS_PER_WORKSPACE = env_int("CDP_DRAINS_PER_WORKSPACE", 2)
+if not 1 <= CDP_DRAINS_PER_WORKSPACE <= 16:  # profiles.tasks.processing.DRAIN_SLOTS_MAX
+    raise ImproperlyConfiguredEnv("CDP_DRAINS_PER_WORKSPACE: expected 1 to 16")
 CDP_SUPPRESSION_HMAC_KEY = env_str("CDP_SUPPRESSION_HMAC_KEY", "") or SECRET_KEY
 # days a privacy export bundle stays downloadable (it holds a person's data in full)
 CDP_PRIVACY_EXPORT_DAYS = env_int("CDP_PRIVACY_EXPORT_DAYS", 30)

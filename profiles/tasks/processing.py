@@ -9,13 +9,12 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from redis.exceptions import LockError, RedisError
+from django.db import DatabaseError, connection
 
-from cdp.redis import client as redis_client
 from profiles.pipeline import queue
 
 logger = logging.getLogger(__name__)
-DRAIN_LOCK_SECONDS = 120  # longer than one drain (queue.drain stops after 30 s)
+DRAIN_SLOTS_MAX = 16  # CDP_DRAINS_PER_WORKSPACE may not exceed it
 
 
 @shared_task(
@@ -30,7 +29,8 @@ def process_pending_events(self, workspace_id: int | None = None, slot: int | No
     rows are claimed with SKIP LOCKED.
 
     A workspace is drained by at most CDP_DRAINS_PER_WORKSPACE tasks at a time, each holding
-    one slot (a Redis lock) and claiming one partition of the queue (route % drains == slot),
+    one slot (a lease: a Postgres advisory lock of its session, which dies with the worker)
+    and claiming one partition of the queue (route % drains == slot),
     so two workers rarely resolve the same person at once. A kick without a slot fans out to
     every slot; a task whose slot is busy returns at once (the running drain loops until its
     partition is empty and re-checks before it stops). Re-enqueues itself while work is left."""
@@ -59,23 +59,28 @@ def process_pending_events(self, workspace_id: int | None = None, slot: int | No
     return processed
 
 
+DRAIN_LEASE_NAMESPACE = 7302  # advisory lock space of the drain slots (7301: identity)
+
+
 def _drain_lock(workspace_id: int | None, slot: int) -> Any:
-    """The Redis lock of one drain slot of the workspace; None when not limited (or Redis is
-    unreachable: draining anyway is safe), False when another task holds it."""
+    """The lease of one drain slot of the workspace: a session-level advisory lock, so a
+    worker that dies (SIGKILL, OOM, a lost machine) loses it with its database session at
+    once — no time-to-live to wait out. None when not limited, False when another task holds
+    it."""
     if workspace_id is None:
         return None
-    try:
-        lock = redis_client().lock(f"cdp:drain:{workspace_id}:{slot}", timeout=DRAIN_LOCK_SECONDS)
-        return lock if lock.acquire(blocking=False) else False
-    except RedisError:
-        logger.warning("drain slots unavailable (Redis); draining without them")
-        return None
+    key = workspace_id * DRAIN_SLOTS_MAX + slot
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [DRAIN_LEASE_NAMESPACE, key])
+        taken = bool(cursor.fetchone()[0])  # type: ignore[index]
+    return key if taken else False
 
 
-def _release(lock: Any) -> None:
-    if lock:
-        with contextlib.suppress(RedisError, LockError):
-            lock.release()
+def _release(lease: Any) -> None:
+    if lease is None or lease is False:
+        return
+    with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [DRAIN_LEASE_NAMESPACE, lease])
 
 
 @shared_task(bind=True, acks_late=True, name="profiles.tasks.sweep_pending_events")
