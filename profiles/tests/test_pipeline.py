@@ -168,14 +168,28 @@ def test_parallel_workers_count_every_event_exactly_once(tenant_a: Tenant) -> No
 
 
 def test_one_drain_per_slot_at_a_time(tenant_a: Tenant, client: Client, settings: Any) -> None:
-    from cdp.redis import client as redis_client
+    import psycopg
+    from django.db import connection
+
     from profiles.tasks import process_pending_events
+    from profiles.tasks.processing import DRAIN_LEASE_NAMESPACE, DRAIN_SLOTS_MAX
 
     settings.CDP_DRAINS_PER_WORKSPACE = 2
     send(client, tenant_a, [order(5, user=f"u-{n}") for n in range(12)])
     workspace_id = tenant_a.workspace.pk
-    held = redis_client().lock(f"cdp:drain:{workspace_id}:0", timeout=30)
-    assert held.acquire(blocking=False)
+    # another worker's session holds the lease of slot 0
+    params = connection.get_connection_params()
+    held = psycopg.connect(
+        host=params.get("host"),
+        port=params.get("port"),
+        user=params.get("user"),
+        dbname=params.get("dbname"),
+        autocommit=True,
+    )
+    held.execute(
+        "SELECT pg_advisory_lock(%s, %s)",
+        [DRAIN_LEASE_NAMESPACE, workspace_id * DRAIN_SLOTS_MAX],
+    )
     try:
         # another worker is draining slot 0: a task for that slot returns at once
         run = process_pending_events.apply(kwargs={"workspace_id": workspace_id, "slot": 0})
@@ -189,7 +203,7 @@ def test_one_drain_per_slot_at_a_time(tenant_a: Tenant, client: Client, settings
         assert run.get() == in_partition_1
         assert queue.pending_count(workspace_id) == 12 - in_partition_1
     finally:
-        held.release()
+        held.close()  # its session ends: the lease is gone
     run = process_pending_events.apply(kwargs={"workspace_id": workspace_id, "slot": 0})
     assert run.get() == 12 - in_partition_1
     assert queue.pending_count(workspace_id) == 0
