@@ -148,6 +148,11 @@ document_errors(
     ErrorDoc("parse_error", 400, "the body is not valid JSON"),
     ErrorDoc(NotAuthenticated.code, 401, "no session and no valid `Authorization: Token`"),
     ErrorDoc(Forbidden.code, 403, "your role does not allow this in the workspace"),
+    ErrorDoc(
+        "owner_required",
+        403,
+        "a change only an owner may make: turning two-person approval off, shortening retention",
+    ),
     ErrorDoc(NotFound.code, 404, "no such object in this workspace"),
     ErrorDoc("method_not_allowed", 405, "the path does not take this method"),
     ErrorDoc(

@@ -27,8 +27,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from cdp import access
 from cdp.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from cdp.models import Workspace, audit
+from cdp.models import Role, Workspace, audit
 from consent.models import (
     APPROVABLE_STATUSES,
     PRIVACY_MAX_EXTENSION_DAYS,
@@ -158,6 +159,11 @@ def privacy_settings_set(
         raise ValidationFailed.at("two_person_approval", "expected true or false")
     row = PrivacySettings.objects.select_for_update().filter(workspace=workspace).first()
     before = row.two_person_approval if row else False
+    lifting = before and not two_person_approval
+    if lifting and actor is not None and access.role_of(actor, workspace) != Role.OWNER:
+        # the rule is what stops one person approving their own request: the person it
+        # binds may not lift it alone
+        raise Forbidden("Only an owner can turn two-person approval off.", code="owner_required")
     row = row or PrivacySettings(workspace=workspace)
     row.two_person_approval = two_person_approval
     row.updated_at = timezone.now()

@@ -16,8 +16,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cdp.errors import ValidationFailed
-from cdp.models import Workspace, audit
+from cdp import access
+from cdp.errors import Forbidden, ValidationFailed
+from cdp.models import Role, Workspace, audit
 from consent.models import MAX_RETENTION_DAYS, RetentionPolicy
 
 FAILED_CHUNK = 5000
@@ -43,6 +44,11 @@ def _days(name: str, value: Any) -> int | None:
     return value
 
 
+def _shorter(new: int | None, old: int | None) -> bool:
+    """Whether keeping `new` days (None: forever) deletes more than keeping `old` days."""
+    return new is not None and (old is None or new < old)
+
+
 @transaction.atomic
 def retention_policy_set(
     *, workspace: Workspace, event_days: Any, failed_event_days: Any, actor: Any = None
@@ -55,6 +61,14 @@ def retention_policy_set(
         if policy
         else None
     )
+    current = policy or RetentionPolicy(workspace=workspace)
+    shortened = _shorter(event_days, current.event_days) or _shorter(
+        failed_event_days, current.failed_event_days
+    )
+    if shortened and actor is not None and access.role_of(actor, workspace) != Role.OWNER:
+        raise Forbidden(
+            "Only an owner can shorten retention: it deletes data in bulk.", code="owner_required"
+        )
     policy = policy or RetentionPolicy(workspace=workspace)
     policy.event_days = event_days
     policy.failed_event_days = failed_event_days

@@ -159,11 +159,15 @@ def retention_page(request: HttpRequest) -> HttpResponse:
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST" and request.POST.get("form") == "approval":
-        privacy.privacy_settings_set(
-            workspace=workspace,
-            two_person_approval=request.POST.get("two_person_approval") == "1",
-            actor=request.user,
-        )
+        try:
+            privacy.privacy_settings_set(
+                workspace=workspace,
+                two_person_approval=request.POST.get("two_person_approval") == "1",
+                actor=request.user,
+            )
+        except ApplicationError as exc:
+            messages.error(request, f"Not saved: {exc.message}")
+            return redirect("ui-privacy-retention")
         messages.success(
             request,
             "Approval rule saved: "
@@ -186,6 +190,9 @@ def retention_page(request: HttpRequest) -> HttpResponse:
             errors = pages.field_errors(exc)
             status = 400
             messages.error(request, "Not saved: correct the field marked below.")
+        except ApplicationError as exc:  # not for this role: nothing to correct on the form
+            messages.error(request, f"Not saved: {exc.message}")
+            return redirect("ui-privacy-retention")
         else:
             messages.success(
                 request, "Retention saved. The hourly job applies it from its next run."

@@ -794,3 +794,35 @@ def test_import_a_suppression_list(tenant_a: Tenant, tenant_b: Tenant, client: C
     # the audit log keeps counts, never the identifiers
     logged = AuditLog.objects.filter(action="privacy.suppression_import")
     assert [a.detail for a in logged] == [{"added": 4, "already": 1}, {"added": 1, "already": 1}]
+
+
+def test_one_person_cannot_lift_the_rules_that_bind_them(tenant_a: Tenant) -> None:
+    officer = tenant_a.api(Role.PRIVACY_OFFICER)
+    owner = tenant_a.api(Role.OWNER)
+    settings_url = "/api/v1/privacy/settings/"
+    on = officer.patch(settings_url, {"two_person_approval": True}, content_type="application/json")
+    assert on.status_code == 200
+    # the officer bound by the rule cannot switch it off to approve their own request
+    off = officer.patch(
+        settings_url, {"two_person_approval": False}, content_type="application/json"
+    )
+    assert off.status_code == 403 and off.json()["error"]["code"] == "owner_required"
+    assert officer.get(settings_url).json()["two_person_approval"] is True
+    assert (
+        owner.patch(
+            settings_url, {"two_person_approval": False}, content_type="application/json"
+        ).status_code
+        == 200
+    )
+    # shortening retention deletes in bulk: owners only; lengthening it is anyone's
+    retention_url = "/api/v1/privacy/retention/"
+    body = {"event_days": 30, "failed_event_days": 7}
+    cut = officer.patch(retention_url, body, content_type="application/json")
+    assert cut.status_code == 403 and cut.json()["error"]["code"] == "owner_required"
+    assert owner.patch(retention_url, body, content_type="application/json").status_code == 200
+    longer = {"event_days": 400, "failed_event_days": 7}
+    assert officer.patch(retention_url, longer, content_type="application/json").status_code == 200
+    forever = {"event_days": None, "failed_event_days": None}
+    assert officer.patch(retention_url, forever, content_type="application/json").status_code == 200
+    again = officer.patch(retention_url, body, content_type="application/json")
+    assert again.status_code == 403

@@ -223,7 +223,15 @@ def test_two_person_approval_from_the_pages(
     trail = officer.get(detail_url).content.decode()
     assert "approved by admin@alpha" in trail
 
-    officer.post("/privacy/retention/", {"form": "approval", "two_person_approval": "0"})
+    # the officer the rule binds cannot lift it; an owner can
+    refused = officer.post(
+        "/privacy/retention/", {"form": "approval", "two_person_approval": "0"}, follow=True
+    )
+    assert "Only an owner can turn two-person approval off" in refused.content.decode()
+    assert privacy.privacy_settings_of(workspace=tenant_a.workspace).two_person_approval
+    tenant_a.session(Role.OWNER).post(
+        "/privacy/retention/", {"form": "approval", "two_person_approval": "0"}
+    )
     assert not privacy.privacy_settings_of(workspace=tenant_a.workspace).two_person_approval
 
 

@@ -109,6 +109,13 @@ def test_purposes_retention_suppression_and_audit(
     expect(page.locator("#error-event-days")).to_contain_text("expected 1 to 36,500 days")
     page.fill("#event-days", "90")
     page.click("#retention-save")
+    # a shorter period deletes in bulk: only an owner may set it
+    expect(page.locator(".msg.error")).to_contain_text("Only an owner can shorten retention")
+    login_as(tenant_a.users["owner"])
+    page.goto(f"{live_server.url}/privacy/retention/")
+    page.fill("#event-days", "90")
+    page.check("#failed-days-forever")
+    page.click("#retention-save")
     expect(page.locator(".msg.success")).to_contain_text("Retention saved")
     expect(page.locator("#failed-days")).to_be_disabled()
     policy = RetentionPolicy.objects.get(workspace=tenant_a.workspace)
