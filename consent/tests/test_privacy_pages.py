@@ -224,10 +224,10 @@ def test_two_person_approval_from_the_pages(
     assert "approved by admin@alpha" in trail
 
     # the officer the rule binds cannot lift it; an owner can
-    refused = officer.post(
+    lift = officer.post(
         "/privacy/retention/", {"form": "approval", "two_person_approval": "0"}, follow=True
     )
-    assert "Only an owner can turn two-person approval off" in refused.content.decode()
+    assert "Only an owner can turn two-person approval off" in lift.content.decode()
     assert privacy.privacy_settings_of(workspace=tenant_a.workspace).two_person_approval
     tenant_a.session(Role.OWNER).post(
         "/privacy/retention/", {"form": "approval", "two_person_approval": "0"}
