@@ -23,7 +23,9 @@ CAPABILITIES: dict[str, set[str]] = {
     "tokens.own": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
     "privacy.manage": {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER},
     "computed_traits.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
-    "computed_traits.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
+    # marketers create computed traits and manage those they made (OWNED_BY)
+    "computed_traits.create": {Role.OWNER, Role.ADMIN, Role.MARKETER},
+    "computed_traits.manage": {Role.OWNER, Role.ADMIN},
     "profiles.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
     "profiles.split": {Role.OWNER, Role.ADMIN},
     "identity_rules.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
@@ -45,7 +47,13 @@ OBJECT_GRANTS: dict[str, str] = {
 }
 # a per-object grant counts only for roles that hold this capability (a marketer granted a
 # segment who is later made an analyst is read-only again)
-GRANT_NEEDS: dict[str, str] = {"segments.manage": "segments.create"}
+GRANT_NEEDS: dict[str, str] = {
+    "segments.manage": "segments.create",
+    "computed_traits.manage": "computed_traits.create",
+}
+# capability -> the object's field naming its creator, who holds the capability on it (when
+# their role still holds the GRANT_NEEDS one)
+OWNED_BY: dict[str, str] = {"computed_traits.manage": "created_by_id"}
 
 
 def role_of(user: Any, workspace: Workspace) -> str | None:
@@ -71,6 +79,14 @@ def can(user: Any, workspace: Workspace, capability: str, obj: models.Model | No
         return False
     if role in CAPABILITIES[capability]:
         return True
+    if obj is not None and capability in OWNED_BY:
+        needs = GRANT_NEEDS.get(capability)
+        if (
+            getattr(obj, "workspace_id", None) == workspace.pk
+            and getattr(obj, OWNED_BY[capability], None) == user.pk
+            and (needs is None or role in CAPABILITIES[needs])
+        ):
+            return True
     if obj is not None and capability in OBJECT_GRANTS:
         if getattr(obj, "workspace_id", None) != workspace.pk:
             return False

@@ -41,7 +41,7 @@ class ComputedTraitViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=ComputedTraitInputSerializer, responses=ComputedTraitSerializer)
     def create(self, request: Request) -> Response:
-        self.require("computed_traits.manage")
+        self.require("computed_traits.create")
         trait = services.computed_trait_create(
             workspace=self.workspace, actor=request.user, data=self._input(request)
         )
@@ -53,23 +53,25 @@ class ComputedTraitViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=ComputedTraitInputSerializer, responses=ComputedTraitSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
-        self.require("computed_traits.manage")
+        trait = self.get_object()
+        self.require("computed_traits.manage", trait)
         trait = services.computed_trait_update(
-            trait=self.get_object(), actor=request.user, data=self._input(request)
+            trait=trait, actor=request.user, data=self._input(request)
         )
         return Response(ComputedTraitSerializer(trait).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        self.require("computed_traits.manage")
-        services.computed_trait_delete(trait=self.get_object(), actor=request.user)
+        trait = self.get_object()
+        self.require("computed_traits.manage", trait)
+        services.computed_trait_delete(trait=trait, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: None})
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: str) -> Response:
         """Recompute the trait for every profile (in the background)."""
-        self.require("computed_traits.manage")
         trait = self.get_object()
+        self.require("computed_traits.manage", trait)
         services.computed_trait_refresh_enqueue(trait=trait, actor=request.user)
         return Response({"id": trait.pk, "status": "queued"}, status=status.HTTP_202_ACCEPTED)
 

@@ -271,12 +271,12 @@ def test_duplicate_key_and_key_change(tenant_a: Tenant, tenant_b: Tenant) -> Non
     [
         (Role.OWNER, True, True),
         (Role.ADMIN, True, True),
-        (Role.MARKETER, True, True),
         (Role.ANALYST, True, False),
         (Role.PRIVACY_OFFICER, False, False),
     ],
 )
 def test_permissions_by_role(tenant_a: Tenant, role: str, can_view: bool, can_manage: bool) -> None:
+    """Marketers: test_marketers_manage_the_traits_they_made_not_others."""
     trait_id = tenant_a.api().post(URL, SPEND, content_type="application/json").json()["id"]
     api = tenant_a.api(role)
     view = 200 if can_view else 403
@@ -292,6 +292,41 @@ def test_permissions_by_role(tenant_a: Tenant, role: str, can_view: bool, can_ma
     assert api.delete(f"{URL}{trait_id}/").status_code == manage(204)
     if not can_manage:
         assert error(created)["code"] == "forbidden"
+
+
+def test_marketers_manage_the_traits_they_made_not_others(tenant_a: Tenant) -> None:
+    from django.contrib.auth import get_user_model
+
+    from cdp.models import ApiToken, Membership
+
+    owners = tenant_a.api().post(URL, SPEND, content_type="application/json").json()["id"]
+    marketer = tenant_a.api(Role.MARKETER)
+    made = marketer.post(URL, {**SPEND, "key": "mine"}, content_type="application/json")
+    assert made.status_code == 201
+    mine = made.json()["id"]
+    # the owner's trait: readable, not changeable or deletable by a marketer
+    assert marketer.get(f"{URL}{owners}/").status_code == 200
+    for answer in (
+        marketer.patch(f"{URL}{owners}/", {"name": "x"}, content_type="application/json"),
+        marketer.post(f"{URL}{owners}/refresh/"),
+        marketer.delete(f"{URL}{owners}/"),
+    ):
+        assert answer.status_code == 403 and error(answer)["code"] == "forbidden"
+    # another marketer cannot touch this one's either; its maker can
+    other = get_user_model().objects.create_user(username="mo@alpha")
+    Membership.objects.create(workspace=tenant_a.workspace, user=other, role=Role.MARKETER)
+    token = ApiToken.objects.create(workspace=tenant_a.workspace, user=other, name="t").secret
+    stranger = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    assert stranger.delete(f"{URL}{mine}/").status_code == 403
+    assert (
+        marketer.patch(
+            f"{URL}{mine}/", {"name": "Mine"}, content_type="application/json"
+        ).status_code
+        == 200
+    )
+    assert marketer.delete(f"{URL}{mine}/").status_code == 204
+    # an admin manages every trait
+    assert tenant_a.api(Role.ADMIN).delete(f"{URL}{owners}/").status_code == 204
 
 
 def test_workspace_b_cannot_see_or_touch_a(tenant_a: Tenant, tenant_b: Tenant) -> None:
