@@ -22,6 +22,8 @@ CAPABILITIES: dict[str, set[str]] = {
     "server_keys.manage": {Role.OWNER, Role.ADMIN},
     "tokens.own": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
     "privacy.manage": {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER},
+    # personal data in exports (emails, phones, the workspace's PII traits)
+    "pii.view": {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER},
     "computed_traits.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
     # marketers create computed traits and manage those they made (OWNED_BY)
     "computed_traits.create": {Role.OWNER, Role.ADMIN, Role.MARKETER},

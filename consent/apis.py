@@ -240,11 +240,12 @@ class PrivacySettingsView(CapabilityMixin, APIView):
     @extend_schema(request=PrivacySettingsSerializer, responses=PrivacySettingsSerializer)
     def patch(self, request: Request) -> Response:
         self.require("privacy.manage")
-        data = _settings_body(request, "privacy setting", ["two_person_approval"])
+        data = _settings_body(request, "privacy setting", ["two_person_approval", "pii_traits"])
         current = privacy.privacy_settings_of(workspace=self.workspace)
         saved = privacy.privacy_settings_set(
             workspace=self.workspace,
             two_person_approval=data.get("two_person_approval", current.two_person_approval),
+            pii_traits=data.get("pii_traits"),
             actor=request.user,
         )
         return Response(PrivacySettingsSerializer(saved).data)

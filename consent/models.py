@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -197,6 +198,24 @@ PRIVACY_SLA_DAYS = 30
 PRIVACY_MAX_EXTENSION_DAYS = 60
 
 
+DEFAULT_PII_TRAITS = (
+    "email",
+    "phone",
+    "name",
+    "first_name",
+    "firstName",
+    "last_name",
+    "lastName",
+    "username",
+    "address",
+    "birthday",
+)
+
+
+def default_pii_traits() -> list[str]:
+    return list(DEFAULT_PII_TRAITS)
+
+
 class PrivacySettings(models.Model):
     """Workspace-wide rules for privacy requests. With two-person approval on, whoever records
     a request cannot also approve it: another privacy manager must (the four-eyes rule many
@@ -204,6 +223,9 @@ class PrivacySettings(models.Model):
 
     workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
     two_person_approval = models.BooleanField(default=False)
+    # traits that identify a person directly: left out of member exports for roles that may
+    # not see personal data (cdp.access "pii.view"), with the email and phone identifiers
+    pii_traits = ArrayField(models.CharField(max_length=100), default=default_pii_traits)
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by_id = models.BigIntegerField(null=True, blank=True)
 

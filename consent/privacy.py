@@ -152,11 +152,26 @@ def privacy_settings_of(*, workspace: Workspace) -> PrivacySettings:
 
 
 @transaction.atomic
+def _clean_pii_traits(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed.at("pii_traits", "expected a list of trait names")
+    clean = sorted({v.strip() for v in value if v.strip()})
+    if len(clean) > 200 or any(len(v) > 100 for v in clean):
+        raise ValidationFailed.at("pii_traits", "at most 200 names of at most 100 characters")
+    return clean
+
+
 def privacy_settings_set(
-    *, workspace: Workspace, two_person_approval: Any, actor: Any = None
+    *,
+    workspace: Workspace,
+    two_person_approval: Any,
+    pii_traits: Any = None,
+    actor: Any = None,
 ) -> PrivacySettings:
+    """`pii_traits` None: unchanged."""
     if not isinstance(two_person_approval, bool):
         raise ValidationFailed.at("two_person_approval", "expected true or false")
+    pii = _clean_pii_traits(pii_traits) if pii_traits is not None else None
     row = PrivacySettings.objects.select_for_update().filter(workspace=workspace).first()
     before = row.two_person_approval if row else False
     lifting = before and not two_person_approval
@@ -165,7 +180,10 @@ def privacy_settings_set(
         # binds may not lift it alone
         raise Forbidden("Only an owner can turn two-person approval off.", code="owner_required")
     row = row or PrivacySettings(workspace=workspace)
+    before_pii = list(row.pii_traits)
     row.two_person_approval = two_person_approval
+    if pii is not None:
+        row.pii_traits = pii
     row.updated_at = timezone.now()
     row.updated_by_id = actor.pk if getattr(actor, "is_authenticated", False) else None
     row.save()
@@ -174,7 +192,10 @@ def privacy_settings_set(
         actor=actor,
         action="privacy.settings",
         target=row,
-        detail={"two_person_approval": {"before": before, "after": two_person_approval}},
+        detail={
+            "two_person_approval": {"before": before, "after": two_person_approval},
+            **({"pii_traits": {"before": before_pii, "after": pii}} if pii is not None else {}),
+        },
     )
     return row
 

@@ -83,6 +83,11 @@ class RetentionPolicySerializer(serializers.Serializer):
 
 class PrivacySettingsSerializer(serializers.Serializer):
     two_person_approval = serializers.BooleanField()
+    pii_traits = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Traits left out of member exports for roles that may not see personal "
+        "data (with the email and phone identifiers).",
+    )
     updated_at = serializers.DateTimeField(read_only=True)
 
 

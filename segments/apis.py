@@ -18,6 +18,7 @@ from cdp.pagination import Pagination
 from cdp.params import int_param, is_id
 from cdp.selectors import member_user
 from cdp.views_support import CapabilityMixin
+from consent.privacy import privacy_settings_of
 from profiles.identity.selectors import profiles_in_order
 from profiles.identity.serializers import ProfileSummarySerializer
 from segments import selectors, services
@@ -349,18 +350,22 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str) -> StreamingHttpResponse:
         """The current members as CSV (profile id, entered, identifiers, traits), streamed.
-        Exports of personal data are audited."""
+        Roles that may not see personal data (pii.view) get it without the email and phone
+        columns and without the workspace's PII traits (privacy/settings/ `pii_traits`).
+        Exports are audited, with whether they held personal data."""
         self.require("segments.view")
         segment = self.get_object()
+        pii = access.can(request.user, self.workspace, "pii.view")
         audit(
             workspace=self.workspace,
             actor=request.user,
             action="segment.export",
             target=segment,
-            detail={"members": segment.member_count},
+            detail={"members": segment.member_count, "pii": pii},
         )
+        hidden = None if pii else privacy_settings_of(workspace=self.workspace).pii_traits
         response = StreamingHttpResponse(
-            _csv_lines(selectors.segment_export_rows(segment=segment)),
+            _csv_lines(selectors.segment_export_rows(segment=segment, pii_traits=hidden)),
             content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = f'attachment; filename="segment-{segment.key}.csv"'

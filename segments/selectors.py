@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -199,6 +200,7 @@ def segment_trends(*, segment_ids: list[int], days: int = 7) -> dict[int, Trend]
 
 
 EXPORT_COLUMNS = ["profile_id", "entered_at", "user_id", "email", "phone", "traits"]
+PII_COLUMNS = {"email", "phone"}
 
 # one row per current member: when they entered, their identifiers of each kind (several
 # joined by a space), their traits as JSON
@@ -217,23 +219,33 @@ ORDER BY m.profile_id
 """
 
 
-def segment_export_rows(*, segment: Segment, chunk: int = 2000) -> Iterator[list[str]]:
+def segment_export_rows(
+    *, segment: Segment, pii_traits: Iterable[str] | None = None, chunk: int = 2000
+) -> Iterator[list[str]]:
     """The current members as CSV cells, read by one statement (one snapshot: never two
     states of the segment mixed) through a server-side cursor, so a million members stream
-    in constant memory."""
-    yield EXPORT_COLUMNS
+    in constant memory. With `pii_traits` (for a reader who may not see personal data) the
+    email and phone columns are left out and so are those traits."""
+    hide = {t.lower() for t in pii_traits} if pii_traits is not None else None
+    yield [c for c in EXPORT_COLUMNS if hide is None or c not in PII_COLUMNS]
     with transaction.atomic(), connection.chunked_cursor() as cursor:
         cursor.execute(_EXPORT, {"segment": segment.pk})
         while rows := cursor.fetchmany(chunk):
             for pid, entered, user_id, email, phone, traits in rows:
-                yield [
-                    str(pid),
-                    entered.isoformat(),
-                    user_id or "",
-                    email or "",
-                    phone or "",
-                    traits or "{}",
-                ]
+                if hide is None:
+                    yield [
+                        str(pid),
+                        entered.isoformat(),
+                        user_id or "",
+                        email or "",
+                        phone or "",
+                        traits or "{}",
+                    ]
+                    continue
+                kept = {
+                    k: v for k, v in orjson.loads(traits or "{}").items() if k.lower() not in hide
+                }
+                yield [str(pid), entered.isoformat(), user_id or "", orjson.dumps(kept).decode()]
 
 
 def profile_segments(*, profile_id: int) -> list[dict[str, object]]:

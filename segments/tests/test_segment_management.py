@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,11 +214,28 @@ def test_export_members_as_csv(tenant_a: Tenant, client: Client) -> None:
     formula = profile_of(tenant_a, "user_id", "=HYPERLINK(1)").pk
     assert [r["profile_id"] for r in rows] == [str(min(ann, formula)), str(max(ann, formula))]
     by_id = {r["profile_id"]: r for r in rows}
+    # an analyst may not see personal data: no email or phone column, no PII traits
+    assert list(rows[0]) == ["profile_id", "entered_at", "user_id", "traits"]
     assert by_id[str(ann)]["user_id"] == "u1"
-    assert by_id[str(ann)]["email"] == "ann@example.com"
-    assert '"name": "Ann, Jr."' in by_id[str(ann)]["traits"]
+    assert json.loads(by_id[str(ann)]["traits"]) == {"plan": "pro"}
     assert by_id[str(formula)]["user_id"] == "'=HYPERLINK(1)"  # never a live formula
-    assert AuditLog.objects.filter(action="segment.export").count() == 1
+    # an admin gets it all
+    full = tenant_a.api(Role.ADMIN).get(f"/api/v1/segments/{sid}/export/")
+    full_rows = list(
+        csv.DictReader(io.StringIO(b"".join(full.streaming_content).decode()))  # type: ignore[attr-defined]
+    )
+    ann_row = next(r for r in full_rows if r["profile_id"] == str(ann))
+    assert ann_row["email"] == "ann@example.com"
+    assert '"name": "Ann, Jr."' in ann_row["traits"]
+    exports = AuditLog.objects.filter(action="segment.export").order_by("id")
+    assert [e.detail["pii"] for e in exports] == [False, True]
+    # the workspace decides which traits are personal
+    tenant_a.api(Role.OWNER).patch(
+        "/api/v1/privacy/settings/", {"pii_traits": ["plan"]}, content_type="application/json"
+    )
+    text = b"".join(api.get(f"/api/v1/segments/{sid}/export/").streaming_content).decode()  # type: ignore[attr-defined]
+    ann_row = next(r for r in csv.DictReader(io.StringIO(text)) if r["profile_id"] == str(ann))
+    assert json.loads(ann_row["traits"]) == {"email": "Ann@Example.com", "name": "Ann, Jr."}
 
 
 # ---- scheduled refresh -----------------------------------------------------------------------
