@@ -291,3 +291,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.server": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
 }
+# CDP_LOG_DIR (the launcher sets var/log): errors and their tracebacks also go to
+# errors.log there, where an operator finds them even when stderr is discarded (a daemonised
+# gunicorn); each carries the request id its 500/503 answer names.
+LOG_DIR = env_str("CDP_LOG_DIR", "")
+if LOG_DIR:
+    Path(LOG_DIR).mkdir(parents=True, exist_ok=True)
+    LOGGING["handlers"]["errors_file"] = {  # type: ignore[index]
+        "class": "logging.handlers.RotatingFileHandler",
+        "filename": str(Path(LOG_DIR) / "errors.log"),
+        "maxBytes": 10 * 1024 * 1024,
+        "backupCount": 5,
+        "level": "ERROR",
+        "formatter": "plain",
+    }
+    LOGGING["root"]["handlers"].append("errors_file")  # type: ignore[index]

@@ -256,7 +256,11 @@ class Command(BaseCommand):
                 str(runtime.DATA_DIR / "celerybeat-schedule"),
             ]
         # inherits DATABASE_URL / REDIS_URL, exported by settings for the embedded services
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {
+            "CDP_LOG_DIR": str(runtime.DATA_DIR / "log"),  # errors.log: see the banner
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+        }
         preexec = _die_with_parent()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -328,6 +332,7 @@ class Command(BaseCommand):
             f"       {base_url}/v1/track"
         )
         database = "embedded PostgreSQL" if runtime._pg_server is not None else "PostgreSQL"
+        log_dir = os.environ.get("CDP_LOG_DIR") or runtime.DATA_DIR / "log"
         broker = "embedded Redis" if runtime._redis is not None else "Redis"
         rule = "=" * 78
         lines = [
@@ -347,6 +352,7 @@ class Command(BaseCommand):
             f"  API docs      {base_url}/api/docs/",
             f"  Database      {database}  {_masked(settings.DATABASE_URL)}",
             f"  Broker        {broker}  {_masked(settings.CELERY_BROKER_URL)}",
+            f"  Error log     {log_dir}/errors.log",
             "",
             "  Send a test event:",
             f"    {curl}",
