@@ -281,6 +281,8 @@ if not 1 <= CDP_DRAINS_PER_WORKSPACE <= 16:  # profiles.tasks.processing.DRAIN_S
     raise ImproperlyConfiguredEnv("CDP_DRAINS_PER_WORKSPACE: expected 1 to 16")
 CDP_SUPPRESSION_HMAC_KEY = env_str("CDP_SUPPRESSION_HMAC_KEY", "") or SECRET_KEY
 # days a privacy export bundle stays downloadable (it holds a person's data in full)
+# a shortened retention period takes effect after this many days (cancellable meanwhile)
+CDP_RETENTION_GRACE_DAYS = env_int("CDP_RETENTION_GRACE_DAYS", 7)
 CDP_PRIVACY_EXPORT_DAYS = env_int("CDP_PRIVACY_EXPORT_DAYS", 30)
 
 LOGGING = {

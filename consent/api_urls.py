@@ -10,6 +10,11 @@ router.register("privacy/requests", apis.PrivacyRequestViewSet, basename="privac
 
 urlpatterns = [
     path("privacy/retention/", apis.RetentionView.as_view(), name="api-retention"),
+    path(
+        "privacy/retention/pending/",
+        apis.RetentionPendingView.as_view(),
+        name="api-retention-pending",
+    ),
     path("privacy/suppression/", apis.SuppressionView.as_view(), name="api-suppression"),
     path("privacy/settings/", apis.PrivacySettingsView.as_view(), name="api-privacy-settings"),
     *router.urls,

@@ -54,6 +54,7 @@ document_errors(
     ),
     ErrorDoc("not_open", 409, "the request is completed: its deadline cannot be extended"),
     ErrorDoc("already_extended", 409, "a deadline can be extended once"),
+    ErrorDoc("no_pending_cut", 409, "no shortening of retention is waiting to be cancelled"),
     ErrorDoc(
         "export_expired",
         404,
@@ -197,12 +198,15 @@ def _retention_data(policy: RetentionPolicy) -> dict[str, Any]:
         "updated_at": policy.updated_at,
         "last_run_at": policy.last_run_at,
         "last_run": policy.last_run,
+        "pending": policy.pending,
     }
 
 
 class RetentionView(CapabilityMixin, APIView):
     """How long the workspace keeps events (raw and per profile) and dead-lettered events, in
-    days (null: forever). A scheduled job deletes whole days of arrival past the period."""
+    days (null: forever). A scheduled job deletes whole days of arrival past the period. A
+    shorter period is an owner's decision (403 `owner_required`) and waits out a grace period
+    as `pending` before the job applies it."""
 
     @extend_schema(responses=RetentionPolicySerializer)
     def get(self, request: Request) -> Response:
@@ -224,6 +228,17 @@ class RetentionView(CapabilityMixin, APIView):
         return Response(RetentionPolicySerializer(_retention_data(policy)).data)
 
     put = patch
+
+
+class RetentionPendingView(CapabilityMixin, APIView):
+    """The shortening of retention still in its grace period. DELETE cancels it (409
+    `no_pending_cut` when there is none)."""
+
+    @extend_schema(request=None, responses=RetentionPolicySerializer)
+    def delete(self, request: Request) -> Response:
+        self.require("privacy.manage")
+        policy = retention.retention_cut_cancel(workspace=self.workspace, actor=request.user)
+        return Response(RetentionPolicySerializer(_retention_data(policy)).data)
 
 
 class PrivacySettingsView(CapabilityMixin, APIView):

@@ -156,6 +156,9 @@ class RetentionPolicy(models.Model):
     updated_by_id = models.BigIntegerField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_run = models.JSONField(default=dict, blank=True)  # cut-offs and counts of the last run
+    # a shortening waiting out its grace period (it deletes in bulk): {"event_days",
+    # "failed_event_days", "effective_at", "requested_by"}; None when there is none
+    pending = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [

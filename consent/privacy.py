@@ -151,7 +151,6 @@ def privacy_settings_of(*, workspace: Workspace) -> PrivacySettings:
     return found or PrivacySettings(workspace=workspace)
 
 
-@transaction.atomic
 def _clean_pii_traits(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValidationFailed.at("pii_traits", "expected a list of trait names")
@@ -161,6 +160,7 @@ def _clean_pii_traits(value: Any) -> list[str]:
     return clean
 
 
+@transaction.atomic
 def privacy_settings_set(
     *,
     workspace: Workspace,

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from cdp import access
-from cdp.errors import Forbidden, ValidationFailed
+from cdp.errors import Conflict, Forbidden, ValidationFailed
 from cdp.models import Role, Workspace, audit
 from consent.models import MAX_RETENTION_DAYS, RetentionPolicy
 
@@ -53,39 +54,95 @@ def _shorter(new: int | None, old: int | None) -> bool:
 def retention_policy_set(
     *, workspace: Workspace, event_days: Any, failed_event_days: Any, actor: Any = None
 ) -> RetentionPolicy:
+    """Set the retention periods. A longer period (or keeping forever) applies at once; a
+    shorter one deletes in bulk, so only an owner may ask for it and it waits out
+    CDP_RETENTION_GRACE_DAYS (`pending`, shown on the page, cancellable) before the job applies
+    it. Calls without an actor (the system, the command line) apply at once."""
     event_days = _days("event_days", event_days)
     failed_event_days = _days("failed_event_days", failed_event_days)
     policy = RetentionPolicy.objects.select_for_update().filter(workspace=workspace).first()
-    before = (
-        {"event_days": policy.event_days, "failed_event_days": policy.failed_event_days}
-        if policy
-        else None
-    )
-    current = policy or RetentionPolicy(workspace=workspace)
-    shortened = _shorter(event_days, current.event_days) or _shorter(
-        failed_event_days, current.failed_event_days
-    )
-    if shortened and actor is not None and access.role_of(actor, workspace) != Role.OWNER:
-        raise Forbidden(
-            "Only an owner can shorten retention: it deletes data in bulk.", code="owner_required"
-        )
     policy = policy or RetentionPolicy(workspace=workspace)
-    policy.event_days = event_days
-    policy.failed_event_days = failed_event_days
-    policy.updated_at = timezone.now()
+    before = {"event_days": policy.event_days, "failed_event_days": policy.failed_event_days}
+    after = {"event_days": event_days, "failed_event_days": failed_event_days}
+    shortened = _shorter(event_days, policy.event_days) or _shorter(
+        failed_event_days, policy.failed_event_days
+    )
+    now = timezone.now()
+    policy.updated_at = now
     policy.updated_by_id = actor.pk if getattr(actor, "is_authenticated", False) else None
+    if shortened and actor is not None:
+        if access.role_of(actor, workspace) != Role.OWNER:
+            raise Forbidden(
+                "Only an owner can shorten retention: it deletes data in bulk.",
+                code="owner_required",
+            )
+        effective = now + timedelta(days=settings.CDP_RETENTION_GRACE_DAYS)
+        policy.pending = {
+            **after,
+            "effective_at": effective.isoformat(),
+            "requested_by": policy.updated_by_id,
+        }
+        policy.save()
+        audit(
+            workspace=workspace,
+            actor=actor,
+            action="retention.cut_scheduled",
+            target=policy,
+            detail={"before": before, "after": after, "effective_at": effective.isoformat()},
+        )
+        return policy
+    cancelled = policy.pending
+    policy.event_days, policy.failed_event_days = event_days, failed_event_days
+    policy.pending = None  # a new choice replaces a shortening still waiting
     policy.save()
     audit(
         workspace=workspace,
         actor=actor,
         action="retention.update",
         target=policy,
-        detail={
-            "before": before,
-            "after": {"event_days": event_days, "failed_event_days": failed_event_days},
-        },
+        detail={"before": before, "after": after, "replaced_pending": cancelled},
     )
     return policy
+
+
+@transaction.atomic
+def retention_cut_cancel(*, workspace: Workspace, actor: Any = None) -> RetentionPolicy:
+    """Drop a shortening still in its grace period (any privacy manager: it deletes nothing)."""
+    policy = RetentionPolicy.objects.select_for_update().filter(workspace=workspace).first()
+    if policy is None or policy.pending is None:
+        raise Conflict("No shortening of retention is waiting.", code="no_pending_cut")
+    cancelled, policy.pending = policy.pending, None
+    policy.save(update_fields=["pending"])
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="retention.cut_cancelled",
+        target=policy,
+        detail={"cancelled": cancelled},
+    )
+    return policy
+
+
+def _apply_due_cut(policy: RetentionPolicy, now: datetime) -> RetentionPolicy:
+    """The job applies a shortening whose grace period is over (once: a claimed update)."""
+    pending = policy.pending
+    if not pending or datetime.fromisoformat(pending["effective_at"]) > now:
+        return policy
+    applied = RetentionPolicy.objects.filter(pk=policy.pk, pending=pending).update(
+        event_days=pending["event_days"],
+        failed_event_days=pending["failed_event_days"],
+        pending=None,
+        updated_at=now,
+    )
+    if applied:
+        audit(
+            workspace=policy.workspace,
+            actor=None,
+            action="retention.cut_applied",
+            target=policy,
+            detail={"applied": pending},
+        )
+    return RetentionPolicy.objects.get(pk=policy.pk)
 
 
 @dataclass
@@ -151,6 +208,8 @@ def retention_enforce(*, workspace: Workspace, now: datetime | None = None) -> R
     or concurrently (a second run finds nothing to delete)."""
     now = now or timezone.now()
     policy = retention_policy_of(workspace=workspace)
+    if policy.pk is not None:
+        policy = _apply_due_cut(policy, now)
     report = RetentionReport(workspace_id=workspace.pk)
     cutoff = retention_cutoff(policy.event_days, now)
     if cutoff is not None:

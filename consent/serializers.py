@@ -79,6 +79,12 @@ class RetentionPolicySerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
     last_run_at = serializers.DateTimeField(read_only=True, allow_null=True)
     last_run = serializers.JSONField(read_only=True)
+    pending = serializers.JSONField(
+        read_only=True,
+        allow_null=True,
+        help_text="A shortening waiting out its grace period: event_days, failed_event_days, "
+        "effective_at (DELETE privacy/retention/pending/ cancels it).",
+    )
 
 
 class PrivacySettingsSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ consent decision a privacy manager records from a profile page."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -178,9 +179,17 @@ def retention_page(request: HttpRequest) -> HttpResponse:
             ),
         )
         return redirect("ui-privacy-retention")
+    if request.method == "POST" and request.POST.get("form") == "cancel_cut":
+        try:
+            retention.retention_cut_cancel(workspace=workspace, actor=request.user)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "The shortening of retention is cancelled.")
+        return redirect("ui-privacy-retention")
     if request.method == "POST":
         try:
-            retention.retention_policy_set(
+            saved = retention.retention_policy_set(
                 workspace=workspace,
                 event_days=_retention_field(request, "event_days"),
                 failed_event_days=_retention_field(request, "failed_event_days"),
@@ -195,7 +204,11 @@ def retention_page(request: HttpRequest) -> HttpResponse:
             return redirect("ui-privacy-retention")
         else:
             messages.success(
-                request, "Retention saved. The hourly job applies it from its next run."
+                request,
+                f"Retention will be shortened on {saved.pending['effective_at'][:10]} (UTC), "
+                "after a grace period: until then it can be cancelled below."
+                if saved.pending
+                else "Retention saved. The hourly job applies it from its next run.",
             )
             return redirect("ui-privacy-retention")
     return render(
@@ -203,6 +216,9 @@ def retention_page(request: HttpRequest) -> HttpResponse:
         "consent/privacy/retention.html",
         {
             "policy": policy,
+            "pending_effective": (
+                datetime.fromisoformat(policy.pending["effective_at"]) if policy.pending else None
+            ),
             "privacy_settings": privacy.privacy_settings_of(workspace=workspace),
             "errors": errors,
             "max_days_text": f"{MAX_RETENTION_DAYS:,}",

@@ -819,8 +819,9 @@ def test_one_person_cannot_lift_the_rules_that_bind_them(tenant_a: Tenant) -> No
     body = {"event_days": 30, "failed_event_days": 7}
     cut = officer.patch(retention_url, body, content_type="application/json")
     assert cut.status_code == 403 and cut.json()["error"]["code"] == "owner_required"
-    assert owner.patch(retention_url, body, content_type="application/json").status_code == 200
-    longer = {"event_days": 400, "failed_event_days": 7}
+    by_owner = owner.patch(retention_url, body, content_type="application/json")
+    assert by_owner.status_code == 200 and by_owner.json()["pending"]["event_days"] == 30
+    longer = {"event_days": 400, "failed_event_days": 30}
     assert officer.patch(retention_url, longer, content_type="application/json").status_code == 200
     forever = {"event_days": None, "failed_event_days": None}
     assert officer.patch(retention_url, forever, content_type="application/json").status_code == 200

@@ -94,11 +94,15 @@ def test_retention_form(tenant_a: Tenant) -> None:
     saved = session.post("/privacy/retention/", {"event_days": "90", "failed_event_days": "14"})
     assert saved.status_code == 302
     policy = RetentionPolicy.objects.get(workspace=tenant_a.workspace)
-    assert (policy.event_days, policy.failed_event_days) == (90, 14)
+    # shorter: pending for the grace period, shown with its date and a cancel button
+    assert (policy.event_days, policy.failed_event_days) == (365, 30)
+    assert (policy.pending or {}).get("event_days") == 90
+    page = session.get("/privacy/retention/").content.decode()
+    assert 'id="retention-pending"' in page and "Shortening to 90 days of events" in page
 
     forever = session.post(
         "/privacy/retention/",
-        {"event_days": "", "event_days_forever": "1", "failed_event_days": "14"},
+        {"event_days": "", "event_days_forever": "1", "failed_event_days": "30"},
     )
     assert forever.status_code == 302
     assert retention.retention_policy_of(workspace=tenant_a.workspace).event_days is None

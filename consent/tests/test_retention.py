@@ -132,7 +132,9 @@ def test_retention_api(tenant_a: Tenant, tenant_b: Tenant) -> None:
 
     changed = owner.patch(url, {"event_days": 90}, content_type="application/json")
     assert changed.status_code == 200, changed.content
-    assert (changed.json()["event_days"], changed.json()["failed_event_days"]) == (90, 30)
+    # shorter: pending for the grace period (test_a_shorter_period_waits_out_its_grace_period)
+    assert (changed.json()["event_days"], changed.json()["failed_event_days"]) == (365, 30)
+    assert changed.json()["pending"]["event_days"] == 90
     assert tenant_b.api(Role.OWNER).get(url).json()["event_days"] == 365
     forever = tenant_a.api(Role.PRIVACY_OFFICER).patch(
         url, {"failed_event_days": None}, content_type="application/json"
@@ -150,9 +152,63 @@ def test_retention_api(tenant_a: Tenant, tenant_b: Tenant) -> None:
         response = owner.patch(url, bad, content_type="application/json")
         assert response.status_code == 400, bad
         assert response.json()["error"]["message"].startswith(message), response.json()
-    assert owner.get(url).json()["event_days"] == 90  # bad input changed nothing
+    assert owner.get(url).json()["event_days"] == 365  # bad input changed nothing
 
     for role in (Role.MARKETER, Role.ANALYST):
         assert tenant_a.api(role).get(url).status_code == 403
         patched = tenant_a.api(role).patch(url, {"event_days": 1}, content_type="application/json")
         assert patched.status_code == 403
+
+
+def test_a_shorter_period_waits_out_its_grace_period(tenant_a: Tenant, settings: Any) -> None:
+    """Shortening retention deletes in bulk: an owner asks, it is shown as pending for
+    CDP_RETENTION_GRACE_DAYS (anyone managing privacy may cancel it), then the job applies it."""
+    settings.CDP_RETENTION_GRACE_DAYS = 7
+    owner, officer = tenant_a.users[Role.OWNER], tenant_a.users[Role.PRIVACY_OFFICER]
+    ws = tenant_a.workspace
+    asked = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    with time_machine.travel(asked, tick=False):
+        policy = retention.retention_policy_set(
+            workspace=ws, event_days=30, failed_event_days=7, actor=owner
+        )
+    assert (policy.event_days, policy.failed_event_days) == (365, 30)  # unchanged for now
+    assert policy.pending is not None
+    assert policy.pending["effective_at"] == (asked + timedelta(days=7)).isoformat()
+
+    with time_machine.travel(asked + timedelta(days=6), tick=False):
+        retention.retention_enforce(workspace=ws)
+    assert RetentionPolicy.objects.get(workspace=ws).event_days == 365  # still waiting
+    with time_machine.travel(asked + timedelta(days=7, minutes=1), tick=False):
+        retention.retention_enforce(workspace=ws)
+    applied = RetentionPolicy.objects.get(workspace=ws)
+    assert (applied.event_days, applied.failed_event_days, applied.pending) == (30, 7, None)
+    actions = list(
+        AuditLog.objects.filter(workspace=ws, action__startswith="retention.")
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions[:2] == ["retention.cut_scheduled", "retention.cut_applied"]
+
+    # a second shortening, cancelled by an officer before it takes effect
+    retention.retention_policy_set(workspace=ws, event_days=10, failed_event_days=7, actor=owner)
+    retention.retention_cut_cancel(workspace=ws, actor=officer)
+    cancelled = RetentionPolicy.objects.get(workspace=ws)
+    assert (cancelled.event_days, cancelled.pending) == (30, None)
+    with pytest.raises(Exception, match="No shortening"):
+        retention.retention_cut_cancel(workspace=ws, actor=officer)
+    # a longer period applies at once and replaces a waiting shortening
+    retention.retention_policy_set(workspace=ws, event_days=5, failed_event_days=7, actor=owner)
+    longer = retention.retention_policy_set(
+        workspace=ws, event_days=60, failed_event_days=7, actor=officer
+    )
+    assert (longer.event_days, longer.pending) == (60, None)
+
+
+def test_the_retention_api_shows_and_cancels_a_pending_cut(tenant_a: Tenant) -> None:
+    owner, officer = tenant_a.api(Role.OWNER), tenant_a.api(Role.PRIVACY_OFFICER)
+    url = "/api/v1/privacy/retention/"
+    cut = owner.patch(url, {"event_days": 30}, content_type="application/json").json()
+    assert cut["event_days"] == 365 and cut["pending"]["event_days"] == 30
+    assert officer.delete(url + "pending/").json()["pending"] is None
+    again = officer.delete(url + "pending/")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "no_pending_cut"

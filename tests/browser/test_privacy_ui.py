@@ -116,11 +116,23 @@ def test_purposes_retention_suppression_and_audit(
     page.fill("#event-days", "90")
     page.check("#failed-days-forever")
     page.click("#retention-save")
+    # shorter: it waits out the grace period, shown with a way to cancel it
+    expect(page.locator(".msg.success")).to_contain_text("Retention will be shortened on")
+    expect(page.locator("#retention-pending")).to_contain_text("Shortening to 90 days of events")
+    policy = RetentionPolicy.objects.get(workspace=tenant_a.workspace)
+    assert policy.event_days == 365 and policy.pending["event_days"] == 90  # type: ignore[index]
+    screenshot(page, "62-privacy-retention")
+    page.click("#retention-cancel")
+    expect(page.locator(".msg.success")).to_contain_text("cancelled")
+    expect(page.locator("#retention-pending")).to_have_count(0)
+    # longer: at once
+    page.fill("#event-days", "400")
+    page.check("#failed-days-forever")
+    page.click("#retention-save")
     expect(page.locator(".msg.success")).to_contain_text("Retention saved")
     expect(page.locator("#failed-days")).to_be_disabled()
     policy = RetentionPolicy.objects.get(workspace=tenant_a.workspace)
-    assert (policy.event_days, policy.failed_event_days) == (90, None)
-    screenshot(page, "62-privacy-retention")
+    assert (policy.event_days, policy.failed_event_days) == (400, None)
 
     page.click(".subnav a:has-text('Audit log')")
     table = page.locator("#audit-table")
@@ -128,7 +140,10 @@ def test_purposes_retention_suppression_and_audit(
     expect(table).to_contain_text("consent.purpose_create")
     expect(table).to_contain_text("privacy_officer@alpha")
     page.select_option("#audit-kind", "retention.")
-    expect(table.locator("tbody tr")).to_have_count(1)
+    # the shortening scheduled, its cancellation, the longer period
+    expect(table.locator("tbody tr")).to_have_count(3)
+    expect(table).to_contain_text("retention.cut_scheduled")
+    expect(table).to_contain_text("retention.cut_cancelled")
     screenshot(page, "63-privacy-audit")
 
 
