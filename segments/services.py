@@ -18,6 +18,7 @@ from cdp.errors import NON_FIELD, Conflict, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import Purpose
 from profiles.computed import builtin
+from profiles.identity.resolve import lock_workspaces
 from profiles.models import ComputedTrait
 from segments.models import (
     Expiry,
@@ -395,6 +396,12 @@ def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evalua
 
 @transaction.atomic
 def segment_publish(*, segment: Segment, actor: Any = None) -> Evaluation:
+    """Make the draft live and evaluate it for the whole workspace. Pipeline batches hold the
+    workspace's identity lock (shared) from their claim to their commit: taking it exclusively
+    waits for the batches in flight — which evaluated the segments they loaded before this
+    definition — so the evaluation below sees their profiles, and batches that start after it
+    load this definition. No member is left for the next scheduled refresh."""
+    lock_workspaces([segment.workspace_id], exclusive=True)
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
     draft = segment.pending_draft
     if draft is None:
