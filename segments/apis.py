@@ -49,6 +49,12 @@ document_errors(
         '{"segments": [{"id", "key", "name"}, ...]}: the segments to change first',
     ),
     ErrorDoc("owner", 409, "the segment's owner keeps access to it (no revoke)"),
+    ErrorDoc(
+        "computed_trait_in_use",
+        409,
+        "deleting a computed trait that a segment's live or draft rule reads",
+        '{"segments": [{"id", "key", "name"}, ...]}: the segments to change first',
+    ),
 )
 
 

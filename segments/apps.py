@@ -7,12 +7,15 @@ class SegmentsConfig(AppConfig):
     def ready(self) -> None:
         from cdp import navigation
         from profiles import panels
+        from profiles.computed import hooks as computed_hooks
         from profiles.identity import hooks
         from profiles.pipeline import stages
-        from segments import privacy, realtime, selectors, views
+        from segments import privacy, realtime, selectors, services, views
 
         hooks.on_merge(realtime.exit_merged_profile)
         hooks.on_split(realtime.evaluate_split)
+        computed_hooks.on_values_changed(realtime.reevaluate_for_traits)
+        computed_hooks.on_delete(services.segments_guard_trait_delete)
         stages.register("segments", realtime.segments_stage, order=50)
         privacy.register()
         panels.register(

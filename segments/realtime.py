@@ -5,6 +5,7 @@ for all of them — and entries and exits are recorded (membership history + cha
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,12 @@ from profiles.pipeline.stages import Batch
 from segments.models import Segment, SegmentStatus
 from segments.rules import compile as compiler
 from segments.rules.validate import parse_rule
-from segments.services import apply_sql, rule_context, schedule_expiries
+from segments.services import (
+    apply_sql,
+    rule_context,
+    schedule_expiries,
+    segments_reading_traits,
+)
 
 
 def segments_stage(batch: Batch) -> None:
@@ -85,6 +91,21 @@ def segments_evaluate_profiles(
             )
         schedule_expiries(
             segment_id=segment.pk, node=node, workspace_id=workspace_id, now=when, profile_ids=ids
+        )
+    return changed
+
+
+def reevaluate_for_traits(
+    workspace_id: int, keys: frozenset[str], profile_ids: Sequence[int]
+) -> int:
+    """Registered as a computed-trait values hook: a refresh job (a trait's backfill after it
+    was created or redefined, a window's expiry, the hourly built-ins) changed these profiles'
+    values; the segments reading them (and those referring to these) re-evaluate them now,
+    in the job's transaction, instead of at the next scheduled full evaluation."""
+    changed = 0
+    for segment in segments_reading_traits(workspace_id=workspace_id, keys=keys):
+        changed += segments_evaluate_profiles(
+            workspace_id=workspace_id, profile_ids=list(profile_ids), segment_ids=[segment.pk]
         )
     return changed
 

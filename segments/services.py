@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -476,6 +477,68 @@ def segment_discard_draft(*, segment: Segment, actor: Any = None) -> Segment:
         detail={"version": draft.number},
     )
     return segment
+
+
+def _read_traits(rule: Any) -> set[str]:
+    """Names of the traits (profile or computed) a stored rule's trait conditions read."""
+    found: set[str] = set()
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if isinstance(node.get("trait"), str):
+                found.add(node["trait"])
+            stack.extend(v for k, v in node.items() if k in ("all", "any", "not"))
+    return found
+
+
+def segments_reading_traits(*, workspace_id: int, keys: Iterable[str]) -> list[Segment]:
+    """The published segments whose live rule reads one of these traits, with the segments
+    whose rules refer to those (and so on), in dependency order: re-evaluated in that order,
+    each sees the fresh membership of the segments it refers to."""
+    wanted = set(keys)
+    segments = list(
+        Segment.objects.filter(workspace_id=workspace_id, status=SegmentStatus.PUBLISHED)
+        .select_related("published_version")
+        .order_by("id")
+    )
+    rules = {s.pk: s.published_version.rule if s.published_version else {} for s in segments}
+    selected = {s.pk for s in segments if _read_traits(rules[s.pk]) & wanted}
+    grew = bool(selected)
+    while grew:
+        grew = False
+        for segment in segments:
+            if segment.pk not in selected and any(
+                _referenced_segments(rules[segment.pk], other)
+                for other in segments
+                if other.pk in selected
+            ):
+                selected.add(segment.pk)
+                grew = True
+    return _dependency_order([s for s in segments if s.pk in selected])
+
+
+def segments_guard_trait_delete(trait: ComputedTrait) -> None:
+    """Registered as a computed-trait delete guard: a trait that a segment's live or draft rule
+    reads cannot be deleted (the segment would silently lose its members)."""
+    readers = []
+    others = Segment.objects.filter(workspace_id=trait.workspace_id).exclude(
+        status=SegmentStatus.ARCHIVED
+    )
+    for segment in others.select_related("published_version", "draft_version").order_by("id"):
+        for version in (segment.published_version, segment.draft_version):
+            if version is not None and trait.key in _read_traits(version.rule):
+                readers.append(segment)
+                break
+    if readers:
+        names = ", ".join(f"{r.name!r}" for r in readers[:5])
+        raise Conflict(
+            f"segments read this computed trait in their rules: {names}; change them first",
+            code="computed_trait_in_use",
+            detail={"segments": [{"id": r.pk, "key": r.key, "name": r.name} for r in readers]},
+        )
 
 
 @transaction.atomic

@@ -22,12 +22,12 @@ from django.utils import timezone
 from cdp.db import server_cursor
 from cdp.errors import NON_FIELD, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
-from profiles.computed import builtin
+from profiles.computed import builtin, hooks
 from profiles.computed import sql as trait_sql
 from profiles.computed.selectors import profile_computed_traits as profile_computed_traits
 from profiles.computed.sql import Query, update_query, window_leavers_query
 from profiles.identity import profile_state
-from profiles.identity.resolve import Resolution
+from profiles.identity.resolve import Resolution, lock_workspaces
 from profiles.models import Aggregation, ComputedTrait
 from profiles.pipeline.rows import EventLike
 
@@ -286,6 +286,7 @@ def computed_trait_delete(*, trait: ComputedTrait, actor: Any | None) -> None:
     locked = ComputedTrait.objects.select_for_update().filter(pk=trait.pk).first()
     if locked is None:
         return
+    hooks.check_delete(locked)
     workspace, key, trait_id = locked.workspace, locked.key, locked.pk
     locked.delete()
     _execute(trait_sql.remove_key_query(workspace_id=workspace.pk, key=key))
@@ -312,15 +313,23 @@ def _execute(query: Query) -> int:
         return max(cursor.rowcount, 0)
 
 
+def _changed_ids(query: Query) -> list[int]:
+    """Run an UPDATE ... RETURNING p.id: the profiles whose values it changed."""
+    with server_cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def _recompute(
     trait: ComputedTrait,
     profile_ids: Sequence[int],
     now: datetime,
     fill_ids: Sequence[int] = (),
-) -> int:
-    """One statement: recompute the trait for these (already locked) profiles."""
+) -> list[int]:
+    """One statement: recompute the trait for these (already locked) profiles; returns the
+    ids of those whose value changed."""
     if not profile_ids and not (fill_ids and trait_sql.empty_value(trait) is not None):
-        return 0
+        return []
     query = update_query(
         trait,
         workspace_id=trait.workspace_id,
@@ -328,7 +337,7 @@ def _recompute(
         profile_ids=sorted(profile_ids),
         fill_ids=sorted(fill_ids),
     )
-    return _execute(query)
+    return _changed_ids(query)
 
 
 def _event_matches(trait: ComputedTrait, event: EventLike, since: datetime | None) -> bool:
@@ -376,7 +385,7 @@ def computed_traits_recompute_profiles(*, workspace_id: int, profile_ids: Sequen
         return 0
     now = timezone.now()
     return sum(
-        _recompute(trait, ids, now)
+        len(_recompute(trait, ids, now))
         for trait in ComputedTrait.objects.filter(workspace_id=workspace_id).order_by("id")
     )
 
@@ -416,6 +425,15 @@ def _chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
         yield ids[start : start + size]
 
 
+def _values_written(workspace_id: int, keys: set[str], profile_ids: list[int]) -> int:
+    """A refresh job (not the pipeline: its segments stage follows) changed these profiles'
+    values: let the apps reading them react in the same transaction. Callers hold the
+    workspace's identity lock (shared) taken before the profiles', in the pipeline's order,
+    so a segment being published meanwhile waits for the chunk and then sees its values."""
+    hooks.run_values_changed(workspace_id, frozenset(keys), profile_ids)
+    return len(profile_ids)
+
+
 def computed_trait_refresh(
     *, trait: ComputedTrait, now: datetime | None = None, chunk_size: int = REFRESH_CHUNK
 ) -> int:
@@ -427,12 +445,13 @@ def computed_trait_refresh(
     changed, after = 0, 0
     while True:
         with transaction.atomic():
+            lock_workspaces([trait.workspace_id], exclusive=False)
             if not _still_current(trait):
                 return changed
             ids = _lock_chunk(trait.workspace_id, after, chunk_size)
             if not ids:
                 break
-            changed += _recompute(trait, ids, now)
+            changed += _values_written(trait.workspace_id, {trait.key}, _recompute(trait, ids, now))
             after = ids[-1]
     ComputedTrait.objects.filter(pk=trait.pk, updated_at=trait.updated_at).update(
         last_refreshed_at=now
@@ -472,9 +491,13 @@ def _refresh_window(trait: ComputedTrait, now: datetime, chunk_size: int) -> int
             candidates = [row[0] for row in cursor.fetchall()]
         for chunk in _chunks(candidates, chunk_size):
             with transaction.atomic():
+                lock_workspaces([trait.workspace_id], exclusive=False)
                 if not _still_current(trait):
                     return changed
-                changed += _recompute(trait, _lock_profiles(trait.workspace_id, chunk), now)
+                ids = _lock_profiles(trait.workspace_id, chunk)
+                changed += _values_written(
+                    trait.workspace_id, {trait.key}, _recompute(trait, ids, now)
+                )
     ComputedTrait.objects.filter(pk=trait.pk, updated_at=trait.updated_at).update(
         last_refreshed_at=now
     )
@@ -533,10 +556,13 @@ def builtin_traits_refresh(
         "scale": profile_state.ENGAGEMENT_SCALE,
     }
     changed, after = 0, 0
+    keys = set(builtin.SCHEDULED_KEYS)
     while True:
         with transaction.atomic():
+            lock_workspaces([workspace_id], exclusive=False)
             ids = _lock_chunk(workspace_id, after, chunk_size)
             if not ids:
                 return changed
-            changed += _execute(Query(trait_sql.BUILTIN_UPDATE, {**params, "ids": ids}))
+            query = Query(trait_sql.BUILTIN_UPDATE, {**params, "ids": ids})
+            changed += _values_written(workspace_id, keys, _changed_ids(query))
             after = ids[-1]

@@ -279,9 +279,10 @@ def update_query(
 ) -> Query:
     """UPDATE Profile.computed[trait.key] of the given live profiles in one statement: the
     aggregated value, or the empty value (count-like: 0; otherwise the key is removed).
-    Rows whose value is unchanged are not rewritten. `fill_ids`: profiles that only get the
-    empty value where they have no value yet (new profiles of a batch, without matching
-    events: a count trait reads 0 on every profile, not only on those refreshed since)."""
+    Rows whose value is unchanged are not rewritten; it returns the ids of those that were.
+    `fill_ids`: profiles that only get the empty value where they have no value yet (new
+    profiles of a batch, without matching events: a count trait reads 0 on every profile, not
+    only on those refreshed since)."""
     params: dict[str, Any] = {}
     matching = _matching(
         trait, workspace_id=workspace_id, now=now, profile_ids=profile_ids, params=params
@@ -310,7 +311,8 @@ UPDATE profiles_profile p SET computed = CASE
 FROM r
 WHERE p.id = r.id AND p.workspace_id = %(ws)s AND p.merged_into_id IS NULL
   AND CASE WHEN r.recomputed THEN (p.computed -> %(key)s::text) IS DISTINCT FROM r.value
-           ELSE NOT (p.computed ? %(key)s::text) END"""
+           ELSE NOT (p.computed ? %(key)s::text) END
+RETURNING p.id"""
     return Query(sql, params)
 
 
@@ -443,4 +445,5 @@ UPDATE profiles_profile p SET computed = (p.computed - %(keys)s::text[]) || v.va
 FROM v
 WHERE p.id = v.id
   AND (p.computed - %(keys)s::text[] - '{UPDATED}'::text) || v.vals
-      IS DISTINCT FROM (p.computed - '{UPDATED}'::text)"""
+      IS DISTINCT FROM (p.computed - '{UPDATED}'::text)
+RETURNING p.id"""
