@@ -272,6 +272,9 @@ SPECTACULAR_SETTINGS = {
 CDP_MAX_REQUEST_BYTES = env_int("CDP_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
 CDP_MAX_EVENT_BYTES = env_int("CDP_MAX_EVENT_BYTES", 64 * 1024)
 CDP_DEFAULT_RATE_LIMIT = env_int("CDP_DEFAULT_RATE_LIMIT", 100_000)  # events/s per source
+# invalid events kept per source and day (the rest are counted): 100,000 `{}` must not cost
+# 100,000 rows; a source that reaches it raises an alert (audit row, log, Sources page)
+CDP_DEAD_LETTER_QUOTA = env_int("CDP_DEAD_LETTER_QUOTA", 10_000)
 CDP_KEY_CACHE_SECONDS = env_int("CDP_KEY_CACHE_SECONDS", 5)
 CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
 CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)

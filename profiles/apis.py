@@ -12,10 +12,12 @@ from rest_framework.views import APIView
 from cdp import access
 from cdp.errors import ErrorDoc, NotFound, document_errors
 from cdp.pagination import CappedCountPagination
+from cdp.params import int_param
 from cdp.views_support import CapabilityMixin
 from profiles import selectors, services
 from profiles.models import Event, FailedEvent, Source
 from profiles.serializers import (
+    DeadLettersSerializer,
     EventSerializer,
     FailedEventSerializer,
     ObservedEventSerializer,
@@ -78,6 +80,23 @@ class SourceViewSet(CapabilityMixin, viewsets.GenericViewSet):
             source=source, actor=request.user, **serializer.validated_data
         )
         return Response(SourceSerializer(source).data)
+
+    @extend_schema(
+        responses=DeadLettersSerializer,
+        parameters=[OpenApiParameter("days", int, description="1 to 90 days, today included (14)")],
+    )
+    @action(detail=True, methods=["get"], url_path="dead-letters")
+    def dead_letters(self, request: Request, pk: str) -> Response:
+        """Invalid events per UTC day: kept for replay (up to the daily quota) and only
+        counted, with when the quota was reached."""
+        source = self.get_object()
+        self.require("sources.view", source)
+        days = int_param(request.query_params.get("days", 14), "days", minimum=1, maximum=90)
+        data = {
+            "quota": selectors.dead_letter_quota(source),
+            "days": selectors.dead_letter_days(source=source, days=days),
+        }
+        return Response(DeadLettersSerializer(data).data)
 
     @extend_schema(request=RotateKeySerializer, responses=WriteKeySerializer)
     @action(detail=True, methods=["post"], url_path="rotate-key")

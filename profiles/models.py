@@ -27,6 +27,9 @@ class Source(models.Model):
     # browsers may call with this source's write key from these origins only (empty: any;
     # "https://*.example.com" for subdomains); requests without an Origin are not concerned
     allowed_origins = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    # invalid events kept per day (dead letters); the rest are counted, not kept. None = the
+    # platform default (settings.CDP_DEAD_LETTER_QUOTA)
+    dead_letter_quota = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -186,6 +189,28 @@ class FailedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message[:60]}"
+
+
+class DeadLetterDay(models.Model):
+    """A source's dead letters of one (UTC) day: how many were kept (rows in FailedEvent) and
+    how many were only counted — over the per-request cap or the source's daily quota — and
+    when the quota was reached (the alert)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    kept = models.BigIntegerField(default=0)
+    not_kept = models.BigIntegerField(default=0)
+    quota_reached_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "day"], name="uniq_dead_letter_day")
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="dead_letter_ws_day")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.day}: {self.kept} kept, {self.not_kept} not kept"
 
 
 class EventCounter(models.Model):

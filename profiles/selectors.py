@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
 from cdp.models import Workspace
 from cdp.params import BIGINT_MAX, int_param, is_id
 from profiles.models import (
+    DeadLetterDay,
     Event,
     EventCounter,
     FailedEvent,
@@ -96,3 +100,49 @@ def source_volume(*, workspace: Workspace, source_id: int | None = None) -> list
 def source_totals(*, workspace: Workspace) -> list[dict[str, Any]]:
     rows = EventCounter.objects.filter(workspace=workspace).values("source_id")
     return [dict(row) for row in rows.annotate(total=Sum("count"))]
+
+
+def today_utc(now: datetime | None = None) -> date:
+    return (now or timezone.now()).astimezone(UTC).date()
+
+
+def dead_letter_quota(source: Source) -> int:
+    """The source's daily dead-letter quota, the platform default filled in."""
+    if source.dead_letter_quota is None:
+        return int(settings.CDP_DEAD_LETTER_QUOTA)
+    return source.dead_letter_quota
+
+
+def dead_letter_days(
+    *, source: Source, days: int = 14, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The source's dead letters per UTC day, oldest first, the last `days` days (today
+    included), days without any as zeros: {day, kept, not_kept, quota_reached_at}."""
+    today = today_utc(now)
+    first = today - timedelta(days=days - 1)
+    rows = {
+        row.day: row
+        for row in DeadLetterDay.objects.filter(source=source, day__gte=first, day__lte=today)
+    }
+    out = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        row = rows.get(day)
+        out.append(
+            {
+                "day": day,
+                "kept": row.kept if row else 0,
+                "not_kept": row.not_kept if row else 0,
+                "quota_reached_at": row.quota_reached_at if row else None,
+            }
+        )
+    return out
+
+
+def dead_letter_alerts(*, workspace: Workspace, now: datetime | None = None) -> dict[int, Any]:
+    """Today's DeadLetterDay rows of the workspace's sources that reached their quota, by
+    source id."""
+    rows = DeadLetterDay.objects.filter(
+        workspace=workspace, day=today_utc(now), quota_reached_at__isnull=False
+    )
+    return {row.source_id: row for row in rows}

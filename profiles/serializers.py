@@ -34,6 +34,7 @@ class SourceSerializer(serializers.ModelSerializer):
             "enabled",
             "rate_limit_per_second",
             "max_event_bytes",
+            "dead_letter_quota",
             "allowed_origins",
             "created_at",
             "write_keys",
@@ -49,6 +50,14 @@ class SourceCreateSerializer(serializers.Serializer):
     )
     max_event_bytes = serializers.IntegerField(
         min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
+    )
+    dead_letter_quota = serializers.IntegerField(
+        min_value=0,
+        max_value=INT_MAX,
+        required=False,
+        allow_null=True,
+        help_text="Invalid events kept per day for replay (the rest are counted); "
+        "null: the platform default.",
     )
     allowed_origins = serializers.ListField(
         child=serializers.CharField(),
@@ -68,12 +77,34 @@ class SourceUpdateSerializer(serializers.Serializer):
     max_event_bytes = serializers.IntegerField(
         min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
     )
+    dead_letter_quota = serializers.IntegerField(
+        min_value=0,
+        max_value=INT_MAX,
+        required=False,
+        allow_null=True,
+        help_text="Invalid events kept per day for replay (the rest are counted); "
+        "null: the platform default.",
+    )
     allowed_origins = serializers.ListField(
         child=serializers.CharField(),
         required=False,
         help_text="Origins browsers may call from with this source's write key, e.g. "
         "https://shop.example.com or https://*.example.com; empty: any origin.",
     )
+
+
+class DeadLetterDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    kept = serializers.IntegerField(help_text="invalid events kept for replay (and summaries)")
+    not_kept = serializers.IntegerField(
+        help_text="invalid events only counted: over the per-request cap or the daily quota"
+    )
+    quota_reached_at = serializers.DateTimeField(allow_null=True)
+
+
+class DeadLettersSerializer(serializers.Serializer):
+    quota = serializers.IntegerField(help_text="the source's daily quota, defaults filled in")
+    days = DeadLetterDaySerializer(many=True)
 
 
 class RotateKeySerializer(serializers.Serializer):

@@ -33,6 +33,8 @@ def source_create(
     actor: Any | None = None,
     rate_limit_per_second: int | None = None,
     max_event_bytes: int | None = None,
+    dead_letter_quota: int | None = None,
+    allowed_origins: list[str] | None = None,
 ) -> Source:
     name = name.strip()
     if not name:
@@ -49,6 +51,8 @@ def source_create(
         kind=kind,
         rate_limit_per_second=rate_limit_per_second,
         max_event_bytes=max_event_bytes,
+        dead_letter_quota=dead_letter_quota,
+        allowed_origins=clean_origins(allowed_origins or []),
     )
     WriteKey.objects.create(source=source)
     audit(workspace=workspace, actor=actor, action="source.create", target=source)
@@ -86,6 +90,7 @@ def source_update(*, source: Source, actor: Any | None = None, **changes: Any) -
         "enabled",
         "rate_limit_per_second",
         "max_event_bytes",
+        "dead_letter_quota",
         "kind",
         "allowed_origins",
     }

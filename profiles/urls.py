@@ -11,6 +11,11 @@ urlpatterns = [
     path("sources/<int:source_id>/toggle/", views.source_toggle, name="ui-source-toggle"),
     path("sources/<int:source_id>/origins/", views.source_origins, name="ui-source-origins"),
     path(
+        "sources/<int:source_id>/dead-letter-quota/",
+        views.source_dead_letter_quota,
+        name="ui-source-dead-letter-quota",
+    ),
+    path(
         "sources/<int:source_id>/keys/<int:key_id>/revoke/",
         views.source_revoke_key,
         name="ui-source-revoke-key",

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 from cdp import pages
 from cdp.errors import ApplicationError, ValidationFailed
 from cdp.models import Workspace
+from cdp.params import int_param
 from profiles import identifiers, panels, selectors, services
 from profiles.computed import builtin
 from profiles.computed.selectors import profile_computed_traits
@@ -58,8 +59,10 @@ def sources(request: HttpRequest) -> HttpResponse:
     volume = {
         row["source_id"]: row["total"] for row in selectors.source_totals(workspace=workspace)
     }
+    alerts = selectors.dead_letter_alerts(workspace=workspace)
     for source in rows:
         source.total_events = volume.get(source.pk, 0)  # type: ignore[attr-defined]
+        source.dead_letter_alert = alerts.get(source.pk)  # type: ignore[attr-defined]
         source.active_keys = [k for k in _keys_newest_first(source) if k.revoked_at is None]  # type: ignore[attr-defined]
     return render(
         request,
@@ -124,6 +127,8 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
             "origins_text": "\n".join(source.allowed_origins),
             "collector_scheme": request.scheme,
             "volume": selectors.source_volume(workspace=workspace, source_id=source.pk),
+            "dead_letters": _dead_letter_chart(selectors.dead_letter_days(source=source)),
+            "dead_letter_quota": selectors.dead_letter_quota(source),
             "can_manage": pages.can(request, "sources.manage", source),
             "can_replay": pages.can(request, "failed_events.replay", source),
             "failure_reasons": FailureReason.choices,
@@ -131,6 +136,58 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
             "default_max_event_bytes": settings.CDP_MAX_EVENT_BYTES,
         },
     )
+
+
+CHART_HEIGHT = 40  # the dead-letter chart's viewBox: 10 units per day, 40 high
+
+
+def _dead_letter_chart(days: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bars (kept below, not kept stacked on top) in viewBox units, drawn by the template as
+    SVG attributes (no inline style: the CSP forbids it)."""
+    peak = max((d["kept"] + d["not_kept"] for d in days), default=0)
+    bars = []
+    for index, day in enumerate(days):
+        kept = CHART_HEIGHT * day["kept"] / peak if peak else 0
+        over = CHART_HEIGHT * day["not_kept"] / peak if peak else 0
+        # a day with any dead letter shows at least a sliver
+        kept = max(kept, 0.6) if day["kept"] else 0
+        over = max(over, 0.6) if day["not_kept"] else 0
+        bars.append(
+            {
+                **day,
+                "x": index * 10 + 1,
+                "kept_y": CHART_HEIGHT - kept,
+                "kept_h": kept,
+                "over_y": CHART_HEIGHT - kept - over,
+                "over_h": over,
+            }
+        )
+    today = days[-1]
+    return {
+        "bars": bars,
+        "peak": peak,
+        "today": today,
+        "total": sum(d["kept"] + d["not_kept"] for d in days),
+        "width": len(days) * 10,
+        "height": CHART_HEIGHT,
+    }
+
+
+@login_required
+@require_POST
+def source_dead_letter_quota(request: HttpRequest, source_id: int) -> HttpResponse:
+    """Set the source's daily dead-letter quota (empty: the platform default)."""
+    source = _managed_source(request, source_id)
+    text = request.POST.get("quota", "").strip()
+    try:
+        quota = None if text == "" else int_param(text.replace(",", ""), "quota")
+        services.source_update(source=source, actor=request.user, dead_letter_quota=quota)
+    except ValidationFailed as exc:
+        messages.error(request, f"Quota not saved: {'; '.join(pages.field_errors(exc).values())}")
+    else:
+        shown = "the platform default" if quota is None else f"{quota:,} a day"
+        messages.success(request, f"Dead-letter quota set to {shown}.")
+    return redirect(f"{reverse('ui-source', args=[source.pk])}#dead-letters")
 
 
 @login_required

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from profiles.models import WriteKey
+from profiles.models import Source, WriteKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,25 @@ class SourceInfo:
     rate_limit_per_second: int
     max_event_bytes: int
     allowed_origins: tuple[str, ...] = ()  # empty: any origin
+    dead_letter_quota: int = 0  # invalid events kept per day (the rest are counted)
+
+    @classmethod
+    def of(cls, source: Source) -> SourceInfo:
+        """What the collector works with, platform defaults filled in."""
+        return cls(
+            source_id=source.pk,
+            workspace_id=source.workspace_id,
+            name=source.name,
+            enabled=source.enabled,
+            rate_limit_per_second=source.rate_limit_per_second or settings.CDP_DEFAULT_RATE_LIMIT,
+            max_event_bytes=source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES,
+            allowed_origins=tuple(source.allowed_origins),
+            dead_letter_quota=(
+                settings.CDP_DEAD_LETTER_QUOTA
+                if source.dead_letter_quota is None
+                else source.dead_letter_quota
+            ),
+        )
 
 
 _cache: dict[str, tuple[float, SourceInfo | None]] = {}
@@ -63,21 +82,11 @@ def lookup(key: str) -> SourceInfo | None:
             "source__rate_limit_per_second",
             "source__max_event_bytes",
             "source__allowed_origins",
+            "source__dead_letter_quota",
         )
         .first()
     )
-    info = None
-    if row is not None:
-        source = row.source
-        info = SourceInfo(
-            source_id=source.pk,
-            workspace_id=source.workspace_id,
-            name=source.name,
-            enabled=source.enabled,
-            rate_limit_per_second=source.rate_limit_per_second or settings.CDP_DEFAULT_RATE_LIMIT,
-            max_event_bytes=source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES,
-            allowed_origins=tuple(source.allowed_origins),
-        )
+    info = SourceInfo.of(row.source) if row is not None else None
     with _lock:
         if len(_cache) > 10_000:
             _cache.clear()

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from django.utils import timezone
 
-from profiles.collector import door, gate, storage
+from profiles.collector import dead_letters, door, gate, storage
 from profiles.collector.keys import SourceInfo
 from profiles.collector.normalize import (
     BatchMeta,
@@ -190,8 +190,7 @@ def collector_ingest(
                 received_at=received_at,
             )
         )
-    if failures:
-        FailedEvent.objects.bulk_create(failures)
+    dead_letters.keep(source, rows=failures, counted=not_kept, at=received_at)
     result.dropped = sum(dropped.values())
     door_filters = door.filters()
     for index, count in dropped.items():
@@ -202,16 +201,19 @@ def collector_ingest(
 
 
 def unreadable_request_record(source: SourceInfo, reason: str, message: str, raw: bytes) -> None:
-    """Keep a sample of a request we could not read, so the debugger can show it."""
-    FailedEvent.objects.create(
+    """Keep a sample of a request we could not read, so the debugger can show it (within
+    the source's daily dead-letter quota, like invalid events)."""
+    now = timezone.now()
+    sample = FailedEvent(
         workspace_id=source.workspace_id,
         source_id=source.source_id,
         reason=reason,
         message=message,
         payload=None,
         raw=raw[:RAW_SAMPLE_BYTES].decode("utf-8", errors="replace").replace("\x00", ""),
-        received_at=timezone.now(),
+        received_at=now,
     )
+    dead_letters.keep(source, rows=[sample], counted=0, at=now)
 
 
 def _message_id_of(raw: Any) -> str:

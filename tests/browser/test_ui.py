@@ -479,3 +479,47 @@ def test_website_snippets_and_allowed_origins(
     screenshot(page, "12-source-website")
     page.click(".crumbs a")
     expect(page.locator("#sources-table [data-origins]")).to_contain_text("https://*.example.org")
+
+
+def test_dead_letter_chart_alert_and_quota(
+    live_server: Any, page: Page, tenant_a: Tenant, login_as: Any, screenshot: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from profiles.collector import keys
+    from profiles.models import DeadLetterDay
+
+    today = datetime.now(UTC).date()
+    for days_ago, kept, not_kept in ((12, 40, 0), (9, 310, 0), (5, 120, 0), (2, 75, 0)):
+        DeadLetterDay.objects.create(
+            workspace=tenant_a.workspace,
+            source=tenant_a.source,
+            day=today - timedelta(days=days_ago),
+            kept=kept,
+            not_kept=not_kept,
+        )
+    services.source_update(source=tenant_a.source, dead_letter_quota=200)
+    keys.forget_all()
+    # today: a broken app sends events without identifiers, past the quota
+    for _ in range(3):
+        answer = send(live_server, tenant_a.write_key, [track("Broken", userId=None)] * 100)
+        assert answer.status_code == 400
+    login_as(tenant_a.users["owner"])
+    page.goto(f"{live_server.url}/sources/")
+    alert = page.locator("[data-dead-letter-alert]")
+    expect(alert).to_have_text("Dead-letter quota reached")
+    alert.click()
+    expect(page.locator("#dead-letter-alert")).to_contain_text(
+        "200 invalid events kept for replay, 100 more counted but not kept"
+    )
+    chart = page.locator("#dead-letters .dl-chart svg")
+    expect(chart.locator(".dl-day")).to_have_count(14)
+    expect(chart.locator("rect.dl-kept")).to_have_count(5)
+    expect(chart.locator("rect.dl-over")).to_have_count(1)
+    expect(page.locator("#dead-letters-today")).to_contain_text("200 kept of a quota of 200")
+    screenshot(page, "13-source-dead-letters")
+
+    page.fill("#dl-quota", "5000")
+    page.click("#dead-letter-quota-form button")
+    expect(page.locator(".msg.success")).to_contain_text("Dead-letter quota set to 5,000 a day.")
+    expect(page.locator("#dead-letters-today")).to_contain_text("of a quota of 5,000")

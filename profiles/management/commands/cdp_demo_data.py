@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
@@ -116,14 +115,7 @@ class Command(BaseCommand):
         if not source.enabled:
             raise CommandError(f"source {SOURCE_NAME!r} is disabled; enable it to load demo data")
         # what the collector's key look-up would give for this source's write key
-        return SourceInfo(
-            source_id=source.pk,
-            workspace_id=workspace.pk,
-            name=source.name,
-            enabled=source.enabled,
-            rate_limit_per_second=source.rate_limit_per_second or settings.CDP_DEFAULT_RATE_LIMIT,
-            max_event_bytes=source.max_event_bytes or settings.CDP_MAX_EVENT_BYTES,
-        )
+        return SourceInfo.of(source)
 
     def _ingest(self, source: SourceInfo, batches: list[list[dict[str, Any]]]) -> _Totals:
         total = sum(len(b) for b in batches)
