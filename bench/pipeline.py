@@ -419,6 +419,9 @@ def scenario_latency(env: dict[str, str], rate: int, seconds: float, logs: Path)
             "-A",
             "cdp",
             "worker",
+            # the pipeline's queue and the default one (cdp/queues.py)
+            "-Q",
+            "ingest,celery",
             "--concurrency",
             "2",
             "--loglevel",

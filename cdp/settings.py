@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from cdp import runtime
+from cdp import queues, runtime
 from cdp.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -142,7 +142,13 @@ if not REDIS_URL:
     REDIS_URL = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = runtime.celery_url_for(REDIS_URL)
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# queues by kind of work, each runnable on its own workers (cdp/queues.py, README
+# "Scale-out"); the prefix keeps deployments or test runs sharing one broker apart
+CDP_QUEUE_PREFIX = env_str("CDP_QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = env_str(
+    "CELERY_TASK_DEFAULT_QUEUE", CDP_QUEUE_PREFIX + queues.CELERY_DEFAULT_QUEUE
+)
+CELERY_TASK_ROUTES = queues.task_routes(prefix=CDP_QUEUE_PREFIX)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -230,11 +236,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cdp.permissions.IsWorkspaceMember"],
-    "DEFAULT_PARSER_CLASSES": [
-        "cdp.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: form encodings cannot carry the types the schema promises (lists, booleans,
+    # null); anything else is 415 unsupported_media_type
+    "DEFAULT_PARSER_CLASSES": ["cdp.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "cdp.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "cdp.api_errors.exception_handler",
@@ -265,6 +269,8 @@ SPECTACULAR_SETTINGS = {
         "ConsentStatusEnum": "consent.models.ConsentStatus",
         "PrivacyRequestStatusEnum": "consent.models.PrivacyRequestStatus",
         "PropagationStatusEnum": "consent.models.PropagationStatus",
+        "BuiltinTraitTypeEnum": "profiles.computed.serializers.BUILTIN_TYPES",
+        "PrivacyRequestTypeEnum": "consent.models.PrivacyRequestType",
     },
 }
 

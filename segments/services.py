@@ -359,6 +359,10 @@ def schedule_expiries(
         )
 
 
+# advisory lock space of segment evaluations, apart from the others (README "Scale-out")
+EVALUATION_LOCK_NAMESPACE = 7303
+
+
 def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evaluation:
     """Full evaluation of the published version: one statement computes the members and
     records who entered and who left, inside the caller's transaction, so a crash or a re-run
@@ -372,9 +376,10 @@ def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evalua
     started = time.monotonic()
     sql, params = compiler.members_query(node, workspace_id=workspace.pk, now=when)
     with connection.cursor() as cursor:
+        # one evaluation of a segment at a time
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(7302, %s)", [segment.pk]
-        )  # one evaluation of a segment at a time
+            "SELECT pg_advisory_xact_lock(%s, %s)", [EVALUATION_LOCK_NAMESPACE, segment.pk]
+        )
         cursor.execute(
             apply_sql(sql, only_profiles=False),
             {

@@ -1,3 +1,6 @@
+"""Celery tasks of the segments app. Names are explicit: they are contracts with queued
+messages, the beat schedule and the queue routes (cdp/queues.py)."""
+
 from __future__ import annotations
 
 import logging
@@ -9,7 +12,13 @@ from segments import realtime, services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=5)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    max_retries=3,
+    default_retry_delay=5,
+    name="segments.tasks.segments_process_expiries",
+)
 def segments_process_expiries(self) -> int:  # type: ignore[no-untyped-def]
     """Beat (every few seconds): members whose event window ran out are re-evaluated as of
     that exact moment (claims rows with SKIP LOCKED: safe to run twice)."""
@@ -20,7 +29,7 @@ def segments_process_expiries(self) -> int:  # type: ignore[no-untyped-def]
         raise self.retry(exc=exc) from exc
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, name="segments.tasks.segments_refresh_all")
 def segments_refresh_all() -> int:
     """Beat (every CDP_SEGMENT_REFRESH_SECONDS): full re-evaluation of every published
     segment, each atomically; returns how many memberships changed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import gzip
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from cdp import queues
 from cdp.models import ApiToken, Membership, Role, Workspace
 from profiles.collector import keys
 from profiles.models import Source, WriteKey
@@ -93,23 +95,54 @@ def _redis_of_this_worker() -> None:
     gate._gate_script = None
 
 
-@pytest.fixture(autouse=True, scope="session")
-def celery_test_queue(_redis_of_this_worker: None) -> Any:
-    """Tasks sent during tests go to a queue of this run only, deleted at the end, so runs
-    never leave messages for a real worker (the worker test consumes this queue)."""
-    import uuid
+@dataclass(frozen=True)
+class CeleryTestQueues:
+    """The broker queues of one test run: every queue name carries the run's prefix
+    (CDP_QUEUE_PREFIX), so runs sharing a broker never take each other's messages."""
 
+    prefix: str
+
+    @property
+    def default(self) -> str:
+        return self.prefix + queues.CELERY_DEFAULT_QUEUE
+
+    def name(self, queue: str) -> str:
+        """The broker name of one of cdp.queues.QUEUES in this run."""
+        return queues.broker_queue(queue, prefix=self.prefix, default_queue=self.default)
+
+    def names(self, *which: str) -> list[str]:
+        return [self.name(queue) for queue in which or queues.QUEUES]
+
+    def env(self) -> dict[str, str]:
+        """For a worker subprocess: the tasks it sends itself (drain fan-out, re-enqueues)
+        stay on this run's queues."""
+        return {"CDP_QUEUE_PREFIX": self.prefix, "CELERY_TASK_DEFAULT_QUEUE": self.default}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def celery_test_queues(_redis_of_this_worker: None) -> Iterator[CeleryTestQueues]:
+    """Tasks sent during tests go to queues of this run only, deleted at the end, so runs
+    never leave messages for a real worker (the worker tests consume them)."""
     import redis
 
     from cdp.celery import app
 
-    queue = f"cdp-test-{uuid.uuid4().hex[:8]}"
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    yield queue
-    app.conf.task_default_queue = previous
+    test_queues = CeleryTestQueues(prefix=f"cdp-test-{uuid.uuid4().hex[:8]}.")
+    previous = {key: app.conf[key] for key in ("task_default_queue", "task_routes")}
+    # update() (not attribute assignment) makes Celery rebuild its router
+    app.conf.update(
+        task_default_queue=test_queues.default,
+        task_routes=queues.task_routes(prefix=test_queues.prefix),
+    )
+    yield test_queues
+    app.conf.update(previous)
+    names = test_queues.names()
     try:  # on the broker, which keeps its database when the worker's Redis state moves
-        redis.Redis.from_url(app.conf.broker_url).delete(queue)
+        redis.Redis.from_url(app.conf.broker_url).delete(
+            *names,
+            *(f"_kombu.binding.{name}" for name in names),
+            *(f"_kombu.binding_permanent.{name}" for name in names),
+        )
     except Exception:  # noqa: BLE001, S110 - best-effort clean-up
         pass
 

@@ -19,7 +19,7 @@ from django.test import Client
 
 from profiles.models import EventCounter, PendingEvent
 from profiles.tasks import sweep_pending_events
-from tests.fixtures import Tenant, post_collector
+from tests.fixtures import CeleryTestQueues, Tenant, post_collector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,15 +34,13 @@ def database_url() -> str:
 
 
 @pytest.fixture
-def worker(transactional_db: Any, celery_test_queue: str) -> Any:
+def worker(transactional_db: Any, celery_test_queues: CeleryTestQueues) -> Any:
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        # tasks the worker itself sends (fan-out to drain slots, re-enqueues) stay on this
-        # run's queue
-        "CELERY_TASK_DEFAULT_QUEUE": celery_test_queue,
+        **celery_test_queues.env(),
     }
     proc = subprocess.Popen(
         [
@@ -53,7 +51,7 @@ def worker(transactional_db: Any, celery_test_queue: str) -> Any:
             "cdp",
             "worker",
             "-Q",
-            celery_test_queue,
+            ",".join(celery_test_queues.names()),
             "--pool",
             "threads",
             "--concurrency",

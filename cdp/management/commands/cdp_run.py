@@ -1,10 +1,16 @@
-"""`python manage.py cdp_run`: the one command that starts the whole platform.
+"""`python manage.py cdp_run`: the one command that starts the platform, whole or one role.
 
-Migrates, bootstraps a workspace (admin user, source, write key), then runs gunicorn, a Celery
-worker and Celery beat as child processes. The children inherit this process's environment,
-including the DATABASE_URL / REDIS_URL that settings exported when it started the embedded
-Postgres / Redis, so all of them share one database and one broker. Ctrl-C (or SIGTERM) stops
-the children, then the embedded services this process brought up.
+`--role all` (the default) migrates, bootstraps a workspace (admin user, source, write key),
+then runs gunicorn, a Celery worker and Celery beat as child processes. The children inherit
+this process's environment, including the DATABASE_URL / REDIS_URL that settings exported
+when it started the embedded Postgres / Redis, so all of them share one database and one
+broker. Ctrl-C (or SIGTERM) stops the children, then the embedded services this process
+brought up.
+
+`--role web|worker|beat` runs one part of a deployment spread over machines (README
+"Scale-out"): only that child, against the Postgres and broker named in the environment
+(embedded services cannot be shared between machines, so they are refused). Only `all` and
+`--migrate` run migrations: N web servers starting at once must not all migrate.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.db import DatabaseError, connection, connections
 
-from cdp import runtime
+from cdp import queues, runtime
 from cdp.services import BootstrapResult, workspace_bootstrap
 
 STOP_TIMEOUT = 10.0  # seconds a child gets to stop after SIGTERM before it is killed
@@ -40,12 +46,106 @@ POLL_INTERVAL = 0.2
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_DATA_COMMAND = "cdp_demo_data"
 SAMPLE_EVENT = '{"userId":"user-1","event":"Signed Up","properties":{"plan":"free"}}'
+ROLES = ("all", "web", "worker", "beat")
+# advisory lock held while migrating: launchers started at once on several machines migrate
+# one after the other (7301: identity, 7302: drain slots, 7303: segment evaluation)
+MIGRATION_LOCK = (7300, 0)
+# the roles each option is for; given with another role it is a mistake, not a no-op
+OPTION_ROLES: dict[str, tuple[str, ...]] = {
+    "host": ("all", "web"),
+    "port": ("all", "web"),
+    "workers": ("all", "web"),
+    "concurrency": ("all", "worker"),
+    "queues": ("all", "worker"),
+    "workspace": ("all",),
+    "email": ("all",),
+    "password": ("all",),
+    "demo_data": ("all",),
+    "no_worker": ("all",),
+}
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 8000,
+    "workers": 3,
+    "concurrency": 2,
+    "workspace": "Demo",
+}
 
 
 @dataclass
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one launcher runs, from its options (validated by `plan_for`)."""
+
+    role: str
+    web: bool
+    worker: bool
+    beat: bool
+    migrate: bool
+    bootstrap: bool
+    queues: tuple[str, ...]  # names from cdp.queues.QUEUES
+    host: str
+    port: int
+    workers: int
+    concurrency: int
+
+
+def plan_for(options: dict[str, Any], *, embedded_database: bool, embedded_broker: bool) -> Plan:
+    """The launcher's options checked against its role; a CommandError says what is wrong."""
+    role = options.get("role") or "all"
+    if role not in ROLES:
+        raise CommandError(f"--role {role}: expected one of {', '.join(ROLES)}")
+    for option, roles in OPTION_ROLES.items():
+        if options.get(option) not in (None, False) and role not in roles:
+            flag = "--" + option.replace("_", "-")
+            raise CommandError(
+                f"{flag} does not apply to --role {role} (only to {', '.join(roles)})"
+            )
+    if role != "all" and (embedded_database or embedded_broker):
+        unset = ["DATABASE_URL"] if embedded_database else []
+        unset += ["REDIS_URL (or CELERY_BROKER_URL)"] if embedded_broker else []
+        raise CommandError(
+            f"--role {role} runs one part of a deployment spread over machines: set "
+            "DATABASE_URL and REDIS_URL (or CELERY_BROKER_URL) to the Postgres and broker that "
+            f"every machine shares (not set: {' and '.join(unset)}). The embedded services "
+            "serve one machine: run everything there with --role all (the default)."
+        )
+    values = {
+        key: default if options.get(key) is None else options[key]
+        for key, default in DEFAULTS.items()
+    }
+    for key in ("workers", "concurrency", "port"):
+        if values[key] < 1:
+            raise CommandError(f"--{key} {values[key]}: expected a positive number")
+    no_worker = bool(options.get("no_worker"))
+    if no_worker and options.get("queues") is not None:
+        raise CommandError("--queues: there is no worker with --no-worker")
+    try:
+        consumed = (
+            queues.parse_queues(options["queues"])
+            if options.get("queues") is not None
+            else list(queues.QUEUES)
+        )
+    except ValueError as error:
+        raise CommandError(f"--queues: {error}") from None
+    return Plan(
+        role=role,
+        web=role in ("all", "web"),
+        worker=role == "worker" or (role == "all" and not no_worker),
+        beat=role == "beat" or (role == "all" and not no_worker),
+        migrate=role == "all" or bool(options.get("migrate")),
+        bootstrap=role == "all",
+        queues=tuple(consumed),
+        host=values["host"],
+        port=values["port"],
+        workers=values["workers"],
+        concurrency=values["concurrency"],
+    )
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -103,31 +203,72 @@ def _answers(url: str) -> bool:
 
 class Command(BaseCommand):
     help = (
-        "Start the platform: migrate, bootstrap a workspace, then run the web server, a Celery "
-        "worker and Celery beat until Ctrl-C. Without DATABASE_URL / REDIS_URL it uses an "
-        "embedded Postgres and Redis (data under ./var or $CDP_DATA_DIR)."
+        "Start the platform. --role all (the default): migrate, bootstrap a workspace, then "
+        "run the web server, a Celery worker and Celery beat until Ctrl-C; without "
+        "DATABASE_URL / REDIS_URL it uses an embedded Postgres and Redis (data under ./var or "
+        "$CDP_DATA_DIR). --role web|worker|beat: one part of a deployment over several "
+        "machines, against the Postgres and broker in DATABASE_URL and REDIS_URL (README "
+        '"Scale-out").'
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="address to bind the web server")
-        parser.add_argument("--port", type=int, default=8000, help="web server port")
+        parser.add_argument(
+            "--role",
+            choices=ROLES,
+            default="all",
+            help="what to run: all (default: web, worker and beat on this machine), web "
+            "(gunicorn), worker (Celery worker) or beat (Celery beat: exactly one per "
+            "deployment); a role other than all needs DATABASE_URL and REDIS_URL",
+        )
+        parser.add_argument(
+            "--migrate",
+            action="store_true",
+            help="apply database migrations before starting (--role all always does); "
+            "safe on several machines at once: they take turns",
+        )
+        parser.add_argument(
+            "--queues",
+            default=None,
+            help=f"worker: comma-separated queues to consume, of {', '.join(queues.QUEUES)} "
+            "(default: all of them)",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help=f"worker: Celery worker processes (default {DEFAULTS['concurrency']})",
+        )
+        parser.add_argument(
+            "--host",
+            default=None,
+            help=f"web: address to bind the web server (default {DEFAULTS['host']})",
+        )
+        parser.add_argument(
+            "--port", type=int, default=None, help=f"web: port (default {DEFAULTS['port']})"
+        )
         parser.add_argument(
             "--workers",
             type=int,
-            default=3,
-            help="gunicorn worker processes (production: about 2 x cores + 1)",
-        )
-        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
-        parser.add_argument("--workspace", default="Demo", help="workspace name")
-        parser.add_argument("--email", default=None, help="admin login (default: admin)")
-        parser.add_argument(
-            "--password", default=None, help="admin password on first run (default: random)"
+            default=None,
+            help=f"web: gunicorn worker processes (default {DEFAULTS['workers']}; production: "
+            "about 2 x cores + 1)",
         )
         parser.add_argument(
-            "--demo-data", action="store_true", help="load realistic demo data before starting"
+            "--workspace",
+            default=None,
+            help=f"all: workspace to prepare (default {DEFAULTS['workspace']})",
+        )
+        parser.add_argument("--email", default=None, help="all: admin login (default: admin)")
+        parser.add_argument(
+            "--password", default=None, help="all: admin password on first run (default: random)"
         )
         parser.add_argument(
-            "--no-worker", action="store_true", help="web server only: no Celery worker or beat"
+            "--demo-data", action="store_true", help="all: load realistic demo data before starting"
+        )
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="all: web server only, no Celery worker or beat",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -136,33 +277,40 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
-        host: str = options["host"]
-        port: int = options["port"]
-        if _port_in_use(host, port):
-            raise CommandError(f"port {port} on {host} is in use; pick another with --port")
-
         children: list[Child] = []
         died: Child | None = None
         try:
-            self._step("Applying database migrations")
-            call_command("migrate", interactive=False, verbosity=options["verbosity"])
-            # static files for the web server (compressed, cache-busting names)
-            call_command("collectstatic", interactive=False, verbosity=0)
-            self._step(f"Preparing workspace {options['workspace']!r}")
-            result = workspace_bootstrap(
-                name=options["workspace"], email=options["email"], password=options["password"]
+            plan = plan_for(
+                options,
+                embedded_database=runtime._pg_server is not None,
+                embedded_broker=runtime._redis is not None,
             )
-            if options["demo_data"]:
-                self._load_demo_data(options["workspace"])
+            if plan.web and _port_in_use(plan.host, plan.port):
+                raise CommandError(
+                    f"port {plan.port} on {plan.host} is in use; pick another with --port"
+                )
+            if plan.migrate:
+                self._migrate(options["verbosity"])
+            if plan.web:
+                # static files for the web server (compressed, cache-busting names), on the
+                # machine that serves them
+                call_command("collectstatic", interactive=False, verbosity=0)
+            result: BootstrapResult | None = None
+            if plan.bootstrap:
+                workspace = options["workspace"] or DEFAULTS["workspace"]
+                self._step(f"Preparing workspace {workspace!r}")
+                result = workspace_bootstrap(
+                    name=workspace, email=options["email"], password=options["password"]
+                )
+                if options["demo_data"]:
+                    self._load_demo_data(workspace)
             # the children open their own connections; ours would only hold the database open
             connections.close_all()
 
-            self._step(
-                "Starting " + ("web server" if options["no_worker"] else "web, worker, beat")
-            )
+            self._step("Starting " + ", ".join(self._commands(plan)))
             self._starting = False
-            self._start_children(options, children)
-            died = self._supervise(children, host, port, result)
+            self._start_children(plan, children)
+            died = self._supervise(children, plan, result)
         except KeyboardInterrupt:
             self.stderr.write("\nInterrupted before start-up finished.")
         finally:
@@ -195,6 +343,22 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(f"==> {text}"))
         self.stdout.flush()
 
+    def _migrate(self, verbosity: int) -> None:
+        """Migrations under a session advisory lock: a second launcher waits, then finds
+        nothing left to apply (Django's migrate alone would race on the same tables)."""
+        self._step("Applying database migrations")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", MIGRATION_LOCK)
+            taken = bool(cursor.fetchone()[0])  # type: ignore[index]
+            if not taken:
+                self.stdout.write("Another launcher is migrating; waiting for it.")
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
+        try:
+            call_command("migrate", interactive=False, verbosity=verbosity)
+        finally:
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", MIGRATION_LOCK)
+
     def _load_demo_data(self, workspace: str) -> None:
         if DEMO_DATA_COMMAND not in get_commands():
             self.stdout.write("Demo data arrives with a later release; starting without it.")
@@ -205,45 +369,50 @@ class Command(BaseCommand):
         accepts_workspace = any(action.dest == "workspace" for action in parser._actions)
         call_command(command, **({"workspace": workspace} if accepts_workspace else {}))
 
-    def _start_children(self, options: dict[str, Any], children: list[Child]) -> None:
-        """Appends to `children` as it goes, so a failure halfway still stops those started."""
+    def _commands(self, plan: Plan) -> dict[str, list[str]]:
+        """The children of this plan: display name -> argv."""
         python = [sys.executable, "-m"]
-        host, port = options["host"], options["port"]
-        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        commands = {
-            "web server (gunicorn)": [
+        commands: dict[str, list[str]] = {}
+        if plan.web:
+            host, port = plan.host, plan.port
+            bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            commands["web server (gunicorn)"] = [
                 *python,
                 "gunicorn",
                 "cdp.wsgi:application",
                 "--bind",
                 bind,
                 "--workers",
-                str(options["workers"]),
+                str(plan.workers),
                 # well inside our STOP_TIMEOUT, so a stop is graceful rather than a kill
                 "--graceful-timeout",
                 "5",
                 # gunicorn's control socket has one default path per user: two servers clash
                 "--no-control-socket",
-            ],
-        }
-        if not options["no_worker"]:
-            runtime.DATA_DIR.mkdir(parents=True, exist_ok=True)
-            commands["Celery worker"] = [
+            ]
+        if plan.worker:
+            node = "cdp" if plan.role == "all" else "cdp-" + "-".join(plan.queues)
+            commands[f"Celery worker ({', '.join(plan.queues)})"] = [
                 *python,
                 "celery",
                 "-A",
                 "cdp.celery:app",
                 "worker",
+                "--queues",
+                ",".join(_broker_queue(queue) for queue in plan.queues),
                 "--loglevel",
                 "INFO",
                 "--concurrency",
-                str(options["concurrency"]),
+                str(plan.concurrency),
+                # unique per machine and launcher: workers of one queue are told apart
                 "--hostname",
-                f"cdp-{os.getpid()}@%h",
-                # one local worker: no need to sync with or gossip to others (faster start)
+                f"{node}-{os.getpid()}@%h",
+                # workers share nothing but the broker and Postgres (claims, leases): no need
+                # to sync with or gossip to each other (faster start, less broker traffic)
                 "--without-mingle",
                 "--without-gossip",
             ]
+        if plan.beat:
             commands["Celery beat"] = [
                 *python,
                 "celery",
@@ -255,6 +424,12 @@ class Command(BaseCommand):
                 "--schedule",
                 str(runtime.DATA_DIR / "celerybeat-schedule"),
             ]
+        return commands
+
+    def _start_children(self, plan: Plan, children: list[Child]) -> None:
+        """Appends to `children` as it goes, so a failure halfway still stops those started."""
+        commands = self._commands(plan)
+        runtime.DATA_DIR.mkdir(parents=True, exist_ok=True)
         # inherits DATABASE_URL / REDIS_URL, exported by settings for the embedded services
         env = {
             "CDP_LOG_DIR": str(runtime.DATA_DIR / "log"),  # errors.log: see the banner
@@ -278,11 +453,11 @@ class Command(BaseCommand):
             children.append(Child(name=name, process=process))
 
     def _supervise(
-        self, children: list[Child], host: str, port: int, result: BootstrapResult
+        self, children: list[Child], plan: Plan, result: BootstrapResult | None
     ) -> Child | None:
         """Wait for a stop signal; return the child that died if one does first. Prints the
-        banner once the web server answers."""
-        base_url = f"http://{_url_host(host)}:{port}"
+        banner once the web server answers (at once when there is none)."""
+        base_url = f"http://{_url_host(plan.host)}:{plan.port}"
         started = time.monotonic()
         ready = warned = False
         next_probe = 0.0
@@ -292,9 +467,9 @@ class Command(BaseCommand):
                     return child
             now = time.monotonic()
             if not ready and now >= next_probe:
-                ready = _answers(f"{base_url}/login/")
+                ready = not plan.web or _answers(f"{base_url}/login/")
                 if ready:
-                    self._print_banner(base_url, host, result)
+                    self._print_banner(plan, base_url, result)
                 elif not warned and now - started > SLOW_START_WARNING:
                     warned = True
                     self.stderr.write(f"The web server has not answered {base_url} yet...")
@@ -323,22 +498,56 @@ class Command(BaseCommand):
                 os.killpg(child.process.pid, signal.SIGKILL)
             child.process.wait()
 
-    def _print_banner(self, base_url: str, host: str, result: BootstrapResult) -> None:
-        password = result.password or "(unchanged since first run)"
-        curl = (
-            f"curl -sS -u {shlex.quote(result.write_key + ':')} "
-            "-H 'Content-Type: application/json' \\\n"
-            f"       -d {shlex.quote(SAMPLE_EVENT)} \\\n"
-            f"       {base_url}/v1/track"
-        )
+    def _print_banner(self, plan: Plan, base_url: str, result: BootstrapResult | None) -> None:
         database = "embedded PostgreSQL" if runtime._pg_server is not None else "PostgreSQL"
         log_dir = os.environ.get("CDP_LOG_DIR") or runtime.DATA_DIR / "log"
         broker = "embedded Redis" if runtime._redis is not None else "Redis"
         rule = "=" * 78
-        lines = [
-            rule,
-            "CDP is running.",
+        if result is not None:
+            lines = [rule, "CDP is running.", "", *self._login_lines(base_url, result)]
+        else:
+            lines = [rule, f"CDP {plan.role} is running.", ""]
+            if plan.web:
+                lines += [
+                    f"  Web server    {base_url}/  (workers: {plan.workers})",
+                    f"  API docs      {base_url}/api/docs/",
+                ]
+        if plan.worker:
+            lines.append(
+                "  Queues        "
+                + ", ".join(
+                    queue if _broker_queue(queue) == queue else f"{queue} ({_broker_queue(queue)})"
+                    for queue in plan.queues
+                )
+                + f"  (processes: {plan.concurrency})"
+            )
+        lines += [
+            f"  Database      {database}  {_masked(settings.DATABASE_URL)}",
+            f"  Broker        {broker}  {_masked(settings.CELERY_BROKER_URL)}",
+            f"  Error log     {log_dir}/errors.log",
             "",
+        ]
+        if result is not None:
+            curl = (
+                f"curl -sS -u {shlex.quote(result.write_key + ':')} "
+                "-H 'Content-Type: application/json' \\\n"
+                f"       -d {shlex.quote(SAMPLE_EVENT)} \\\n"
+                f"       {base_url}/v1/track"
+            )
+            lines += ["  Send a test event:", f"    {curl}", ""]
+        if plan.web and plan.host not in LOOPBACK and "*" not in settings.ALLOWED_HOSTS:
+            lines += [
+                "  Note: to reach it from other machines, add the name or address they use",
+                "  to ALLOWED_HOSTS (comma-separated environment variable).",
+                "",
+            ]
+        lines += ["Press Ctrl-C to stop.", rule]
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()
+
+    def _login_lines(self, base_url: str, result: BootstrapResult) -> list[str]:
+        password = result.password or "(unchanged since first run)"
+        return [
             f"  Log in        {base_url}/login/",
             f"  Username      {result.username}",
             f"  Password      {password}",
@@ -350,20 +559,10 @@ class Command(BaseCommand):
                 else "  API token     (shown when it was made; make another under Settings)"
             ),
             f"  API docs      {base_url}/api/docs/",
-            f"  Database      {database}  {_masked(settings.DATABASE_URL)}",
-            f"  Broker        {broker}  {_masked(settings.CELERY_BROKER_URL)}",
-            f"  Error log     {log_dir}/errors.log",
-            "",
-            "  Send a test event:",
-            f"    {curl}",
-            "",
         ]
-        if host not in LOOPBACK and "*" not in settings.ALLOWED_HOSTS:
-            lines += [
-                "  Note: to reach it from other machines, add the name or address they use",
-                "  to ALLOWED_HOSTS (comma-separated environment variable).",
-                "",
-            ]
-        lines += ["Press Ctrl-C to stop.", rule]
-        self.stdout.write("\n".join(lines))
-        self.stdout.flush()
+
+
+def _broker_queue(queue: str) -> str:
+    return queues.broker_queue(
+        queue, prefix=settings.CDP_QUEUE_PREFIX, default_queue=settings.CELERY_TASK_DEFAULT_QUEUE
+    )
