@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from activation import selectors, services
 from activation.models import ServerKey
 from cdp.apis import NameSerializer
+from cdp.pagination import Pagination, paginated_response
 from cdp.views_support import CapabilityMixin
 
 
@@ -37,15 +38,15 @@ class NewServerKeySerializer(ServerKeySerializer):
 class ServerKeyListView(CapabilityMixin, APIView):
     """Decision-API server keys of this workspace."""
 
+    pagination_class = Pagination
+
     @extend_schema(responses=ServerKeySerializer(many=True))
     def get(self, request: Request) -> Response:
         self.require("server_keys.manage")
         keys = selectors.server_key_list(workspace=self.workspace)
-        return Response(
-            {"count": len(keys), "next": None, "results": ServerKeySerializer(keys, many=True).data}
-        )
+        return paginated_response(self, keys, ServerKeySerializer)
 
-    @extend_schema(request=NameSerializer, responses=NewServerKeySerializer)
+    @extend_schema(request=NameSerializer, responses={201: NewServerKeySerializer})
     def post(self, request: Request) -> Response:
         self.require("server_keys.manage")
         data = NameSerializer(data=request.data)

@@ -9,7 +9,9 @@ from rest_framework.views import APIView
 
 from cdp import access, selectors, services
 from cdp.errors import NotFound
+from cdp.inputs import JSONInput
 from cdp.models import ApiToken, Role
+from cdp.pagination import Pagination, paginated_response
 from cdp.views_support import CapabilityMixin
 
 User = get_user_model()
@@ -34,12 +36,12 @@ class NewApiTokenSerializer(ApiTokenSerializer):
         read_only_fields = fields
 
 
-class MemberSerializer(serializers.Serializer):
+class MemberSerializer(JSONInput):
     username = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class NameSerializer(serializers.Serializer):
+class NameSerializer(JSONInput):
     name = serializers.CharField(max_length=100)
 
 
@@ -65,18 +67,14 @@ class MeView(CapabilityMixin, APIView):
 class TokenListView(CapabilityMixin, APIView):
     """Your personal API tokens in this workspace."""
 
+    pagination_class = Pagination
+
     @extend_schema(responses=ApiTokenSerializer(many=True))
     def get(self, request: Request) -> Response:
         tokens = selectors.api_tokens_of(workspace=self.workspace, user=request.user).order_by("id")
-        return Response(
-            {
-                "count": len(tokens),
-                "next": None,
-                "results": ApiTokenSerializer(tokens, many=True).data,
-            }
-        )
+        return paginated_response(self, tokens, ApiTokenSerializer)
 
-    @extend_schema(request=NameSerializer, responses=NewApiTokenSerializer)
+    @extend_schema(request=NameSerializer, responses={201: NewApiTokenSerializer})
     def post(self, request: Request) -> Response:
         self.require("tokens.own")
         data = NameSerializer(data=request.data)
@@ -95,11 +93,15 @@ class TokenRevokeView(CapabilityMixin, APIView):
 
 
 class MemberListView(CapabilityMixin, APIView):
+    """The workspace's members and their roles."""
+
+    pagination_class = Pagination
+
     @extend_schema(responses=MemberSerializer(many=True))
     def get(self, request: Request) -> Response:
         rows = selectors.memberships_of(workspace=self.workspace)
         results = [{"username": m.user.get_username(), "role": m.role} for m in rows]
-        return Response({"count": len(results), "next": None, "results": results})
+        return paginated_response(self, results, MemberSerializer)
 
     @extend_schema(request=MemberSerializer, responses=MemberSerializer)
     def post(self, request: Request) -> Response:

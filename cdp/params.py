@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from cdp.errors import ValidationFailed
@@ -27,3 +28,17 @@ def int_param(value: Any, name: str, *, minimum: int = 0, maximum: int = INT_MAX
     if not minimum <= number <= maximum:
         raise ValidationFailed.at(name, f"expected {minimum:,} to {maximum:,}, got {number:,}")
     return number
+
+
+def choice_param(value: Any, name: str, choices: Iterable[str]) -> str:
+    """One of `choices`, or "" when absent; anything else (an empty value too) is a 400
+    naming the parameter and the choices (a filter silently ignored would answer another
+    question)."""
+    if value is None:
+        return ""
+    allowed = list(choices)
+    if value not in allowed:
+        raise ValidationFailed.at(
+            name, f"expected one of {', '.join(allowed)}, got {str(value)[:40]!r}"
+        )
+    return str(value)

@@ -96,12 +96,17 @@ def error_responses_hook(result: dict[str, Any], **_kwargs: Any) -> dict[str, An
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(_error_schemas(ERROR_CODES))
     error = {"$ref": "#/components/schemas/Error"}
-    invalid = {"oneOf": [{"$ref": "#/components/schemas/ValidationError"}, error]}
+    # anyOf: a validation_failed answer also has the general Error shape
+    invalid = {"anyOf": [{"$ref": "#/components/schemas/ValidationError"}, error]}
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
+            for status, response in responses.items():
+                # an error status an operation declares itself (description only): our shape
+                if status[0] in "45" and "content" not in response:
+                    response["content"] = {"application/json": {"schema": error}}
             for status, description in _ERROR_STATUSES.items():
                 body = invalid if status == "400" else error
                 responses.setdefault(

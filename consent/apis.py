@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,14 +14,16 @@ from rest_framework.views import APIView
 
 from cdp.errors import NON_FIELD, ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.pagination import Pagination
-from cdp.params import is_id
-from cdp.views_support import CapabilityMixin
+from cdp.params import choice_param, is_id
+from cdp.views_support import CapabilityMixin, settings_body
 from consent import privacy, retention, selectors, services, suppression
 from consent.models import (
     DEFAULT_EVENT_RETENTION_DAYS,
     DEFAULT_FAILED_EVENT_RETENTION_DAYS,
     ConsentRecord,
     PrivacyRequest,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
     Purpose,
     RetentionPolicy,
 )
@@ -68,11 +70,12 @@ class PurposeViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     serializer_class = PurposeSerializer
     queryset = Purpose.objects.none()
+    pagination_class = Pagination
 
     def list(self, request: Request) -> Response:
         self.require("consent.view")
-        rows = selectors.purpose_list(workspace=self.workspace)
-        return Response({"results": PurposeSerializer(rows, many=True).data})
+        page = self.paginate_queryset(selectors.purpose_list(workspace=self.workspace))
+        return self.get_paginated_response(PurposeSerializer(page, many=True).data)
 
     @extend_schema(request=PurposeInputSerializer, responses=PurposeSerializer)
     def create(self, request: Request) -> Response:
@@ -177,18 +180,6 @@ class ConsentEventViewSet(CapabilityMixin, viewsets.GenericViewSet):
         return Response(ConsentRecordSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
-def _settings_body(request: Request, what: str, fields: list[str]) -> dict[str, Any]:
-    """A settings PATCH: a JSON object with some of `fields` and nothing else."""
-    names = ", ".join(fields)
-    data = request.data
-    if not isinstance(data, dict):
-        raise ValidationFailed.at(NON_FIELD, f"expected a JSON object with {names}")
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValidationFailed.at(f"{unknown[0]}", f"not a {what} ({names})")
-    return data
-
-
 def _retention_data(policy: RetentionPolicy) -> dict[str, Any]:
     return {
         "event_days": policy.event_days,
@@ -217,7 +208,7 @@ class RetentionView(CapabilityMixin, APIView):
     @extend_schema(request=RetentionPolicySerializer, responses=RetentionPolicySerializer)
     def patch(self, request: Request) -> Response:
         self.require("privacy.manage")
-        data = _settings_body(request, "retention setting", ["event_days", "failed_event_days"])
+        data = settings_body(request, ["event_days", "failed_event_days"], what="retention setting")
         current = retention.retention_policy_of(workspace=self.workspace)
         policy = retention.retention_policy_set(
             workspace=self.workspace,
@@ -255,12 +246,13 @@ class PrivacySettingsView(CapabilityMixin, APIView):
     @extend_schema(request=PrivacySettingsSerializer, responses=PrivacySettingsSerializer)
     def patch(self, request: Request) -> Response:
         self.require("privacy.manage")
-        data = _settings_body(request, "privacy setting", ["two_person_approval", "pii_traits"])
+        data = settings_body(request, ["two_person_approval", "pii_traits"], what="privacy setting")
         current = privacy.privacy_settings_of(workspace=self.workspace)
         saved = privacy.privacy_settings_set(
             workspace=self.workspace,
             two_person_approval=data.get("two_person_approval", current.two_person_approval),
-            pii_traits=data.get("pii_traits"),
+            # absent: unchanged; present, it must be a list (null is refused, with its path)
+            pii_traits=data.get("pii_traits", privacy.UNCHANGED),
             actor=request.user,
         )
         return Response(PrivacySettingsSerializer(saved).data)
@@ -280,7 +272,15 @@ class SuppressionView(CapabilityMixin, APIView):
             {"suppressed": suppression.suppression_count(workspace_id=self.workspace.pk)}
         )
 
-    @extend_schema(request=SuppressionImportSerializer, responses=dict)
+    @extend_schema(
+        request=SuppressionImportSerializer,
+        responses={
+            201: inline_serializer(
+                "SuppressionImported",
+                {"added": serializers.IntegerField(), "already": serializers.IntegerField()},
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         self.require("privacy.manage")
         serializer = SuppressionImportSerializer(data=request.data)
@@ -311,8 +311,8 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", str),
-            OpenApiParameter("type", str),
+            OpenApiParameter("status", str, enum=PrivacyRequestStatus.values),
+            OpenApiParameter("type", str, enum=PrivacyRequestType.values),
             OpenApiParameter(
                 "due",
                 str,
@@ -326,9 +326,9 @@ class PrivacyRequestViewSet(CapabilityMixin, viewsets.GenericViewSet):
         params = request.query_params
         rows = selectors.privacy_request_list(
             workspace=self.workspace,
-            status=params.get("status") or "",
-            type=params.get("type") or "",
-            due=params.get("due") or "",
+            status=choice_param(params.get("status"), "status", PrivacyRequestStatus.values),
+            type=choice_param(params.get("type"), "type", PrivacyRequestType.values),
+            due=choice_param(params.get("due"), "due", selectors.DEADLINE_FILTERS),
         )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PrivacyRequestSerializer(page, many=True).data)

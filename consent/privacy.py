@@ -154,10 +154,16 @@ def privacy_settings_of(*, workspace: Workspace) -> PrivacySettings:
 def _clean_pii_traits(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValidationFailed.at("pii_traits", "expected a list of trait names")
-    clean = sorted({v.strip() for v in value if v.strip()})
+    blank = [index for index, v in enumerate(value) if not v.strip()]
+    if blank:
+        raise ValidationFailed.at(f"pii_traits[{blank[0]}]", "a trait name, not blank")
+    clean = sorted({v.strip() for v in value})
     if len(clean) > 200 or any(len(v) > 100 for v in clean):
         raise ValidationFailed.at("pii_traits", "at most 200 names of at most 100 characters")
     return clean
+
+
+UNCHANGED: Any = object()  # a setting left as it is (None would be a value to refuse)
 
 
 @transaction.atomic
@@ -165,13 +171,13 @@ def privacy_settings_set(
     *,
     workspace: Workspace,
     two_person_approval: Any,
-    pii_traits: Any = None,
+    pii_traits: Any = UNCHANGED,
     actor: Any = None,
 ) -> PrivacySettings:
-    """`pii_traits` None: unchanged."""
+    """`pii_traits` UNCHANGED (the default): kept as they are."""
     if not isinstance(two_person_approval, bool):
         raise ValidationFailed.at("two_person_approval", "expected true or false")
-    pii = _clean_pii_traits(pii_traits) if pii_traits is not None else None
+    pii = _clean_pii_traits(pii_traits) if pii_traits is not UNCHANGED else None
     row = PrivacySettings.objects.select_for_update().filter(workspace=workspace).first()
     before = row.two_person_approval if row else False
     lifting = before and not two_person_approval

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from cdp.inputs import JSONInput
 from cdp.params import BIGINT_MAX, INT_MAX
 from consent.models import (
     ConsentRecord,
@@ -28,7 +29,7 @@ class PurposeSerializer(serializers.ModelSerializer):
         ]
 
 
-class PurposeInputSerializer(serializers.Serializer):
+class PurposeInputSerializer(JSONInput):
     key = serializers.CharField(max_length=64)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -57,7 +58,7 @@ class ConsentRecordSerializer(serializers.ModelSerializer):
         ]
 
 
-class ConsentEventInputSerializer(serializers.Serializer):
+class ConsentEventInputSerializer(JSONInput):
     """A decision: for a profile (id) or an identifier ("email:ann@example.com")."""
 
     profile_id = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
@@ -97,7 +98,7 @@ class PrivacySettingsSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
 
-class PrivacyRequestInputSerializer(serializers.Serializer):
+class PrivacyRequestInputSerializer(JSONInput):
     type = serializers.ChoiceField(choices=PrivacyRequestType.choices)
     identifier = serializers.CharField(max_length=320)
     suppress = serializers.BooleanField(required=False, default=True)
@@ -113,10 +114,10 @@ class PrivacyPropagationSerializer(serializers.ModelSerializer):
 class PrivacyRequestSerializer(serializers.ModelSerializer):
     identifier = serializers.SerializerMethodField()
     requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     approved_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     overdue = serializers.SerializerMethodField()
     download = serializers.SerializerMethodField()
@@ -162,11 +163,11 @@ class PrivacyRequestSerializer(serializers.ModelSerializer):
         return f"/api/v1/privacy/requests/{obj.pk}/download/"
 
 
-class ExtendSerializer(serializers.Serializer):
+class ExtendSerializer(JSONInput):
     days = serializers.JSONField(help_text="1 to 60")
     reason = serializers.CharField(allow_blank=True, max_length=2000)
 
 
-class SuppressionImportSerializer(serializers.Serializer):
+class SuppressionImportSerializer(JSONInput):
     # strings checked by the service, whose errors give each bad one's position
     identifiers = serializers.ListField(child=serializers.JSONField(), allow_empty=True)

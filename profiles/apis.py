@@ -12,16 +12,18 @@ from rest_framework.views import APIView
 from cdp import access
 from cdp.errors import ErrorDoc, NotFound, document_errors
 from cdp.pagination import CappedCountPagination
-from cdp.params import int_param
+from cdp.params import choice_param, int_param
 from cdp.views_support import CapabilityMixin
 from profiles import selectors, services
-from profiles.models import Event, FailedEvent, Source
+from profiles.collector.normalize import EVENT_TYPES
+from profiles.models import Event, FailedEvent, FailedEventStatus, FailureReason, Source
 from profiles.serializers import (
     DeadLettersSerializer,
     EventSerializer,
     FailedEventSerializer,
     ObservedEventSerializer,
     ObservedPropertySerializer,
+    ObservedSchemaSerializer,
     RotateKeySerializer,
     SourceCreateSerializer,
     SourceSerializer,
@@ -98,7 +100,7 @@ class SourceViewSet(CapabilityMixin, viewsets.GenericViewSet):
         }
         return Response(DeadLettersSerializer(data).data)
 
-    @extend_schema(request=RotateKeySerializer, responses=WriteKeySerializer)
+    @extend_schema(request=RotateKeySerializer, responses={201: WriteKeySerializer})
     @action(detail=True, methods=["post"], url_path="rotate-key")
     def rotate_key(self, request: Request, pk: str) -> Response:
         source = self.get_object()
@@ -120,8 +122,13 @@ class SourceViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
 
 EVENT_PARAMS = [
-    OpenApiParameter(name, str, description=f"exact {name}")
-    for name in ("user_id", "anonymous_id", "message_id", "type", "event", "source", "after_id")
+    *(
+        OpenApiParameter(name, str, description=f"exact {name}")
+        for name in ("user_id", "anonymous_id", "message_id", "event")
+    ),
+    OpenApiParameter("type", str, enum=list(EVENT_TYPES)),
+    OpenApiParameter("source", int, description="a source's id"),
+    OpenApiParameter("after_id", int, description="only events newer than this one"),
 ]
 
 
@@ -162,9 +169,9 @@ class FailedEventViewSet(CapabilityMixin, mixins.ListModelMixin, viewsets.Generi
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("source", str),
-            OpenApiParameter("reason", str),
-            OpenApiParameter("status", str),
+            OpenApiParameter("source", int, description="a source's id"),
+            OpenApiParameter("reason", str, enum=FailureReason.values),
+            OpenApiParameter("status", str, enum=FailedEventStatus.values),
         ]
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -193,12 +200,15 @@ class SchemaView(CapabilityMixin, APIView):
     """The observed schema: event names and the properties/traits seen on them, with types."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("type", str), OpenApiParameter("event", str)],
-        responses=ObservedPropertySerializer(many=True),
+        parameters=[
+            OpenApiParameter("type", str, enum=list(EVENT_TYPES)),
+            OpenApiParameter("event", str),
+        ],
+        responses=ObservedSchemaSerializer,
     )
     def get(self, request: Request) -> Response:
         self.require("schema.view")
-        event_type = request.query_params.get("type")
+        event_type = choice_param(request.query_params.get("type"), "type", EVENT_TYPES) or None
         event = request.query_params.get("event")
         return Response(
             {

@@ -8,12 +8,15 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from cdp.models import Workspace
-from cdp.params import BIGINT_MAX, int_param, is_id
+from cdp.params import BIGINT_MAX, choice_param, int_param, is_id
+from profiles.collector.normalize import EVENT_TYPES
 from profiles.models import (
     DeadLetterDay,
     Event,
     EventCounter,
     FailedEvent,
+    FailedEventStatus,
+    FailureReason,
     ObservedEvent,
     ObservedProperty,
     Source,
@@ -30,7 +33,7 @@ EVENT_FILTERS = {
 
 def _int_param(filters: dict[str, str], name: str) -> int | None:
     value = filters.get(name)
-    if value in (None, ""):
+    if value is None:
         return None
     return int_param(value, name, maximum=BIGINT_MAX)
 
@@ -48,6 +51,7 @@ def source_get(*, workspace: Workspace, source_id: Any) -> Source | None:
 def event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[Event]:
     """Stored events, newest first (the debugger's data)."""
     qs = Event.objects.filter(workspace=workspace)
+    choice_param(filters.get("type"), "type", EVENT_TYPES)
     for param, column in EVENT_FILTERS.items():
         value = filters.get(param)
         if value:
@@ -66,10 +70,12 @@ def failed_event_list(*, workspace: Workspace, filters: dict[str, str]) -> Query
     source = _int_param(filters, "source")
     if source is not None:
         qs = qs.filter(source_id=source)
-    if filters.get("reason"):
-        qs = qs.filter(reason=filters["reason"])
-    if filters.get("status"):
-        qs = qs.filter(status=filters["status"])
+    reason = choice_param(filters.get("reason"), "reason", FailureReason.values)
+    if reason:
+        qs = qs.filter(reason=reason)
+    status = choice_param(filters.get("status"), "status", FailedEventStatus.values)
+    if status:
+        qs = qs.filter(status=status)
     return qs.order_by("-id")
 
 

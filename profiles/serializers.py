@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cdp.inputs import JSONInput
 from cdp.params import INT_MAX
 from profiles.models import (
     Event,
@@ -42,7 +43,7 @@ class SourceSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "write_keys"]
 
 
-class SourceCreateSerializer(serializers.Serializer):
+class SourceCreateSerializer(JSONInput):
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=SourceKind.choices, default=SourceKind.HTTP)
     rate_limit_per_second = serializers.IntegerField(
@@ -67,7 +68,7 @@ class SourceCreateSerializer(serializers.Serializer):
     )
 
 
-class SourceUpdateSerializer(serializers.Serializer):
+class SourceUpdateSerializer(JSONInput):
     name = serializers.CharField(max_length=200, required=False)
     kind = serializers.ChoiceField(choices=SourceKind.choices, required=False)
     enabled = serializers.BooleanField(required=False)
@@ -107,7 +108,7 @@ class DeadLettersSerializer(serializers.Serializer):
     days = DeadLetterDaySerializer(many=True)
 
 
-class RotateKeySerializer(serializers.Serializer):
+class RotateKeySerializer(JSONInput):
     revoke_old = serializers.BooleanField(default=False)
 
 
@@ -190,3 +191,8 @@ class ObservedPropertySerializer(serializers.ModelSerializer):
             "last_seen",
             "count",
         ]
+
+
+class ObservedSchemaSerializer(serializers.Serializer):
+    events = ObservedEventSerializer(many=True)
+    properties = ObservedPropertySerializer(many=True)

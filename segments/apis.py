@@ -5,7 +5,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -15,7 +16,7 @@ from cdp import access
 from cdp.errors import ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.models import Workspace, audit
 from cdp.pagination import Pagination
-from cdp.params import int_param, is_id
+from cdp.params import choice_param, int_param, is_id
 from cdp.selectors import member_user
 from cdp.views_support import CapabilityMixin
 from consent.privacy import privacy_settings_of
@@ -25,12 +26,17 @@ from segments import selectors, services
 from segments.models import Segment
 from segments.rules.schema import RULE_SCHEMA
 from segments.serializers import (
+    DiffSerializer,
     DuplicateSerializer,
     GrantSerializer,
+    GrantsSerializer,
     MembershipSerializer,
+    PreviewResultSerializer,
     PreviewSerializer,
     SegmentSerializer,
     SegmentWriteSerializer,
+    SizesSerializer,
+    VersionListSerializer,
 )
 
 document_errors(
@@ -111,10 +117,10 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         rows = selectors.segment_list(
             workspace=self.workspace,
             q=params.get("q", ""),
-            status=params.get("status", ""),
+            status=choice_param(params.get("status"), "status", selectors.SEGMENT_STATUSES),
             owner_id=_owner_param(request),
             tag=params.get("tag", ""),
-            order=params.get("order", "name"),
+            order=choice_param(params.get("order"), "order", selectors.SEGMENT_ORDERS) or "name",
         )
         page = self.paginate_queryset(rows) or []
         context = {
@@ -184,7 +190,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             SegmentSerializer(self.get_object(), context=self.get_serializer_context()).data
         )
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=VersionListSerializer)
     @action(detail=True, methods=["get"])
     def versions(self, request: Request, pk: str) -> Response:
         """Every version of the rule, newest first: which is live, which is the draft, who
@@ -268,6 +274,12 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             }
         )
 
+    @extend_schema(
+        responses={
+            200: DiffSerializer,
+            409: OpenApiResponse(description="`no_draft`: the segment has no draft to compare"),
+        }
+    )
     @action(detail=True, methods=["get"])
     def diff(self, request: Request, pk: str) -> Response:
         """What publishing the draft would change: counts and samples of who enters and
@@ -287,7 +299,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             }
         )
 
-    @extend_schema(request=PreviewSerializer, responses=dict)
+    @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer)
     @action(detail=False, methods=["post"])
     def preview(self, request: Request) -> Response:
         """Count and a sample of members for an unsaved rule."""
@@ -307,11 +319,16 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
             }
         )
 
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        description="A JSON Schema (draft 2020-12) document describing `rule`.",
+    )
     @action(detail=False, methods=["get"], url_path="rule-schema")
     def rule_schema(self, request: Request) -> Response:
         """The JSON Schema of the rule language."""
         return Response(RULE_SCHEMA)
 
+    @extend_schema(responses=ProfileSummarySerializer(many=True))
     @action(detail=True, methods=["get"])
     def members(self, request: Request, pk: str) -> Response:
         """Current members (profiles), newest entries first."""
@@ -321,7 +338,10 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         ids = [m.profile_id for m in page or []]
         return self.get_paginated_response(_profiles(self.workspace, ids))
 
-    @extend_schema(parameters=[OpenApiParameter("profile", int)])
+    @extend_schema(
+        parameters=[OpenApiParameter("profile", int, description="one profile's history")],
+        responses=MembershipSerializer(many=True),
+    )
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk: str) -> Response:
         """Every stay in the segment: entered, exited (null while still in), rule version."""
@@ -334,7 +354,10 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(MembershipSerializer(page, many=True).data)
 
-    @extend_schema(parameters=[OpenApiParameter("days", int, description="1–366, default 30")])
+    @extend_schema(
+        parameters=[OpenApiParameter("days", int, description="1–366, default 30")],
+        responses=SizesSerializer,
+    )
     @action(detail=True, methods=["get"])
     def sizes(self, request: Request, pk: str) -> Response:
         """Members at the end of each UTC day (today: so far), with the day's entries and
@@ -377,7 +400,8 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         response["Content-Disposition"] = f'attachment; filename="segment-{segment.key}.csv"'
         return response
 
-    @extend_schema(request=GrantSerializer, responses=dict)
+    @extend_schema(methods=["GET"], responses=GrantsSerializer)
+    @extend_schema(methods=["POST"], request=GrantSerializer, responses={201: GrantsSerializer})
     @action(detail=True, methods=["get", "post"])
     def grants(self, request: Request, pk: str) -> Response:
         """Who may edit this segment besides admins: its owner and the members it was shared
@@ -410,8 +434,8 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
 def _owner_param(request: Request) -> int | None:
     """`?owner=me` or `?owner=<user id>`; absent: anyone's."""
-    value = request.query_params.get("owner", "")
-    if not value:
+    value = request.query_params.get("owner")
+    if value is None:
         return None
     if value == "me":
         user_id: int | None = request.user.pk

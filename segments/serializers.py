@@ -4,7 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cdp.inputs import JSONInput
 from cdp.params import BIGINT_MAX
+from profiles.identity.serializers import ProfileSummarySerializer
 from segments.models import Membership, Segment, SegmentVersion
 
 
@@ -18,7 +20,7 @@ class SegmentSerializer(serializers.ModelSerializer):
     published = serializers.SerializerMethodField()
     draft = serializers.SerializerMethodField()
     owner: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     can_manage = serializers.SerializerMethodField()
     trend = serializers.SerializerMethodField()
@@ -65,7 +67,7 @@ class SegmentSerializer(serializers.ModelSerializer):
         return VersionSerializer(v).data if v else None
 
 
-class SegmentWriteSerializer(serializers.Serializer):
+class SegmentWriteSerializer(JSONInput):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(allow_blank=True, required=False)
     # checked by the service, whose errors name the bad tag's position
@@ -74,7 +76,7 @@ class SegmentWriteSerializer(serializers.Serializer):
     publish = serializers.BooleanField(default=False)
 
 
-class PreviewSerializer(serializers.Serializer):
+class PreviewSerializer(JSONInput):
     rule = serializers.JSONField()
     sample = serializers.IntegerField(min_value=0, max_value=100, default=20)
 
@@ -85,9 +87,59 @@ class MembershipSerializer(serializers.ModelSerializer):
         fields = ["profile_id", "version", "entered_at", "exited_at"]
 
 
-class GrantSerializer(serializers.Serializer):
+class GrantSerializer(JSONInput):
     user_id = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
 
 
-class DuplicateSerializer(serializers.Serializer):
+class VersionRowSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=["live", "draft", "earlier"])
+    rule = serializers.JSONField(help_text="see rule-schema/")
+    created_by = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    published_at = serializers.DateTimeField(allow_null=True)
+
+
+class VersionListSerializer(serializers.Serializer):
+    results = VersionRowSerializer(many=True)
+
+
+class DiffSerializer(serializers.Serializer):
+    draft_version = serializers.IntegerField()
+    members_after = serializers.IntegerField()
+    members_now = serializers.IntegerField()
+    entering = serializers.IntegerField()
+    leaving = serializers.IntegerField()
+    entering_sample = ProfileSummarySerializer(many=True)
+    leaving_sample = ProfileSummarySerializer(many=True)
+
+
+class PreviewResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    sample = ProfileSummarySerializer(many=True)
+    milliseconds = serializers.IntegerField()
+
+
+class SizeDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    size = serializers.IntegerField()
+    entered = serializers.IntegerField()
+    exited = serializers.IntegerField()
+
+
+class SizesSerializer(serializers.Serializer):
+    days = SizeDaySerializer(many=True)
+
+
+class GranteeSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    owner = serializers.BooleanField(help_text="the segment's owner (cannot be revoked)")
+
+
+class GrantsSerializer(serializers.Serializer):
+    grants = GranteeSerializer(many=True)
+
+
+class DuplicateSerializer(JSONInput):
     name = serializers.CharField(max_length=200, required=False)

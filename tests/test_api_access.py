@@ -178,7 +178,7 @@ def test_object_grant_lets_a_marketer_manage_one_source(tenant_a: Tenant) -> Non
     other = Source.objects.create(workspace=tenant_a.workspace, name="Other")
     assign_perm("profiles.change_source", marketer, tenant_a.source)
     api = tenant_a.api(Role.MARKETER)
-    rotated = api.post(f"/api/v1/sources/{tenant_a.source.pk}/rotate-key/")
+    rotated = api.post(f"/api/v1/sources/{tenant_a.source.pk}/rotate-key/", {}, "application/json")
     assert rotated.status_code == 201
     assert rotated.json()["key"].startswith("wk_")
     assert api.post(f"/api/v1/sources/{other.pk}/rotate-key/").status_code == 403

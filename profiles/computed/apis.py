@@ -75,11 +75,11 @@ class ComputedTraitViewSet(CapabilityMixin, viewsets.GenericViewSet):
         services.computed_trait_refresh_enqueue(trait=trait, actor=request.user)
         return Response({"id": trait.pk, "status": "queued"}, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses=BuiltinTraitSerializer)
-    @action(detail=False, methods=["get"], pagination_class=None)
+    @extend_schema(responses=BuiltinTraitSerializer(many=True))
+    @action(detail=False, methods=["get"])
     def builtin(self, request: Request) -> Response:
         """The built-in computed traits every profile has (for the profile page and the
         segment builder)."""
         self.require("computed_traits.view")
-        rows = selectors.builtin_trait_list()
-        return Response({"count": len(rows), "next": None, "results": rows})
+        page = self.paginate_queryset(selectors.builtin_trait_list())
+        return self.get_paginated_response(BuiltinTraitSerializer(page, many=True).data)

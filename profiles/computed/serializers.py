@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from cdp.inputs import JSONInput
 from profiles.models import ComputedTrait
 
 
@@ -34,7 +34,7 @@ class ComputedTraitSerializer(serializers.ModelSerializer):
         return trait.created_by.get_username() if trait.created_by else None
 
 
-class ComputedTraitInputSerializer(serializers.Serializer):
+class ComputedTraitInputSerializer(JSONInput):
     """The request's shape; the definition itself is checked by the service, whose errors
     name the path of the bad field (e.g. `where[1].op: unknown operator 'foo'`)."""
 
@@ -56,16 +56,19 @@ class ComputedTraitInputSerializer(serializers.Serializer):
         return dict(super().to_internal_value(data))
 
 
-BuiltinTraitSerializer = inline_serializer(
-    "BuiltinTrait",
-    fields={
-        "key": serializers.CharField(),
-        "label": serializers.CharField(),
-        "description": serializers.CharField(),
-        "type": serializers.CharField(),
-        "source": serializers.CharField(),
-        "column": serializers.CharField(allow_null=True),
-        "computed_key": serializers.CharField(allow_null=True),
-        "values": serializers.ListField(child=serializers.CharField()),
-    },
-)
+BUILTIN_TYPES = ["datetime", "integer", "number", "string"]
+
+
+class BuiltinTraitSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    description = serializers.CharField()
+    type = serializers.ChoiceField(choices=BUILTIN_TYPES)  # type: ignore[assignment]
+    source = serializers.ChoiceField(choices=["profile", "scheduled"])  # type: ignore[assignment]
+    column = serializers.CharField(allow_null=True, help_text="the Profile column (profile)")
+    computed_key = serializers.CharField(
+        allow_null=True, help_text="the key in Profile.computed (scheduled)"
+    )
+    values = serializers.ListField(
+        child=serializers.CharField(), help_text="the possible values of a string trait"
+    )

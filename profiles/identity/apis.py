@@ -2,27 +2,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.errors import NON_FIELD, ErrorDoc, NotFound, ValidationFailed, document_errors
-from cdp.pagination import Pagination
-from cdp.views_support import CapabilityMixin
+from cdp.errors import ErrorDoc, NotFound, document_errors
+from cdp.inputs import JSONInput
+from cdp.pagination import CappedCountPagination, Pagination
+from cdp.params import choice_param
+from cdp.views_support import CapabilityMixin, settings_body
+from profiles.collector.normalize import EVENT_TYPES
 from profiles.identity import selectors, services
 from profiles.identity.rules import rules_row
 from profiles.identity.serializers import (
     ConflictSerializer,
+    GraphSerializer,
     IdentityRulesSerializer,
     MergeSerializer,
     ProfileSummarySerializer,
     SplitSerializer,
     profile_detail,
 )
-from profiles.models import Profile
+from profiles.models import ConflictReason, MergeStatus, Profile
 from profiles.serializers import EventSerializer
 
 document_errors(ErrorDoc("already_split", 409, "the merge was split already"))
@@ -64,16 +68,21 @@ class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
         return Response(profile_detail(profile, requested_id=int(pk)))
 
     @extend_schema(
-        parameters=[OpenApiParameter("type", str, description="only events of this type")],
+        parameters=[
+            OpenApiParameter(
+                "type", str, enum=[*EVENT_TYPES], description="only events of this type"
+            )
+        ],
         responses=EventSerializer(many=True),
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=CappedCountPagination)
     def events(self, request: Request, pk: str) -> Response:
         """The profile's event timeline, newest first (by event time)."""
         profile = self._profile(pk)
         self.require("events.view")
         rows = selectors.profile_events(
-            profile=profile, event_type=request.query_params.get("type")
+            profile=profile,
+            event_type=choice_param(request.query_params.get("type"), "type", EVENT_TYPES) or None,
         )
         page = self.paginate_queryset(rows)
         events = selectors.events_for(list(page or []))
@@ -106,6 +115,7 @@ class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
             }
         )
 
+    @extend_schema(responses=GraphSerializer)
     @action(detail=True, methods=["get"])
     def graph(self, request: Request, pk: str) -> Response:
         """The profile's identity graph with layout positions (0..1) for drawing."""
@@ -113,6 +123,17 @@ class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
         profile = self._profile(pk)
         return Response(profile_graph(profile_id=profile.pk))
+
+
+IDENTITY_RULE_FIELDS = [
+    "priority",
+    "limits",
+    "blocklist",
+    "custom_identifier_traits",
+    "trait_strategies",
+    "order_event",
+    "phone_region",
+]
 
 
 class IdentityRulesView(CapabilityMixin, APIView):
@@ -127,10 +148,11 @@ class IdentityRulesView(CapabilityMixin, APIView):
     @extend_schema(request=IdentityRulesSerializer, responses=IdentityRulesSerializer)
     def patch(self, request: Request) -> Response:
         self.require("identity_rules.manage")
-        if not isinstance(request.data, dict):
-            raise ValidationFailed.at(NON_FIELD, "expected a JSON object of settings")
+        data = settings_body(
+            request, IDENTITY_RULE_FIELDS, what="identity rule", reject_unknown=False
+        )
         row = services.identity_rules_update(
-            workspace=self.workspace, data=dict(request.data), actor=request.user
+            workspace=self.workspace, data=data, actor=request.user
         )
         return Response(IdentityRulesSerializer(row).data)
 
@@ -143,11 +165,11 @@ class ConflictViewSet(CapabilityMixin, viewsets.GenericViewSet):
     serializer_class = ConflictSerializer
     pagination_class = Pagination
 
+    @extend_schema(parameters=[OpenApiParameter("reason", str, enum=ConflictReason.values)])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         self.require("profiles.view")
-        rows = selectors.conflict_list(
-            workspace=self.workspace, reason=request.query_params.get("reason")
-        )
+        reason = choice_param(request.query_params.get("reason"), "reason", ConflictReason.values)
+        rows = selectors.conflict_list(workspace=self.workspace, reason=reason or None)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(ConflictSerializer(page, many=True).data)
 
@@ -158,16 +180,16 @@ class MergeViewSet(CapabilityMixin, viewsets.GenericViewSet):
     serializer_class = MergeSerializer
     pagination_class = Pagination
 
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=MergeStatus.values)])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         self.require("profiles.view")
-        rows = selectors.merge_list(
-            workspace=self.workspace, status=request.query_params.get("status")
-        )
+        status_ = choice_param(request.query_params.get("status"), "status", MergeStatus.values)
+        rows = selectors.merge_list(workspace=self.workspace, status=status_ or None)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(MergeSerializer(page, many=True).data)
 
 
-class RebuildSerializer(serializers.Serializer):
+class RebuildSerializer(JSONInput):
     dry_run = serializers.BooleanField(default=False)
 
 
@@ -180,7 +202,15 @@ class IdentityRebuildView(CapabilityMixin, APIView):
         self.require("identity_rules.view")
         return Response(rules_row(self.workspace.pk).last_rebuild or {})
 
-    @extend_schema(request=RebuildSerializer, responses={202: dict})
+    @extend_schema(
+        request=RebuildSerializer,
+        responses={
+            202: inline_serializer(
+                "RebuildQueued",
+                {"queued": serializers.BooleanField(), "dry_run": serializers.BooleanField()},
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         self.require("identity_rules.manage")
         serializer = RebuildSerializer(data=request.data)

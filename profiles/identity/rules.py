@@ -136,7 +136,7 @@ def validate_rules(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
             errors["trait_strategies"] = "expected an object of trait -> strategy"
         else:
             for key, strategy in value.items():
-                if strategy not in choices:
+                if not isinstance(strategy, str) or strategy not in choices:
                     errors[f"trait_strategies.{key}"] = (
                         f"unknown strategy {strategy!r}; one of {', '.join(sorted(choices))}"
                     )

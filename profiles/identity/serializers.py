@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cdp.inputs import JSONInput
 from cdp.params import BIGINT_MAX, INT_MAX
 from profiles import panels
 from profiles.computed.selectors import profile_computed_traits
@@ -109,7 +110,32 @@ def profile_detail(profile: Profile, *, requested_id: int | None = None) -> dict
     return data
 
 
-class SplitSerializer(serializers.Serializer):
+class GraphNodeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="the identity's id")
+    type = serializers.CharField()
+    value = serializers.CharField()
+    profile_id = serializers.IntegerField()
+    foreign = serializers.BooleanField(help_text="belongs to another profile (a refused link)")
+    first_seen = serializers.DateTimeField(allow_null=True)
+    x = serializers.FloatField(help_text="layout position, 0..1")
+    y = serializers.FloatField(help_text="layout position, 0..1")
+
+
+class GraphEdgeSerializer(serializers.Serializer):
+    source = serializers.IntegerField()  # type: ignore[assignment]
+    target = serializers.IntegerField()
+    cross = serializers.BooleanField(help_text="links identities of two profiles")
+
+
+class GraphSerializer(serializers.Serializer):
+    profile_id = serializers.IntegerField(help_text="the live profile (a merged one's survivor)")
+    nodes = GraphNodeSerializer(many=True)
+    edges = GraphEdgeSerializer(many=True)
+    truncated = serializers.BooleanField()
+    total_nodes = serializers.IntegerField()
+
+
+class SplitSerializer(JSONInput):
     merge = serializers.IntegerField(
         min_value=1, max_value=BIGINT_MAX, help_text="id of the merge to undo (see `merges`)"
     )
