@@ -43,9 +43,10 @@ class SourceSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "write_keys"]
 
 
-class SourceCreateSerializer(JSONInput):
-    name = serializers.CharField(max_length=200)
-    kind = serializers.ChoiceField(choices=SourceKind.choices, default=SourceKind.HTTP)
+class _SourceSettings(JSONInput):
+    """The optional settings a source is created or changed with (null: the platform
+    default)."""
+
     rate_limit_per_second = serializers.IntegerField(
         min_value=1, max_value=INT_MAX, required=False, allow_null=True
     )
@@ -68,30 +69,15 @@ class SourceCreateSerializer(JSONInput):
     )
 
 
-class SourceUpdateSerializer(JSONInput):
+class SourceCreateSerializer(_SourceSettings):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=SourceKind.choices, default=SourceKind.HTTP)
+
+
+class SourceUpdateSerializer(_SourceSettings):
     name = serializers.CharField(max_length=200, required=False)
     kind = serializers.ChoiceField(choices=SourceKind.choices, required=False)
     enabled = serializers.BooleanField(required=False)
-    rate_limit_per_second = serializers.IntegerField(
-        min_value=1, max_value=INT_MAX, required=False, allow_null=True
-    )
-    max_event_bytes = serializers.IntegerField(
-        min_value=1024, max_value=4 * 1024 * 1024, required=False, allow_null=True
-    )
-    dead_letter_quota = serializers.IntegerField(
-        min_value=0,
-        max_value=INT_MAX,
-        required=False,
-        allow_null=True,
-        help_text="Invalid events kept per day for replay (the rest are counted); "
-        "null: the platform default.",
-    )
-    allowed_origins = serializers.ListField(
-        child=serializers.CharField(),
-        required=False,
-        help_text="Origins browsers may call from with this source's write key, e.g. "
-        "https://shop.example.com or https://*.example.com; empty: any origin.",
-    )
 
 
 class DeadLetterDaySerializer(serializers.Serializer):
