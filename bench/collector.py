@@ -661,6 +661,60 @@ class Server:
         self.proc = None
 
 
+class PipelineWorker:
+    """A real Celery worker on the pipeline's queues (`ingest` and the default one), as in
+    production: the collector's kicks start drains that process the events while the load
+    runs, on the same cores."""
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int) -> None:
+        self.env = env
+        self.log_path = log
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "celery", "-A", "cdp", "worker",
+            "-Q", "ingest,celery", "--concurrency", str(self.concurrency),
+            "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            command, cwd=REPO, env=self.env, stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+        time.sleep(3.0)  # connected to the broker before the load starts
+        if self.proc.poll() is not None:
+            raise SystemExit(f"the Celery worker exited early; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def pending_and_processed(db_url: str, workspace_id: int) -> tuple[int, int]:
+    """(events waiting for the pipeline, events it has processed) in the workspace."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        pending = conn.execute(
+            "SELECT count(*) FROM profiles_pendingevent WHERE workspace_id = %s", [workspace_id]
+        ).fetchone()
+        processed = conn.execute(
+            "SELECT coalesce(sum(count), 0) FROM profiles_eventcounter WHERE workspace_id = %s",
+            [workspace_id],
+        ).fetchone()
+    return int(pending[0]) if pending else 0, int(processed[0]) if processed else 0
+
+
 # --------------------------------------------------------------------------------------------
 # Running a scenario
 # --------------------------------------------------------------------------------------------
@@ -691,6 +745,10 @@ class ScenarioResult:
     connects: int
     budget_exhausted: bool
     cpu_percent_of_one_core: dict[str, float] = field(default_factory=dict)
+    # with --with-worker: events the pipeline processed per second during the scenario, and
+    # the events still waiting at its end
+    pipeline_events_per_s: float | None = None
+    pipeline_backlog: int | None = None
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -1133,6 +1191,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "when batch < 20,000 events/s or single < 1,500 req/s",
     )
     p.add_argument(
+        "--with-worker",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run a Celery pipeline worker with N processes on the same machine, as in "
+        "production (0: none, the default; the events then wait in the queue)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="one cProfile'd worker, batch then single traffic; prints where the time goes",
@@ -1236,9 +1302,17 @@ def main(argv: list[str] | None = None) -> int:
     for run_index, (workers, kinds, profile_dir) in enumerate(runs):
         run_tag = f"{tag}r{run_index}"
         server = Server(env, workers, args.worker_class, log_path, profile_dir)
+        pipeline = (
+            PipelineWorker(env, log_path.with_name(log_path.stem + "-worker.log"), args.with_worker)
+            if args.with_worker
+            else None
+        )
         try:
             print(f"starting gunicorn ({workers} {args.worker_class} workers) ...")
             server.start()
+            if pipeline is not None:
+                print(f"starting a Celery pipeline worker ({args.with_worker} processes) ...")
+                pipeline.start()
             print(f"  listening on {HOST}:{server.port}; warming up ...")
             for kind in ("batch", "single") if not args.profile else kinds:
                 sc = scenario(kind)
@@ -1259,15 +1333,29 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  machine still {busy:.0f}% busy with other work; going on")
                 print(f"  {sc.name}: {sc.seconds:.0f}s, concurrency {sc.concurrency} ...")
                 before_id = max_event_id(db_url)
+                _, processed_before = pending_and_processed(db_url, workspace_id)
                 result = run_scenario(sc, server, write_key, run_tag, db_url)
+                backlog, processed_after = pending_and_processed(db_url, workspace_id)
+                result.pipeline_events_per_s = round(
+                    (processed_after - processed_before) / max(result.seconds, 1e-9), 1
+                )
+                result.pipeline_backlog = backlog
                 if kind == "batch":
                     batch_ranges[workers] = (before_id, max_event_id(db_url))
                 scenarios.append(result)
                 print(
                     f"    {result.events_per_s:,.0f} events/s, {result.requests_per_s:,.0f} req/s,"
                     f" p99 {result.p99_ms:.1f} ms, non-200 {result.non_200}"
+                    + (
+                        f"; pipeline processed {result.pipeline_events_per_s:,.0f} events/s,"
+                        f" backlog {result.pipeline_backlog:,}"
+                        if pipeline is not None
+                        else ""
+                    )
                 )
         finally:
+            if pipeline is not None:
+                pipeline.stop()
             server.stop()
         if profile_dir is not None:
             profiles[kinds[0]] = profile_report(profile_dir)
@@ -1383,6 +1471,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_seconds": args.warmup,
             "batch_size": args.batch_size,
             "profile": args.profile,
+            "pipeline_worker_processes": args.with_worker,
         },
         "scenarios": [asdict(r) for r in scenarios],
         "warmups": [asdict(r) for r in warmups],

@@ -1,0 +1,85 @@
+"""Batch and single-event ingest measured both ways: without the pipeline worker (the
+collector alone, events wait in the queue) and with a real Celery pipeline worker processing
+them on the same cores — the situation in production, and what the targets are about
+(/v1/batch of 100 >= 20,000 events/s; single events >= 1,500 requests/s with p99 <= 50 ms).
+
+Runs bench/collector.py twice (`--only batch --only single`, each with a fresh database) and
+prints the two side by side, with what the pipeline processed meanwhile and its backlog at
+the end. Figures also go to bench/results/ingest-<timestamp>.json.
+
+    bin/bench ingest [--seconds 15] [--pipeline-processes 2] [--workers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import collector  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def run(extra: list[str]) -> dict:
+    before = set(RESULTS_DIR.glob("collector-*.json"))
+    code = collector.main(["--only", "batch", "--only", "single", "--paced-rate", "0", *extra])
+    if code != 0:
+        raise SystemExit(f"bench/collector.py failed its verification (exit {code})")
+    new = sorted(set(RESULTS_DIR.glob("collector-*.json")) - before)
+    return json.loads(new[-1].read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seconds", type=float, default=15.0, help="per scenario (default 15)")
+    p.add_argument("--workers", default="3", help="gunicorn workers (default 3)")
+    p.add_argument(
+        "--pipeline-processes", type=int, default=2, help="Celery worker processes (default 2)"
+    )
+    args = p.parse_args(argv)
+    common = ["--seconds", str(args.seconds), "--workers", args.workers, "--phases", "never"]
+    print("== without the pipeline worker ==")
+    alone = run([*common, "--no-copy"])
+    print("== with a pipeline worker ==")
+    busy = run([*common, "--with-worker", str(args.pipeline_processes)])
+
+    def row(report: dict, name: str) -> dict:
+        return next(s for s in report["scenarios"] if s["name"] == name)
+
+    lines = [
+        "",
+        f"ingest, {args.workers} gunicorn workers; pipeline worker: "
+        f"{args.pipeline_processes} processes on the same cores",
+        f"{'scenario':<28}{'without worker':>26}{'with worker':>26}{'pipeline meanwhile':>30}",
+    ]
+    summary = {}
+    for name, label in (("batch", "/v1/batch, 100 events"), ("single", "/v1/track, single")):
+        a, b = row(alone, name), row(busy, name)
+        if name == "batch":
+            cells = [
+                f"{a['events_per_s']:,.0f} ev/s p99 {a['p99_ms']:.0f} ms",
+                f"{b['events_per_s']:,.0f} ev/s p99 {b['p99_ms']:.0f} ms",
+            ]
+        else:
+            cells = [
+                f"{a['requests_per_s']:,.0f} req/s p99 {a['p99_ms']:.0f} ms",
+                f"{b['requests_per_s']:,.0f} req/s p99 {b['p99_ms']:.0f} ms",
+            ]
+        meanwhile = f"{b['pipeline_events_per_s']:,.0f} ev/s, backlog {b['pipeline_backlog']:,}"
+        lines.append(f"{label:<28}{cells[0]:>26}{cells[1]:>26}{meanwhile:>30}")
+        summary[name] = {"without_worker": a, "with_worker": b}
+    print("\n".join(lines))
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS_DIR / f"ingest-{stamp}.json"
+    out.write_text(json.dumps({"args": vars(args), "summary": summary}, indent=2, default=str))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
