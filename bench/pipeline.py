@@ -347,7 +347,11 @@ def publish_segments(workspace_id: int) -> int:
 
 class Poller(threading.Thread):
     """Records when each probe's anonymousId first shows up in profiles_identity and when its
-    profile first shows up as a member of the probe segment."""
+    profile first shows up as a member of the probe segment. Probes not a member GIVE_UP_S
+    after they were sent stop being polled (they count as missing), so a rig that falls behind
+    does not also drown in its own polling."""
+
+    GIVE_UP_S = 60.0
 
     def __init__(self, url: str, workspace_id: int, segment_id: int) -> None:
         super().__init__(daemon=True)
@@ -363,8 +367,13 @@ class Poller(threading.Thread):
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
+                now = time.monotonic()
                 with self.lock:
-                    waiting = [k for k in self.sent if k not in self.member]
+                    waiting = [
+                        k
+                        for k, sent in self.sent.items()
+                        if k not in self.member and now - sent < self.GIVE_UP_S
+                    ]
                 if waiting:
                     rows = conn.execute(
                         "SELECT i.value, m.id IS NOT NULL FROM profiles_identity i "
@@ -401,122 +410,283 @@ def _post(port: int, body: bytes, auth: str) -> int:
         conn.close()
 
 
-def scenario_latency(env: dict[str, str], rate: int, seconds: float, logs: Path) -> dict[str, Any]:
-    import base64
+def _pct(values: list[float], q: float) -> float | None:
+    """The q-quantile (nearest rank); inf stands for a probe never seen."""
+    if not values:
+        return None
+    value = values[min(len(values) - 1, int(q * len(values)))]
+    return None if value == float("inf") else round(value, 3)
 
-    import orjson
 
-    boot = bootstrap(env, "Latency")
-    workspace_id = boot["workspace"]["id"]
-    auth = "Basic " + base64.b64encode(f"{boot['write_key']}:".encode()).decode()
-    server = Server(env, workers=2, worker_class="sync", log=logs / "gunicorn.log")
-    worker_log = (logs / "celery.log").open("ab")
-    celery = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cdp",
-            "worker",
-            # the pipeline's queue and the default one (cdp/queues.py)
-            "-Q",
-            "ingest,celery",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=worker_log,
-        stderr=worker_log,
-        start_new_session=True,
-    )
-    probe_segment = publish_segments(workspace_id)
-    poller = Poller(env["DATABASE_URL"], workspace_id, probe_segment)
-    statuses: dict[int, int] = {}
-    try:
-        server.start()
-        time.sleep(3)  # the Celery worker connects to the broker
-        poller.start()
-        traffic = Traffic(seed=3, prefix="lat", people=20_000)
-        per_second = rate // BATCH
-        interval = 1.0 / per_second
-        total = int(seconds * per_second)
-        bodies = []
-        for n in range(total):
+class LiveRig:
+    """The real situation on one machine: gunicorn (2 sync workers) taking /v1/batch, a real
+    Celery worker (2 processes) on the pipeline's queue, the LATENCY_SEGMENTS published, and
+    a poller timing probe events to their profile and to their segment membership.
+
+    `load()` offers a fixed arrival rate (open loop: latencies count from each request's
+    scheduled send time, so a stalled server cannot hide its backlog — coordinated omission).
+    Bodies are built from a pool of pre-generated batches whose message ids and probe id get a
+    fresh number per request, so the generator costs almost nothing on the shared cores."""
+
+    TEMPLATES = 200
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        import base64
+
+        self.env = env
+        self.logs = logs
+        boot = bootstrap(env, "Latency")
+        self.workspace_id = boot["workspace"]["id"]
+        self.auth = "Basic " + base64.b64encode(f"{boot['write_key']}:".encode()).decode()
+        self.server = Server(env, workers=2, worker_class="sync", log=logs / "gunicorn.log")
+        self.celery: subprocess.Popen[bytes] | None = None
+        self.poller: Poller | None = None
+        self.templates = self._templates()
+        self.requests = 0
+
+    def _templates(self) -> list[bytes]:
+        import orjson
+
+        traffic = Traffic(seed=3, prefix="#R#", people=20_000)
+        out = []
+        for _ in range(self.TEMPLATES):
             events = [traffic.event() for _ in range(BATCH - 1)]
-            probe = f"probe-{n}"
             events.append(
-                {
-                    "type": "track",
-                    "event": "Probe",
-                    "anonymousId": probe,
-                    "messageId": f"probe-msg-{n}",
-                }
+                {"type": "track", "event": "Probe", "anonymousId": "probe-#R#", "messageId": "#R#"}
             )
-            bodies.append((probe, orjson.dumps({"batch": events})))
+            out.append(orjson.dumps({"batch": events}))
+        return out
+
+    def __enter__(self) -> LiveRig:
+        worker_log = (self.logs / "celery.log").open("ab")
+        self.celery = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "cdp",
+                "worker",
+                # the pipeline's queue and the default one (cdp/queues.py)
+                "-Q",
+                "ingest,celery",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=worker_log,
+            stderr=worker_log,
+            start_new_session=True,
+        )
+        worker_log.close()
+        segment = publish_segments(self.workspace_id)
+        self.poller = Poller(self.env["DATABASE_URL"], self.workspace_id, segment)
+        self.server.start()
+        time.sleep(3)  # the Celery worker connects to the broker
+        self.poller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.poller is not None:
+            self.poller.stop.set()
+        self.server.stop()
+        if self.celery is not None:
+            self.celery.terminate()
+            try:
+                self.celery.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.celery.kill()
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each part on the shared cores: the collector (gunicorn
+        and its workers), the pipeline (the Celery worker and its pool), Postgres (every
+        backend), and this load generator with its poller."""
+        import psutil
+
+        def tree(pid: int | None) -> float:
+            if pid is None:
+                return 0.0
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return 0.0
+            total = 0.0
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+            return total
+
+        postgres = 0.0
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            if proc.info["name"] == "postgres" and proc.info["cpu_times"] is not None:
+                postgres += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+        server = self.server.proc.pid if self.server.proc is not None else None
+        return {
+            "collector": tree(server),
+            "pipeline": tree(self.celery.pid if self.celery is not None else None),
+            "postgres": postgres,
+            "load_generator": tree(os.getpid()),
+        }
+
+    def pending(self) -> int:
+        with psycopg.connect(self.env["DATABASE_URL"]) as conn:
+            row = conn.execute("SELECT count(*) FROM profiles_pendingevent").fetchone()
+        return int(row[0]) if row else 0
+
+    def settle(self, timeout: float = 180) -> float:
+        """Wait until the queue is empty (so a step starts clean); returns the seconds waited."""
+        started = time.monotonic()
+        while self.pending() and time.monotonic() - started < timeout:
+            time.sleep(0.5)
+        return round(time.monotonic() - started, 1)
+
+    def load(self, rate: int, seconds: float, tag: str) -> dict[str, Any]:
+        poller = self.poller
+        assert poller is not None, "use the rig as a context manager"
+        statuses: dict[int, int] = {}
+        per_second = rate / BATCH
+        interval = 1.0 / per_second
+        total = max(1, int(seconds * per_second))
+        probes: list[str] = []
         senders: list[threading.Thread] = []
+        backlog_peak = 0
+        next_sample = time.monotonic() + 5
+        cpu_before, wall_before = self.cpu_seconds(), time.monotonic()
         start = time.monotonic() + 0.5
-        for n, (probe, body) in enumerate(bodies):
+        for n in range(total):
+            number = f"{tag}-{n}"
+            body = self.templates[n % len(self.templates)].replace(b"#R#", number.encode())
             due = start + n * interval
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            probe = f"probe-{number}"
+            probes.append(probe)
             with poller.lock:
                 poller.sent[probe] = due  # open loop: from the scheduled send time
 
             def send(body: bytes = body) -> None:
-                status = _post(server.port, body, auth)
+                status = _post(self.server.port, body, self.auth)
                 statuses[status] = statuses.get(status, 0) + 1
 
             thread = threading.Thread(target=send, daemon=True)
             thread.start()
             senders.append(thread)
+            senders = [t for t in senders if t.is_alive()]
+            if time.monotonic() >= next_sample:
+                backlog_peak = max(backlog_peak, self.pending())
+                next_sample = time.monotonic() + 5
         for thread in senders:
             thread.join(timeout=30)
+        cpu_after, wall = self.cpu_seconds(), time.monotonic() - wall_before
+        # share of the machine's cores each part kept busy during the step
+        cores = os.cpu_count() or 1
+        cpu_share = {
+            part: round((cpu_after[part] - cpu_before[part]) / wall / cores, 3)
+            for part in cpu_after
+        }
+        backlog_end = self.pending()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with poller.lock:
-                if len(poller.member) == len(poller.sent):
+                if all(p in poller.member for p in probes):
                     break
             time.sleep(0.1)
-    finally:
-        poller.stop.set()
-        server.stop()
-        celery.terminate()
-        try:
-            celery.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            celery.kill()
-        worker_log.close()
-    latencies = sorted(poller.seen[k] - poller.sent[k] for k in poller.seen)
-    to_member = sorted(poller.member[k] - poller.sent[k] for k in poller.member)
-    missing = len(poller.sent) - len(poller.seen)
+        with poller.lock:
+            inf = float("inf")
+            to_profile = sorted(poller.seen.get(p, inf) - poller.sent[p] for p in probes)
+            to_member = sorted(poller.member.get(p, inf) - poller.sent[p] for p in probes)
+        self.requests += total
+        seen = sum(1 for v in to_profile if v != inf)
+        members = sum(1 for v in to_member if v != inf)
+        return {
+            "rate_events_per_s": rate,
+            "seconds": seconds,
+            "requests": total,
+            "statuses": statuses,
+            "published_segments": len(LATENCY_SEGMENTS),
+            "probes_seen": seen,
+            "probes_missing": total - seen,
+            "p50_s": _pct(to_profile, 0.50),
+            "p95_s": _pct(to_profile, 0.95),
+            "max_s": round(to_profile[seen - 1], 3) if seen else None,
+            "members_seen": members,
+            "member_p50_s": _pct(to_member, 0.50),
+            "member_p95_s": _pct(to_member, 0.95),
+            "member_max_s": round(to_member[members - 1], 3) if members else None,
+            "cpu_share_of_machine": cpu_share,
+            "backlog_peak": max(backlog_peak, backlog_end),
+            "backlog_end": backlog_end,
+        }
 
-    def pct(values: list[float], q: float) -> float | None:
-        if not values:
-            return None
-        return round(values[min(len(values) - 1, int(q * len(values)))], 3)
 
+def scenario_latency(env: dict[str, str], rate: int, seconds: float, logs: Path) -> dict[str, Any]:
+    with LiveRig(env, logs) as rig:
+        return rig.load(rate, seconds, tag="lat")
+
+
+def _step_ok(step: dict[str, Any]) -> bool:
+    return (
+        step["p95_s"] is not None
+        and step["p95_s"] <= TARGET_P95_S
+        and step["member_p95_s"] is not None
+        and step["member_p95_s"] <= TARGET_P95_S
+        and set(step["statuses"]) == {200}
+    )
+
+
+def scenario_capacity(
+    env: dict[str, str], rates: list[int], seconds: float, logs: Path, refine: bool
+) -> dict[str, Any]:
+    """The sustainable real-time rate: step the offered rate up (each step `seconds` long,
+    starting from an empty queue) until event → profile or → membership p95 exceeds 1 s;
+    then, if asked, try the midpoint between the last good and the first bad rate."""
+    steps: list[dict[str, Any]] = []
+    best: int | None = None
+    first_bad: int | None = None
+    with LiveRig(env, logs) as rig:
+
+        def run(rate: int) -> bool:
+            settled = rig.settle()
+            step = rig.load(rate, seconds, tag=f"cap{rate}")
+            step["settle_s_before"] = settled
+            step["ok"] = _step_ok(step)
+            steps.append(step)
+            print(
+                f"  {rate:>6,} events/s for {seconds:.0f} s: profile p95 {step['p95_s']} s,"
+                f" membership p95 {step['member_p95_s']} s, backlog peak"
+                f" {step['backlog_peak']:,} → {'ok' if step['ok'] else 'too slow'}\n"
+                f"         CPU (share of {os.cpu_count()} cores): "
+                + ", ".join(f"{k} {v:.0%}" for k, v in step["cpu_share_of_machine"].items()),
+                flush=True,
+            )
+            return bool(step["ok"])
+
+        for rate in rates:
+            if run(rate):
+                best = rate
+            else:
+                first_bad = rate
+                break
+        if refine and best is not None and first_bad is not None:
+            middle = (best + first_bad) // 2 // 250 * 250
+            if best < middle < first_bad and run(middle):
+                best = middle
     return {
-        "rate_events_per_s": rate,
-        "seconds": seconds,
-        "requests": len(poller.sent),
-        "statuses": statuses,
-        "published_segments": len(LATENCY_SEGMENTS),
-        "probes_seen": len(latencies),
-        "probes_missing": missing,
-        "p50_s": pct(latencies, 0.50),
-        "p95_s": pct(latencies, 0.95),
-        "max_s": round(latencies[-1], 3) if latencies else None,
-        "members_seen": len(to_member),
-        "member_p50_s": pct(to_member, 0.50),
-        "member_p95_s": pct(to_member, 0.95),
-        "member_max_s": round(to_member[-1], 3) if to_member else None,
+        "target_events_per_s": TARGET_EVENTS_PER_S,
+        "step_seconds": seconds,
+        "sustainable_events_per_s": best,
+        "first_failing_events_per_s": first_bad,
+        "steps": steps,
     }
 
 
@@ -534,8 +704,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=2_000, help="latency: collector events/s")
     parser.add_argument("--seconds", type=float, default=30, help="latency: load duration")
     parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="find the sustainable real-time rate (steps of --rates, each --step-seconds)",
+    )
+    parser.add_argument("--rates", default="2000,3000,4000,5000,6000,7000,8000")
+    parser.add_argument("--step-seconds", type=float, default=300)
+    parser.add_argument("--no-refine", action="store_true", help="capacity: skip the midpoint step")
+    parser.add_argument(
         "--only",
-        choices=["throughput", "scale", "latency"],
+        choices=["throughput", "scale", "latency", "capacity"],
         action="append",
         help="run only these scenarios (repeatable)",
     )
@@ -560,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     flush_redis(redis_url)
     manage(env, "migrate", "--noinput")
     _django(env)
-    only = set(args.only or ["throughput", "scale", "latency"])
+    only = set(args.only or (["capacity"] if args.capacity else ["throughput", "scale", "latency"]))
     report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "cpus": os.cpu_count()}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     logs = RESULTS_DIR / "logs"
@@ -593,6 +771,20 @@ def main(argv: list[str] | None = None) -> int:
             f" p50 {lat['member_p50_s']} s, p95 {lat['member_p95_s']} s,"
             f" max {lat['member_max_s']} s (target p95 ≤ 1 s);"
             f" {lat['requests'] - lat['members_seen']} probes never entered"
+        )
+    if "capacity" in only:
+        rates = [int(r) for r in args.rates.split(",")]
+        print(
+            f"capacity: collector + pipeline on the same cores, {args.step_seconds:.0f} s per"
+            f" step, rates {rates} …"
+        )
+        report["capacity"] = cap = scenario_capacity(
+            env, rates, args.step_seconds, logs, refine=not args.no_refine
+        )
+        print(
+            f"  sustainable real-time rate: {cap['sustainable_events_per_s']} events/s"
+            f" (p95 event → profile and → membership ≤ {TARGET_P95_S} s;"
+            f" target ≥ {TARGET_EVENTS_PER_S:,})"
         )
     path = RESULTS_DIR / f"pipeline-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(report, indent=2, default=str))

@@ -178,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_refresh_all",
         "schedule": env_int("CDP_SEGMENT_REFRESH_SECONDS", 900),
     },
+    # the events table's daily partitions, created CDP_EVENT_PARTITIONS_AHEAD days ahead
+    "event-partitions": {
+        "task": "profiles.tasks.ensure_event_partitions",
+        "schedule": env_int("CDP_EVENT_PARTITIONS_SECONDS", 3600),
+    },
     # event-level data past each workspace's retention period, a whole day at a time
     "retention": {
         "task": "consent.tasks.retention_enforce_all",
@@ -284,6 +289,7 @@ CDP_DEAD_LETTER_QUOTA = env_int("CDP_DEAD_LETTER_QUOTA", 10_000)
 CDP_KEY_CACHE_SECONDS = env_int("CDP_KEY_CACHE_SECONDS", 5)
 CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
 CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
+CDP_EVENT_PARTITIONS_AHEAD = env_int("CDP_EVENT_PARTITIONS_AHEAD", 7)  # daily partitions
 # concurrent pipeline drains of one workspace (more collide on the same people's identities)
 CDP_DRAINS_PER_WORKSPACE = env_int("CDP_DRAINS_PER_WORKSPACE", 2)
 if not 1 <= CDP_DRAINS_PER_WORKSPACE <= 16:  # profiles.tasks.processing.DRAIN_SLOTS_MAX

@@ -1,10 +1,11 @@
 """Retention: each workspace keeps event-level data for a set number of days.
 
-The job deletes whole UTC days of arrival (`received_at`), oldest first, one day per
-transaction: a crash leaves a consistent prefix done and a re-run carries on. Day-shaped work
-is what a time-partitioned events table turns into partition drops (a day partition older than
-every workspace's cut-off is dropped whole; only workspaces with a shorter period need row
-deletes). Kept at least N full days, at most N + 1.
+The events table is partitioned by UTC day of arrival (`received_at`, profiles/partitions.py):
+a day partition older than every workspace's cut-off is detached and dropped whole (its
+derived profile-event and queue rows deleted first); only workspaces with a shorter period
+than the longest-keeping one need row deletes, whole days at a time, oldest first, one day per
+transaction, so a crash leaves a consistent prefix done and a re-run carries on. Kept at least
+N full days, at most N + 1.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cdp import access
 from cdp.errors import Conflict, Forbidden, ValidationFailed
 from cdp.models import Role, Workspace, audit
 from consent.models import MAX_RETENTION_DAYS, RetentionPolicy
+from profiles import partitions
 
 FAILED_CHUNK = 5000
 
@@ -203,14 +205,27 @@ DELETE FROM profiles_failedevent WHERE id IN (
 """
 
 
-def retention_enforce(*, workspace: Workspace, now: datetime | None = None) -> RetentionReport:
-    """Delete the workspace's event-level data past its retention period. Safe to run twice
-    or concurrently (a second run finds nothing to delete)."""
+def retention_enforce(
+    *,
+    workspace: Workspace,
+    now: datetime | None = None,
+    dropped: partitions.DroppedDays | None = None,
+) -> RetentionReport:
+    """Delete the workspace's event-level data past its retention period (`dropped`: what
+    the partition drop already removed, counted in the report). Safe to run twice or
+    concurrently (a second run finds nothing to delete)."""
     now = now or timezone.now()
     policy = retention_policy_of(workspace=workspace)
     if policy.pk is not None:
         policy = _apply_due_cut(policy, now)
     report = RetentionReport(workspace_id=workspace.pk)
+    if dropped is not None and workspace.pk in dropped.events:
+        days = dropped.events[workspace.pk]
+        report.days += len(days)
+        report.day_counts.update(days)
+        report.events += sum(days.values())
+        report.profile_events += dropped.profile_events.get(workspace.pk, 0)
+        report.pending_events += dropped.pending_events.get(workspace.pk, 0)
     cutoff = retention_cutoff(policy.event_days, now)
     if cutoff is not None:
         report.event_cutoff = cutoff.isoformat()
@@ -261,7 +276,19 @@ def retention_enforce(*, workspace: Workspace, now: datetime | None = None) -> R
 
 
 def retention_enforce_all(*, now: datetime | None = None) -> list[RetentionReport]:
-    return [
-        retention_enforce(workspace=workspace, now=now)
-        for workspace in Workspace.objects.order_by("id")
-    ]
+    """Every workspace's retention. The days past every workspace's cut-off are dropped as
+    whole partitions of the events table first; only workspaces keeping less than the
+    longest-keeping one then need row deletes (none when all keep the same period). A
+    workspace keeping events forever keeps every partition."""
+    now = now or timezone.now()
+    workspaces = list(Workspace.objects.order_by("id"))
+    cutoffs = []
+    for workspace in workspaces:
+        policy = retention_policy_of(workspace=workspace)
+        if policy.pk is not None:
+            policy = _apply_due_cut(policy, now)
+        cutoffs.append(retention_cutoff(policy.event_days, now))
+    dropped = None
+    if workspaces and None not in cutoffs and partitions.is_partitioned():
+        dropped = partitions.drop_partitions_before(min(c for c in cutoffs if c is not None))
+    return [retention_enforce(workspace=w, now=now, dropped=dropped) for w in workspaces]

@@ -60,8 +60,9 @@ class WriteKey(models.Model):
 
 class Event(models.Model):
     """One stored event, normalised. Inserted in bulk by the collector (raw SQL, see
-    profiles/collector/storage.py); foreign keys are not enforced by the database so the
-    table can later be partitioned by time."""
+    profiles/collector/storage.py). The table is partitioned by UTC day of arrival
+    (profiles/partitions.py; primary key (id, received_at) in the database), so foreign keys
+    are not enforced by the database and the messageId dedup lives in EventMessage."""
 
     # No single-column indexes on the foreign keys: the composite indexes below lead with
     # workspace_id, and every index costs time on the ingest path.
@@ -99,9 +100,6 @@ class Event(models.Model):
     extra = models.JSONField(default=dict)  # other top-level fields the SDK sent
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "message_id"], name="uniq_event_message")
-        ]
         indexes = [
             models.Index(fields=["workspace", "-id"], name="event_ws_id"),
             models.Index(fields=["workspace", "source", "-id"], name="event_ws_source_id"),
@@ -124,6 +122,22 @@ class Event(models.Model):
         return f"{self.type}:{self.event or self.name or ''} ({self.message_id})"
 
 
+class EventMessage(models.Model):
+    """Every messageId a workspace has stored, kept for good: dedup is permanent even after
+    retention dropped the event's partition (a unique index on the partitioned events table
+    would have to include the partition key). Written in the same statement as the event;
+    the event's id and arrival time find it in one partition. No personal data: ids only."""
+
+    pk = models.CompositePrimaryKey("workspace_id", "message_id")
+    workspace_id = models.BigIntegerField()
+    message_id = models.CharField(max_length=255)
+    event_id = models.BigIntegerField()
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"message {self.message_id}"
+
+
 class PendingEvent(models.Model):
     """The outbox: stored events not yet processed. Workers claim rows with SKIP LOCKED and
     delete them once every pipeline stage has run."""
@@ -134,6 +148,8 @@ class PendingEvent(models.Model):
     # hash of the event's anonymousId (else userId): parallel drains of one workspace each
     # take one partition (route % drains), so one person's events rarely meet in two workers
     route = models.IntegerField(default=0)
+    # the event's arrival: loading the batch is then pruned to its day's partition
+    received_at = models.DateTimeField(null=True)
 
     class Meta:
         indexes = [models.Index(fields=["workspace_id", "event_id"], name="pending_ws_event")]

@@ -14,6 +14,7 @@ from profiles.models import (
     DeadLetterDay,
     Event,
     EventCounter,
+    EventMessage,
     FailedEvent,
     FailedEventStatus,
     FailureReason,
@@ -25,7 +26,6 @@ from profiles.models import (
 EVENT_FILTERS = {
     "user_id": "user_id",
     "anonymous_id": "anonymous_id",
-    "message_id": "message_id",
     "type": "type",
     "event": "event",
 }
@@ -56,6 +56,15 @@ def event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[Eve
         value = filters.get(param)
         if value:
             qs = qs.filter(**{column: value})
+    message_id = filters.get("message_id")
+    if message_id:
+        # the dedup table knows the event and its day: one partition, one index probe
+        message = EventMessage.objects.filter(
+            workspace_id=workspace.pk, message_id=message_id
+        ).first()
+        if message is None:
+            return qs.none()
+        qs = qs.filter(id=message.event_id, received_at=message.received_at)
     source = _int_param(filters, "source")
     if source is not None:
         qs = qs.filter(source_id=source)

@@ -219,9 +219,10 @@ def residual_hits(values: list[str]) -> list[tuple[str, str, str]]:
 
 def table_counts() -> dict[str, int]:
     with connection.cursor() as cursor:
+        # tables and partitioned tables; a partition's rows are counted in its parent's
         cursor.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+            "AND relkind IN ('r', 'p') AND NOT relispartition"
         )
         tables = [t for (t,) in cursor.fetchall()]
         counts = {}

@@ -1,5 +1,6 @@
-"""Writing a batch: every accepted event of a request in ONE statement that inserts the
-events, skips messageIds already stored (dedup) and enqueues the new ones for processing."""
+"""Writing a batch: every accepted event of a request in ONE statement that records the
+messageIds (skipping those already stored: the dedup), inserts the new events into their day's
+partition and enqueues them for processing."""
 
 from __future__ import annotations
 
@@ -15,31 +16,53 @@ from profiles.collector.normalize import NormalizedEvent, storable_json_bytes
 
 _INSERT = """
 WITH rows AS (
-    SELECT * FROM unnest(
+    SELECT nextval('profiles_event_id_seq') AS id, r.*
+    FROM unnest(
         %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
         %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
         %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]
     ) AS r(message_id, type, event, name, user_id, anonymous_id, group_id, previous_id,
            "timestamp", original_timestamp, sent_at, received_at,
            properties, traits, context, integrations, extra)
+), fresh AS (
+    -- the permanent dedup: a messageId already stored is skipped (the request's own
+    -- repeats were dropped before)
+    INSERT INTO profiles_eventmessage (workspace_id, message_id, event_id, received_at)
+    SELECT %b, message_id, id, received_at FROM rows
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
 ), inserted AS (
     INSERT INTO profiles_event (
-        workspace_id, source_id, message_id, type, event, name, user_id, anonymous_id,
+        id, workspace_id, source_id, message_id, type, event, name, user_id, anonymous_id,
         group_id, previous_id, "timestamp", original_timestamp, sent_at, received_at,
         properties, traits, context, integrations, extra
     )
-    SELECT %b, %b, message_id, type, event, name, user_id, anonymous_id, group_id,
+    SELECT id, %b, %b, message_id, type, event, name, user_id, anonymous_id, group_id,
            previous_id, "timestamp", original_timestamp, sent_at, received_at,
            properties::jsonb, traits::jsonb, context::jsonb, integrations::jsonb, extra::jsonb
-    FROM rows
-    ON CONFLICT (workspace_id, message_id) DO NOTHING
-    RETURNING id, anonymous_id, user_id
+    FROM rows WHERE id IN (SELECT event_id FROM fresh)
+    RETURNING id, anonymous_id, user_id, received_at
 ), queued AS (
-    INSERT INTO profiles_pendingevent (event_id, workspace_id, enqueued_at, route)
-    SELECT id, %b, now(), hashtext(coalesce(anonymous_id, user_id, '')) & 1023 FROM inserted
+    INSERT INTO profiles_pendingevent (event_id, workspace_id, enqueued_at, route, received_at)
+    SELECT id, %b, now(), hashtext(coalesce(anonymous_id, user_id, '')) & 1023, received_at
+    FROM inserted
 )
 SELECT count(*) FROM inserted
 """
+
+
+def first_of_each_message(events: Sequence[NormalizedEvent]) -> list[NormalizedEvent]:
+    """A request that repeats a messageId stores its first event only (the others are
+    duplicates, like a repeat of an earlier request)."""
+    if len(events) < 2:
+        return list(events)
+    seen: set[str] = set()
+    out = []
+    for event in events:
+        if event.message_id not in seen:
+            seen.add(event.message_id)
+            out.append(event)
+    return out
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -58,6 +81,7 @@ def insert_events(
     """Insert and enqueue in one statement; returns how many were new (the rest were
     duplicates). Should Postgres refuse a value the checks let through, the batch is retried
     event by event so only the offending events are rejected."""
+    events = first_of_each_message(events)
     if not events:
         return InsertResult(0, [])
     try:
@@ -110,7 +134,7 @@ def _insert(workspace_id: int, source_id: int, events: Sequence[NormalizedEvent]
     # Server-side, binary parameters (%b): Django's default client-side cursor would quote
     # every array element into the SQL text in Python, which costs more than the insert.
     raw = connection.connection
-    params = [*columns, workspace_id, source_id, workspace_id]
+    params = [*columns, workspace_id, workspace_id, source_id, workspace_id]
     # In autocommit mode (the collector) the statement is its own transaction: one round trip.
     # Inside a Django atomic block (replay) a savepoint keeps a refused statement from
     # aborting the caller's transaction.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 import psycopg
 from django.db import OperationalError, connection, transaction
@@ -34,7 +35,7 @@ def identity_stage(batch: Batch) -> None:
 
 
 _CLAIM = """
-SELECT event_id FROM profiles_pendingevent
+SELECT event_id, received_at FROM profiles_pendingevent
 {where}
 ORDER BY event_id
 LIMIT %s
@@ -89,10 +90,11 @@ def _process_once(
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM.format(where=where), [*params, batch_size])
-            ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
+            claimed = cursor.fetchall()
+        if not claimed:
             return 0
-        events: list[EventLike] = list(load_events(ids))
+        ids = [row[0] for row in claimed]
+        events: list[EventLike] = list(load_events(ids, arrival_bounds(claimed)))
         lock_workspaces([e.workspace_id for e in events], exclusive=exclusive)
         batch = Batch(events)
         for stage in stages():
@@ -101,6 +103,14 @@ def _process_once(
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM profiles_pendingevent WHERE event_id = ANY(%s)", [ids])
     return len(ids)
+
+
+def arrival_bounds(claimed: list[tuple[int, datetime | None]]) -> tuple[datetime, datetime] | None:
+    """Earliest and latest arrival of the claimed events (None if a row predates the column)."""
+    times = [row[1] for row in claimed if row[1] is not None]
+    if len(times) < len(claimed):
+        return None
+    return min(times), max(times)
 
 
 def drain(

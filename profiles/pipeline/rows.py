@@ -103,13 +103,22 @@ _SELECT = """
 SELECT id, workspace_id, source_id, message_id, type, event, name, user_id, anonymous_id,
        group_id, previous_id, "timestamp", received_at, properties::text, traits::text,
        context::text
-FROM profiles_event WHERE id = ANY(%b) ORDER BY id
+FROM profiles_event WHERE id = ANY(%b) {bounds} ORDER BY id
 """
 
 
-def load_events(ids: Sequence[int]) -> list[EventRow]:
+def load_events(
+    ids: Sequence[int], arrived: tuple[datetime, datetime] | None = None
+) -> list[EventRow]:
+    """The events of these ids; `arrived` (the earliest and latest arrival among them, which
+    the queue knows) lets Postgres read only the partitions of those days."""
     if not ids:
         return []
+    sql = _SELECT.format(bounds="")
+    params: list[Any] = [list(ids)]
+    if arrived is not None:
+        sql = _SELECT.format(bounds="AND received_at BETWEEN %b AND %b")
+        params += list(arrived)
     with server_cursor() as cursor:
-        cursor.execute(_SELECT, [list(ids)], binary=True)  # C loaders for timestamps
+        cursor.execute(sql, params, binary=True)  # C loaders for timestamps
         return [EventRow(row) for row in cursor.fetchall()]

@@ -31,7 +31,13 @@ class Batch:
         if gone:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "DELETE FROM profiles_event WHERE id = ANY(%s)", [[int(e.pk) for e in gone]]
+                    "DELETE FROM profiles_event WHERE id = ANY(%s) "
+                    "AND received_at BETWEEN %s AND %s",  # prunes to the events' partitions
+                    [
+                        [int(e.pk) for e in gone],
+                        min(e.received_at for e in gone),
+                        max(e.received_at for e in gone),
+                    ],
                 )
             self.events = [e for e in self.events if int(e.pk) not in event_ids]
             self.dropped += len(gone)

@@ -9,6 +9,7 @@ from profiles.tasks.computed import (
     computed_traits_refresh_windows,
 )
 from profiles.tasks.identity import identity_graph_rebuild_task
+from profiles.tasks.partitions import ensure_event_partitions
 from profiles.tasks.processing import process_pending_events, sweep_pending_events
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "builtin_traits_refresh_workspace",
     "computed_trait_backfill",
     "computed_traits_refresh_windows",
+    "ensure_event_partitions",
     "identity_graph_rebuild_task",
     "process_pending_events",
     "sweep_pending_events",

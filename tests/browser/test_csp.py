@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import pytest
 from playwright.sync_api import Page
 
 from consent import privacy
@@ -15,6 +16,8 @@ from consent.services import purposes_install_defaults
 from profiles.pipeline import queue
 from segments.services import segment_create
 from tests.fixtures import Tenant, post_collector
+
+pytestmark = pytest.mark.browser
 
 WATCH = """
 window.__csp = [];
