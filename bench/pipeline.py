@@ -162,14 +162,19 @@ def _worker(
 
     done, idle = 0, 0
     while idle < 3:
-        processed = queue.process_batch(
-            workspace_id=workspace_id, batch_size=batch_size, partition=partition
-        )
+        processed, claimed = queue.claim_and_process(workspace_id, batch_size, partition)
         done += processed
-        idle = idle + 1 if processed == 0 else 0
+        idle = idle + 1 if claimed == 0 else 0
         if processed == 0:
-            time.sleep(0.05)
-    out.put((done, queue.counters["races"], queue.counters["savepoint_retries"]))
+            time.sleep(0.05 if claimed == 0 else 0.02)
+    out.put(
+        (
+            done,
+            queue.counters["races"],
+            queue.counters["savepoint_retries"],
+            queue.counters["deferred"],
+        )
+    )
 
 
 def drain_with_workers(
@@ -206,6 +211,7 @@ def drain_with_workers(
         "events_per_s": round(processed / seconds) if seconds > 0 else None,
         "exclusive_reruns": sum(r[1] for r in results),
         "savepoint_retries": sum(r[2] for r in results),
+        "deferred": sum(r[3] for r in results),
     }
 
 
@@ -347,11 +353,14 @@ def publish_segments(workspace_id: int) -> int:
 
 class Poller(threading.Thread):
     """Records when each probe's anonymousId first shows up in profiles_identity and when its
-    profile first shows up as a member of the probe segment. Probes not a member GIVE_UP_S
-    after they were sent stop being polled (they count as missing), so a rig that falls behind
-    does not also drown in its own polling."""
+    profile first shows up as a member of the probe segment. Looks every POLL_S for the probes
+    still awaited (sent less than GIVE_UP_S ago), and backs off as their number grows, so its
+    cost stays small even when the system falls behind: the load generator must not steal the
+    cores of the system it measures."""
 
+    POLL_S = 0.025
     GIVE_UP_S = 60.0
+    WINDOW = 200
 
     def __init__(self, url: str, workspace_id: int, segment_id: int) -> None:
         super().__init__(daemon=True)
@@ -359,37 +368,56 @@ class Poller(threading.Thread):
         self.workspace_id = workspace_id
         self.segment_id = segment_id
         self.sent: dict[str, float] = {}
+        self.awaited: dict[str, float] = {}  # sent, not a member yet, not given up on
         self.seen: dict[str, float] = {}
         self.member: dict[str, float] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
+    def expect(self, probe: str, sent: float) -> None:
+        with self.lock:
+            self.sent[probe] = sent
+            self.awaited[probe] = sent
+
     def run(self) -> None:
+        profile_of: dict[str, int] = {}
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
                 now = time.monotonic()
                 with self.lock:
-                    waiting = [
-                        k
-                        for k, sent in self.sent.items()
-                        if k not in self.member and now - sent < self.GIVE_UP_S
-                    ]
-                if waiting:
+                    for probe in [k for k, t in self.awaited.items() if now - t > self.GIVE_UP_S]:
+                        del self.awaited[probe]
+                    # the oldest WINDOW of each kind: the queue is worked oldest first, and a
+                    # bounded look-up keeps the poller cheap however far behind the system is
+                    unseen = [k for k in self.awaited if k not in self.seen][: self.WINDOW]
+                    outside = [profile_of[k] for k in self.awaited if k in self.seen][: self.WINDOW]
+                if unseen:
                     rows = conn.execute(
-                        "SELECT i.value, m.id IS NOT NULL FROM profiles_identity i "
-                        "LEFT JOIN segments_membership m ON m.profile_id = i.profile_id "
-                        "AND m.segment_id = %s AND m.exited_at IS NULL "
-                        "WHERE i.workspace_id = %s AND i.type = 'anonymous_id' "
-                        "AND i.value = ANY(%s)",
-                        [self.segment_id, self.workspace_id, waiting],
+                        "SELECT value, profile_id FROM profiles_identity WHERE workspace_id = %s "
+                        "AND type = 'anonymous_id' AND value = ANY(%s)",
+                        [self.workspace_id, unseen],
                     ).fetchall()
-                    now = time.monotonic()
+                    seen_at = time.monotonic()
                     with self.lock:
-                        for value, is_member in rows:
-                            self.seen.setdefault(value, now)
-                            if is_member:
-                                self.member.setdefault(value, now)
-                time.sleep(0.01)
+                        for value, profile_id in rows:
+                            self.seen.setdefault(value, seen_at)
+                            profile_of[value] = profile_id
+                        outside += [profile_id for _, profile_id in rows]
+                if outside:
+                    entered = {
+                        row[0]
+                        for row in conn.execute(
+                            "SELECT profile_id FROM segments_membership WHERE segment_id = %s "
+                            "AND profile_id = ANY(%s) AND exited_at IS NULL",
+                            [self.segment_id, outside],
+                        ).fetchall()
+                    }
+                    entered_at = time.monotonic()
+                    with self.lock:
+                        for value in [k for k in self.awaited if profile_of.get(k) in entered]:
+                            self.member.setdefault(value, entered_at)
+                            del self.awaited[value]
+                time.sleep(self.POLL_S)
 
 
 def _post(port: int, body: bytes, auth: str) -> int:
@@ -534,7 +562,7 @@ class LiveRig:
             "collector": tree(server),
             "pipeline": tree(self.celery.pid if self.celery is not None else None),
             "postgres": postgres,
-            "load_generator": tree(os.getpid()),
+            "load_generator": sum(psutil.Process().cpu_times()[:2]),  # not its children
         }
 
     def pending(self) -> int:
@@ -571,8 +599,7 @@ class LiveRig:
                 time.sleep(delay)
             probe = f"probe-{number}"
             probes.append(probe)
-            with poller.lock:
-                poller.sent[probe] = due  # open loop: from the scheduled send time
+            poller.expect(probe, due)  # open loop: from the scheduled send time
 
             def send(body: bytes = body) -> None:
                 status = _post(self.server.port, body, self.auth)
@@ -751,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {t['processed']:,} events in {t['seconds']} s = {t['events_per_s']:,} events/s"
             f" (target {TARGET_EVENTS_PER_S:,}); {t['profiles']:,} profiles,"
             f" identity races: {t['savepoint_retries']} savepoint retries,"
-            f" {t['exclusive_reruns']} exclusive re-runs"
+            f" {t['exclusive_reruns']} exclusive re-runs, {t['deferred']:,} events deferred"
         )
     if "scale" in only:
         sizes = [int(s) for s in args.scale.split(",")]

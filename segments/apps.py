@@ -17,6 +17,7 @@ class SegmentsConfig(AppConfig):
         computed_hooks.on_values_changed(realtime.reevaluate_for_traits)
         computed_hooks.on_delete(services.segments_guard_trait_delete)
         stages.register("segments", realtime.segments_stage, order=50)
+        stages.register("segments-counts", realtime.segments_counts_stage, order=99)
         privacy.register()
         panels.register(
             panels.ProfilePanel(

@@ -26,22 +26,48 @@ from segments.services import (
     segments_reading_traits,
 )
 
+COUNT_DELTAS = "segments.member_count_deltas"
+
 
 def segments_stage(batch: Batch) -> None:
     """The pipeline stage (registered in SegmentsConfig.ready()): the touched profiles'
-    memberships, re-evaluated against every published segment."""
-    segments_update_for_batch(batch.resolution)
+    memberships, re-evaluated against every published segment. The segments' member counts
+    change in `segments_counts_stage`, the batch's last statement: two drains updating the
+    same segment row then hold its lock only for their commit, not for the rest of their
+    batch."""
+    deltas: dict[int, int] = batch.notes.setdefault(COUNT_DELTAS, defaultdict(int))
+    segments_update_for_batch(batch.resolution, count_deltas=deltas)
 
 
-def segments_update_for_batch(resolution: Resolution) -> int:
-    """Returns how many (segment, profile) changes were recorded."""
+def segments_counts_stage(batch: Batch) -> None:
+    """The pipeline stage after every other: apply the batch's member-count changes, one
+    statement, segments in id order (two drains lock them in the same order)."""
+    deltas = {k: v for k, v in batch.notes.get(COUNT_DELTAS, {}).items() if v}
+    if not deltas:
+        return
+    ids = sorted(deltas)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE segments_segment s SET member_count = s.member_count + d.delta "
+            "FROM unnest(%s::bigint[], %s::int[]) AS d(id, delta) WHERE s.id = d.id",
+            [ids, [deltas[i] for i in ids]],
+        )
+
+
+def segments_update_for_batch(
+    resolution: Resolution, count_deltas: dict[int, int] | None = None
+) -> int:
+    """Returns how many (segment, profile) changes were recorded. With `count_deltas`, the
+    member-count changes are added there for the caller to apply, else applied at once."""
     by_workspace: dict[int, list[int]] = defaultdict(list)
     for profile_id, events in resolution.touched.items():
         if events:
             by_workspace[int(events[0].workspace_id)].append(profile_id)
     changed = 0
     for workspace_id, profile_ids in by_workspace.items():
-        changed += segments_evaluate_profiles(workspace_id=workspace_id, profile_ids=profile_ids)
+        changed += segments_evaluate_profiles(
+            workspace_id=workspace_id, profile_ids=profile_ids, count_deltas=count_deltas
+        )
     return changed
 
 
@@ -51,9 +77,11 @@ def segments_evaluate_profiles(
     profile_ids: list[int],
     now: datetime | None = None,
     segment_ids: list[int] | None = None,
+    count_deltas: dict[int, int] | None = None,
 ) -> int:
     """Evaluate some profiles against the workspace's published segments (or some of them)
-    as of `now`; record entries/exits at that time and reschedule their window expiries."""
+    as of `now`; record entries/exits at that time and reschedule their window expiries.
+    Member counts change at once, or are added to `count_deltas` for the caller to apply."""
     segments = Segment.objects.filter(
         workspace_id=workspace_id, status=SegmentStatus.PUBLISHED
     ).select_related("published_version")
@@ -86,9 +114,12 @@ def segments_evaluate_profiles(
             row = cursor.fetchone()
         if row and (int(row[1]) or int(row[2])):
             changed += int(row[1]) + int(row[2])
-            Segment.objects.filter(pk=segment.pk).update(
-                member_count=F("member_count") + int(row[1]) - int(row[2])
-            )
+            if count_deltas is not None:
+                count_deltas[segment.pk] += int(row[1]) - int(row[2])
+            else:
+                Segment.objects.filter(pk=segment.pk).update(
+                    member_count=F("member_count") + int(row[1]) - int(row[2])
+                )
         schedule_expiries(
             segment_id=segment.pk, node=node, workspace_id=workspace_id, now=when, profile_ids=ids
         )

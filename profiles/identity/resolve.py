@@ -51,6 +51,8 @@ class Resolution:
     merges: int = 0
     conflicts: int = 0
     created: int = 0
+    # events left for a later batch: they touch a profile another worker holds right now
+    deferred: list[Event] = field(default_factory=list)
 
 
 def lock_workspaces(workspace_ids: Sequence[int], *, exclusive: bool) -> None:
@@ -78,6 +80,7 @@ SELECT id, merged_into_id, traits::text, trait_times::text, group_ids::text, fir
 FROM profiles_profile WHERE id = ANY(%b) ORDER BY id FOR UPDATE
 """
 _LOCK_PROFILES_NOWAIT = _LOCK_PROFILES.replace("FOR UPDATE", "FOR UPDATE NOWAIT")
+_LOCK_PROFILES_SKIP = _LOCK_PROFILES.replace("FOR UPDATE", "FOR UPDATE SKIP LOCKED")
 LOCK_ROUNDS = 4
 
 # the 15 columns of _state_columns(), in order
@@ -275,10 +278,26 @@ class _PendingConflict:
     detail: dict[str, Any]
 
 
+def _all_keys(ids: EventIds) -> list[Key]:
+    keys = list(ids.keys)
+    if ids.previous_id:
+        keys += [
+            (identifiers.USER_ID, ids.previous_id),
+            (identifiers.ANONYMOUS_ID, ids.previous_id),
+        ]
+    return keys
+
+
 class BatchResolver:
-    def __init__(self, workspace_id: int, events: Sequence[Event]) -> None:
+    def __init__(
+        self, workspace_id: int, events: Sequence[Event], *, may_defer: bool = False
+    ) -> None:
         self.workspace_id = workspace_id
         self.events = events
+        # profiles another worker holds are skipped, not waited for: the events that need
+        # them (with every event of the batch sharing an identifier with those) are deferred
+        self.may_defer = may_defer
+        self.busy: set[int] = set()
         self.rules: Rules = load_rules(workspace_id)
         self.now = timezone.now()
         self.owner: dict[Key, ProfileState] = {}  # identifier -> profile (follow .root())
@@ -304,7 +323,7 @@ class BatchResolver:
             cursor.execute(_LOOKUP, [json_rows(keys), self.workspace_id])
             return {(t, v): (iid, pid) for iid, t, v, pid in cursor.fetchall()}
 
-    def _load(self, keys: list[Key]) -> None:
+    def _load(self, keys: list[Key]) -> dict[Key, tuple[int, int]]:
         """Look up the batch's identifiers and lock the profiles they point at. Another worker
         may move or create some of them between the look-up and the lock: then the profiles
         that appeared are locked too (without waiting, so lock order cannot deadlock) and the
@@ -312,17 +331,26 @@ class BatchResolver:
         found = self._lookup(keys)
         rows: dict[int, Any] = {}
         for round_ in range(LOCK_ROUNDS):
-            wanted = sorted({pid for _, pid in found.values()} - rows.keys())
-            if wanted:
+            wanted = sorted({pid for _, pid in found.values()} - rows.keys() - self.busy)
+            if wanted and self.may_defer:
+                got = self._lock_available(wanted)
+                self.busy.update(set(wanted) - got.keys())
+                rows.update(got)
+            elif wanted:
                 rows.update(self._lock(wanted, wait=round_ == 0))
             if not found or round_ == 0 and not wanted:
                 break
             again = self._lookup(keys)
-            if again == found and all(not rows[pid][1] for _, pid in found.values()):
+            if again == found and all(
+                not rows[pid][1] for _, pid in found.values() if pid not in self.busy
+            ):
                 break
             found = again
         else:
             raise IdentityRace("identities kept changing between the look-up and the lock")
+        looked_up = found
+        if self.busy:
+            found = {key: hit for key, hit in found.items() if hit[1] not in self.busy}
         profile_ids = sorted({pid for _, pid in found.values()})
         if profile_ids:
             for pid in profile_ids:
@@ -333,6 +361,47 @@ class BatchResolver:
             self.owner[key] = self.states[pid]
             self.identity_ids[key] = iid
             self.preexisting_owner[key] = pid
+        return looked_up
+
+    def _defer(
+        self, parsed: list[tuple[Event, EventIds]], found: dict[Key, tuple[int, int]]
+    ) -> list[tuple[Event, EventIds]]:
+        """Leave for a later batch every event that reaches a busy profile, directly or through
+        identifiers shared with such an event (so one person's events keep their order and
+        no merge is decided without the profile it involves); returns the others."""
+        parent = list(range(len(parsed)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        first_with: dict[Key, int] = {}
+        for index, (_, ids) in enumerate(parsed):
+            for key in _all_keys(ids):
+                if key in first_with:
+                    parent[root(index)] = root(first_with[key])
+                else:
+                    first_with[key] = index
+        blocked = {
+            root(index)
+            for index, (_, ids) in enumerate(parsed)
+            if any(found.get(key, (0, 0))[1] in self.busy for key in _all_keys(ids))
+        }
+        kept = []
+        for index, item in enumerate(parsed):
+            if root(index) in blocked:
+                self.result.deferred.append(item[0])
+            else:
+                kept.append(item)
+        return kept
+
+    def _lock_available(self, profile_ids: list[int]) -> dict[int, Any]:
+        """Lock what no other transaction holds (SKIP LOCKED); the rest are busy."""
+        with server_cursor() as cursor:
+            cursor.execute(_LOCK_PROFILES_SKIP, [profile_ids], binary=True)
+            return {row[0]: row for row in cursor.fetchall()}
 
     def _lock(self, profile_ids: list[int], *, wait: bool) -> dict[int, Any]:
         query = _LOCK_PROFILES if wait else _LOCK_PROFILES_NOWAIT
@@ -393,7 +462,9 @@ class BatchResolver:
             if ids.previous_id:
                 keys.add((identifiers.USER_ID, ids.previous_id))
                 keys.add((identifiers.ANONYMOUS_ID, ids.previous_id))
-        self._load(sorted(keys))
+        found = self._load(sorted(keys))
+        if self.busy:
+            parsed = self._defer(parsed, found)
         for event, ids in parsed:
             self._resolve_event(event, ids)
         self._flush()
@@ -712,14 +783,16 @@ class BatchResolver:
         self.result.conflicts += len(rows)
 
 
-def resolve(events: Sequence[Event]) -> Resolution:
-    """The pipeline stage: resolve every event of the batch, workspace by workspace."""
+def resolve(events: Sequence[Event], *, may_defer: bool = False) -> Resolution:
+    """The pipeline stage: resolve every event of the batch, workspace by workspace. With
+    `may_defer`, events that need a profile another worker holds are returned as deferred
+    instead of waiting for it."""
     total = Resolution()
     by_workspace: dict[int, list[Event]] = {}
     for event in events:
         by_workspace.setdefault(event.workspace_id, []).append(event)
     for workspace_id in sorted(by_workspace):
-        part = BatchResolver(workspace_id, by_workspace[workspace_id]).run()
+        part = BatchResolver(workspace_id, by_workspace[workspace_id], may_defer=may_defer).run()
         total.profile_of.update(part.profile_of)
         for pid, evs in part.touched.items():
             total.touched.setdefault(pid, []).extend(evs)
@@ -727,4 +800,5 @@ def resolve(events: Sequence[Event]) -> Resolution:
         total.merges += part.merges
         total.conflicts += part.conflicts
         total.created += part.created
+        total.deferred += part.deferred
     return total

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from django.db import OperationalError, connection, transaction
+from django.utils import timezone
 
 from profiles.identity.resolve import IdentityRace, lock_workspaces, resolve
 from profiles.pipeline.rows import EventLike, load_events
@@ -26,7 +27,9 @@ def identity_stage(batch: Batch) -> None:
     for attempt in range(SAVEPOINT_ATTEMPTS):
         try:
             with transaction.atomic():
-                batch.resolution = resolve(batch.events)
+                batch.resolution = resolve(batch.events, may_defer=batch.may_defer)
+            batch.defer(batch.resolution.deferred)
+            counters["deferred"] += len(batch.resolution.deferred)
             return
         except Exception as exc:
             if not _retryable(exc) or attempt == SAVEPOINT_ATTEMPTS - 1:
@@ -45,7 +48,11 @@ FOR UPDATE SKIP LOCKED
 MAX_ATTEMPTS = 4
 SAVEPOINT_ATTEMPTS = 3
 # process-wide counters, for logs, tests and the benchmark
-counters = {"races": 0, "savepoint_retries": 0, "dropped": 0}
+counters = {"races": 0, "savepoint_retries": 0, "dropped": 0, "deferred": 0}
+# Deferring instead of waiting lets two drains work side by side on people they share; an
+# event may be deferred while it is younger than this, then its batch waits for the locks
+# (so a very active person cannot be put off for ever).
+DEFER_MAX_AGE = timedelta(seconds=5)
 
 
 _RETRYABLE_DB_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -65,6 +72,13 @@ def process_batch(
 
     Workers normally share each workspace's identity lock; when a batch lost a race with
     another worker it is rolled back and re-run holding the lock exclusively."""
+    return claim_and_process(workspace_id, batch_size, partition)[0]
+
+
+def claim_and_process(
+    workspace_id: int | None, batch_size: int, partition: Partition | None
+) -> tuple[int, int]:
+    """(processed, claimed): claimed events not processed were deferred."""
     for attempt in range(MAX_ATTEMPTS):
         try:
             return _process_once(workspace_id, batch_size, partition, exclusive=attempt > 0)
@@ -73,12 +87,12 @@ def process_batch(
                 raise
             counters["races"] += 1
             logger.info("identity race (%s); re-running the batch exclusively", exc)
-    return 0  # unreachable
+    return 0, 0  # unreachable
 
 
 def _process_once(
     workspace_id: int | None, batch_size: int, partition: Partition | None, *, exclusive: bool
-) -> int:
+) -> tuple[int, int]:
     conditions, params = [], []
     if workspace_id is not None:
         conditions.append("workspace_id = %s")
@@ -92,17 +106,20 @@ def _process_once(
             cursor.execute(_CLAIM.format(where=where), [*params, batch_size])
             claimed = cursor.fetchall()
         if not claimed:
-            return 0
+            return 0, 0
         ids = [row[0] for row in claimed]
-        events: list[EventLike] = list(load_events(ids, arrival_bounds(claimed)))
+        bounds = arrival_bounds(claimed)
+        events: list[EventLike] = list(load_events(ids, bounds))
         lock_workspaces([e.workspace_id for e in events], exclusive=exclusive)
-        batch = Batch(events)
+        young = bounds is not None and timezone.now() - bounds[0] < DEFER_MAX_AGE
+        batch = Batch(events, may_defer=young and not exclusive)
         for stage in stages():
             stage.run(batch)
         counters["dropped"] += batch.dropped
+        done = [i for i in ids if i not in batch.deferred] if batch.deferred else ids
         with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM profiles_pendingevent WHERE event_id = ANY(%s)", [ids])
-    return len(ids)
+            cursor.execute("DELETE FROM profiles_pendingevent WHERE event_id = ANY(%s)", [done])
+    return len(done), len(ids)
 
 
 def arrival_bounds(claimed: list[tuple[int, datetime | None]]) -> tuple[datetime, datetime] | None:
@@ -125,10 +142,13 @@ def drain(
     deadline = time.monotonic() + max_seconds
     total = 0
     while time.monotonic() < deadline:
-        done = process_batch(workspace_id=workspace_id, batch_size=batch_size, partition=partition)
+        done, claimed = claim_and_process(workspace_id, batch_size, partition)
         total += done
-        if done < batch_size:
+        if claimed == done and claimed < batch_size:
             return total, False
+        if claimed > done and (done == 0 or claimed < batch_size):
+            # deferred events wait for the worker holding their people to commit its batch
+            time.sleep(0.02)
     return total, True
 
 

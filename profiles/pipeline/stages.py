@@ -5,12 +5,15 @@ counters); higher apps register theirs in `AppConfig.ready()` — consent the su
 and the consent log, segments the real-time membership — so this layer never imports them.
 
 Orders in use (gaps leave room): 10 suppression (consent), 20 identity, 30 consent log
-(consent), 40 computed traits, 50 segment membership (segments), 90 counters and schema."""
+(consent), 40 computed traits, 50 segment membership (segments), 90 counters and schema,
+99 segment member counts (segments: the batch's last write, so two drains hold a segment's
+row lock only while committing)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection
 
@@ -23,6 +26,17 @@ class Batch:
     events: list[EventLike]
     resolution: Resolution = field(default_factory=Resolution)
     dropped: int = 0  # events a stage discarded unprocessed (e.g. of suppressed people)
+    may_defer: bool = False  # identity may leave events whose profile another worker holds
+    deferred: set[int] = field(default_factory=set)  # left queued for a later batch
+    # what a stage leaves for a later one (keys named after the app, e.g. "segments.…")
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def defer(self, events: list[EventLike]) -> None:
+        """Take these events out of the batch unprocessed; they stay queued (their claim
+        ends with the transaction) and a later batch takes them, oldest first."""
+        if events:
+            self.deferred |= {int(e.pk) for e in events}
+            self.events = [e for e in self.events if int(e.pk) not in self.deferred]
 
     def discard(self, event_ids: set[int]) -> list[EventLike]:
         """Delete these events unprocessed (the raw rows too) and take them out of the

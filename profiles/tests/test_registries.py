@@ -17,7 +17,8 @@ def test_pipeline_stages_run_in_order() -> None:
         "consent",  # consent: decisions recorded against the resolved profiles
         "computed_traits",
         "segments",  # segments: reads the consent state and the computed traits
-        "counters",  # last: hot rows every batch shares
+        "counters",  # hot rows every batch shares
+        "segments-counts",  # segments: member counts, the last write (shortest row lock)
     ]
 
 
