@@ -178,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_refresh_all",
         "schedule": env_int("CDP_SEGMENT_REFRESH_SECONDS", 900),
     },
+    # the pending-events queue's dead rows, vacuumed by the platform (autovacuum may be off)
+    "vacuum-pending-events": {
+        "task": "profiles.tasks.vacuum_pending_events",
+        "schedule": env_int("CDP_QUEUE_VACUUM_SECONDS", 10),
+    },
     # the events table's daily partitions, created CDP_EVENT_PARTITIONS_AHEAD days ahead
     "event-partitions": {
         "task": "profiles.tasks.ensure_event_partitions",
@@ -289,6 +294,7 @@ CDP_DEAD_LETTER_QUOTA = env_int("CDP_DEAD_LETTER_QUOTA", 10_000)
 CDP_KEY_CACHE_SECONDS = env_int("CDP_KEY_CACHE_SECONDS", 5)
 CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
 CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
+CDP_QUEUE_VACUUM_DEAD_ROWS = env_int("CDP_QUEUE_VACUUM_DEAD_ROWS", 20_000)
 CDP_EVENT_PARTITIONS_AHEAD = env_int("CDP_EVENT_PARTITIONS_AHEAD", 7)  # daily partitions
 # concurrent pipeline drains of one workspace (more collide on the same people's identities)
 CDP_DRAINS_PER_WORKSPACE = env_int("CDP_DRAINS_PER_WORKSPACE", 2)

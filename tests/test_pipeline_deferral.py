@@ -135,3 +135,38 @@ def test_member_counts_stay_exact_when_applied_last(tenant_a: Tenant, client: Cl
     members = Membership.objects.filter(segment=segment, exited_at=None).count()
     assert members == 8
     assert Segment.objects.get(pk=segment.pk).member_count == members
+
+
+def test_the_queue_is_vacuumed_once_dead_rows_pile_up(settings: Any) -> None:
+    """Autovacuum may be off (it is on the project's machines): the beat's task vacuums the
+    queue table when enough dead rows wait in it, and leaves it alone otherwise."""
+    from profiles.tasks import vacuum_pending_events
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO profiles_pendingevent (event_id, workspace_id, enqueued_at, route) "
+            "SELECT n, 1, now(), 0 FROM generate_series(1, 500) n"
+        )
+        cursor.execute("DELETE FROM profiles_pendingevent")
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+
+    def dead() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+            cursor.execute(
+                "SELECT n_dead_tup FROM pg_stat_user_tables "
+                "WHERE relid = 'profiles_pendingevent'::regclass"
+            )
+            return int(cursor.fetchone()[0])
+
+    deadline = time.monotonic() + 5
+    while dead() < 500 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert dead() >= 500
+    assert queue.vacuum_if_needed(10**9) is False  # not enough dead rows: left alone
+    settings.CDP_QUEUE_VACUUM_DEAD_ROWS = 100
+    assert vacuum_pending_events.apply().get() is True
+    deadline = time.monotonic() + 5
+    while dead() > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert dead() == 0

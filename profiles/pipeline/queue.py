@@ -172,3 +172,19 @@ def pending_count(workspace_id: int | None = None, partition: Partition | None =
         cursor.execute(f"SELECT count(*) FROM profiles_pendingevent {where}", params)  # noqa: S608
         row = cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+def vacuum_if_needed(dead_rows: int) -> bool:
+    """VACUUM the queue table when at least `dead_rows` dead rows wait in it (the statistics'
+    estimate); returns whether it ran. Never inside a transaction; skips if another vacuum
+    holds the table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_dead_tup FROM pg_stat_user_tables "
+            "WHERE relid = 'profiles_pendingevent'::regclass"
+        )
+        row = cursor.fetchone()
+        if row is None or int(row[0]) < dead_rows:
+            return False
+        cursor.execute("VACUUM (SKIP_LOCKED) profiles_pendingevent")
+    return True

@@ -10,7 +10,11 @@ from profiles.tasks.computed import (
 )
 from profiles.tasks.identity import identity_graph_rebuild_task
 from profiles.tasks.partitions import ensure_event_partitions
-from profiles.tasks.processing import process_pending_events, sweep_pending_events
+from profiles.tasks.processing import (
+    process_pending_events,
+    sweep_pending_events,
+    vacuum_pending_events,
+)
 
 __all__ = [
     "builtin_traits_refresh_all",
@@ -21,4 +25,5 @@ __all__ = [
     "identity_graph_rebuild_task",
     "process_pending_events",
     "sweep_pending_events",
+    "vacuum_pending_events",
 ]

@@ -90,3 +90,15 @@ def sweep_pending_events(self) -> int:  # type: ignore[no-untyped-def]
     for workspace_id in workspaces:
         process_pending_events.apply_async(kwargs={"workspace_id": workspace_id})
     return len(workspaces)
+
+
+QUEUE_TABLE = "profiles_pendingevent"
+
+
+@shared_task(acks_late=True, name="profiles.tasks.vacuum_pending_events")
+def vacuum_pending_events() -> bool:
+    """Beat (every CDP_QUEUE_VACUUM_SECONDS): the queue is an insert-then-delete table, and
+    every claim walks its index past the dead rows until they are vacuumed. Autovacuum may be
+    off or slow to come (its default trigger is 20 % of a nearly empty table), so the platform
+    vacuums the queue itself once CDP_QUEUE_VACUUM_DEAD_ROWS dead rows have piled up."""
+    return queue.vacuum_if_needed(settings.CDP_QUEUE_VACUUM_DEAD_ROWS)
