@@ -150,6 +150,9 @@ class PendingEvent(models.Model):
     route = models.IntegerField(default=0)
     # the event's arrival: loading the batch is then pruned to its day's partition
     received_at = models.DateTimeField(null=True)
+    # first time a drain left it for later (its person was held by another drain); after
+    # queue.DEFER_MAX_AGE it is not put off again
+    deferred_at = models.DateTimeField(null=True)
 
     class Meta:
         indexes = [models.Index(fields=["workspace_id", "event_id"], name="pending_ws_event")]

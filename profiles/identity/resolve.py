@@ -290,13 +290,19 @@ def _all_keys(ids: EventIds) -> list[Key]:
 
 class BatchResolver:
     def __init__(
-        self, workspace_id: int, events: Sequence[Event], *, may_defer: bool = False
+        self,
+        workspace_id: int,
+        events: Sequence[Event],
+        *,
+        may_defer: bool = False,
+        overdue: frozenset[int] | set[int] = frozenset(),
     ) -> None:
         self.workspace_id = workspace_id
         self.events = events
         # profiles another worker holds are skipped, not waited for: the events that need
         # them (with every event of the batch sharing an identifier with those) are deferred
         self.may_defer = may_defer
+        self.overdue = overdue  # events deferred too long already: their batch must wait
         self.busy: set[int] = set()
         self.rules: Rules = load_rules(workspace_id)
         self.now = timezone.now()
@@ -389,6 +395,11 @@ class BatchResolver:
             for index, (_, ids) in enumerate(parsed)
             if any(found.get(key, (0, 0))[1] in self.busy for key in _all_keys(ids))
         }
+        if self.overdue and any(
+            root(index) in blocked and int(event.pk) in self.overdue
+            for index, (event, _) in enumerate(parsed)
+        ):
+            raise IdentityRace("an event was put off too long; its batch waits for the locks")
         kept = []
         for index, item in enumerate(parsed):
             if root(index) in blocked:
@@ -783,7 +794,12 @@ class BatchResolver:
         self.result.conflicts += len(rows)
 
 
-def resolve(events: Sequence[Event], *, may_defer: bool = False) -> Resolution:
+def resolve(
+    events: Sequence[Event],
+    *,
+    may_defer: bool = False,
+    overdue: frozenset[int] | set[int] = frozenset(),
+) -> Resolution:
     """The pipeline stage: resolve every event of the batch, workspace by workspace. With
     `may_defer`, events that need a profile another worker holds are returned as deferred
     instead of waiting for it."""
@@ -792,7 +808,9 @@ def resolve(events: Sequence[Event], *, may_defer: bool = False) -> Resolution:
     for event in events:
         by_workspace.setdefault(event.workspace_id, []).append(event)
     for workspace_id in sorted(by_workspace):
-        part = BatchResolver(workspace_id, by_workspace[workspace_id], may_defer=may_defer).run()
+        part = BatchResolver(
+            workspace_id, by_workspace[workspace_id], may_defer=may_defer, overdue=overdue
+        ).run()
         total.profile_of.update(part.profile_of)
         for pid, evs in part.touched.items():
             total.touched.setdefault(pid, []).extend(evs)

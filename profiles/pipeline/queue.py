@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 from django.db import OperationalError, connection, transaction
@@ -27,7 +28,9 @@ def identity_stage(batch: Batch) -> None:
     for attempt in range(SAVEPOINT_ATTEMPTS):
         try:
             with transaction.atomic():
-                batch.resolution = resolve(batch.events, may_defer=batch.may_defer)
+                batch.resolution = resolve(
+                    batch.events, may_defer=batch.may_defer, overdue=batch.overdue
+                )
             batch.defer(batch.resolution.deferred)
             counters["deferred"] += len(batch.resolution.deferred)
             return
@@ -38,7 +41,7 @@ def identity_stage(batch: Batch) -> None:
 
 
 _CLAIM = """
-SELECT event_id, received_at FROM profiles_pendingevent
+SELECT event_id, received_at, deferred_at FROM profiles_pendingevent
 {where}
 ORDER BY event_id
 LIMIT %s
@@ -50,8 +53,9 @@ SAVEPOINT_ATTEMPTS = 3
 # process-wide counters, for logs, tests and the benchmark
 counters = {"races": 0, "savepoint_retries": 0, "dropped": 0, "deferred": 0}
 # Deferring instead of waiting lets two drains work side by side on people they share; an
-# event may be deferred while it is younger than this, then its batch waits for the locks
-# (so a very active person cannot be put off for ever).
+# event may be put off for this long after it was first deferred, then its batch is re-run
+# holding the workspace exclusively, which waits for the locks (so a very active person
+# cannot be put off for ever, and a backlog does not turn deferral off).
 DEFER_MAX_AGE = timedelta(seconds=5)
 
 
@@ -111,18 +115,28 @@ def _process_once(
         bounds = arrival_bounds(claimed)
         events: list[EventLike] = list(load_events(ids, bounds))
         lock_workspaces([e.workspace_id for e in events], exclusive=exclusive)
-        young = bounds is not None and timezone.now() - bounds[0] < DEFER_MAX_AGE
-        batch = Batch(events, may_defer=young and not exclusive)
+        overdue = timezone.now() - DEFER_MAX_AGE
+        batch = Batch(
+            events,
+            may_defer=not exclusive,
+            overdue={row[0] for row in claimed if row[2] is not None and row[2] < overdue},
+        )
         for stage in stages():
             stage.run(batch)
         counters["dropped"] += batch.dropped
         done = [i for i in ids if i not in batch.deferred] if batch.deferred else ids
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM profiles_pendingevent WHERE event_id = ANY(%s)", [done])
+            if batch.deferred:
+                cursor.execute(
+                    "UPDATE profiles_pendingevent SET deferred_at = now() "
+                    "WHERE event_id = ANY(%s) AND deferred_at IS NULL",
+                    [list(batch.deferred)],
+                )
     return len(done), len(ids)
 
 
-def arrival_bounds(claimed: list[tuple[int, datetime | None]]) -> tuple[datetime, datetime] | None:
+def arrival_bounds(claimed: list[tuple[Any, ...]]) -> tuple[datetime, datetime] | None:
     """Earliest and latest arrival of the claimed events (None if a row predates the column)."""
     times = [row[1] for row in claimed if row[1] is not None]
     if len(times) < len(claimed):

@@ -27,6 +27,7 @@ class Batch:
     resolution: Resolution = field(default_factory=Resolution)
     dropped: int = 0  # events a stage discarded unprocessed (e.g. of suppressed people)
     may_defer: bool = False  # identity may leave events whose profile another worker holds
+    overdue: set[int] = field(default_factory=set)  # deferred too long: may not be again
     deferred: set[int] = field(default_factory=set)  # left queued for a later batch
     # what a stage leaves for a later one (keys named after the app, e.g. "segments.…")
     notes: dict[str, Any] = field(default_factory=dict)
