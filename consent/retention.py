@@ -210,14 +210,14 @@ def retention_enforce(
     workspace: Workspace,
     now: datetime | None = None,
     dropped: partitions.DroppedDays | None = None,
+    policy: RetentionPolicy | None = None,
 ) -> RetentionReport:
     """Delete the workspace's event-level data past its retention period (`dropped`: what
-    the partition drop already removed, counted in the report). Safe to run twice or
-    concurrently (a second run finds nothing to delete)."""
+    the partition drop already removed, counted in the report; `policy`: the one in force,
+    when the caller has it already). Safe to run twice or concurrently (a second run finds
+    nothing to delete)."""
     now = now or timezone.now()
-    policy = retention_policy_of(workspace=workspace)
-    if policy.pk is not None:
-        policy = _apply_due_cut(policy, now)
+    policy = policy or _policy_in_force(workspace, now)
     report = RetentionReport(workspace_id=workspace.pk)
     if dropped is not None and workspace.pk in dropped.events:
         days = dropped.events[workspace.pk]
@@ -282,13 +282,18 @@ def retention_enforce_all(*, now: datetime | None = None) -> list[RetentionRepor
     workspace keeping events forever keeps every partition."""
     now = now or timezone.now()
     workspaces = list(Workspace.objects.order_by("id"))
-    cutoffs = []
-    for workspace in workspaces:
-        policy = retention_policy_of(workspace=workspace)
-        if policy.pk is not None:
-            policy = _apply_due_cut(policy, now)
-        cutoffs.append(retention_cutoff(policy.event_days, now))
+    policies = [_policy_in_force(w, now) for w in workspaces]
+    cutoffs = [retention_cutoff(p.event_days, now) for p in policies]
     dropped = None
-    if workspaces and None not in cutoffs and partitions.is_partitioned():
+    if policies and None not in cutoffs and partitions.is_partitioned():
         dropped = partitions.drop_partitions_before(min(c for c in cutoffs if c is not None))
-    return [retention_enforce(workspace=w, now=now, dropped=dropped) for w in workspaces]
+    return [
+        retention_enforce(workspace=w, now=now, dropped=dropped, policy=p)
+        for w, p in zip(workspaces, policies, strict=True)
+    ]
+
+
+def _policy_in_force(workspace: Workspace, now: datetime) -> RetentionPolicy:
+    """The workspace's policy, with a pending cut applied once its grace period is over."""
+    policy = retention_policy_of(workspace=workspace)
+    return _apply_due_cut(policy, now) if policy.pk is not None else policy

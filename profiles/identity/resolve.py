@@ -469,10 +469,7 @@ class BatchResolver:
         parsed = [(event, event_ids(event, self.rules)) for event in self.events]
         keys: set[Key] = set()
         for _, ids in parsed:
-            keys.update(ids.keys)
-            if ids.previous_id:
-                keys.add((identifiers.USER_ID, ids.previous_id))
-                keys.add((identifiers.ANONYMOUS_ID, ids.previous_id))
+            keys.update(_all_keys(ids))
         found = self._load(sorted(keys))
         if self.busy:
             parsed = self._defer(parsed, found)
