@@ -5,7 +5,30 @@ class ActivationConfig(AppConfig):
     name = "activation"
 
     def ready(self) -> None:
-        from activation import services
+        from activation import privacy, services
+        from activation.streams.stage import forward_stage
+        from activation.syncs import hooks as sync_hooks
+        from cdp import navigation
         from cdp.services import register_provisioner
+        from profiles.identity import hooks
+        from profiles.pipeline import stages
 
         register_provisioner("server_key", services.server_key_provision)
+        # after identity (20), consent (30) and segments (50): forwarded events carry their
+        # profile, consent is current, and membership changes are already in the outbox
+        stages.register("activation", forward_stage, order=60)
+        hooks.on_merge(sync_hooks.on_merge)
+        hooks.on_split(sync_hooks.on_split)
+        privacy.register()
+        navigation.register(
+            label="Destinations",
+            url_name="ui-destinations",
+            capability="destinations.view",
+            order=40,
+        )
+        navigation.register(
+            label="Syncs", url_name="ui-syncs", capability="destinations.view", order=41
+        )
+        navigation.register(
+            label="Deliveries", url_name="ui-deliveries", capability="deliveries.view", order=42
+        )

@@ -37,6 +37,14 @@ CAPABILITIES: dict[str, set[str]] = {
     "consent.manage": {Role.OWNER, Role.ADMIN, Role.PRIVACY_OFFICER},
     # marketers create segments and manage those they own or are granted (change_segment)
     "segments.create": {Role.OWNER, Role.ADMIN, Role.MARKETER},
+    # activation: destinations hold credentials, so only admins create them or see their
+    # settings; marketers see them by name and manage the syncs of segments they may read
+    "destinations.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "destinations.manage": {Role.OWNER, Role.ADMIN},
+    "syncs.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
+    "streams.manage": {Role.OWNER, Role.ADMIN},
+    "deliveries.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "deliveries.retry": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "segments.manage": {Role.OWNER, Role.ADMIN},
 }
 

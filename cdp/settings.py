@@ -189,6 +189,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("CDP_EVENT_PARTITIONS_SECONDS", 3600),
     },
     # event-level data past each workspace's retention period, a whole day at a time
+    # audience-sync deltas planned, due and stuck deliveries re-kicked
+    "activation-tick": {
+        "task": "activation.tasks.tick",
+        "schedule": env_int("CDP_ACTIVATION_TICK_SECONDS", 3),
+    },
     "retention": {
         "task": "consent.tasks.retention_enforce_all",
         "schedule": env_int("CDP_RETENTION_SECONDS", 3600),
@@ -301,6 +306,13 @@ CDP_DRAINS_PER_WORKSPACE = env_int("CDP_DRAINS_PER_WORKSPACE", 2)
 if not 1 <= CDP_DRAINS_PER_WORKSPACE <= 16:  # profiles.tasks.processing.DRAIN_SLOTS_MAX
     raise ImproperlyConfiguredEnv("CDP_DRAINS_PER_WORKSPACE: expected 1 to 16")
 CDP_SUPPRESSION_HMAC_KEY = env_str("CDP_SUPPRESSION_HMAC_KEY", "") or SECRET_KEY
+# --- Activation: destination secrets are Fernet-encrypted with CDP_SECRETS_KEY (comma-separated
+#     keys, newest first, for rotation; unset: derived from SECRET_KEY). Deliveries go out from
+#     the `activation` queue; CDP_ACTIVATION_TICK_SECONDS is the beat that plans real-time sync
+#     deltas and re-kicks due deliveries. ---
+CDP_SECRETS_KEY = env_str("CDP_SECRETS_KEY", "")
+CDP_ACTIVATION_TICK_SECONDS = env_int("CDP_ACTIVATION_TICK_SECONDS", 3)
+CDP_FILES_ROOT = env_str("CDP_FILES_ROOT", "")  # where "local folder" file destinations may write
 # days a privacy export bundle stays downloadable (it holds a person's data in full)
 # a shortened retention period takes effect after this many days (cancellable meanwhile)
 CDP_RETENTION_GRACE_DAYS = env_int("CDP_RETENTION_GRACE_DAYS", 7)
@@ -312,7 +324,15 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+        # a line per request, with the destination's URL (query strings may carry tokens)
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+        "pika": {"level": "WARNING"},
+    },
 }
 # CDP_LOG_DIR (the launcher sets var/log): errors and their tracebacks also go to
 # errors.log there, where an operator finds them even when stderr is discarded (a daemonised

@@ -319,6 +319,7 @@ class PrivacyExport(models.Model):
 
 
 class PropagationStatus(models.TextChoices):
+    PENDING = "pending", "Queued"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
 

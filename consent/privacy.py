@@ -326,6 +326,7 @@ def _subject_of(request: PrivacyRequest) -> Subject:
         identifier_type=request.identifier_type,
         value=request.identifier_value,
     )
+    subject.request_id = request.pk
     subject.digests = sorted(
         identifier_digest(request.workspace_id, t, v) for t, v in subject.identifiers
     )
@@ -539,6 +540,43 @@ def register_propagator(name: str, propagator: Propagator) -> None:
 
 def unregister_propagator(name: str) -> None:
     PROPAGATORS.pop(name, None)
+
+
+def privacy_propagation_record(
+    *,
+    request_id: int,
+    destination: str,
+    delivered: bool | None,
+    detail: dict[str, Any] | None = None,
+    error: str = "",
+) -> None:
+    """Record on a request's receipt what a destination was asked to do and how it went
+    (`delivered` None: queued). Activation reports its deletion notices here, in the
+    transaction that records their outcome; rows never go back from sent."""
+    status = (
+        PropagationStatus.PENDING
+        if delivered is None
+        else PropagationStatus.SENT
+        if delivered
+        else PropagationStatus.FAILED
+    )
+    row, created = PrivacyPropagation.objects.get_or_create(
+        request_id=request_id,
+        destination=destination[:200],
+        defaults={
+            "status": status,
+            "detail": detail or {},
+            "error": error[:2000],
+            "attempts": 0 if delivered is None else 1,
+        },
+    )
+    if created or row.status == PropagationStatus.SENT:
+        return
+    row.status, row.detail, row.error = status, detail or {}, error[:2000]
+    if delivered is not None:
+        row.attempts += 1
+    row.updated_at = timezone.now()
+    row.save()
 
 
 def _propagate(request: PrivacyRequest) -> None:

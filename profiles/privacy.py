@@ -26,6 +26,7 @@ class Subject:
     profile_ids: list[int] = field(default_factory=list)  # live ones and those merged into them
     identifiers: set[tuple[str, str]] = field(default_factory=set)  # (type, normalised value)
     digests: list[str] = field(default_factory=list)  # keyed hashes of the identifiers
+    request_id: int | None = None  # the privacy request being executed, when there is one
 
     def values(self, *kinds: str) -> list[str]:
         return sorted({v for t, v in self.identifiers if not kinds or t in kinds})

@@ -1,0 +1,440 @@
+# ruff: noqa: S608 - SQL from constants and placeholders only
+"""The delivery engine: claims a destination's due deliveries, checks consent, sends them
+through the destination's connector and records the outcome.
+
+- A destination has `concurrency` slots (session advisory locks): at most that many workers
+  send to it at once, and a worker that dies releases its slot with its session.
+- A claim takes due `pending` rows in id order with FOR UPDATE SKIP LOCKED, skipping any row
+  whose profile has an earlier open delivery to the same destination (a failing delivery
+  holds back only that profile's later ones), and marks them `sending` with a lease. A
+  worker killed mid-send leaves rows whose lease expires; the sweeper returns them to
+  `pending` and they go out again with the same idempotency key.
+- Outcomes: delivered; 429 → back to pending after Retry-After, not counted as an attempt,
+  and the whole destination paused until then; 408/5xx/timeouts/connection errors → retry
+  with exponential backoff and jitter until both `max_attempts` and `max_age_seconds` are
+  spent, then a dead letter; any other failure → a dead letter at once. Each request is a
+  DeliveryAttempt row.
+- The circuit breaker opens after `circuit_threshold` consecutive failed requests; after the
+  cool-off one worker sends a single probe (half-open); success closes it.
+- A destination's requests are spaced to `rate_per_second` by reserving send times on its
+  row (one UPDATE per request), so the limit holds across workers and machines."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from activation import connectors, secrets
+from activation.connectors.base import Item, Outcome, Target
+from activation.delivery import after
+from activation.models import (
+    AttemptOutcome,
+    CircuitState,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryKind,
+    DeliveryStatus,
+    Destination,
+)
+from consent.enforcement import consent_allowed_profiles
+
+logger = logging.getLogger(__name__)
+
+SLOT_NAMESPACE = 7401  # advisory-lock namespace of destination send slots
+SLOTS_MAX = 64
+LEASE_GRACE = 30.0  # seconds a claim outlives the request timeout before it is swept
+SCAN_FACTOR = 4  # rows looked at per claim, for those held back by ordering
+WORK_BUDGET = 20.0  # seconds one task sends before handing over (fairness across tasks)
+CONSENT_KINDS = (DeliveryKind.UPSERT, DeliveryKind.EVENT)
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: int
+    key: str
+    kind: str
+    profile_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    created_at: Any
+    sync_id: int | None
+
+
+def target_of(destination: Destination) -> Target:
+    return Target(
+        id=destination.pk,
+        workspace_id=destination.workspace_id,
+        name=destination.name,
+        kind=destination.kind,
+        config=dict(destination.config or {}),
+        secrets=secrets.decrypt(destination.secrets_encrypted),
+        timeout=float(destination.timeout_seconds),
+        batch_size=int(destination.batch_size),
+    )
+
+
+# ---- slots ----------------------------------------------------------------------------------
+
+
+def _slot_key(destination_id: int, slot: int) -> int:
+    return destination_id * SLOTS_MAX + slot
+
+
+def acquire_slot(destination: Destination) -> int | None:
+    with connection.cursor() as cursor:
+        for slot in range(min(max(1, destination.concurrency), SLOTS_MAX)):
+            cursor.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)",
+                [SLOT_NAMESPACE, _slot_key(destination.pk, slot)],
+            )
+            if cursor.fetchone()[0]:
+                return slot
+    return None
+
+
+def release_slot(destination_id: int, slot: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_unlock(%s, %s)", [SLOT_NAMESPACE, _slot_key(destination_id, slot)]
+        )
+
+
+# ---- claiming -------------------------------------------------------------------------------
+
+_CLAIM = """
+WITH cand AS (
+    SELECT d.id, d.profile_id FROM activation_delivery d
+    WHERE d.destination_id = %(dest)s AND d.status = 'pending' AND d.next_attempt_at <= now()
+    ORDER BY d.id LIMIT %(scan)s FOR UPDATE SKIP LOCKED
+), ready AS (
+    SELECT c.id FROM cand c
+    WHERE c.profile_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM activation_delivery e
+        WHERE e.destination_id = %(dest)s AND e.profile_id = c.profile_id AND e.id < c.id
+          AND e.status IN ('pending', 'sending')
+          AND e.id NOT IN (SELECT id FROM cand)
+    )
+    ORDER BY c.id LIMIT %(limit)s
+)
+UPDATE activation_delivery d
+SET status = 'sending', lease_until = now() + %(lease)s * interval '1 second',
+    attempts = d.attempts + 1, last_attempt_at = now()
+FROM ready WHERE d.id = ready.id
+RETURNING d.id, d.key, d.kind, d.profile_id, d.payload, d.attempts, d.created_at, d.sync_id
+"""
+
+
+def claim(destination: Destination, limit: int) -> list[Claimed]:
+    lease = float(destination.timeout_seconds) * 2 + LEASE_GRACE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM,
+            {"dest": destination.pk, "scan": limit * SCAN_FACTOR, "limit": limit, "lease": lease},
+        )
+        rows = cursor.fetchall()
+    claimed = [
+        Claimed(
+            id=r[0],
+            key=str(r[1]),
+            kind=r[2],
+            profile_id=r[3],
+            payload=orjson.loads(r[4]) if isinstance(r[4], str | bytes) else dict(r[4] or {}),
+            attempts=r[5],
+            created_at=r[6],
+            sync_id=r[7],
+        )
+        for r in rows
+    ]
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+def sweep_expired_leases() -> int:
+    """Rows a worker claimed and never finished (it died): due again, same key."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE activation_delivery SET status = 'pending', lease_until = NULL, "
+            "next_attempt_at = now() WHERE status = 'sending' AND lease_until < now()"
+        )
+        return cursor.rowcount
+
+
+# ---- consent at send time -------------------------------------------------------------------
+
+
+def _without_consent(destination: Destination, rows: list[Claimed]) -> list[Claimed]:
+    concerned = {r.profile_id for r in rows if r.kind in CONSENT_KINDS and r.profile_id}
+    if not concerned:
+        return []
+    allowed = consent_allowed_profiles(
+        workspace_id=destination.workspace_id, purpose=destination.purpose, profile_ids=concerned
+    )
+    return [r for r in rows if r.kind in CONSENT_KINDS and r.profile_id not in allowed]
+
+
+# ---- the send loop --------------------------------------------------------------------------
+
+
+def deliver(destination_id: int, *, budget: float = WORK_BUDGET) -> dict[str, int]:
+    """Send what is due for one destination until nothing is, or `budget` seconds passed.
+    Returns counts; {"more": 1} when work remains (the caller re-kicks)."""
+    counts = {"sent": 0, "delivered": 0, "failed": 0, "dead": 0, "cancelled": 0, "more": 0}
+    destination = Destination.objects.filter(pk=destination_id).first()
+    if destination is None or not destination.enabled:
+        return counts
+    slot = acquire_slot(destination)
+    if slot is None:
+        return counts
+    started = time.monotonic()
+    try:
+        connector = connectors.get(destination.kind)
+        target = target_of(destination)
+        while True:
+            destination.refresh_from_db()
+            if not destination.enabled or _paused(destination):
+                break
+            probe = _circuit_gate(destination)
+            if probe is None:
+                break
+            size = 1 if probe else max(1, min(destination.batch_size, connector.max_batch))
+            rows = claim(destination, size)
+            if not rows:
+                break
+            refused = _without_consent(destination, rows)
+            if refused:
+                _cancel(refused, reason="consent", error="no consent for " + destination.purpose)
+                counts["cancelled"] += len(refused)
+                gone = {r.id for r in refused}
+                rows = [r for r in rows if r.id not in gone]
+                if not rows:
+                    continue
+            _wait_for_rate(destination)
+            items = [Item(r.id, r.key, r.kind, r.profile_id, r.payload) for r in rows]
+            began = time.monotonic()
+            try:
+                outcome = connector.send(target, items)
+            except Exception as exc:  # a connector bug must not lose the rows: retry them
+                logger.exception("connector %s failed", destination.kind)
+                outcome = Outcome.retry("internal_error", f"{type(exc).__name__}: {exc}")
+            elapsed = (time.monotonic() - began) * 1000
+            counts["sent"] += len(rows)
+            result = record(destination, rows, outcome, duration_ms=elapsed)
+            for name, n in result.items():
+                counts[name] = counts.get(name, 0) + n
+            if not outcome.ok and not outcome.throttled:
+                if probe or destination.circuit_state != CircuitState.CLOSED:
+                    break
+            if outcome.throttled:
+                break
+            if time.monotonic() - started > budget:
+                counts["more"] = 1
+                break
+    except secrets.SecretsUnreadable:
+        logger.error("destination %s: secrets unreadable; nothing sent", destination_id)
+    finally:
+        release_slot(destination_id, slot)
+    return counts
+
+
+def _paused(destination: Destination) -> bool:
+    return destination.paused_until is not None and destination.paused_until > timezone.now()
+
+
+def _circuit_gate(destination: Destination) -> bool | None:
+    """None: do not send now; False: send normally; True: send one probe (half-open)."""
+    state = destination.circuit_state
+    if state == CircuitState.CLOSED:
+        return False
+    if state == CircuitState.HALF_OPEN:
+        return None  # another worker's probe is out
+    opened = destination.circuit_opened_at or timezone.now()
+    if timezone.now() < opened + timedelta(seconds=destination.circuit_cooldown_seconds):
+        return None
+    won = Destination.objects.filter(
+        pk=destination.pk, circuit_state=CircuitState.OPEN, circuit_opened_at=opened
+    ).update(circuit_state=CircuitState.HALF_OPEN)
+    if won:
+        destination.circuit_state = CircuitState.HALF_OPEN
+        return True
+    return None
+
+
+def _wait_for_rate(destination: Destination) -> None:
+    """Reserve the next send time on the destination's row and sleep until it."""
+    if destination.rate_per_second <= 0:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE activation_destination SET rate_next_at = "
+            "GREATEST(COALESCE(rate_next_at, now()), now()) + %s * interval '1 second' "
+            "WHERE id = %s RETURNING rate_next_at - %s * interval '1 second' - now()",
+            [1.0 / destination.rate_per_second, destination.pk, 1.0 / destination.rate_per_second],
+        )
+        wait = cursor.fetchone()[0]
+    seconds = wait.total_seconds() if wait else 0.0
+    if seconds > 0:
+        time.sleep(min(seconds, 60.0))
+
+
+def backoff_seconds(destination: Destination, attempts: int) -> float:
+    """Exponential (base doubling to the cap) with equal jitter: half fixed, half random."""
+    ceiling = min(
+        float(destination.retry_max_seconds),
+        float(destination.retry_base_seconds) * 2 ** max(0, attempts - 1),
+    )
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+# ---- recording outcomes ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def record(
+    destination: Destination, rows: list[Claimed], outcome: Outcome, *, duration_ms: float
+) -> dict[str, int]:
+    now = timezone.now()
+    ids = [r.id for r in rows]
+    counts = {"delivered": 0, "failed": 0, "dead": 0}
+    if outcome.ok:
+        rejected = {i: reason for i, reason in outcome.rejected.items() if i in set(ids)}
+        good = [i for i in ids if i not in rejected]
+        _finish(good, DeliveryStatus.DELIVERED, now=now)
+        counts["delivered"] = len(good)
+        for reason in set(rejected.values()):
+            _dead(
+                [i for i, r in rejected.items() if r == reason],
+                reason,
+                "rejected by the destination",
+                now=now,
+            )
+        counts["dead"] = len(rejected)
+        _circuit_success(destination)
+        attempt_outcome = AttemptOutcome.OK
+    elif outcome.throttled:
+        wait = outcome.retry_after if outcome.retry_after is not None else 30.0
+        until = now + timedelta(seconds=wait)
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.PENDING,
+            attempts=F("attempts") - 1,
+            next_attempt_at=until,
+            lease_until=None,
+            reason=outcome.reason,
+            error=outcome.error,
+        )
+        Destination.objects.filter(pk=destination.pk).update(paused_until=until)
+        if destination.circuit_state == CircuitState.HALF_OPEN:  # not a failure: probe again
+            Destination.objects.filter(pk=destination.pk).update(
+                circuit_state=CircuitState.OPEN, circuit_opened_at=now
+            )
+        attempt_outcome = AttemptOutcome.THROTTLED
+    elif outcome.retryable:
+        attempt_outcome = AttemptOutcome.RETRY
+        for row in rows:
+            age = (now - row.created_at).total_seconds()
+            if row.attempts >= destination.max_attempts and age >= destination.max_age_seconds:
+                _dead(
+                    [row.id],
+                    outcome.reason or "gave_up",
+                    f"gave up after {row.attempts} attempts over {age / 3600:.1f} h: "
+                    f"{outcome.error}",
+                    now=now,
+                )
+                counts["dead"] += 1
+                attempt_outcome = AttemptOutcome.DEAD
+            else:
+                Delivery.objects.filter(pk=row.id, status=DeliveryStatus.SENDING).update(
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=now
+                    + timedelta(seconds=backoff_seconds(destination, row.attempts)),
+                    lease_until=None,
+                    reason=outcome.reason,
+                    error=outcome.error[:2000],
+                )
+                counts["failed"] += 1
+        _circuit_failure(destination, now=now)
+    else:
+        _dead(ids, outcome.reason or "failed", outcome.error, now=now)
+        counts["dead"] = len(ids)
+        attempt_outcome = AttemptOutcome.DEAD
+        # a permanent refusal is an answer: the destination is up
+        _circuit_success(destination)
+    DeliveryAttempt.objects.create(
+        workspace_id=destination.workspace_id,
+        destination=destination,
+        delivery_ids=ids,
+        at=now,
+        duration_ms=duration_ms,
+        outcome=attempt_outcome,
+        status_code=outcome.status_code,
+        reason=outcome.reason,
+        error=outcome.error[:2000],
+        request=outcome.request,
+        response=outcome.response[:2048],
+    )
+    return counts
+
+
+def _finish(ids: list[int], status: str, *, now: Any) -> None:
+    if not ids:
+        return
+    Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
+        status=status, finished_at=now, lease_until=None, reason="", error=""
+    )
+    after.delivered(ids)
+
+
+def _dead(ids: list[int], reason: str, error: str, *, now: Any) -> None:
+    if not ids:
+        return
+    Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.DEAD,
+        finished_at=now,
+        lease_until=None,
+        reason=reason[:64],
+        error=error[:2000],
+    )
+    after.dead(ids)
+
+
+def _cancel(rows: list[Claimed], *, reason: str, error: str) -> None:
+    ids = [r.id for r in rows]
+    with transaction.atomic():
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.CANCELLED,
+            finished_at=timezone.now(),
+            lease_until=None,
+            reason=reason,
+            error=error,
+        )
+        after.dead(ids)
+
+
+def _circuit_success(destination: Destination) -> None:
+    if destination.consecutive_failures or destination.circuit_state != CircuitState.CLOSED:
+        Destination.objects.filter(pk=destination.pk).update(
+            consecutive_failures=0, circuit_state=CircuitState.CLOSED, circuit_opened_at=None
+        )
+
+
+def _circuit_failure(destination: Destination, *, now: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE activation_destination SET consecutive_failures = consecutive_failures + 1, "
+            "circuit_state = CASE WHEN circuit_state = 'half_open' "
+            "  OR consecutive_failures + 1 >= circuit_threshold THEN 'open' "
+            "  ELSE circuit_state END, "
+            "circuit_opened_at = CASE WHEN circuit_state = 'half_open' "
+            "  OR (circuit_state = 'closed' AND consecutive_failures + 1 >= circuit_threshold) "
+            "  THEN %s ELSE circuit_opened_at END "
+            "WHERE id = %s",
+            [now, destination.pk],
+        )
