@@ -2,11 +2,175 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import timedelta
+from typing import Any
 
-from activation.models import ServerKey
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from activation.models import (
+    Delivery,
+    DeliveryAttempt,
+    Destination,
+    ServerKey,
+    Stream,
+    Sync,
+    SyncRun,
+)
+from cdp.errors import NotFound
 from cdp.models import Workspace
 
 
 def server_key_list(*, workspace: Workspace) -> QuerySet[ServerKey]:
     return ServerKey.objects.filter(workspace=workspace).order_by("id")
+
+
+# ---- destinations, deliveries, syncs --------------------------------------------------------
+
+
+def destination_list(*, workspace: Workspace) -> QuerySet[Destination]:
+    return Destination.objects.filter(workspace=workspace).order_by("name")
+
+
+def destination_get(*, workspace: Workspace, destination_id: Any) -> Destination:
+    try:
+        pk = int(destination_id)
+    except (TypeError, ValueError):
+        pk = 0
+    found = Destination.objects.filter(workspace=workspace, pk=pk).first()
+    if found is None:
+        raise NotFound("No such destination.")
+    return found
+
+
+def destination_health(*, destination: Destination, minutes: int = 60) -> dict[str, Any]:
+    """Deliveries per minute, success rate and p95 request latency over the last `minutes`,
+    the circuit, the queue and the last errors."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_trunc('minute', at) AS m, "
+            "sum(cardinality(delivery_ids)) FILTER (WHERE outcome = 'ok'), "
+            "sum(cardinality(delivery_ids)) FILTER (WHERE outcome <> 'ok'), count(*) "
+            "FROM activation_deliveryattempt WHERE destination_id = %s AND at >= %s "
+            "GROUP BY m ORDER BY m",
+            [destination.pk, since],
+        )
+        per_minute = [
+            {"minute": m.isoformat(), "delivered": ok or 0, "failed": bad or 0, "requests": n}
+            for m, ok, bad, n in cursor.fetchall()
+        ]
+        cursor.execute(
+            "SELECT count(*), count(*) FILTER (WHERE outcome = 'ok'), "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) "
+            "FROM activation_deliveryattempt WHERE destination_id = %s AND at >= %s",
+            [destination.pk, since],
+        )
+        requests, ok, p95 = cursor.fetchone()
+        cursor.execute(
+            "SELECT status, count(*) FROM activation_delivery WHERE destination_id = %s "
+            "AND status IN ('pending', 'sending', 'dead') GROUP BY status",
+            [destination.pk],
+        )
+        queue = {status: n for status, n in cursor.fetchall()}
+    errors = list(
+        DeliveryAttempt.objects.filter(destination=destination)
+        .exclude(outcome="ok")
+        .order_by("-at")
+        .values("at", "outcome", "status_code", "reason", "error")[:5]
+    )
+    return {
+        "minutes": minutes,
+        "per_minute": per_minute,
+        "requests": requests,
+        "success_rate": round(ok / requests, 4) if requests else None,
+        "p95_latency_ms": round(p95, 1) if p95 is not None else None,
+        "circuit": destination.circuit_state,
+        "consecutive_failures": destination.consecutive_failures,
+        "paused_until": destination.paused_until,
+        "pending": queue.get("pending", 0),
+        "sending": queue.get("sending", 0),
+        "dead": queue.get("dead", 0),
+        "last_errors": errors,
+    }
+
+
+def delivery_list(
+    *,
+    workspace: Workspace,
+    destination_id: int | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+) -> QuerySet[Delivery]:
+    rows = Delivery.objects.filter(workspace_id=workspace.pk).select_related("destination")
+    if destination_id is not None:
+        rows = rows.filter(destination_id=destination_id)
+    if status:
+        rows = rows.filter(status=status)
+    if kind:
+        rows = rows.filter(kind=kind)
+    return rows.order_by("-id")
+
+
+def delivery_get(*, workspace: Workspace, delivery_id: Any) -> Delivery:
+    try:
+        pk = int(delivery_id)
+    except (TypeError, ValueError):
+        pk = 0
+    found = (
+        Delivery.objects.filter(workspace_id=workspace.pk, pk=pk)
+        .select_related("destination")
+        .first()
+    )
+    if found is None:
+        raise NotFound("No such delivery.")
+    return found
+
+
+def delivery_attempts(*, delivery: Delivery) -> QuerySet[DeliveryAttempt]:
+    return DeliveryAttempt.objects.filter(
+        destination_id=delivery.destination_id, delivery_ids__contains=[delivery.pk]
+    ).order_by("at")
+
+
+def sync_list(*, workspace: Workspace, segment_id: int | None = None) -> QuerySet[Sync]:
+    rows = Sync.objects.filter(workspace=workspace).select_related("segment", "destination")
+    if segment_id is not None:
+        rows = rows.filter(segment_id=segment_id)
+    return rows.order_by("name")
+
+
+def sync_runs(*, sync: Sync) -> QuerySet[SyncRun]:
+    return SyncRun.objects.filter(sync=sync).order_by("-started_at")
+
+
+def sync_status(*, sync: Sync) -> dict[str, Any]:
+    """Members held by the destination, deliveries on the way and dead letters."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE acked_identifiers <> '{}'), count(*) "
+            "FROM activation_syncmember WHERE sync_id = %s",
+            [sync.pk],
+        )
+        acked, held = cursor.fetchone()
+        cursor.execute(
+            "SELECT status, count(*) FROM activation_delivery WHERE sync_id = %s "
+            "AND status IN ('pending', 'sending', 'dead') GROUP BY status",
+            [sync.pk],
+        )
+        queue = {status: n for status, n in cursor.fetchall()}
+    return {
+        "in_destination": acked,
+        "tracked": held,
+        "pending": queue.get("pending", 0) + queue.get("sending", 0),
+        "dead": queue.get("dead", 0),
+    }
+
+
+def stream_list(*, workspace: Workspace) -> QuerySet[Stream]:
+    return (
+        Stream.objects.filter(workspace=workspace)
+        .select_related("source", "destination")
+        .order_by("name")
+    )

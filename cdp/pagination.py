@@ -59,9 +59,13 @@ class CappedCountPagination(_Strict):
         return response
 
 
-def paginated_response(view: Any, rows: Any, serializer_class: Any) -> Any:
+def paginated_response(
+    view: Any, rows: Any, serializer_class: Any, context: dict[str, Any] | None = None
+) -> Any:
     """A page of `rows` for an APIView that declares `pagination_class` (GenericViewSets use
     their own paginate_queryset): the same answer, parameters and errors as every list."""
     paginator = view.pagination_class()
     page = paginator.paginate_queryset(rows, view.request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+    return paginator.get_paginated_response(
+        serializer_class(page, many=True, context=context or {}).data
+    )

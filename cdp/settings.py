@@ -286,6 +286,14 @@ SPECTACULAR_SETTINGS = {
         "PropagationStatusEnum": "consent.models.PropagationStatus",
         "BuiltinTraitTypeEnum": "profiles.computed.serializers.BUILTIN_TYPES",
         "PrivacyRequestTypeEnum": "consent.models.PrivacyRequestType",
+        "DestinationKindEnum": "activation.models.DestinationKind",
+        "DeliveryKindEnum": "activation.models.DeliveryKind",
+        "DeliveryStatusEnum": "activation.models.DeliveryStatus",
+        "CircuitStateEnum": "activation.models.CircuitState",
+        "SyncModeEnum": "activation.models.SyncMode",
+        "SyncScheduleEnum": "activation.models.SyncSchedule",
+        "RunKindEnum": "activation.models.RunKind",
+        "AttemptOutcomeEnum": "activation.models.AttemptOutcome",
     },
 }
 

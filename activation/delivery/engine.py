@@ -16,6 +16,7 @@ through the destination's connector and records the outcome.
   DeliveryAttempt row.
 - The circuit breaker opens after `circuit_threshold` consecutive failed requests; after the
   cool-off one worker sends a single probe (half-open); success closes it.
+- Times are the clock's (clock_timestamp()), not the transaction's start (now()).
 - A destination's requests are spaced to `rate_per_second` by reserving send times on its
   row (one UPDATE per request), so the limit holds across workers and machines."""
 
@@ -113,7 +114,7 @@ def release_slot(destination_id: int, slot: int) -> None:
 _CLAIM = """
 WITH cand AS (
     SELECT d.id, d.profile_id FROM activation_delivery d
-    WHERE d.destination_id = %(dest)s AND d.status = 'pending' AND d.next_attempt_at <= now()
+    WHERE d.destination_id = %(dest)s AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
     ORDER BY d.id LIMIT %(scan)s FOR UPDATE SKIP LOCKED
 ), ready AS (
     SELECT c.id FROM cand c
@@ -126,8 +127,8 @@ WITH cand AS (
     ORDER BY c.id LIMIT %(limit)s
 )
 UPDATE activation_delivery d
-SET status = 'sending', lease_until = now() + %(lease)s * interval '1 second',
-    attempts = d.attempts + 1, last_attempt_at = now()
+SET status = 'sending', lease_until = clock_timestamp() + %(lease)s * interval '1 second',
+    attempts = d.attempts + 1, last_attempt_at = clock_timestamp()
 FROM ready WHERE d.id = ready.id
 RETURNING d.id, d.key, d.kind, d.profile_id, d.payload, d.attempts, d.created_at, d.sync_id
 """
@@ -163,7 +164,7 @@ def sweep_expired_leases() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE activation_delivery SET status = 'pending', lease_until = NULL, "
-            "next_attempt_at = now() WHERE status = 'sending' AND lease_until < now()"
+            "next_attempt_at = clock_timestamp() WHERE status = 'sending' AND lease_until < clock_timestamp()"
         )
         return cursor.rowcount
 
@@ -275,8 +276,8 @@ def _wait_for_rate(destination: Destination) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE activation_destination SET rate_next_at = "
-            "GREATEST(COALESCE(rate_next_at, now()), now()) + %s * interval '1 second' "
-            "WHERE id = %s RETURNING rate_next_at - %s * interval '1 second' - now()",
+            "GREATEST(COALESCE(rate_next_at, clock_timestamp()), clock_timestamp()) + %s * interval '1 second' "
+            "WHERE id = %s RETURNING rate_next_at - %s * interval '1 second' - clock_timestamp()",
             [1.0 / destination.rate_per_second, destination.pk, 1.0 / destination.rate_per_second],
         )
         wait = cursor.fetchone()[0]
@@ -338,6 +339,9 @@ def record(
         attempt_outcome = AttemptOutcome.THROTTLED
     elif outcome.retryable:
         attempt_outcome = AttemptOutcome.RETRY
+        # one backoff for the whole batch: its rows come due together and usually go out
+        # together again (the same webhook-id); each row keeps its own key regardless
+        delay = backoff_seconds(destination, max(r.attempts for r in rows))
         for row in rows:
             age = (now - row.created_at).total_seconds()
             if row.attempts >= destination.max_attempts and age >= destination.max_age_seconds:
@@ -353,8 +357,7 @@ def record(
             else:
                 Delivery.objects.filter(pk=row.id, status=DeliveryStatus.SENDING).update(
                     status=DeliveryStatus.PENDING,
-                    next_attempt_at=now
-                    + timedelta(seconds=backoff_seconds(destination, row.attempts)),
+                    next_attempt_at=now + timedelta(seconds=delay),
                     lease_until=None,
                     reason=outcome.reason,
                     error=outcome.error[:2000],

@@ -78,7 +78,7 @@ _INSERT_DELIVERIES = """
 INSERT INTO activation_delivery (workspace_id, destination_id, kind, key, profile_id, sync_id,
     run_id, payload, status, attempts, created_at, next_attempt_at, reason, error)
 SELECT %(ws)s, %(dest)s, r.kind, gen_random_uuid(), r.profile_id, %(sync)s, %(run)s, r.payload,
-       'pending', 0, now(), now(), '', ''
+       'pending', 0, clock_timestamp(), clock_timestamp(), '', ''
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(kind text, profile_id bigint, payload jsonb)
 """
 
