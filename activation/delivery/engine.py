@@ -114,7 +114,8 @@ def release_slot(destination_id: int, slot: int) -> None:
 _CLAIM = """
 WITH cand AS (
     SELECT d.id, d.profile_id FROM activation_delivery d
-    WHERE d.destination_id = %(dest)s AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
+    WHERE d.destination_id = %(dest)s AND d.status = 'pending'
+      AND d.next_attempt_at <= clock_timestamp()
     ORDER BY d.id LIMIT %(scan)s FOR UPDATE SKIP LOCKED
 ), ready AS (
     SELECT c.id FROM cand c
@@ -164,7 +165,8 @@ def sweep_expired_leases() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE activation_delivery SET status = 'pending', lease_until = NULL, "
-            "next_attempt_at = clock_timestamp() WHERE status = 'sending' AND lease_until < clock_timestamp()"
+            "next_attempt_at = clock_timestamp() "
+            "WHERE status = 'sending' AND lease_until < clock_timestamp()"
         )
         return cursor.rowcount
 
@@ -276,7 +278,8 @@ def _wait_for_rate(destination: Destination) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE activation_destination SET rate_next_at = "
-            "GREATEST(COALESCE(rate_next_at, clock_timestamp()), clock_timestamp()) + %s * interval '1 second' "
+            "GREATEST(COALESCE(rate_next_at, clock_timestamp()), clock_timestamp()) "
+            "+ %s * interval '1 second' "
             "WHERE id = %s RETURNING rate_next_at - %s * interval '1 second' - clock_timestamp()",
             [1.0 / destination.rate_per_second, destination.pk, 1.0 / destination.rate_per_second],
         )
