@@ -129,7 +129,7 @@ WITH cand AS (
 )
 UPDATE activation_delivery d
 SET status = 'sending', lease_until = clock_timestamp() + %(lease)s * interval '1 second',
-    attempts = d.attempts + 1, last_attempt_at = clock_timestamp()
+    attempts = d.attempts + 1, last_attempt_at = clock_timestamp(), claimed_by = pg_backend_pid()
 FROM ready WHERE d.id = ready.id
 RETURNING d.id, d.key, d.kind, d.profile_id, d.payload, d.attempts, d.created_at, d.sync_id
 """
@@ -161,12 +161,14 @@ def claim(destination: Destination, limit: int) -> list[Claimed]:
 
 
 def sweep_expired_leases() -> int:
-    """Rows a worker claimed and never finished (it died): due again, same key."""
+    """Rows a worker claimed and never finished: due again, same key — at once when the
+    claimer's database session is gone (the worker died), else when the lease expires."""
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE activation_delivery SET status = 'pending', lease_until = NULL, "
-            "next_attempt_at = clock_timestamp() "
-            "WHERE status = 'sending' AND lease_until < clock_timestamp()"
+            "claimed_by = NULL, next_attempt_at = clock_timestamp() "
+            "WHERE status = 'sending' AND (lease_until < clock_timestamp() OR NOT EXISTS "
+            "(SELECT 1 FROM pg_stat_activity a WHERE a.pid = activation_delivery.claimed_by))"
         )
         return cursor.rowcount
 

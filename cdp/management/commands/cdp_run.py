@@ -390,16 +390,42 @@ class Command(BaseCommand):
                 # gunicorn's control socket has one default path per user: two servers clash
                 "--no-control-socket",
             ]
-        if plan.worker:
-            node = "cdp" if plan.role == "all" else "cdp-" + "-".join(plan.queues)
-            commands[f"Celery worker ({', '.join(plan.queues)})"] = [
+        # deliveries wait on other servers (HTTP, AMQP, S3): the activation queue gets its own
+        # worker with a pool of threads, so a slow destination holds a thread, not a process,
+        # and never the ingest or default queues
+        threaded = [q for q in plan.queues if q == queues.ACTIVATION]
+        pooled = [q for q in plan.queues if q != queues.ACTIVATION]
+        if plan.worker and threaded:
+            node = "cdp-activation"
+            commands["Celery worker (activation, threads)"] = [
                 *python,
                 "celery",
                 "-A",
                 "cdp.celery:app",
                 "worker",
                 "--queues",
-                ",".join(_broker_queue(queue) for queue in plan.queues),
+                _broker_queue(queues.ACTIVATION),
+                "--loglevel",
+                "INFO",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(settings.CDP_ACTIVATION_THREADS),
+                "--hostname",
+                f"{node}-{os.getpid()}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ]
+        if plan.worker and pooled:
+            node = "cdp" if plan.role == "all" else "cdp-" + "-".join(pooled)
+            commands[f"Celery worker ({', '.join(pooled)})"] = [
+                *python,
+                "celery",
+                "-A",
+                "cdp.celery:app",
+                "worker",
+                "--queues",
+                ",".join(_broker_queue(queue) for queue in pooled),
                 "--loglevel",
                 "INFO",
                 "--concurrency",
