@@ -105,6 +105,7 @@ document_errors(
         '{"used_by": [names]}',
     ),
     ErrorDoc("sync_disabled", 409, "run or resync asked of a paused sync"),
+    ErrorDoc("not_dead", 409, "retry asked of a delivery that is not a dead letter"),
 )
 
 
@@ -434,7 +435,7 @@ class DeliveryRetryDeadView(CapabilityMixin, APIView):
     @extend_schema(request=RetryDeadSerializer, responses=RetryAnswerSerializer)
     def post(self, request: Request) -> Response:
         self.require("deliveries.retry")
-        checked = RetryDeadSerializer(data=request.data or {})
+        checked = RetryDeadSerializer(data=request.data)
         checked.is_valid(raise_exception=True)
         data = checked.validated_data
         if data.get("destination"):

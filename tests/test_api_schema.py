@@ -28,10 +28,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from activation.services import server_key_create
+from activation.models import Delivery
+from activation.services import destination_create, server_key_create
+from activation.streams.services import stream_create
+from activation.syncs.services import sync_create
 from cdp.models import ApiToken, Role
 from consent.privacy import privacy_request_create
-from consent.services import purpose_create
+from consent.services import purpose_create, purposes_install_defaults
 from profiles.models import ComputedTrait, Event, FailedEvent, Identity
 from segments.services import segment_create, segment_publish
 from tests.fixtures import Tenant, post_collector, send_events
@@ -83,7 +86,29 @@ def world(tenant_a: Tenant) -> dict[str, dict[str, int]]:
     request = privacy_request_create(workspace=workspace, type="export", identifier="user_id:u-2")
     token = ApiToken.objects.create(workspace=workspace, user=owner, name="spare")
     profile = Identity.objects.get(workspace=workspace, type="user_id", value="u-1").profile_id
+    purposes_install_defaults(workspace=workspace)
+    destination, _ = destination_create(
+        workspace=workspace,
+        data={"name": "Hook", "kind": "webhook", "purpose": "analytics",
+              "config": {"url": "http://127.0.0.1:9/closed"}, "timeout_seconds": 1},
+    )  # fmt: skip
+    sync = sync_create(
+        workspace=workspace,
+        data={"name": "S", "segment": segment.pk, "destination": destination.pk},
+    )
+    stream = stream_create(
+        workspace=workspace,
+        data={"name": "All", "source": tenant_a.source.pk, "destination": destination.pk},
+    )
+    delivery = Delivery.objects.create(
+        workspace_id=workspace.pk, destination=destination, kind="event", profile_id=profile,
+        payload={"type": "track"}, status="dead", reason="http_400",
+    )  # fmt: skip
     return {
+        "destinations": {"id": destination.pk},
+        "syncs": {"id": sync.pk},
+        "streams": {"id": stream.pk},
+        "deliveries": {"id": delivery.pk},
         "computed-traits": {"id": trait.pk},
         "events": {"id": Event.objects.filter(workspace=workspace).latest("id").pk},
         "failed-events": {"id": FailedEvent.objects.get(workspace=workspace).pk},
