@@ -113,7 +113,8 @@ def delete(subject: Subject) -> dict[str, int]:
                 "INSERT INTO activation_delivery (workspace_id, destination_id, kind, key, "
                 "profile_id, privacy_request_id, payload, status, attempts, created_at, "
                 "next_attempt_at, reason, error) SELECT %s, r.dest, 'deletion', "
-                "gen_random_uuid(), NULL, %s, r.payload, 'pending', 0, clock_timestamp(), clock_timestamp(), '', '' "
+                "gen_random_uuid(), NULL, %s, r.payload, 'pending', 0, "
+                "clock_timestamp(), clock_timestamp(), '', '' "
                 "FROM jsonb_to_recordset(%s::jsonb) AS r(dest bigint, payload jsonb)",
                 [subject.workspace_id, subject.request_id, orjson.dumps(rows).decode()],
             )

@@ -130,7 +130,8 @@ def _forward(batch: Batch, streams: dict[int, list[tuple[Stream, Filters, Transf
             "INSERT INTO activation_delivery (workspace_id, destination_id, kind, key, "
             "profile_id, stream_id, payload, status, attempts, created_at, next_attempt_at, "
             "reason, error) SELECT r.ws, r.dest, 'event', gen_random_uuid(), r.profile_id, "
-            "r.stream, r.payload, 'pending', 0, clock_timestamp(), clock_timestamp(), '', '' "
+            "r.stream, r.payload, 'pending', 0, "
+            "clock_timestamp(), clock_timestamp(), '', '' "
             "FROM jsonb_to_recordset(%s::jsonb) AS r(ws bigint, dest bigint, stream bigint, "
             "profile_id bigint, payload jsonb)",
             [orjson.dumps(rows).decode()],
