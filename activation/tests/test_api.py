@@ -128,6 +128,13 @@ def test_send_test_reports_the_answer_and_clear_errors(tenant_a: Tenant) -> None
     answer = api.post(f"/api/v1/destinations/{refused['id']}/test/").json()
     assert answer["ok"] is False and "cannot connect" in answer["message"]
     with receiver() as hook:
+        port = hook.url.split(":")[2].split("/")[0]
+        tls = create(tenant_a, name="TLS", config={"url": f"https://127.0.0.1:{port}/x"}).json()
+        answer = api.post(f"/api/v1/destinations/{tls['id']}/test/").json()
+        assert answer["ok"] is False and "TLS" in answer["message"], answer
+        malformed = create(tenant_a, name="Bad", config={"url": "http://exa mple.com:99999/"})
+        assert malformed.status_code == 400
+        assert "config.url" in malformed.json()["error"]["detail"]["fields"]
         hook.then(401)
         made = create(tenant_a, name="Real", config={"url": hook.url}).json()
         denied = api.post(f"/api/v1/destinations/{made['id']}/test/").json()

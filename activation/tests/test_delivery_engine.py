@@ -79,9 +79,7 @@ def test_400_dead_letters_at_once_and_a_replay_delivers_once(tenant_a: Tenant) -
             "superseded": 0,
         }
         drain(destination)
-        assert Counter(i["id"] for i in hook.accepted_items()) == Counter(
-            str(d.key) for d in dead
-        )
+        assert Counter(i["id"] for i in hook.accepted_items()) == Counter(str(d.key) for d in dead)
 
 
 def test_give_up_needs_both_attempts_and_age(tenant_a: Tenant) -> None:
@@ -158,3 +156,33 @@ def test_circuit_opens_probes_and_closes(tenant_a: Tenant) -> None:
         assert destination.circuit_state == "closed"
         drain(destination)
         assert Delivery.objects.filter(destination=destination, status="delivered").count() == 6
+
+
+def test_rate_limit_spaces_requests_and_slots_cap_concurrency(tenant_a: Tenant) -> None:
+    import psycopg
+    from django.db import connection
+
+    people(tenant_a, 6)
+    segment = pro_segment(tenant_a)
+    with receiver() as hook:
+        destination = webhook(tenant_a, hook.url, batch_size=1, rate_per_second=10, concurrency=1)
+        run(sync_of(tenant_a, segment, destination))
+        # another session holds the destination's only send slot: nobody else sends
+        s = connection.settings_dict
+        with psycopg.connect(
+            host=s["HOST"] or "127.0.0.1",
+            port=s["PORT"] or 5432,
+            user=s["USER"],
+            dbname=s["NAME"],
+            autocommit=True,
+        ) as other:
+            other.execute(
+                "SELECT pg_advisory_lock(%s, %s)",
+                [engine.SLOT_NAMESPACE, destination.pk * engine.SLOTS_MAX],
+            )
+            assert engine.deliver(destination.pk)["sent"] == 0
+        drain(destination)
+        times = [r.at for r in hook.requests]
+        assert len(times) == 6
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps) >= 0.08  # 10 requests/s
