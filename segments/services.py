@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -546,8 +546,25 @@ def segments_guard_trait_delete(trait: ComputedTrait) -> None:
         )
 
 
+# what else may use a segment, from higher apps (activation's audience syncs): each guard
+# returns the names of what uses it; a segment in use is not deleted
+_DELETE_GUARDS: list[Callable[[Segment], list[str]]] = []
+
+
+def register_delete_guard(guard: Callable[[Segment], list[str]]) -> None:
+    if guard not in _DELETE_GUARDS:
+        _DELETE_GUARDS.append(guard)
+
+
 @transaction.atomic
 def segment_delete(*, segment: Segment, actor: Any = None) -> None:
+    users = [name for guard in _DELETE_GUARDS for name in guard(segment)]
+    if users:
+        raise Conflict(
+            f"this segment is synced by {', '.join(users[:5])}; delete those syncs first",
+            code="segment_in_use",
+            detail={"segments": [], "used_by": users},
+        )
     dependents = segment_dependents(segment=segment)
     if dependents:
         names = ", ".join(f"{d.name!r}" for d in dependents[:5])

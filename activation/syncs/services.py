@@ -249,3 +249,11 @@ def sync_preview(
         "examples": examples,
         "mapping": mappings.as_json(rule),
     }
+
+
+def syncs_of_segment(segment: Any) -> list[str]:
+    """The segments app's delete guard: a synced segment is not deleted under its syncs."""
+    return [
+        f"sync {name!r}"
+        for name in Sync.objects.filter(segment=segment).values_list("name", flat=True)
+    ]

@@ -144,3 +144,20 @@ def test_send_test_reports_the_answer_and_clear_errors(tenant_a: Tenant) -> None
         assert hook.requests[-1].json["items"][0]["type"] == "event"
     health = api.get(f"/api/v1/destinations/{made['id']}/health/")
     assert health.status_code == 200 and health.json()["circuit"] == "closed"
+
+
+def test_a_synced_segment_is_not_deleted(tenant_a: Tenant) -> None:
+    people(tenant_a, 2)
+    segment = pro_segment(tenant_a)
+    made = create(tenant_a).json()
+    api = tenant_a.api(Role.ADMIN)
+    sync = api.post(
+        "/api/v1/syncs/",
+        {"name": "Pro", "segment": segment.pk, "destination": made["id"]},
+        content_type="application/json",
+    ).json()
+    answer = api.delete(f"/api/v1/segments/{segment.pk}/")
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["error"]["detail"]["used_by"] == ["sync 'Pro'"]
+    assert api.delete(f"/api/v1/syncs/{sync['id']}/").status_code == 204
+    assert api.delete(f"/api/v1/segments/{segment.pk}/").status_code == 204
