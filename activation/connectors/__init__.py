@@ -24,14 +24,17 @@ def kinds() -> list[Connector]:
     return list(_KINDS.values())
 
 
+MODULES = ("webhook", "files", "amqp", "postgres", "adplatforms")
+_loaded = False
+
+
 def _load() -> None:
-    if _KINDS:
+    """Import every kind's module once (each registers itself when imported)."""
+    global _loaded
+    if _loaded:
         return
     import importlib
 
-    for module in ("webhook", "files", "amqp", "postgres", "adplatforms"):
-        try:
-            importlib.import_module(f"activation.connectors.{module}")
-        except ModuleNotFoundError as exc:  # a kind not built yet
-            if exc.name != f"activation.connectors.{module}":
-                raise
+    for module in MODULES:
+        importlib.import_module(f"activation.connectors.{module}")
+    _loaded = True

@@ -136,6 +136,15 @@ def parse_retry_after(value: str | None, default: float) -> float:
     return max(0.0, (when - timezone.now()).total_seconds())
 
 
+def scrub(text: str, secrets: dict[str, str]) -> str:
+    """`text` with every secret value of the destination masked (error messages of drivers
+    may quote a DSN, a URL with credentials, a header)."""
+    for value in secrets.values():
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 

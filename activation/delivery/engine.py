@@ -35,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from activation import connectors, secrets
-from activation.connectors.base import Item, Outcome, Target
+from activation.connectors.base import Item, Outcome, Target, scrub
 from activation.delivery import after
 from activation.models import (
     AttemptOutcome,
@@ -231,6 +231,9 @@ def deliver(destination_id: int, *, budget: float = WORK_BUDGET) -> dict[str, in
                 logger.exception("connector %s failed", destination.kind)
                 outcome = Outcome.retry("internal_error", f"{type(exc).__name__}: {exc}")
             elapsed = (time.monotonic() - began) * 1000
+            # whatever a driver put in its message, no secret reaches a row or a page
+            outcome.error = scrub(outcome.error, target.secrets)
+            outcome.response = scrub(outcome.response, target.secrets)
             counts["sent"] += len(rows)
             result = record(destination, rows, outcome, duration_ms=elapsed)
             for name, n in result.items():
