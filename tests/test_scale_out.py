@@ -199,7 +199,11 @@ def test_two_ingest_workers_split_the_work_and_process_each_event_once(
     workers = [Launcher(argv, env), Launcher(argv, env)]
     # the deployment's one beat: its sweeper picks up events whose kick the collector's
     # throttle skipped (one kick per workspace per CDP_KICK_INTERVAL_MS)
-    beat = Launcher(["--role", "beat"], {**env, "CDP_SWEEP_SECONDS": "2"})
+    # (its activation tick is kept out of the way: the test counts the activation queue)
+    beat = Launcher(
+        ["--role", "beat"],
+        {**env, "CDP_SWEEP_SECONDS": "2", "CDP_ACTIVATION_TICK_SECONDS": "3600"},
+    )
     try:
         for worker in workers:
             assert wait_for(lambda w=worker: " ready." in w.output, timeout=90), worker.tail()

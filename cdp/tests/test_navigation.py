@@ -11,13 +11,29 @@ from cdp import navigation
 from cdp.models import Role
 
 # (role, labels in the sidebar)
+ACTIVATION = ["Destinations", "Syncs", "Deliveries"]
 SIDEBARS = [
     (
         Role.OWNER,
-        ["Sources", "Profiles", "Segments", "Event debugger", "Schema", "Privacy", "Settings"],
+        [
+            "Sources",
+            "Profiles",
+            "Segments",
+            *ACTIVATION,
+            "Event debugger",
+            "Schema",
+            "Privacy",
+            "Settings",
+        ],
     ),
-    (Role.MARKETER, ["Sources", "Profiles", "Segments", "Event debugger", "Schema", "Settings"]),
-    (Role.ANALYST, ["Sources", "Profiles", "Segments", "Event debugger", "Schema", "Settings"]),
+    (
+        Role.MARKETER,
+        ["Sources", "Profiles", "Segments", *ACTIVATION, "Event debugger", "Schema", "Settings"],
+    ),
+    (
+        Role.ANALYST,
+        ["Sources", "Profiles", "Segments", *ACTIVATION, "Event debugger", "Schema", "Settings"],
+    ),
     (Role.PRIVACY_OFFICER, ["Sources", "Profiles", "Event debugger", "Privacy", "Settings"]),
 ]
 

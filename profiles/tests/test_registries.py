@@ -17,6 +17,7 @@ def test_pipeline_stages_run_in_order() -> None:
         "consent",  # consent: decisions recorded against the resolved profiles
         "computed_traits",
         "segments",  # segments: reads the consent state and the computed traits
+        "activation",  # activation: forwarded events, synced members whose traits changed
         "counters",  # hot rows every batch shares
         "segments-counts",  # segments: member counts, the last write (shortest row lock)
     ]
@@ -26,7 +27,12 @@ def test_the_apps_plug_in_their_parts() -> None:
     assert len(door.filters()) == 1  # consent's suppression list
     assert [p.key for p in panels.panels()] == ["segments", "consents"]
     # export in app order, deletion in reverse (higher apps' rows point at profiles)
-    assert [h.app for h in privacy.handlers()] == ["profiles", "consent", "segments"]
+    assert [h.app for h in privacy.handlers()] == [
+        "profiles",
+        "consent",
+        "segments",
+        "activation",
+    ]
 
 
 def test_a_panel_slot_must_exist() -> None:
