@@ -8,10 +8,12 @@ class ActivationConfig(AppConfig):
         from activation import privacy, services
         from activation.streams.stage import forward_stage
         from activation.syncs import hooks as sync_hooks
+        from activation.syncs import services as sync_services
         from cdp import navigation
         from cdp.services import register_provisioner
         from profiles.identity import hooks
         from profiles.pipeline import stages
+        from segments import services as segment_services
 
         register_provisioner("server_key", services.server_key_provision)
         # after identity (20), consent (30) and segments (50): forwarded events carry their
@@ -20,15 +22,26 @@ class ActivationConfig(AppConfig):
         hooks.on_merge(sync_hooks.on_merge)
         hooks.on_split(sync_hooks.on_split)
         privacy.register()
+        segment_services.register_delete_guard(sync_services.syncs_of_segment)
         navigation.register(
             label="Destinations",
             url_name="ui-destinations",
             capability="destinations.view",
-            order=40,
+            order=32,
         )
         navigation.register(
-            label="Syncs", url_name="ui-syncs", capability="destinations.view", order=41
+            label="Syncs", url_name="ui-syncs", capability="destinations.view", order=34
         )
         navigation.register(
-            label="Deliveries", url_name="ui-deliveries", capability="deliveries.view", order=42
+            label="Deliveries", url_name="ui-deliveries", capability="deliveries.view", order=36
+        )
+        from activation import views
+        from segments import sections
+
+        sections.register(
+            key="synced_to",
+            order=10,
+            template="activation/_segment_syncs.html",
+            context_fn=views.segment_section,
+            capability="destinations.view",
         )

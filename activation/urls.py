@@ -1,2 +1,26 @@
-# Pages of activation (destinations, syncs, decisions, experiments) arrive with their issues.
-urlpatterns: list = []
+from django.urls import path
+
+from activation import views
+
+urlpatterns = [
+    path("destinations/", views.destination_list, name="ui-destinations"),
+    path("destinations/new/<slug:kind>/", views.destination_new, name="ui-destination-new"),
+    path("destinations/<int:destination_id>/", views.destination_detail, name="ui-destination"),
+    path(
+        "destinations/<int:destination_id>/edit/",
+        views.destination_edit,
+        name="ui-destination-edit",
+    ),
+    path(
+        "destinations/<int:destination_id>/delete/",
+        views.destination_delete,
+        name="ui-destination-delete",
+    ),
+    path("syncs/", views.sync_list, name="ui-syncs"),
+    path("syncs/new/", views.sync_new, name="ui-sync-new"),
+    path("syncs/<int:sync_id>/", views.sync_detail, name="ui-sync"),
+    path("syncs/<int:sync_id>/toggle/", views.sync_toggle, name="ui-sync-toggle"),
+    path("syncs/<int:sync_id>/delete/", views.sync_delete, name="ui-sync-delete"),
+    path("deliveries/", views.delivery_list, name="ui-deliveries"),
+    path("deliveries/retry/", views.deliveries_retry, name="ui-deliveries-retry"),
+]

@@ -17,7 +17,7 @@ from django.shortcuts import render
 from cdp import access, pages
 from cdp.models import Workspace
 from profiles.identity.selectors import profile_links
-from segments import selectors
+from segments import sections, selectors
 from segments.models import Segment
 from segments.rules.schema import builder_language
 from segments.selectors import SEGMENT_ORDERS, SEGMENT_STATUSES, segment_trends
@@ -159,6 +159,7 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
         member_rows=MEMBER_ROWS,
         versions=versions,
         used_by=segment_dependents(segment=segment),
+        sections=sections.page_sections(request, workspace, segment),
     )
 
 
