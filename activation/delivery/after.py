@@ -11,7 +11,9 @@ from activation.models import Delivery, DeliveryKind
 
 _ACK = """
 UPDATE activation_syncmember m
-SET acked_identifiers = ARRAY(SELECT jsonb_array_elements_text(d.payload->'state')),
+SET acked_identifiers = ARRAY(
+        SELECT e.name || ':' || v FROM jsonb_each(d.payload->'identifiers') AS e(name, vals),
+        jsonb_array_elements_text(e.vals) AS v ORDER BY 1),
     acked_fields_hash = COALESCE(d.payload->>'fields_hash', ''), acked_at = now()
 FROM (
     SELECT DISTINCT ON (sync_id, profile_id) sync_id, profile_id, payload

@@ -23,6 +23,7 @@ chunks already planned unchanged (nothing is sent twice)."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +33,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activation import connectors
-from activation.models import RunKind, Sync, SyncRun
+from activation.models import RunKind, Sync, SyncMember, SyncRun
 from activation.syncs import mapping as mappings
 from activation.syncs.mapping import json_object
-from consent.enforcement import consent_allowed_profiles
+from consent.enforcement import consent_sql
 
 logger = logging.getLogger(__name__)
 
@@ -55,39 +56,50 @@ class Counts:
     destinations: set[int] = field(default_factory=set)
 
 
+# the chunk's profiles: alive, member, allowed for the purpose (consent.enforcement's SQL
+# form), the mapping's identifier types, and the traits when the mapping sends fields. Each
+# is a look-up by key per id (scalar subqueries), whatever the planner estimates: a join
+# could be planned as a scan of the whole profiles table for 5,000 ids.
 _PROFILES = """
-SELECT c.id, p.id IS NOT NULL AND p.merged_into_id IS NULL AS live, p.traits,
-       EXISTS (SELECT 1 FROM segments_membership m WHERE m.segment_id = %(segment)s
-               AND m.profile_id = c.id AND m.exited_at IS NULL) AS member,
+SELECT c.id,
+       COALESCE((SELECT p.merged_into_id IS NULL FROM profiles_profile p
+                 WHERE p.id = c.id AND p.workspace_id = %(ws)s), false) AS live,
+       CASE WHEN %(traits)s THEN (SELECT p.traits FROM profiles_profile p WHERE p.id = c.id) END,
+       COALESCE((SELECT true FROM segments_membership m WHERE m.segment_id = %(segment)s
+                 AND m.profile_id = c.id AND m.exited_at IS NULL LIMIT 1), false) AS member,
        ARRAY(SELECT i.type || chr(9) || i.value FROM profiles_identity i
-             WHERE i.profile_id = c.id ORDER BY i.id) AS identities
+             WHERE i.profile_id = c.id AND i.type = ANY(%(types)s) ORDER BY i.id) AS identities,
+       {consent} AS allowed
 FROM unnest(%(ids)s::bigint[]) AS c(id)
-LEFT JOIN profiles_profile p ON p.id = c.id AND p.workspace_id = %(ws)s
 """
 
+# joined with the chunk's ids (not `= ANY(array)`, which a plan with stale statistics turns
+# into a scan comparing every row with every id); in flight only matters to a repair
 _MEMBERS = """
 SELECT m.profile_id, m.sent_identifiers, m.sent_fields_hash, m.acked_identifiers,
        m.acked_fields_hash,
-       EXISTS (SELECT 1 FROM activation_delivery d WHERE d.destination_id = %(dest)s
-               AND d.profile_id = m.profile_id AND d.sync_id = %(sync)s
-               AND d.status IN ('pending', 'sending')) AS in_flight
-FROM activation_syncmember m WHERE m.sync_id = %(sync)s AND m.profile_id = ANY(%(ids)s)
+       %(repair)s AND EXISTS (SELECT 1 FROM activation_delivery d
+               WHERE d.destination_id = %(dest)s AND d.profile_id = m.profile_id
+               AND d.sync_id = %(sync)s AND d.status IN ('pending', 'sending')) AS in_flight
+FROM unnest(%(ids)s::bigint[]) AS c(id)
+JOIN activation_syncmember m ON m.sync_id = %(sync)s AND m.profile_id = c.id
 """
 
-_INSERT_DELIVERIES = """
-INSERT INTO activation_delivery (workspace_id, destination_id, kind, key, profile_id, sync_id,
-    run_id, payload, status, attempts, created_at, next_attempt_at, reason, error)
-SELECT %(ws)s, %(dest)s, r.kind, gen_random_uuid(), r.profile_id, %(sync)s, %(run)s, r.payload,
-       'pending', 0, clock_timestamp(), clock_timestamp(), '', ''
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(kind text, profile_id bigint, payload jsonb)
-"""
+_COPY_DELIVERIES = (
+    "COPY activation_delivery (workspace_id, destination_id, kind, key, profile_id, sync_id, "
+    "run_id, payload, status, attempts, created_at, next_attempt_at, reason, error) FROM STDIN"
+)
 
+# what was sent, per profile: copied into a temporary table, then upserted in one statement
+_STAGE_MEMBERS = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS activation_plan_members (profile_id bigint, "
+    "sent text[], fields_hash text) ON COMMIT DELETE ROWS"
+)
 _UPSERT_MEMBERS = """
 INSERT INTO activation_syncmember (sync_id, profile_id, sent_identifiers, sent_fields_hash,
     acked_identifiers, acked_fields_hash, updated_at)
-SELECT %(sync)s, r.profile_id, ARRAY(SELECT jsonb_array_elements_text(r.state)), r.fields_hash,
-       '{}', '', now()
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(profile_id bigint, state jsonb, fields_hash text)
+SELECT %(sync)s, r.profile_id, r.sent, r.fields_hash, '{}', '', now()
+FROM activation_plan_members r
 ON CONFLICT (sync_id, profile_id) DO UPDATE
 SET sent_identifiers = EXCLUDED.sent_identifiers, sent_fields_hash = EXCLUDED.sent_fields_hash,
     updated_at = now()
@@ -131,9 +143,23 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
             _advance(sync, cursors, kind)
     else:
         run = SyncRun.objects.create(sync=sync, kind=kind)
-        for chunk in _all_candidates(sync):
+        # nothing sent yet (a first run that was not interrupted): the chunks' members, each
+        # met once, have no state to read and none to update
+        fresh = not SyncMember.objects.filter(sync=sync).exists()
+        for n, chunk in enumerate(_all_candidates(sync)):
             with transaction.atomic():
-                _plan_chunk(sync, rule, connector, chunk, run, counts, repair=kind == RunKind.FULL)
+                _plan_chunk(
+                    sync,
+                    rule,
+                    connector,
+                    chunk,
+                    run,
+                    counts,
+                    repair=kind == RunKind.FULL,
+                    fresh=fresh,
+                )
+            if n in (1, 20):  # the tables grew a lot: plans need their new size
+                _analyze()
         with transaction.atomic():
             _advance(sync, cursors, kind)
     SyncRun.objects.filter(pk=run.pk).update(
@@ -152,6 +178,13 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
         destination_id = sync.destination_id
         transaction.on_commit(lambda: tasks.kick(destination_id))
     return run
+
+
+def _analyze() -> None:
+    """Refresh the statistics of the tables a large run fills (autovacuum may be off, or
+    late): the delivery claims and the next chunks are planned with their real size."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE activation_syncmember, activation_delivery")
 
 
 def _cursor_heads(sync: Sync) -> dict[str, Any]:
@@ -255,9 +288,34 @@ def _plan_chunk(
     counts: Counts,
     *,
     repair: bool,
+    fresh: bool = False,
 ) -> None:
     for start in range(0, len(ids), CHUNK):
-        _plan_ids(sync, rule, connector, ids[start : start + CHUNK], run, counts, repair=repair)
+        _plan_ids(
+            sync,
+            rule,
+            connector,
+            ids[start : start + CHUNK],
+            run,
+            counts,
+            repair=repair,
+            fresh=fresh,
+        )
+
+
+def _profiles_sql(sync: Sync, params: dict[str, Any]) -> str:
+    def bind(value: object) -> str:
+        name = f"c{len(params)}"
+        params[name] = value
+        return f"%({name})s"
+
+    consent = consent_sql(
+        profile_column="c.id",
+        workspace_id=sync.workspace_id,
+        purpose=sync.destination.purpose,
+        param=bind,
+    )
+    return _PROFILES.replace("{consent}", consent)
 
 
 def _plan_ids(
@@ -269,26 +327,41 @@ def _plan_ids(
     counts: Counts,
     *,
     repair: bool,
+    fresh: bool = False,
 ) -> None:
-    params: dict[str, Any] = {"ids": ids, "segment": sync.segment_id, "ws": sync.workspace_id}
+    params: dict[str, Any] = {
+        "ids": ids,
+        "segment": sync.segment_id,
+        "ws": sync.workspace_id,
+        "traits": bool(rule.fields),
+        "types": sorted({r.type for r in rule.identifiers}),
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_PROFILES, params)
+        # index look-ups only: compiling the query (JIT) would cost more than running it.
+        # The chunk's commit need not wait for its WAL flush: a crash can only lose the last
+        # transactions, in order, and the run's cursors move in the last one — a lost chunk
+        # is planned again by the next run
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute(_profiles_sql(sync, params), params)
         profiles = cursor.fetchall()
-        cursor.execute(_MEMBERS, {"ids": ids, "sync": sync.pk, "dest": sync.destination_id})
-        held = {r[0]: r for r in cursor.fetchall()}
-    members = [row[0] for row in profiles if row[1] and row[3]]
-    allowed = consent_allowed_profiles(
-        workspace_id=sync.workspace_id, purpose=sync.destination.purpose, profile_ids=members
-    )
-    deliveries: list[dict[str, Any]] = []
-    states: list[dict[str, Any]] = []
-    audience = {"id": sync.segment_id, "key": sync.segment.key, "name": sync.segment.name}
+        held = {}
+        if not fresh:
+            cursor.execute(
+                _MEMBERS,
+                {"ids": ids, "sync": sync.pk, "dest": sync.destination_id, "repair": repair},
+            )
+            held = {r[0]: r for r in cursor.fetchall()}
+    deliveries: list[tuple[str, int, bytes]] = []
+    states: list[tuple[int, list[str], str]] = []
+    audience = {"id": sync.segment_id, "key": sync.segment.key}
     mirror = sync.mode == "mirror"
-    for profile_id, live, traits, member, identities in profiles:
+    dumps = orjson.dumps
+    for profile_id, live, traits, member, identities, allowed in profiles:
         desired_ids: dict[str, list[str]] = {}
         fields: dict[str, Any] = {}
         if live and member:
-            if profile_id not in allowed:
+            if not allowed:
                 counts.skipped_consent += 1
             else:
                 pairs = [tuple(x.split("\t", 1)) for x in identities]
@@ -307,71 +380,107 @@ def _plan_ids(
         if not state:
             if not base:
                 continue
-            deliveries.append(
-                {
-                    "kind": "remove",
-                    "profile_id": profile_id,
-                    "payload": {
-                        "sync": sync.pk,
-                        "audience": audience,
-                        "op": "remove",
-                        "identifiers": {},
-                        "added": {},
-                        "removed": mappings.unflat(base),
-                        "fields": {},
-                        "fields_hash": "",
-                        "state": [],
-                    },
-                }
-            )
-            states.append({"profile_id": profile_id, "state": [], "fields_hash": ""})
+            payload = {
+                "sync": sync.pk,
+                "audience": audience,
+                "op": "remove",
+                "identifiers": {},
+                "added": {},
+                "removed": mappings.unflat(base),
+                "fields": {},
+            }
+            deliveries.append(("remove", profile_id, dumps(payload)))
+            states.append((profile_id, [], ""))
             counts.removed += 1
             continue
         added, removed = state - base, base - state
         if not added and not removed and f_hash == base_hash:
             counts.unchanged += 1
             if row is not None and (set(row[1]) != state or row[2] != f_hash):
-                states.append(  # a repair found the destination right: so is our record now
-                    {"profile_id": profile_id, "state": sorted(state), "fields_hash": f_hash}
-                )
+                # a repair found the destination right: so is our record now
+                states.append((profile_id, sorted(state), f_hash))
             continue
-        deliveries.append(
-            {
-                "kind": "upsert",
-                "profile_id": profile_id,
-                "payload": {
-                    "sync": sync.pk,
-                    "audience": audience,
-                    "op": "upsert",
-                    "identifiers": desired_ids,
-                    "added": mappings.unflat(added),
-                    "removed": mappings.unflat(removed),
-                    "fields": fields,
-                    "fields_hash": f_hash,
-                    "state": sorted(state),
-                },
-            }
-        )
-        states.append({"profile_id": profile_id, "state": sorted(state), "fields_hash": f_hash})
+        payload = {
+            "sync": sync.pk,
+            "audience": audience,
+            "op": "upsert",
+            "identifiers": desired_ids,
+            "added": desired_ids if not base else mappings.unflat(added),
+            "removed": mappings.unflat(removed),
+            "fields": fields,
+        }
+        if f_hash:
+            payload["fields_hash"] = f_hash
+        deliveries.append(("upsert", profile_id, dumps(payload)))
+        states.append((profile_id, sorted(state), f_hash))
         if base:
             counts.updated += 1
         else:
             counts.added += 1
-    with connection.cursor() as cursor:
-        if states:
-            cursor.execute(
-                _UPSERT_MEMBERS, {"sync": sync.pk, "rows": orjson.dumps(states).decode()}
-            )
-        if not deliveries:
-            return
-        cursor.execute(
-            _INSERT_DELIVERIES,
-            {
-                "ws": sync.workspace_id,
-                "dest": sync.destination_id,
-                "sync": sync.pk,
-                "run": run.pk,
-                "rows": orjson.dumps(deliveries).decode(),
-            },
-        )
+    _write(sync, run, deliveries, states, fresh=fresh)
     counts.deliveries += len(deliveries)
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format (backslash, tab and line breaks escaped)."""
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def _text_array(values: list[str]) -> str:
+    """A text[] literal: every element quoted (digests, ids and e-mails need no more)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+def _write(
+    sync: Sync,
+    run: SyncRun,
+    deliveries: list[tuple[str, int, bytes]],
+    states: list[tuple[int, list[str], str]],
+    *,
+    fresh: bool = False,
+) -> None:
+    """COPY the chunk's deliveries and what was sent, each as one block of COPY text (the
+    bulk path of Postgres; rows written one by one through the driver cost more than the
+    rest of the planning)."""
+    if not deliveries and not states:
+        return
+    now = timezone.now().isoformat()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if states:
+            lines = "".join(
+                f"{profile_id}\t{_copy_text(_text_array(sent))}\t{f_hash}\n"
+                for profile_id, sent, f_hash in states
+            )
+            if fresh:  # no member of the chunk has a row yet
+                lines = "".join(
+                    f"{sync.pk}\t{line}\t{{}}\t\t{now}\n" for line in lines.splitlines()
+                )
+                with raw.copy(
+                    "COPY activation_syncmember (sync_id, profile_id, sent_identifiers, "
+                    "sent_fields_hash, acked_identifiers, acked_fields_hash, updated_at) "
+                    "FROM STDIN"
+                ) as copy:
+                    copy.write(lines)
+            else:
+                cursor.execute(_STAGE_MEMBERS)
+                with raw.copy(
+                    "COPY activation_plan_members (profile_id, sent, fields_hash) FROM STDIN"
+                ) as copy:
+                    copy.write(lines)
+                cursor.execute(_UPSERT_MEMBERS, {"sync": sync.pk})
+                cursor.execute("TRUNCATE activation_plan_members")
+        if deliveries:
+            head = f"{sync.workspace_id}\t{sync.destination_id}\t"
+            tail = f"\t{sync.pk}\t{run.pk}\t"
+            rest = f"\tpending\t0\t{now}\t{now}\t\t\n"
+            data = "".join(
+                f"{head}{kind}\t{uuid.uuid4()}\t{profile_id}{tail}"
+                f"{_copy_text(payload.decode())}{rest}"
+                for kind, profile_id, payload in deliveries
+            )
+            with raw.copy(_COPY_DELIVERIES) as copy:
+                copy.write(data)
