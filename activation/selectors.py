@@ -44,6 +44,29 @@ def destination_get(*, workspace: Workspace, destination_id: Any) -> Destination
     return found
 
 
+def _open_and_dead(
+    *, destination_id: int, workspace_id: int, sync_id: int | None = None
+) -> dict[str, int]:
+    """Deliveries on the way and dead letters (of one sync, when given), counted through the
+    partial indexes that hold only those (a destination may have millions delivered)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, count(*) FROM activation_delivery WHERE destination_id = %s "
+            "AND status IN ('pending', 'sending') AND (%s::bigint IS NULL OR sync_id = %s) "
+            "GROUP BY status",
+            [destination_id, sync_id, sync_id],
+        )
+        out = {status: n for status, n in cursor.fetchall()}
+        cursor.execute(
+            "SELECT count(*) FROM activation_delivery WHERE workspace_id = %s "
+            "AND status = 'dead' AND destination_id = %s "
+            "AND (%s::bigint IS NULL OR sync_id = %s)",
+            [workspace_id, destination_id, sync_id, sync_id],
+        )
+        out["dead"] = cursor.fetchone()[0]
+    return out
+
+
 def destination_health(*, destination: Destination, minutes: int = 60) -> dict[str, Any]:
     """Deliveries per minute, success rate and p95 request latency over the last `minutes`,
     the circuit, the queue and the last errors."""
@@ -68,12 +91,7 @@ def destination_health(*, destination: Destination, minutes: int = 60) -> dict[s
             [destination.pk, since],
         )
         requests, ok, p95 = cursor.fetchone()
-        cursor.execute(
-            "SELECT status, count(*) FROM activation_delivery WHERE destination_id = %s "
-            "AND status IN ('pending', 'sending', 'dead') GROUP BY status",
-            [destination.pk],
-        )
-        queue = {status: n for status, n in cursor.fetchall()}
+    queue = _open_and_dead(destination_id=destination.pk, workspace_id=destination.workspace_id)
     errors = list(
         DeliveryAttempt.objects.filter(destination=destination)
         .exclude(outcome="ok")
@@ -154,12 +172,9 @@ def sync_status(*, sync: Sync) -> dict[str, Any]:
             [sync.pk],
         )
         acked, held = cursor.fetchone()
-        cursor.execute(
-            "SELECT status, count(*) FROM activation_delivery WHERE sync_id = %s "
-            "AND status IN ('pending', 'sending', 'dead') GROUP BY status",
-            [sync.pk],
+        queue = _open_and_dead(
+            destination_id=sync.destination_id, workspace_id=sync.workspace_id, sync_id=sync.pk
         )
-        queue = {status: n for status, n in cursor.fetchall()}
     return {
         "in_destination": acked,
         "tracked": held,
