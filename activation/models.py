@@ -99,6 +99,7 @@ class DeliveryKind(models.TextChoices):
     REMOVE = "remove", "Audience removal"
     EVENT = "event", "Forwarded event"
     DELETION = "deletion", "Deletion notice"
+    BULK = "bulk", "Audience batch"  # an initial or full run's members, one request's worth
 
 
 class DeliveryStatus(models.TextChoices):
@@ -123,6 +124,8 @@ class Delivery(models.Model):
     # unique by construction (uuid4, made once with the row): no index to maintain for it
     key = models.UUIDField(default=uuid.uuid4)
     profile_id = models.BigIntegerField(null=True, blank=True)  # the ordering key
+    # a bulk delivery's members, in item order (its payload's `items`); None for the others
+    profile_ids = ArrayField(models.BigIntegerField(), null=True, blank=True)
     sync_id = models.BigIntegerField(null=True, blank=True)
     run_id = models.BigIntegerField(null=True, blank=True)
     stream_id = models.BigIntegerField(null=True, blank=True)
@@ -147,6 +150,18 @@ class Delivery(models.Model):
                 fields=["destination", "next_attempt_at", "id"],
                 name="delivery_due",
                 condition=models.Q(status="pending"),
+            ),
+            # claims take the oldest pending rows first without walking the delivered ones
+            models.Index(
+                fields=["destination", "id"],
+                name="delivery_pending",
+                condition=models.Q(status="pending"),
+            ),
+            # which bulk deliveries carry a profile (ordering, deletions, exports)
+            GinIndex(
+                fields=["profile_ids"],
+                name="delivery_bulk_profiles",
+                condition=models.Q(kind="bulk"),
             ),
             models.Index(
                 fields=["destination", "profile_id", "id"],
@@ -187,6 +202,7 @@ class DeliveryAttempt(models.Model):
     workspace_id = models.BigIntegerField()
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="+")
     delivery_ids = ArrayField(models.BigIntegerField())
+    items = models.PositiveIntegerField(default=0)  # deliveries in the request (bulk: items)
     at = models.DateTimeField(default=timezone.now)
     duration_ms = models.FloatField(default=0)
     outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)

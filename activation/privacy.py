@@ -31,10 +31,18 @@ _EXPORT_SECTIONS = {
     "FROM activation_syncmember m JOIN activation_sync s ON s.id = m.sync_id "
     "JOIN activation_destination d ON d.id = s.destination_id "
     "WHERE s.workspace_id = %(ws)s AND m.profile_id = ANY(%(p)s) ORDER BY m.id",
-    "deliveries": "SELECT json_build_object('destination', d.name, 'kind', x.kind, "
-    "'status', x.status, 'created_at', x.created_at, 'payload', x.payload) "
+    "deliveries": "SELECT o FROM (SELECT x.id, 0::bigint AS n, json_build_object("
+    "'destination', d.name, 'kind', x.kind, 'status', x.status, 'created_at', x.created_at, "
+    "'payload', x.payload) AS o "
     "FROM activation_delivery x JOIN activation_destination d ON d.id = x.destination_id "
-    "WHERE x.workspace_id = %(ws)s AND x.profile_id = ANY(%(p)s) ORDER BY x.id",
+    "WHERE x.workspace_id = %(ws)s AND x.profile_id = ANY(%(p)s) "
+    "UNION ALL SELECT x.id, i.n, json_build_object('destination', d.name, "
+    "'kind', i.item->>'op', 'status', x.status, 'created_at', x.created_at, "
+    "'payload', (x.payload - 'items') || i.item) "
+    "FROM activation_delivery x JOIN activation_destination d ON d.id = x.destination_id, "
+    "jsonb_array_elements(x.payload->'items') WITH ORDINALITY AS i(item, n) "
+    "WHERE x.workspace_id = %(ws)s AND x.kind = 'bulk' AND x.profile_ids && %(p)s::bigint[] "
+    "AND (i.item->>'profile_id')::bigint = ANY(%(p)s)) r ORDER BY r.id, r.n",
 }
 
 _HOLDERS = """
@@ -45,6 +53,34 @@ UNION ALL
 SELECT DISTINCT x.destination_id, '{}'::text[] FROM activation_delivery x
 WHERE x.workspace_id = %(ws)s AND x.profile_id = ANY(%(p)s)
   AND (x.status IN ('delivered', 'sending') OR x.attempts > 0)
+UNION ALL
+SELECT DISTINCT b.destination_id, '{}'::text[] FROM activation_delivery b
+WHERE b.workspace_id = %(ws)s AND b.kind = 'bulk' AND b.profile_ids && %(p)s::bigint[]
+  AND (b.status IN ('delivered', 'sending') OR b.attempts > 0)
+"""
+
+# the person's items leave the bulk rows that carry them (a pending row left empty is
+# cancelled: nothing remains to send)
+_BULK_ITEMS = """
+UPDATE activation_delivery x
+SET profile_ids = k.ids, payload = jsonb_set(x.payload, '{items}', k.items),
+    status = CASE WHEN cardinality(k.ids) = 0 AND x.status = 'pending' THEN 'cancelled'
+                  ELSE x.status END,
+    reason = CASE WHEN cardinality(k.ids) = 0 AND x.status = 'pending' THEN 'deleted'
+                  ELSE x.reason END,
+    finished_at = CASE WHEN cardinality(k.ids) = 0 AND x.status = 'pending'
+                       THEN clock_timestamp() ELSE x.finished_at END
+FROM (
+    SELECT b.id,
+           ARRAY(SELECT u FROM unnest(b.profile_ids) WITH ORDINALITY AS t(u, o)
+                 WHERE u <> ALL(%(p)s::bigint[]) ORDER BY o) AS ids,
+           COALESCE((SELECT jsonb_agg(e.item ORDER BY e.o)
+                     FROM jsonb_array_elements(b.payload->'items') WITH ORDINALITY AS e(item, o)
+                     WHERE (e.item->>'profile_id')::bigint <> ALL(%(p)s::bigint[])), '[]') AS items
+    FROM activation_delivery b
+    WHERE b.workspace_id = %(ws)s AND b.kind = 'bulk' AND b.profile_ids && %(p)s::bigint[]
+) k
+WHERE x.id = k.id
 """
 
 
@@ -76,6 +112,7 @@ def delete(subject: Subject) -> dict[str, int]:
                     "DELETE FROM activation_delivery WHERE workspace_id = %(ws)s "
                     "AND profile_id = ANY(%(p)s)",
                 ),
+                ("bulk_items", _BULK_ITEMS),
                 (
                     "sync_members",
                     "DELETE FROM activation_syncmember m USING activation_sync s "

@@ -47,11 +47,13 @@ def destination_get(*, workspace: Workspace, destination_id: Any) -> Destination
 def _open_and_dead(
     *, destination_id: int, workspace_id: int, sync_id: int | None = None
 ) -> dict[str, int]:
-    """Deliveries on the way and dead letters (of one sync, when given), counted through the
-    partial indexes that hold only those (a destination may have millions delivered)."""
+    """Deliveries on the way (a bulk row counts its items) and dead letters (of one sync, when
+    given), counted through the partial indexes that hold only those (a destination may have
+    millions delivered)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT status, count(*) FROM activation_delivery WHERE destination_id = %s "
+            "SELECT status, sum(COALESCE(cardinality(profile_ids), 1)) "
+            "FROM activation_delivery WHERE destination_id = %s "
             "AND status IN ('pending', 'sending') AND (%s::bigint IS NULL OR sync_id = %s) "
             "GROUP BY status",
             [destination_id, sync_id, sync_id],
@@ -74,8 +76,8 @@ def destination_health(*, destination: Destination, minutes: int = 60) -> dict[s
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT date_trunc('minute', at) AS m, "
-            "sum(cardinality(delivery_ids)) FILTER (WHERE outcome = 'ok'), "
-            "sum(cardinality(delivery_ids)) FILTER (WHERE outcome <> 'ok'), count(*) "
+            "sum(items) FILTER (WHERE outcome = 'ok'), "
+            "sum(items) FILTER (WHERE outcome <> 'ok'), count(*) "
             "FROM activation_deliveryattempt WHERE destination_id = %s AND at >= %s "
             "GROUP BY m ORDER BY m",
             [destination.pk, since],

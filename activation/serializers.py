@@ -298,6 +298,7 @@ class DeliverySerializer(serializers.ModelSerializer):
             "kind",
             "status",
             "profile_id",
+            "profile_ids",
             "sync_id",
             "stream_id",
             "attempts",

@@ -606,7 +606,7 @@ def delivery_list(request: HttpRequest) -> HttpResponse:
         destination_id=destination.pk if destination else None,
         status=status,
         kind=kind,
-    )
+    ).defer("payload")  # an audience batch's is large; the detail loads it when expanded
     paging = pages.paginate(request, rows, DELIVERY_PAGE_SIZE)
     for row in paging["page"].object_list:
         row.pill = STATUS_PILLS.get(row.status, "off")  # type: ignore[attr-defined]

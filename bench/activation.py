@@ -727,8 +727,8 @@ def start_sync(sync_id: int) -> None:
 def deliveries(url: str, destination_id: int) -> dict[str, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT status, count(*) FROM activation_delivery WHERE destination_id = %s "
-            "GROUP BY status",
+            "SELECT status, sum(COALESCE(cardinality(profile_ids), 1)) FROM activation_delivery "
+            "WHERE destination_id = %s AND reason <> 'split' GROUP BY status",
             [destination_id],
         ).fetchall()
     return {str(status): int(n) for status, n in rows}
@@ -749,7 +749,7 @@ def attempt_timeline(url: str, destination_id: int, t0: float) -> list[str]:
     as long as it did: backoff, circuit breaker)."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT extract(epoch FROM at), outcome, cardinality(delivery_ids) "
+            "SELECT extract(epoch FROM at), outcome, items "
             "FROM activation_deliveryattempt WHERE destination_id = %s ORDER BY at",
             [destination_id],
         ).fetchall()
@@ -960,9 +960,11 @@ def _initial_run(
 def planned_count(url: str, sync_id: int) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM activation_delivery WHERE sync_id = %s", [sync_id]
+            "SELECT sum(COALESCE(cardinality(profile_ids), 1)) FROM activation_delivery "
+            "WHERE sync_id = %s AND reason <> 'split'",
+            [sync_id],
         ).fetchone()
-    return int(row[0]) if row else 0
+    return int(row[0] or 0) if row else 0
 
 
 def scenario_delta(bench: Bench, rig: SyncRig, full_resync: bool, timeout: float) -> dict[str, Any]:

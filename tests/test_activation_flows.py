@@ -100,8 +100,11 @@ def test_a_queued_add_is_not_sent_after_a_withdrawal(tenant_a: Tenant) -> None:
         )
         drain(destination)
         assert hook.accepted_items() == []
-        row = Delivery.objects.get(destination=destination)
+        # the initial sync's batch: its one member left it as a cancelled delivery of its own
+        row = Delivery.objects.get(destination=destination, kind="upsert")
         assert (row.status, row.reason) == ("cancelled", "consent")
+        batch = Delivery.objects.get(destination=destination, kind="bulk")
+        assert (batch.status, batch.reason) == ("cancelled", "split")
 
 
 def test_merge_of_two_synced_profiles_sends_only_new_digests(tenant_a: Tenant) -> None:

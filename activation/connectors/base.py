@@ -51,6 +51,12 @@ class Item:
     kind: str  # upsert | remove | event | deletion
     profile_id: int | None
     payload: dict[str, Any]
+    row_id: int = 0  # the outbox row it comes from (a bulk row carries many items)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Outbox order: the row's id, then the item's place in it."""
+        return (self.row_id or self.delivery_id, self.delivery_id)
 
 
 @dataclass(slots=True)

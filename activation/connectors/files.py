@@ -121,12 +121,12 @@ def _cell(value: Any) -> str:
 
 
 def file_name(items: list[Item], fmt: str, compress: bool) -> str:
-    """`<category>/<lowest delivery id>-<hash of the sorted keys>.<ext>`: the same batch
+    """`<category>/<lowest outbox row id>-<hash of the sorted keys>.<ext>`: the same batch
     always gets the same name; names sort in outbox order."""
     kinds = {CATEGORIES.get(item.kind, "other") for item in items}
     category = kinds.pop() if len(kinds) == 1 else "mixed"
     digest = hashlib.sha256(",".join(sorted(item.key for item in items)).encode()).hexdigest()
-    first = min(item.delivery_id for item in items)
+    first = min(item.position for item in items)[0]
     return f"{category}/{first:012d}-{digest[:24]}.{fmt}{'.gz' if compress else ''}"
 
 
@@ -458,7 +458,7 @@ class Files(Connector):
         invalid = self._invalid(target)
         if invalid:
             return invalid
-        items = sorted(items, key=lambda item: item.delivery_id)  # a retry's bytes are the same
+        items = sorted(items, key=lambda item: item.position)  # a retry's bytes are the same
         fmt = str(target.config.get("format") or "jsonl")
         compress = bool(target.config.get("gzip", True))
         rows = [row_of(item) for item in items]

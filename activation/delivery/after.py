@@ -9,27 +9,38 @@ from django.db import connection
 
 from activation.models import Delivery, DeliveryKind
 
-_ACK = """
+# the latest landed change per (sync, profile): rows of their own and items of bulk rows
+_LANDED = """
+SELECT DISTINCT ON (sync_id, profile_id) sync_id, profile_id, item
+FROM (
+    SELECT x.sync_id, x.profile_id, x.payload AS item, x.id, 0::bigint AS n
+    FROM activation_delivery x
+    WHERE x.id = ANY(%(ids)s) AND x.kind IN ('upsert', 'remove') AND x.sync_id IS NOT NULL
+    UNION ALL
+    SELECT b.sync_id, (i.item->>'profile_id')::bigint, i.item, b.id, i.n
+    FROM activation_delivery b,
+         jsonb_array_elements(b.payload->'items') WITH ORDINALITY AS i(item, n)
+    WHERE b.id = ANY(%(ids)s) AND b.kind = 'bulk' AND b.sync_id IS NOT NULL
+) u
+ORDER BY sync_id, profile_id, id DESC, n DESC
+"""
+
+_ACK = f"""
 UPDATE activation_syncmember m
 SET acked_identifiers = ARRAY(
-        SELECT e.name || ':' || v FROM jsonb_each(d.payload->'identifiers') AS e(name, vals),
+        SELECT e.name || ':' || v FROM jsonb_each(d.item->'identifiers') AS e(name, vals),
         jsonb_array_elements_text(e.vals) AS v ORDER BY 1),
-    acked_fields_hash = COALESCE(d.payload->>'fields_hash', ''), acked_at = now()
-FROM (
-    SELECT DISTINCT ON (sync_id, profile_id) sync_id, profile_id, payload
-    FROM activation_delivery
-    WHERE id = ANY(%(ids)s) AND kind IN ('upsert', 'remove') AND sync_id IS NOT NULL
-    ORDER BY sync_id, profile_id, id DESC
-) d
+    acked_fields_hash = COALESCE(d.item->>'fields_hash', ''), acked_at = now()
+FROM ({_LANDED}) d
 WHERE m.sync_id = d.sync_id AND m.profile_id = d.profile_id
 """
 
 # a member whose removal landed and who has nothing else on the way is forgotten
-_FORGET = """
+_FORGET = f"""
 DELETE FROM activation_syncmember m
-USING activation_delivery d
-WHERE d.id = ANY(%(ids)s) AND d.kind = 'remove' AND m.sync_id = d.sync_id
-  AND m.profile_id = d.profile_id AND m.sent_identifiers = '{}' AND m.acked_identifiers = '{}'
+USING ({_LANDED}) d
+WHERE d.item->>'op' = 'remove' AND m.sync_id = d.sync_id AND m.profile_id = d.profile_id
+  AND m.sent_identifiers = '{{}}' AND m.acked_identifiers = '{{}}'
 """
 
 

@@ -5,10 +5,14 @@ through the destination's connector and records the outcome.
 - A destination has `concurrency` slots (session advisory locks): at most that many workers
   send to it at once, and a worker that dies releases its slot with its session.
 - A claim takes due `pending` rows in id order with FOR UPDATE SKIP LOCKED, skipping any row
-  whose profile has an earlier open delivery to the same destination (a failing delivery
-  holds back only that profile's later ones), and marks them `sending` with a lease. A
-  worker killed mid-send leaves rows whose lease expires; the sweeper returns them to
-  `pending` and they go out again with the same idempotency key.
+  whose profile has an earlier open delivery to the same destination — a row of its own or
+  an item of a bulk row (a failing delivery holds back only that profile's later ones) — up
+  to a batch's worth of items, and marks them `sending` with a lease. A worker killed
+  mid-send leaves rows whose lease expires; the sweeper returns them to `pending` and they
+  go out again with the same idempotency key.
+- A bulk row (an initial or full sync run's members, activation.delivery.bulk) goes out as
+  its items; what must be handled per member (consent refusals, items the destination
+  rejected, a dead letter) leaves it as per-profile rows.
 - Outcomes: delivered; 429 → back to pending after Retry-After, not counted as an attempt,
   and the whole destination paused until then; 408/5xx/timeouts/connection errors → retry
   with exponential backoff and jitter until both `max_attempts` and `max_age_seconds` are
@@ -25,7 +29,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -35,8 +38,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from activation import connectors, secrets
-from activation.connectors.base import Item, Outcome, Target, scrub
-from activation.delivery import after
+from activation.connectors.base import Outcome, Target, scrub
+from activation.delivery import after, bulk
+from activation.delivery.bulk import Row
 from activation.models import (
     AttemptOutcome,
     CircuitState,
@@ -53,21 +57,12 @@ logger = logging.getLogger(__name__)
 SLOT_NAMESPACE = 7401  # advisory-lock namespace of destination send slots
 SLOTS_MAX = 64
 LEASE_GRACE = 30.0  # seconds a claim outlives the request timeout before it is swept
-SCAN_FACTOR = 4  # rows looked at per claim, for those held back by ordering
+SCAN_FACTOR = 2  # rows looked at per claim, for those held back by ordering
 WORK_BUDGET = 20.0  # seconds one task sends before handing over (fairness across tasks)
 CONSENT_KINDS = (DeliveryKind.UPSERT, DeliveryKind.EVENT)
 
 
-@dataclass(slots=True)
-class Claimed:
-    id: int
-    key: str
-    kind: str
-    profile_id: int | None
-    payload: dict[str, Any]
-    attempts: int
-    created_at: Any
-    sync_id: int | None
+Claimed = Row
 
 
 def target_of(destination: Destination) -> Target:
@@ -111,40 +106,63 @@ def release_slot(destination_id: int, slot: int) -> None:
 
 # ---- claiming -------------------------------------------------------------------------------
 
+# `in_bulk`: open bulk rows outside the claim that carry a candidate's profile (GIN look-up).
+# `chosen`: the ready rows in id order up to `limit` items (a bulk row counts its items; the
+# first ready row is always taken, so a bulk row larger than today's batch size still goes)
 _CLAIM = """
 WITH cand AS (
-    SELECT d.id, d.profile_id FROM activation_delivery d
+    SELECT d.id, d.profile_id, COALESCE(cardinality(d.profile_ids), 1) AS n
+    FROM activation_delivery d
     WHERE d.destination_id = %(dest)s AND d.status = 'pending'
       AND d.next_attempt_at <= clock_timestamp()
     ORDER BY d.id LIMIT %(scan)s FOR UPDATE SKIP LOCKED
+), in_bulk AS (
+    SELECT u.id AS profile_id, min(b.id) AS first_id
+    FROM activation_delivery b, unnest(b.profile_ids) AS u(id)
+    WHERE b.kind = 'bulk' AND b.destination_id = %(dest)s
+      AND b.profile_ids && ARRAY(SELECT profile_id FROM cand WHERE profile_id IS NOT NULL)
+      AND b.status IN ('pending', 'sending') AND b.id NOT IN (SELECT id FROM cand)
+      AND u.id IN (SELECT profile_id FROM cand)
+    GROUP BY u.id
 ), ready AS (
-    SELECT c.id FROM cand c
-    WHERE c.profile_id IS NULL OR NOT EXISTS (
+    SELECT c.id, c.n FROM cand c
+    WHERE c.profile_id IS NULL OR (NOT EXISTS (
         SELECT 1 FROM activation_delivery e
         WHERE e.destination_id = %(dest)s AND e.profile_id = c.profile_id AND e.id < c.id
           AND e.status IN ('pending', 'sending')
           AND e.id NOT IN (SELECT id FROM cand)
-    )
-    ORDER BY c.id LIMIT %(limit)s
+    ) AND NOT EXISTS (
+        SELECT 1 FROM in_bulk k WHERE k.profile_id = c.profile_id AND k.first_id < c.id
+    ))
+), chosen AS (
+    SELECT r.id FROM (
+        SELECT id, sum(n) OVER (ORDER BY id) AS upto, row_number() OVER (ORDER BY id) AS rank
+        FROM ready
+    ) r
+    WHERE r.upto <= %(limit)s OR r.rank = 1
 )
 UPDATE activation_delivery d
 SET status = 'sending', lease_until = clock_timestamp() + %(lease)s * interval '1 second',
     attempts = d.attempts + 1, last_attempt_at = clock_timestamp(), claimed_by = pg_backend_pid()
-FROM ready WHERE d.id = ready.id
-RETURNING d.id, d.key, d.kind, d.profile_id, d.payload, d.attempts, d.created_at, d.sync_id
+FROM chosen WHERE d.id = chosen.id
+RETURNING d.id, d.key, d.kind, d.profile_id, d.payload, d.attempts, d.created_at, d.sync_id,
+    d.run_id
 """
 
 
-def claim(destination: Destination, limit: int) -> list[Claimed]:
+def claim(destination: Destination, limit: int) -> list[Row]:
+    """Claim up to `limit` items' worth of due rows (committed at once: the lease is what
+    holds them)."""
     lease = float(destination.timeout_seconds) * 2 + LEASE_GRACE
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")  # key look-ups: compiling costs more than running
         cursor.execute(
             _CLAIM,
             {"dest": destination.pk, "scan": limit * SCAN_FACTOR, "limit": limit, "lease": lease},
         )
         rows = cursor.fetchall()
     claimed = [
-        Claimed(
+        Row(
             id=r[0],
             key=str(r[1]),
             kind=r[2],
@@ -153,6 +171,9 @@ def claim(destination: Destination, limit: int) -> list[Claimed]:
             attempts=r[5],
             created_at=r[6],
             sync_id=r[7],
+            run_id=r[8],
+            workspace_id=destination.workspace_id,
+            destination_id=destination.pk,
         )
         for r in rows
     ]
@@ -176,14 +197,55 @@ def sweep_expired_leases() -> int:
 # ---- consent at send time -------------------------------------------------------------------
 
 
-def _without_consent(destination: Destination, rows: list[Claimed]) -> list[Claimed]:
+def _bulk_upserts(row: Row) -> list[tuple[int, int]]:
+    """A bulk row's (index, profile id) of the items that need consent."""
+    return [
+        (n, int(e["profile_id"]))
+        for n, e in enumerate(row.payload.get("items") or [])
+        if (e.get("op") or "upsert") in CONSENT_KINDS
+    ]
+
+
+def _refuse_without_consent(destination: Destination, rows: list[Row]) -> tuple[list[Row], int]:
+    """Cancel what the person has no consent for (rows, and bulk items as rows of their own);
+    returns the rows left to send and how many deliveries were cancelled."""
     concerned = {r.profile_id for r in rows if r.kind in CONSENT_KINDS and r.profile_id}
-    if not concerned:
-        return []
+    for row in rows:
+        if row.kind == DeliveryKind.BULK:
+            concerned.update(p for _, p in _bulk_upserts(row))
+    if not concerned and not any(r.kind in CONSENT_KINDS for r in rows):
+        return rows, 0
     allowed = consent_allowed_profiles(
         workspace_id=destination.workspace_id, purpose=destination.purpose, profile_ids=concerned
     )
-    return [r for r in rows if r.kind in CONSENT_KINDS and r.profile_id not in allowed]
+    error = "no consent for " + destination.purpose
+    refused = [r for r in rows if r.kind in CONSENT_KINDS and r.profile_id not in allowed]
+    if refused:
+        _cancel(refused, reason="consent", error=error)
+    cancelled = len(refused)
+    gone = {r.id for r in refused}
+    for row in rows:
+        if row.kind != DeliveryKind.BULK:
+            continue
+        indexes = {n for n, p in _bulk_upserts(row) if p not in allowed}
+        if indexes:
+            with transaction.atomic():
+                after.dead(
+                    bulk.split(
+                        row, indexes, status=DeliveryStatus.CANCELLED, reason="consent", error=error
+                    )
+                )
+            cancelled += len(indexes)
+            if not row.payload.get("items"):  # every item went: the row was cancelled
+                gone.add(row.id)
+    return [r for r in rows if r.id not in gone], cancelled
+
+
+def size(row: Row) -> int:
+    """How many deliveries a row stands for (a bulk row: its items)."""
+    if row.kind == DeliveryKind.BULK:
+        return len(row.payload.get("items") or [])
+    return 1
 
 
 # ---- the send loop --------------------------------------------------------------------------
@@ -210,20 +272,16 @@ def deliver(destination_id: int, *, budget: float = WORK_BUDGET) -> dict[str, in
             probe = _circuit_gate(destination)
             if probe is None:
                 break
-            size = 1 if probe else max(1, min(destination.batch_size, connector.max_batch))
-            rows = claim(destination, size)
+            limit = 1 if probe else max(1, min(destination.batch_size, connector.max_batch))
+            rows = claim(destination, limit)
             if not rows:
                 break
-            refused = _without_consent(destination, rows)
-            if refused:
-                _cancel(refused, reason="consent", error="no consent for " + destination.purpose)
-                counts["cancelled"] += len(refused)
-                gone = {r.id for r in refused}
-                rows = [r for r in rows if r.id not in gone]
-                if not rows:
-                    continue
+            rows, cancelled = _refuse_without_consent(destination, rows)
+            counts["cancelled"] += cancelled
+            if not rows:
+                continue
             _wait_for_rate(destination)
-            items = [Item(r.id, r.key, r.kind, r.profile_id, r.payload) for r in rows]
+            items, origin = bulk.expand(rows)
             began = time.monotonic()
             try:
                 outcome = connector.send(target, items)
@@ -234,8 +292,8 @@ def deliver(destination_id: int, *, budget: float = WORK_BUDGET) -> dict[str, in
             # whatever a driver put in its message, no secret reaches a row or a page
             outcome.error = scrub(outcome.error, target.secrets)
             outcome.response = scrub(outcome.response, target.secrets)
-            counts["sent"] += len(rows)
-            result = record(destination, rows, outcome, duration_ms=elapsed)
+            counts["sent"] += len(items)
+            result = record(destination, rows, outcome, duration_ms=elapsed, origin=origin)
             for name, n in result.items():
                 counts[name] = counts.get(name, 0) + n
             if not outcome.ok and not outcome.throttled:
@@ -308,24 +366,51 @@ def backoff_seconds(destination: Destination, attempts: int) -> float:
 
 @transaction.atomic
 def record(
-    destination: Destination, rows: list[Claimed], outcome: Outcome, *, duration_ms: float
+    destination: Destination,
+    rows: list[Row],
+    outcome: Outcome,
+    *,
+    duration_ms: float,
+    origin: dict[int, tuple[Row, int]] | None = None,
 ) -> dict[str, int]:
+    """Write a request's outcome on its rows (counts are per delivery: a bulk row counts its
+    items). `origin` maps the synthetic ids of bulk items to their row and place."""
     now = timezone.now()
     ids = [r.id for r in rows]
+    by_id = {r.id: r for r in rows}
+    origin = origin or {}
     counts = {"delivered": 0, "failed": 0, "dead": 0}
+    total = sum(size(r) for r in rows)
     if outcome.ok:
-        rejected = {i: reason for i, reason in outcome.rejected.items() if i in set(ids)}
-        good = [i for i in ids if i not in rejected]
+        rejected = {i: reason for i, reason in outcome.rejected.items() if i in by_id}
+        # items of bulk rows the destination refused: dead letters of their own
+        refused: dict[tuple[int, str], set[int]] = {}
+        for item, reason in outcome.rejected.items():
+            if item in origin:
+                row, index = origin[item]
+                refused.setdefault((row.id, reason), set()).add(index)
+        for (row_id, reason), indexes in sorted(refused.items()):
+            after.dead(
+                bulk.split(
+                    by_id[row_id],
+                    indexes,
+                    status=DeliveryStatus.DEAD,
+                    reason=reason,
+                    error="rejected by the destination",
+                )
+            )
+            counts["dead"] += len(indexes)
+        good = [i for i in ids if i not in rejected and size(by_id[i])]
         _finish(good, DeliveryStatus.DELIVERED, now=now)
-        counts["delivered"] = len(good)
+        counts["delivered"] = sum(size(by_id[i]) for i in good)
         for reason in set(rejected.values()):
             _dead(
-                [i for i, r in rejected.items() if r == reason],
+                [by_id[i] for i, r in rejected.items() if r == reason],
                 reason,
                 "rejected by the destination",
                 now=now,
             )
-        counts["dead"] = len(rejected)
+        counts["dead"] += len(rejected)
         _circuit_success(destination)
         attempt_outcome = AttemptOutcome.OK
     elif outcome.throttled:
@@ -354,13 +439,13 @@ def record(
             age = (now - row.created_at).total_seconds()
             if row.attempts >= destination.max_attempts and age >= destination.max_age_seconds:
                 _dead(
-                    [row.id],
+                    [row],
                     outcome.reason or "gave_up",
                     f"gave up after {row.attempts} attempts over {age / 3600:.1f} h: "
                     f"{outcome.error}",
                     now=now,
                 )
-                counts["dead"] += 1
+                counts["dead"] += size(row)
                 attempt_outcome = AttemptOutcome.DEAD
             else:
                 Delivery.objects.filter(pk=row.id, status=DeliveryStatus.SENDING).update(
@@ -370,11 +455,11 @@ def record(
                     reason=outcome.reason,
                     error=outcome.error[:2000],
                 )
-                counts["failed"] += 1
+                counts["failed"] += size(row)
         _circuit_failure(destination, now=now)
     else:
-        _dead(ids, outcome.reason or "failed", outcome.error, now=now)
-        counts["dead"] = len(ids)
+        _dead(rows, outcome.reason or "failed", outcome.error, now=now)
+        counts["dead"] = sum(size(r) for r in rows)
         attempt_outcome = AttemptOutcome.DEAD
         # a permanent refusal is an answer: the destination is up
         _circuit_success(destination)
@@ -382,6 +467,7 @@ def record(
         workspace_id=destination.workspace_id,
         destination=destination,
         delivery_ids=ids,
+        items=total,
         at=now,
         duration_ms=duration_ms,
         outcome=attempt_outcome,
@@ -403,7 +489,15 @@ def _finish(ids: list[int], status: str, *, now: Any) -> None:
     after.delivered(ids)
 
 
-def _dead(ids: list[int], reason: str, error: str, *, now: Any) -> None:
+def _dead(rows: list[Row], reason: str, error: str, *, now: Any) -> None:
+    """Dead-letter rows; a bulk row's items become dead letters of their own (each is
+    replayed, or superseded, on its own)."""
+    ids = [r.id for r in rows if r.kind != DeliveryKind.BULK]
+    for row in rows:
+        if row.kind == DeliveryKind.BULK:
+            after.dead(
+                bulk.split(row, None, status=DeliveryStatus.DEAD, reason=reason, error=error)
+            )
     if not ids:
         return
     Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
@@ -416,7 +510,7 @@ def _dead(ids: list[int], reason: str, error: str, *, now: Any) -> None:
     after.dead(ids)
 
 
-def _cancel(rows: list[Claimed], *, reason: str, error: str) -> None:
+def _cancel(rows: list[Row], *, reason: str, error: str) -> None:
     ids = [r.id for r in rows]
     with transaction.atomic():
         Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(

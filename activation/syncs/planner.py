@@ -15,6 +15,9 @@ is sent.
 - An initial or full run's candidates are every member and every profile the sync holds; a
   full resync compares with the acknowledged state (the destination's truth) for profiles
   with nothing on the way, so it repairs dead letters; a second one finds nothing to do.
+  Such a run writes its changes as bulk deliveries, a destination batch per row
+  (activation.delivery.bulk), except for profiles with something still on its way to the
+  destination: theirs are rows of their own, so they go out after it.
 
 Deliveries and the new sent state are written in one transaction per chunk, with the
 cursors advanced in the last one: a run that dies is re-run from its cursors and finds the
@@ -33,6 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activation import connectors
+from activation.delivery import bulk
 from activation.models import RunKind, Sync, SyncMember, SyncRun
 from activation.syncs import mapping as mappings
 from activation.syncs.mapping import json_object
@@ -74,20 +78,18 @@ FROM unnest(%(ids)s::bigint[]) AS c(id)
 """
 
 # joined with the chunk's ids (not `= ANY(array)`, which a plan with stale statistics turns
-# into a scan comparing every row with every id); in flight only matters to a repair
+# into a scan comparing every row with every id)
 _MEMBERS = """
 SELECT m.profile_id, m.sent_identifiers, m.sent_fields_hash, m.acked_identifiers,
-       m.acked_fields_hash,
-       %(repair)s AND EXISTS (SELECT 1 FROM activation_delivery d
-               WHERE d.destination_id = %(dest)s AND d.profile_id = m.profile_id
-               AND d.sync_id = %(sync)s AND d.status IN ('pending', 'sending')) AS in_flight
+       m.acked_fields_hash
 FROM unnest(%(ids)s::bigint[]) AS c(id)
 JOIN activation_syncmember m ON m.sync_id = %(sync)s AND m.profile_id = c.id
 """
 
 _COPY_DELIVERIES = (
-    "COPY activation_delivery (workspace_id, destination_id, kind, key, profile_id, sync_id, "
-    "run_id, payload, status, attempts, created_at, next_attempt_at, reason, error) FROM STDIN"
+    "COPY activation_delivery (workspace_id, destination_id, kind, key, profile_id, "
+    "profile_ids, sync_id, run_id, payload, status, attempts, created_at, next_attempt_at, "
+    "reason, error) FROM STDIN"
 )
 
 # what was sent, per profile: copied into a temporary table, then upserted in one statement
@@ -127,6 +129,8 @@ def plan(sync_id: int, *, kind: str = RunKind.DELTA) -> SyncRun | None:
 
 
 def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
+    from activation import tasks  # tasks import the planner
+
     connector = connectors.get(sync.destination.kind)
     rule = mappings.parse(sync.mapping, connector)
     cursors = _cursor_heads(sync)
@@ -146,6 +150,11 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
         # nothing sent yet (a first run that was not interrupted): the chunks' members, each
         # met once, have no state to read and none to update
         fresh = not SyncMember.objects.filter(sync=sync).exists()
+        batch = max(1, min(sync.destination.batch_size, connector.max_batch, bulk.ITEM_SPAN))
+        # nothing on its way to the destination: no member of the run can have something
+        # (the run's own bulk rows carry other members)
+        quiet = bulk.destination_quiet(sync.destination_id)
+        destination_id = sync.destination_id
         for n, chunk in enumerate(_all_candidates(sync)):
             with transaction.atomic():
                 _plan_chunk(
@@ -157,7 +166,13 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
                     counts,
                     repair=kind == RunKind.FULL,
                     fresh=fresh,
+                    batch=batch,
+                    quiet=quiet,
                 )
+                if counts.deliveries:  # senders start on the first chunks while it plans on
+                    transaction.on_commit(
+                        lambda: tasks.kick(destination_id, slots=sync.destination.concurrency)
+                    )
             if n in (1, 20):  # the tables grew a lot: plans need their new size
                 _analyze()
         with transaction.atomic():
@@ -173,8 +188,6 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
     )
     run.refresh_from_db()
     if counts.deliveries:
-        from activation import tasks
-
         destination_id = sync.destination_id
         transaction.on_commit(lambda: tasks.kick(destination_id))
     return run
@@ -289,6 +302,8 @@ def _plan_chunk(
     *,
     repair: bool,
     fresh: bool = False,
+    batch: int = 0,
+    quiet: bool = False,
 ) -> None:
     for start in range(0, len(ids), CHUNK):
         _plan_ids(
@@ -300,6 +315,8 @@ def _plan_chunk(
             counts,
             repair=repair,
             fresh=fresh,
+            batch=batch,
+            quiet=quiet,
         )
 
 
@@ -328,7 +345,11 @@ def _plan_ids(
     *,
     repair: bool,
     fresh: bool = False,
+    batch: int = 0,
+    quiet: bool = False,
 ) -> None:
+    """Plan a chunk. `batch` > 0: changes go into bulk rows of that many items, except for
+    profiles with something on its way to the destination (none when `quiet`)."""
     params: dict[str, Any] = {
         "ids": ids,
         "segment": sync.segment_id,
@@ -347,12 +368,13 @@ def _plan_ids(
         profiles = cursor.fetchall()
         held = {}
         if not fresh:
-            cursor.execute(
-                _MEMBERS,
-                {"ids": ids, "sync": sync.pk, "dest": sync.destination_id, "repair": repair},
-            )
+            cursor.execute(_MEMBERS, {"ids": ids, "sync": sync.pk})
             held = {r[0]: r for r in cursor.fetchall()}
+    on_the_way = (
+        set() if quiet or not (batch or repair) else bulk.open_profiles(sync.destination_id, ids)
+    )
     deliveries: list[tuple[str, int, bytes]] = []
+    items: list[dict[str, Any]] = []
     states: list[tuple[int, list[str], str]] = []
     audience = {"id": sync.segment_id, "key": sync.segment.key}
     mirror = sync.mode == "mirror"
@@ -373,7 +395,7 @@ def _plan_ids(
         row = held.get(profile_id)
         if row is None:
             base, base_hash = set(), ""
-        elif repair and not row[5]:
+        elif repair and profile_id not in on_the_way:
             base, base_hash = set(row[3]), row[4]
         else:
             base, base_hash = set(row[1]), row[2]
@@ -389,7 +411,10 @@ def _plan_ids(
                 "removed": mappings.unflat(base),
                 "fields": {},
             }
-            deliveries.append(("remove", profile_id, dumps(payload)))
+            if batch and profile_id not in on_the_way:
+                items.append(_item(profile_id, payload))
+            else:
+                deliveries.append(("remove", profile_id, dumps(payload)))
             states.append((profile_id, [], ""))
             counts.removed += 1
             continue
@@ -411,14 +436,31 @@ def _plan_ids(
         }
         if f_hash:
             payload["fields_hash"] = f_hash
-        deliveries.append(("upsert", profile_id, dumps(payload)))
+        if batch and profile_id not in on_the_way:
+            items.append(_item(profile_id, payload))
+        else:
+            deliveries.append(("upsert", profile_id, dumps(payload)))
         states.append((profile_id, sorted(state), f_hash))
         if base:
             counts.updated += 1
         else:
             counts.added += 1
-    _write(sync, run, deliveries, states, fresh=fresh)
-    counts.deliveries += len(deliveries)
+    bulks = [
+        (
+            [int(i["profile_id"]) for i in items[at : at + batch]],
+            dumps({"sync": sync.pk, "audience": audience, "items": items[at : at + batch]}),
+        )
+        for at in range(0, len(items), batch or 1)
+    ]
+    _write(sync, run, deliveries, states, fresh=fresh, bulks=bulks)
+    counts.deliveries += len(deliveries) + len(items)
+
+
+def _item(profile_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """A bulk row's item: the per-profile payload without the head the row carries once."""
+    item: dict[str, Any] = {"profile_id": profile_id}
+    item.update((k, v) for k, v in payload.items() if k not in ("sync", "audience"))
+    return item
 
 
 def _copy_text(value: str) -> str:
@@ -441,11 +483,13 @@ def _write(
     states: list[tuple[int, list[str], str]],
     *,
     fresh: bool = False,
+    bulks: list[tuple[list[int], bytes]] | None = None,
 ) -> None:
     """COPY the chunk's deliveries and what was sent, each as one block of COPY text (the
     bulk path of Postgres; rows written one by one through the driver cost more than the
     rest of the planning)."""
-    if not deliveries and not states:
+    bulks = bulks or []
+    if not deliveries and not states and not bulks:
         return
     now = timezone.now().isoformat()
     with connection.cursor() as cursor:
@@ -473,12 +517,17 @@ def _write(
                     copy.write(lines)
                 cursor.execute(_UPSERT_MEMBERS, {"sync": sync.pk})
                 cursor.execute("TRUNCATE activation_plan_members")
-        if deliveries:
+        if deliveries or bulks:
             head = f"{sync.workspace_id}\t{sync.destination_id}\t"
             tail = f"\t{sync.pk}\t{run.pk}\t"
             rest = f"\tpending\t0\t{now}\t{now}\t\t\n"
+            # bulk rows first: a profile is in one or the other, never both
             data = "".join(
-                f"{head}{kind}\t{uuid.uuid4()}\t{profile_id}{tail}"
+                f"{head}bulk\t{uuid.uuid4()}\t\\N\t{{{','.join(map(str, members))}}}{tail}"
+                f"{_copy_text(payload.decode())}{rest}"
+                for members, payload in bulks
+            ) + "".join(
+                f"{head}{kind}\t{uuid.uuid4()}\t{profile_id}\t\\N{tail}"
                 f"{_copy_text(payload.decode())}{rest}"
                 for kind, profile_id, payload in deliveries
             )

@@ -88,11 +88,15 @@ def delete_person(tenant: Tenant, user_id: str) -> None:
 
 
 def statuses(destination: Destination) -> list[tuple[str, str, int]]:
-    return list(
-        Delivery.objects.filter(destination=destination)
-        .order_by("id")
-        .values_list("status", "reason", "attempts")
-    )
+    """Each delivery's (status, reason, attempts) in outbox order: a bulk row once per item
+    (one split into rows of their own not at all)."""
+    out: list[tuple[str, str, int]] = []
+    for row in Delivery.objects.filter(destination=destination).order_by("id"):
+        if row.kind != "bulk":
+            out.append((row.status, row.reason, row.attempts))
+        elif row.reason != "split":
+            out.extend([(row.status, row.reason, row.attempts)] * len(row.profile_ids or []))
+    return out
 
 
 def item(kind: str, payload: dict[str, Any], *, delivery_id: int, profile_id: int | None) -> Item:

@@ -90,3 +90,27 @@ def drain(destination: Destination, rounds: int = 50) -> dict[str, int]:
             break
         time.sleep(0.05)
     return total
+
+
+def deliveries(**filters: Any) -> int:
+    """How many deliveries match: a bulk row stands for its items (one split into rows of
+    their own stands for none)."""
+    from activation.models import Delivery
+
+    rows = Delivery.objects.filter(**filters).exclude(kind="bulk", reason="split")
+    return sum(len(d.profile_ids or []) if d.kind == "bulk" else 1 for d in rows)
+
+
+def delivery_keys(**filters: Any) -> dict[str, int | None]:
+    """Each delivery's idempotency key and profile, as the destination receives them: a bulk
+    row's items with theirs (one split into rows of their own: those rows)."""
+    from activation.delivery.bulk import item_key
+    from activation.models import Delivery
+
+    out: dict[str, int | None] = {}
+    for row in Delivery.objects.filter(**filters).exclude(kind="bulk", reason="split"):
+        if row.kind == "bulk":
+            out.update((item_key(str(row.key), p), p) for p in row.profile_ids or [])
+        else:
+            out[str(row.key)] = row.profile_id
+    return out

@@ -16,7 +16,7 @@ import pytest
 
 from activation import connectors
 from activation.delivery import engine
-from activation.models import Delivery, DeliveryAttempt, Destination
+from activation.models import DeliveryAttempt, Destination
 from activation.tests.connector_helpers import (
     audience_sync,
     closed_port,
@@ -27,7 +27,7 @@ from activation.tests.connector_helpers import (
     target,
     upsert,
 )
-from activation.tests.helpers import drain, run
+from activation.tests.helpers import delivery_keys, drain, run
 from tests.fixtures import Tenant
 
 BROKER = ("127.0.0.1", 5672)
@@ -107,7 +107,7 @@ def test_sync_arrives_as_confirmed_persistent_messages(
     sync = audience_sync(tenant_a, dest, 5)
     drain(dest)
     messages = consume(channel, queue)
-    keys = {str(k): p for k, p in Delivery.objects.values_list("key", "profile_id")}
+    keys = delivery_keys()
     assert len(messages) == 5 and {p.message_id for p, _ in messages} == set(keys)
     for properties, body in messages:
         assert properties.delivery_mode == 2 and properties.content_type == "application/json"

@@ -35,7 +35,7 @@ from activation.tests.connector_helpers import (
     target,
     upsert,
 )
-from activation.tests.helpers import drain, run
+from activation.tests.helpers import delivery_keys, drain, run
 from cdp.errors import ValidationFailed
 from tests.fixtures import Tenant
 
@@ -81,8 +81,7 @@ def test_sync_writes_files_with_manifests_then_only_the_changes(
     assert three["identifiers"]["email_sha256"] == [sha("person.3@example.com")]
     assert three["fields"] == {"firstName": "P3", "plan": "pro"}
     assert three["audience"] == sync.segment.key
-    keys = set(Delivery.objects.filter(destination=dest).values_list("key", flat=True))
-    assert {r["key"] for r in rows} == {str(k) for k in keys}
+    assert {r["key"] for r in rows} == set(delivery_keys(destination=dest))
     manifest = orjson.loads(Path(str(first) + ".manifest.json").read_bytes())
     assert manifest["rows"] == 5 and manifest["kinds"] == {"upsert": 5}
     assert manifest["bytes"] == first.stat().st_size

@@ -8,7 +8,7 @@ import hashlib
 from django.test import Client
 
 from activation.models import Delivery, SyncMember
-from activation.tests.helpers import drain, people, pro_segment, run, sync_of, webhook
+from activation.tests.helpers import deliveries, drain, people, pro_segment, run, sync_of, webhook
 from activation.tests.receiver import receiver
 from tests.fixtures import Tenant, send_events
 
@@ -76,7 +76,7 @@ def test_initial_sync_then_deltas_then_nothing(tenant_a: Tenant) -> None:
         new = hook.accepted_items()[30:]
         assert sorted(i["type"] for i in new) == ["audience.remove"] * 3 + ["audience.upsert"] * 3
         assert run(sync) is None  # a rerun sends nothing
-        assert Delivery.objects.filter(status="delivered").count() == 36
+        assert deliveries(status="delivered") == 36
         assert not SyncMember.objects.filter(
             profile_id__in=[d.profile_id for d in Delivery.objects.filter(kind="remove")]
         ).exists()
