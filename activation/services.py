@@ -4,10 +4,10 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Func, OuterRef
 from django.utils import timezone
 
-from activation.models import Delivery, DeliveryStatus, Destination, ServerKey
+from activation.models import Delivery, DeliveryKind, DeliveryStatus, Destination, ServerKey
 from activation.secrets import SecretsUnreadable
 from activation.secrets import decrypt as secrets_decrypt
 from activation.secrets import encrypt as secrets_encrypt
@@ -303,13 +303,18 @@ def deliveries_retry(
         rows = rows.filter(pk__in=ids)
     if destination_id is not None:
         rows = rows.filter(destination_id=destination_id)
+    later = Delivery.objects.filter(sync_id=OuterRef("sync_id"), pk__gt=OuterRef("pk")).exclude(
+        status=DeliveryStatus.CANCELLED
+    )
     superseded = rows.filter(kind__in=["upsert", "remove"]).filter(
-        Exists(
-            Delivery.objects.filter(
-                sync_id=OuterRef("sync_id"),
-                profile_id=OuterRef("profile_id"),
-                pk__gt=OuterRef("pk"),
-            ).exclude(status=DeliveryStatus.CANCELLED)
+        Exists(later.filter(profile_id=OuterRef("profile_id")))
+        # or a later audience batch carrying the profile
+        | Exists(
+            later.filter(kind=DeliveryKind.BULK).filter(
+                profile_ids__contains=Func(
+                    OuterRef("profile_id"), template="ARRAY[%(expressions)s]::bigint[]"
+                )
+            )
         )
     )
     now = timezone.now()

@@ -268,3 +268,21 @@ def test_export_lists_a_persons_items_of_batches(tenant_a: Tenant) -> None:
     assert row["kind"] == "upsert" and row["status"] == "delivered"
     assert row["payload"]["identifiers"]["user_id"] == ["user-0"]
     assert "items" not in row["payload"]
+
+
+def test_a_dead_letter_a_later_batch_carried_again_is_not_replayed(tenant_a: Tenant) -> None:
+    people(tenant_a, 2)
+    segment = pro_segment(tenant_a)
+    with receiver() as hook:
+        hook.then(422)
+        destination = webhook(tenant_a, hook.url)
+        sync = sync_of(tenant_a, segment, destination)
+        run(sync)
+        drain(destination)
+        assert Delivery.objects.filter(destination=destination, status="dead").count() == 2
+        # the repair sends both again in a batch of its own: replaying would roll it back
+        repair = run(sync, "full")
+        assert repair is not None and repair.added == 2
+        drain(destination)
+        assert deliveries_retry(workspace=tenant_a.workspace) == {"replayed": 0, "superseded": 2}
+        assert len(hook.accepted_items()) == 2
