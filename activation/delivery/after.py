@@ -5,24 +5,38 @@ deletion notice's outcome is written on the privacy request's receipt."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection
 
+from activation.delivery.bulk import Row
 from activation.models import Delivery, DeliveryKind
+from activation.syncs.mapping import flat
 
-# the latest landed change per (sync, profile): rows of their own and items of bulk rows
+# the latest landed change per (sync, profile) among rows of their own
 _LANDED = """
-SELECT DISTINCT ON (sync_id, profile_id) sync_id, profile_id, item
-FROM (
-    SELECT x.sync_id, x.profile_id, x.payload AS item, x.id, 0::bigint AS n
-    FROM activation_delivery x
-    WHERE x.id = ANY(%(ids)s) AND x.kind IN ('upsert', 'remove') AND x.sync_id IS NOT NULL
-    UNION ALL
-    SELECT b.sync_id, (i.item->>'profile_id')::bigint, i.item, b.id, i.n
-    FROM activation_delivery b,
-         jsonb_array_elements(b.payload->'items') WITH ORDINALITY AS i(item, n)
-    WHERE b.id = ANY(%(ids)s) AND b.kind = 'bulk' AND b.sync_id IS NOT NULL
-) u
-ORDER BY sync_id, profile_id, id DESC, n DESC
+SELECT DISTINCT ON (sync_id, profile_id) sync_id, profile_id, payload AS item
+FROM activation_delivery
+WHERE id = ANY(%(ids)s) AND kind IN ('upsert', 'remove') AND sync_id IS NOT NULL
+ORDER BY sync_id, profile_id, id DESC
+"""
+
+# a bulk row's items, acknowledged from what the engine holds in memory (each member once
+# per row; the identifiers flattened as the planner records them, joined by chr(31))
+_ACK_BULK = """
+UPDATE activation_syncmember m
+SET acked_identifiers = CASE WHEN v.ids = '' THEN '{}'::text[]
+                             ELSE string_to_array(v.ids, chr(31)) END,
+    acked_fields_hash = v.fields_hash, acked_at = now()
+FROM unnest(%(profiles)s::bigint[], %(ids)s::text[], %(hashes)s::text[])
+     AS v(profile_id, ids, fields_hash)
+WHERE m.sync_id = %(sync)s AND m.profile_id = v.profile_id
+"""
+
+_FORGET_BULK = """
+DELETE FROM activation_syncmember
+WHERE sync_id = %(sync)s AND profile_id = ANY(%(profiles)s::bigint[])
+  AND sent_identifiers = '{}' AND acked_identifiers = '{}'
 """
 
 _ACK = f"""
@@ -44,11 +58,33 @@ WHERE d.item->>'op' = 'remove' AND m.sync_id = d.sync_id AND m.profile_id = d.pr
 """
 
 
-def delivered(ids: list[int]) -> None:
+def delivered(ids: list[int], *, rows: list[Row] | None = None) -> None:
+    """`rows`: the claimed rows among `ids` (a bulk row's items are acknowledged from them;
+    its members' later rows in the same request are acknowledged after, so they win)."""
     with connection.cursor() as cursor:
+        for row in rows or []:
+            if row.kind == DeliveryKind.BULK and row.sync_id is not None:
+                _ack_bulk(cursor, row)
         cursor.execute(_ACK, {"ids": ids})
         cursor.execute(_FORGET, {"ids": ids})
     _privacy_outcomes(ids)
+
+
+def _ack_bulk(cursor: Any, row: Row) -> None:
+    items = row.payload.get("items") or []
+    if not items:
+        return
+    profiles = [int(i["profile_id"]) for i in items]
+    params = {
+        "sync": row.sync_id,
+        "profiles": profiles,
+        "ids": [chr(31).join(flat(i.get("identifiers") or {})) for i in items],
+        "hashes": [str(i.get("fields_hash") or "") for i in items],
+    }
+    cursor.execute(_ACK_BULK, params)
+    removed = [p for p, i in zip(profiles, items, strict=True) if i.get("op") == "remove"]
+    if removed:
+        cursor.execute(_FORGET_BULK, {"sync": row.sync_id, "profiles": removed})
 
 
 def dead(ids: list[int]) -> None:

@@ -401,7 +401,7 @@ def record(
             )
             counts["dead"] += len(indexes)
         good = [i for i in ids if i not in rejected and size(by_id[i])]
-        _finish(good, DeliveryStatus.DELIVERED, now=now)
+        _finish(good, DeliveryStatus.DELIVERED, now=now, rows=[by_id[i] for i in good])
         counts["delivered"] = sum(size(by_id[i]) for i in good)
         for reason in set(rejected.values()):
             _dead(
@@ -480,13 +480,13 @@ def record(
     return counts
 
 
-def _finish(ids: list[int], status: str, *, now: Any) -> None:
+def _finish(ids: list[int], status: str, *, now: Any, rows: list[Row]) -> None:
     if not ids:
         return
     Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
         status=status, finished_at=now, lease_until=None, reason="", error=""
     )
-    after.delivered(ids)
+    after.delivered(ids, rows=rows)
 
 
 def _dead(rows: list[Row], reason: str, error: str, *, now: Any) -> None:

@@ -29,6 +29,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -155,6 +156,7 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
         # (the run's own bulk rows carry other members)
         quiet = bulk.destination_quiet(sync.destination_id)
         destination_id = sync.destination_id
+        kicked = False
         for n, chunk in enumerate(_all_candidates(sync)):
             with transaction.atomic():
                 _plan_chunk(
@@ -169,10 +171,13 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
                     batch=batch,
                     quiet=quiet,
                 )
-                if counts.deliveries:  # senders start on the first chunks while it plans on
-                    transaction.on_commit(
-                        lambda: tasks.kick(destination_id, slots=sync.destination.concurrency)
-                    )
+                if counts.deliveries:
+                    # senders start on the first chunk while it plans on (all of the
+                    # destination's slots); one more per chunk, for a sender that found the
+                    # queue empty and ended before this chunk landed
+                    slots = 1 if kicked else sync.destination.concurrency
+                    transaction.on_commit(partial(tasks.kick, destination_id, slots=slots))
+                    kicked = True
             if n in (1, 20):  # the tables grew a lot: plans need their new size
                 _analyze()
         with transaction.atomic():

@@ -286,3 +286,11 @@ def test_a_dead_letter_a_later_batch_carried_again_is_not_replayed(tenant_a: Ten
         drain(destination)
         assert deliveries_retry(workspace=tenant_a.workspace) == {"replayed": 0, "superseded": 2}
         assert len(hook.accepted_items()) == 2
+
+
+def test_item_keys_are_uuid5_of_the_profile_in_the_rows_key() -> None:
+    import uuid
+
+    for n in range(200):
+        row_key = str(uuid.uuid4())
+        assert item_key(row_key, n * 7919) == str(uuid.uuid5(uuid.UUID(row_key), str(n * 7919)))
