@@ -157,6 +157,13 @@ class Delivery(models.Model):
                 name="delivery_pending",
                 condition=models.Q(status="pending"),
             ),
+            # whether a destination has bulk deliveries on their way (a claim looks for its
+            # candidates' profiles in them only then)
+            models.Index(
+                fields=["destination"],
+                name="delivery_open_bulk",
+                condition=models.Q(kind="bulk", status__in=["pending", "sending"]),
+            ),
             # which bulk deliveries carry a profile (ordering, deletions, exports)
             GinIndex(
                 fields=["profile_ids"],

@@ -164,7 +164,9 @@ def open_profiles(destination_id: int, ids: list[int]) -> set[int]:
             "JOIN activation_delivery d ON d.destination_id = %(dest)s AND d.profile_id = c.id "
             "AND d.status IN ('pending', 'sending') "
             "UNION SELECT u.id FROM activation_delivery b, unnest(b.profile_ids) AS u(id) "
-            "WHERE b.kind = 'bulk' AND b.profile_ids && %(ids)s::bigint[] "
+            "WHERE EXISTS (SELECT 1 FROM activation_delivery x WHERE x.destination_id = %(dest)s "
+            "AND x.kind = 'bulk' AND x.status IN ('pending', 'sending')) "
+            "AND b.kind = 'bulk' AND b.profile_ids && %(ids)s::bigint[] "
             "AND b.destination_id = %(dest)s AND b.status IN ('pending', 'sending') "
             "AND u.id = ANY(%(ids)s::bigint[])",
             {"ids": ids, "dest": destination_id},

@@ -106,7 +106,9 @@ def release_slot(destination_id: int, slot: int) -> None:
 
 # ---- claiming -------------------------------------------------------------------------------
 
-# `in_bulk`: open bulk rows outside the claim that carry a candidate's profile (GIN look-up).
+# `in_bulk`: open bulk rows outside the claim that carry a candidate's profile — one GIN
+# look-up per claim (materialised: inlined, it would run once per candidate), skipped when
+# the destination has no open bulk row at all (a tiny partial index says so).
 # `chosen`: the ready rows in id order up to `limit` items (a bulk row counts its items; the
 # first ready row is always taken, so a bulk row larger than today's batch size still goes)
 _CLAIM = """
@@ -116,10 +118,12 @@ WITH cand AS (
     WHERE d.destination_id = %(dest)s AND d.status = 'pending'
       AND d.next_attempt_at <= clock_timestamp()
     ORDER BY d.id LIMIT %(scan)s FOR UPDATE SKIP LOCKED
-), in_bulk AS (
+), in_bulk AS MATERIALIZED (
     SELECT u.id AS profile_id, min(b.id) AS first_id
     FROM activation_delivery b, unnest(b.profile_ids) AS u(id)
-    WHERE b.kind = 'bulk' AND b.destination_id = %(dest)s
+    WHERE EXISTS (SELECT 1 FROM activation_delivery x WHERE x.destination_id = %(dest)s
+                  AND x.kind = 'bulk' AND x.status IN ('pending', 'sending'))
+      AND b.kind = 'bulk' AND b.destination_id = %(dest)s
       AND b.profile_ids && ARRAY(SELECT profile_id FROM cand WHERE profile_id IS NOT NULL)
       AND b.status IN ('pending', 'sending') AND b.id NOT IN (SELECT id FROM cand)
       AND u.id IN (SELECT profile_id FROM cand)

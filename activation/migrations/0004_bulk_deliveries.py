@@ -53,6 +53,14 @@ class Migration(migrations.Migration):
                 name="delivery_bulk_profiles",
             ),
         ),
+        migrations.AddIndex(
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("kind", "bulk"), ("status__in", ["pending", "sending"])),
+                fields=["destination"],
+                name="delivery_open_bulk",
+            ),
+        ),
         # attempts made before: one delivery per id
         migrations.RunSQL(
             "UPDATE activation_deliveryattempt SET items = cardinality(delivery_ids)",

@@ -70,8 +70,9 @@ SELECT c.id,
        COALESCE((SELECT p.merged_into_id IS NULL FROM profiles_profile p
                  WHERE p.id = c.id AND p.workspace_id = %(ws)s), false) AS live,
        CASE WHEN %(traits)s THEN (SELECT p.traits FROM profiles_profile p WHERE p.id = c.id) END,
-       COALESCE((SELECT true FROM segments_membership m WHERE m.segment_id = %(segment)s
-                 AND m.profile_id = c.id AND m.exited_at IS NULL LIMIT 1), false) AS member,
+       %(members)s OR COALESCE((SELECT true FROM segments_membership m
+                 WHERE m.segment_id = %(segment)s AND m.profile_id = c.id
+                 AND m.exited_at IS NULL LIMIT 1), false) AS member,
        ARRAY(SELECT i.type || chr(9) || i.value FROM profiles_identity i
              WHERE i.profile_id = c.id AND i.type = ANY(%(types)s) ORDER BY i.id) AS identities,
        {consent} AS allowed
@@ -157,7 +158,7 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
         quiet = bulk.destination_quiet(sync.destination_id)
         destination_id = sync.destination_id
         kicked = False
-        for n, chunk in enumerate(_all_candidates(sync)):
+        for n, (chunk, members) in enumerate(_all_candidates(sync)):
             with transaction.atomic():
                 _plan_chunk(
                     sync,
@@ -170,6 +171,7 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
                     fresh=fresh,
                     batch=batch,
                     quiet=quiet,
+                    members=members,
                 )
                 if counts.deliveries:
                     # senders start on the first chunk while it plans on (all of the
@@ -246,8 +248,9 @@ def _delta_candidates(sync: Sync, heads: dict[str, Any]) -> list[int]:
     return sorted(ids)
 
 
-def _all_candidates(sync: Sync) -> Iterator[list[int]]:
-    """Every current member, then every profile the sync holds that is not one, in chunks."""
+def _all_candidates(sync: Sync) -> Iterator[tuple[list[int], bool]]:
+    """Every current member, then every profile the sync holds that is not one, in chunks
+    (each with whether it was read as members)."""
     last = 0
     while True:
         with connection.cursor() as cursor:
@@ -260,7 +263,7 @@ def _all_candidates(sync: Sync) -> Iterator[list[int]]:
         if not chunk:
             break
         last = chunk[-1]
-        yield chunk
+        yield chunk, True
     last = 0
     while True:
         with connection.cursor() as cursor:
@@ -275,7 +278,7 @@ def _all_candidates(sync: Sync) -> Iterator[list[int]]:
         if not chunk:
             break
         last = chunk[-1]
-        yield chunk
+        yield chunk, False
 
 
 def _advance(sync: Sync, heads: dict[str, Any], kind: str) -> None:
@@ -309,6 +312,7 @@ def _plan_chunk(
     fresh: bool = False,
     batch: int = 0,
     quiet: bool = False,
+    members: bool = False,
 ) -> None:
     for start in range(0, len(ids), CHUNK):
         _plan_ids(
@@ -322,6 +326,7 @@ def _plan_chunk(
             fresh=fresh,
             batch=batch,
             quiet=quiet,
+            members=members,
         )
 
 
@@ -352,15 +357,18 @@ def _plan_ids(
     fresh: bool = False,
     batch: int = 0,
     quiet: bool = False,
+    members: bool = False,
 ) -> None:
     """Plan a chunk. `batch` > 0: changes go into bulk rows of that many items, except for
-    profiles with something on its way to the destination (none when `quiet`)."""
+    profiles with something on its way to the destination (none when `quiet`). `members`:
+    the ids were just read as the segment's members (not looked up again)."""
     params: dict[str, Any] = {
         "ids": ids,
         "segment": sync.segment_id,
         "ws": sync.workspace_id,
         "traits": bool(rule.fields),
         "types": sorted({r.type for r in rule.identifiers}),
+        "members": members,
     }
     with connection.cursor() as cursor:
         # index look-ups only: compiling the query (JIT) would cost more than running it.
@@ -382,8 +390,18 @@ def _plan_ids(
     items: list[dict[str, Any]] = []
     states: list[tuple[int, list[str], str]] = []
     audience = {"id": sync.segment_id, "key": sync.segment.key}
+    head = {"sync": sync.pk, "audience": audience}
     mirror = sync.mode == "mirror"
     dumps = orjson.dumps
+
+    def send(profile_id: int, change: dict[str, Any]) -> None:
+        """Into the chunk's bulk rows, or a row of its own behind what is on its way."""
+        if batch and profile_id not in on_the_way:
+            change["profile_id"] = profile_id
+            items.append(change)
+        else:
+            deliveries.append((change["op"], profile_id, dumps({**head, **change})))
+
     for profile_id, live, traits, member, identities, allowed in profiles:
         desired_ids: dict[str, list[str]] = {}
         fields: dict[str, Any] = {}
@@ -395,7 +413,8 @@ def _plan_ids(
                 desired_ids, fields = rule.desired(connector, pairs, json_object(traits))  # type: ignore[arg-type]
                 if not desired_ids:
                     counts.skipped_no_identifier += 1
-        state = set(mappings.flat(desired_ids))
+        flat = mappings.flat(desired_ids)
+        state = set(flat)
         f_hash = mappings.fields_hash(fields) if mirror else ""
         row = held.get(profile_id)
         if row is None:
@@ -407,19 +426,14 @@ def _plan_ids(
         if not state:
             if not base:
                 continue
-            payload = {
-                "sync": sync.pk,
-                "audience": audience,
+            removal = {
                 "op": "remove",
                 "identifiers": {},
                 "added": {},
                 "removed": mappings.unflat(base),
                 "fields": {},
             }
-            if batch and profile_id not in on_the_way:
-                items.append(_item(profile_id, payload))
-            else:
-                deliveries.append(("remove", profile_id, dumps(payload)))
+            send(profile_id, removal)
             states.append((profile_id, [], ""))
             counts.removed += 1
             continue
@@ -428,24 +442,19 @@ def _plan_ids(
             counts.unchanged += 1
             if row is not None and (set(row[1]) != state or row[2] != f_hash):
                 # a repair found the destination right: so is our record now
-                states.append((profile_id, sorted(state), f_hash))
+                states.append((profile_id, flat, f_hash))
             continue
-        payload = {
-            "sync": sync.pk,
-            "audience": audience,
+        change = {
             "op": "upsert",
             "identifiers": desired_ids,
             "added": desired_ids if not base else mappings.unflat(added),
-            "removed": mappings.unflat(removed),
+            "removed": mappings.unflat(removed) if removed else {},
             "fields": fields,
         }
         if f_hash:
-            payload["fields_hash"] = f_hash
-        if batch and profile_id not in on_the_way:
-            items.append(_item(profile_id, payload))
-        else:
-            deliveries.append(("upsert", profile_id, dumps(payload)))
-        states.append((profile_id, sorted(state), f_hash))
+            change["fields_hash"] = f_hash
+        send(profile_id, change)
+        states.append((profile_id, flat, f_hash))
         if base:
             counts.updated += 1
         else:
@@ -453,19 +462,12 @@ def _plan_ids(
     bulks = [
         (
             [int(i["profile_id"]) for i in items[at : at + batch]],
-            dumps({"sync": sync.pk, "audience": audience, "items": items[at : at + batch]}),
+            dumps({**head, "items": items[at : at + batch]}),
         )
         for at in range(0, len(items), batch or 1)
     ]
     _write(sync, run, deliveries, states, fresh=fresh, bulks=bulks)
     counts.deliveries += len(deliveries) + len(items)
-
-
-def _item(profile_id: int, payload: dict[str, Any]) -> dict[str, Any]:
-    """A bulk row's item: the per-profile payload without the head the row carries once."""
-    item: dict[str, Any] = {"profile_id": profile_id}
-    item.update((k, v) for k, v in payload.items() if k not in ("sync", "audience"))
-    return item
 
 
 def _copy_text(value: str) -> str:
@@ -499,29 +501,30 @@ def _write(
     now = timezone.now().isoformat()
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        if states:
+        if states and fresh:  # no member of the chunk has a row yet
+            member_tail = f"\t{{}}\t\t{now}\n"
+            lines = "".join(
+                f"{sync.pk}\t{profile_id}\t{_copy_text(_text_array(sent))}\t{f_hash}{member_tail}"
+                for profile_id, sent, f_hash in states
+            )
+            with raw.copy(
+                "COPY activation_syncmember (sync_id, profile_id, sent_identifiers, "
+                "sent_fields_hash, acked_identifiers, acked_fields_hash, updated_at) "
+                "FROM STDIN"
+            ) as copy:
+                copy.write(lines)
+        elif states:
             lines = "".join(
                 f"{profile_id}\t{_copy_text(_text_array(sent))}\t{f_hash}\n"
                 for profile_id, sent, f_hash in states
             )
-            if fresh:  # no member of the chunk has a row yet
-                lines = "".join(
-                    f"{sync.pk}\t{line}\t{{}}\t\t{now}\n" for line in lines.splitlines()
-                )
-                with raw.copy(
-                    "COPY activation_syncmember (sync_id, profile_id, sent_identifiers, "
-                    "sent_fields_hash, acked_identifiers, acked_fields_hash, updated_at) "
-                    "FROM STDIN"
-                ) as copy:
-                    copy.write(lines)
-            else:
-                cursor.execute(_STAGE_MEMBERS)
-                with raw.copy(
-                    "COPY activation_plan_members (profile_id, sent, fields_hash) FROM STDIN"
-                ) as copy:
-                    copy.write(lines)
-                cursor.execute(_UPSERT_MEMBERS, {"sync": sync.pk})
-                cursor.execute("TRUNCATE activation_plan_members")
+            cursor.execute(_STAGE_MEMBERS)
+            with raw.copy(
+                "COPY activation_plan_members (profile_id, sent, fields_hash) FROM STDIN"
+            ) as copy:
+                copy.write(lines)
+            cursor.execute(_UPSERT_MEMBERS, {"sync": sync.pk})
+            cursor.execute("TRUNCATE activation_plan_members")
         if deliveries or bulks:
             head = f"{sync.workspace_id}\t{sync.destination_id}\t"
             tail = f"\t{sync.pk}\t{run.pk}\t"
