@@ -126,6 +126,7 @@ class Delivery(models.Model):
     profile_id = models.BigIntegerField(null=True, blank=True)  # the ordering key
     # a bulk delivery's members, in item order (its payload's `items`); None for the others
     profile_ids = ArrayField(models.BigIntegerField(), null=True, blank=True)
+    batch_id = models.BigIntegerField(null=True, blank=True)  # the audience batch it left
     sync_id = models.BigIntegerField(null=True, blank=True)
     run_id = models.BigIntegerField(null=True, blank=True)
     stream_id = models.BigIntegerField(null=True, blank=True)

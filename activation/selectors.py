@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from activation.models import (
@@ -149,9 +149,15 @@ def delivery_get(*, workspace: Workspace, delivery_id: Any) -> Delivery:
 
 
 def delivery_attempts(*, delivery: Delivery) -> QuerySet[DeliveryAttempt]:
-    return DeliveryAttempt.objects.filter(
-        destination_id=delivery.destination_id, delivery_ids__contains=[delivery.pk]
-    ).order_by("at")
+    """The requests that carried it (a member that left an audience batch: the batch's too)."""
+    carried = Q(delivery_ids__contains=[delivery.pk])
+    if delivery.batch_id:
+        carried |= Q(delivery_ids__contains=[delivery.batch_id])
+    return (
+        DeliveryAttempt.objects.filter(destination_id=delivery.destination_id)
+        .filter(carried)
+        .order_by("at")
+    )
 
 
 def sync_list(*, workspace: Workspace, segment_id: int | None = None) -> QuerySet[Sync]:

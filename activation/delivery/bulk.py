@@ -125,6 +125,7 @@ def split(row: Row, indexes: set[int] | None, *, status: str, reason: str, error
                 profile_id=int(entries[n]["profile_id"]),
                 sync_id=row.sync_id,
                 run_id=row.run_id,
+                batch_id=row.id,
                 payload=item_payload(head, entries[n]),
                 status=status,
                 attempts=row.attempts,

@@ -37,6 +37,11 @@ class Migration(migrations.Migration):
                 max_length=16,
             ),
         ),
+        migrations.AddField(
+            model_name="delivery",
+            name="batch_id",
+            field=models.BigIntegerField(blank=True, null=True),
+        ),
         migrations.AddIndex(
             model_name="delivery",
             index=models.Index(

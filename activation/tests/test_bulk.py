@@ -175,6 +175,9 @@ def test_a_refused_batch_becomes_replayable_dead_letters_per_member(tenant_a: Te
         assert len(dead) == 3 and {d.kind for d in dead} == {"upsert"}
         assert all(d.reason == "http_422" and d.attempts == 1 for d in dead)
         assert all("audience batch #" in d.error for d in dead)
+        # their detail shows the request that carried them in the batch
+        assert all(d.batch_id for d in dead)
+        assert [a.status_code for a in selectors.delivery_attempts(delivery=dead[0])] == [422]
         batch = Delivery.objects.get(destination=destination, kind="bulk")
         assert (batch.status, batch.reason) == ("cancelled", "split")
         # the dead letters keep the keys the batch's items were sent under

@@ -171,8 +171,10 @@ def test_destination_sync_and_deliveries(
 
         # ---- the delivery log ---------------------------------------------------------------
         page.goto(f"{base}/deliveries/")
-        expect(page.locator("tbody.delivery")).to_have_count(5)
+        # four batches of one member delivered; the fifth split into its member's dead letter
+        expect(page.locator("tbody.delivery")).to_have_count(6)
         expect(page.locator("tbody.delivery[data-status=delivered]")).to_have_count(4)
+        expect(page.locator("tbody.delivery[data-status=cancelled]")).to_have_count(1)
         dead = page.locator("tbody.delivery[data-status=dead]")
         expect(dead).to_have_count(1)
         dead.locator("button.expand").click()
