@@ -62,9 +62,6 @@ WORK_BUDGET = 20.0  # seconds one task sends before handing over (fairness acros
 CONSENT_KINDS = (DeliveryKind.UPSERT, DeliveryKind.EVENT)
 
 
-Claimed = Row
-
-
 def target_of(destination: Destination) -> Target:
     return Target(
         id=destination.pk,
@@ -214,9 +211,9 @@ def _refuse_without_consent(destination: Destination, rows: list[Row]) -> tuple[
     """Cancel what the person has no consent for (rows, and bulk items as rows of their own);
     returns the rows left to send and how many deliveries were cancelled."""
     concerned = {r.profile_id for r in rows if r.kind in CONSENT_KINDS and r.profile_id}
-    for row in rows:
-        if row.kind == DeliveryKind.BULK:
-            concerned.update(p for _, p in _bulk_upserts(row))
+    upserts = {r.id: _bulk_upserts(r) for r in rows if r.kind == DeliveryKind.BULK}
+    for pairs in upserts.values():
+        concerned.update(p for _, p in pairs)
     if not concerned and not any(r.kind in CONSENT_KINDS for r in rows):
         return rows, 0
     allowed = consent_allowed_profiles(
@@ -231,7 +228,7 @@ def _refuse_without_consent(destination: Destination, rows: list[Row]) -> tuple[
     for row in rows:
         if row.kind != DeliveryKind.BULK:
             continue
-        indexes = {n for n, p in _bulk_upserts(row) if p not in allowed}
+        indexes = {n for n, p in upserts[row.id] if p not in allowed}
         if indexes:
             with transaction.atomic():
                 after.dead(
