@@ -295,6 +295,13 @@ class ObservedProperty(models.Model):
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     count = models.BigIntegerField(default=0)
+    # values seen of each JSON type, e.g. {"number": 71, "string": 29} (counted since this
+    # field exists: a path seen with several types before it shows no shares until new events)
+    type_counts = models.JSONField(default=dict)
+    # how many of the strings read as numbers (profiles.coercion): number operators match them
+    numeric_strings = models.BigIntegerField(default=0)
+    # JSON type -> {"message_id", "source_id"} of the newest event that sent such a value
+    type_examples = models.JSONField(default=dict)
 
     class Meta:
         constraints = [

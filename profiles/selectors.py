@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -90,6 +92,88 @@ def failed_event_list(*, workspace: Workspace, filters: dict[str, str]) -> Query
 
 def observed_events(*, workspace: Workspace) -> QuerySet[ObservedEvent]:
     return ObservedEvent.objects.filter(workspace=workspace).order_by("type", "event")
+
+
+# JSON types -> the kind of value the segment builder offers operators for
+_KINDS = {"number": "number", "integer": "number", "boolean": "boolean"}
+TYPE_LABELS = {"string": "text", "number": "number", "boolean": "true/false", "null": "null",
+               "array": "list", "object": "object"}  # fmt: skip
+
+
+@dataclass
+class ObservedTypes:
+    """What the observed schema knows of the values sent at one path (one row, or a trait's
+    rows across the events that carry it): the JSON types seen, how many values of each,
+    and how many of the strings read as numbers (profiles.coercion)."""
+
+    types: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
+    numeric_strings: int = 0
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, row: ObservedProperty) -> ObservedTypes:
+        self.types.update(row.value_types)
+        for kind, count in (row.type_counts or {}).items():
+            self.counts[kind] = self.counts.get(kind, 0) + int(count)
+        self.numeric_strings += row.numeric_strings
+        self.examples.update(row.type_examples or {})
+        return self
+
+    @property
+    def mixed(self) -> bool:
+        """Seen with more than one type of value (null aside)."""
+        return len(self.types - {"null"}) > 1
+
+    @property
+    def strings_numeric(self) -> bool:
+        """Every string counted so far reads as a number ("60", " 12.5 ")."""
+        strings = self.counts.get("string", 0)
+        return strings > 0 and self.numeric_strings >= strings
+
+    @property
+    def kind(self) -> str:
+        """The one kind of value the builder compares this path as: number, boolean, string,
+        or any (mixed). Strings that all read as numbers count as numbers."""
+        kinds = set()
+        for t in self.types - {"null"}:
+            if t == "string" and self.strings_numeric:
+                kinds.add("number")
+            else:
+                kinds.add(_KINDS.get(t, "string"))
+        return kinds.pop() if len(kinds) == 1 else "any"
+
+    def shares(self) -> list[dict[str, Any]]:
+        """Each type's share of the values counted, largest first: {type, label, count,
+        percent, numeric (strings only: how many read as numbers), example (the newest event
+        that sent one: message_id, source_id)}."""
+        total = sum(self.counts.values())
+        out = []
+        for kind, count in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            share = {
+                "type": kind,
+                "label": TYPE_LABELS.get(kind, kind),
+                "count": count,
+                "percent": round(100 * count / total, 1) if total else 0.0,
+                "example": self.examples.get(kind),
+            }
+            if kind == "string":
+                share["numeric"] = min(self.numeric_strings, count)
+            out.append(share)
+        return out
+
+    def summary(self) -> str:
+        """ "number 71 %, text 29 %" (types without counts are listed by name)."""
+        shares = self.shares()
+        if not shares:
+            return ", ".join(TYPE_LABELS.get(t, t) for t in sorted(self.types))
+        return ", ".join(f"{s['label']} {s['percent']:g} %" for s in shares)
+
+
+def observed_types(rows: Iterable[ObservedProperty]) -> ObservedTypes:
+    types = ObservedTypes()
+    for row in rows:
+        types.add(row)
+    return types
 
 
 def observed_properties(

@@ -15,6 +15,7 @@ from profiles.models import (
     SourceKind,
     WriteKey,
 )
+from profiles.selectors import observed_types
 
 
 class WriteKeySerializer(serializers.ModelSerializer):
@@ -172,11 +173,22 @@ class ObservedPropertySerializer(serializers.ModelSerializer):
             "kind",
             "path",
             "value_types",
+            "type_counts",
+            "numeric_strings",
+            "type_examples",
+            "mixed",
             "example",
             "first_seen",
             "last_seen",
             "count",
         ]
+
+    mixed = serializers.SerializerMethodField(
+        help_text="Seen with more than one type of value (null aside)."
+    )
+
+    def get_mixed(self, obj: ObservedProperty) -> bool:
+        return observed_types([obj]).mixed
 
 
 class ObservedSchemaSerializer(serializers.Serializer):

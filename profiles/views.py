@@ -283,19 +283,34 @@ def debugger(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _stacked(shares: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each share with where its segment starts on a 0–100 bar."""
+    start = 0.0
+    for share in shares:
+        share["offset"] = round(start, 2)
+        start += share["percent"]
+    return shares
+
+
 @login_required
 def schema(request: HttpRequest) -> HttpResponse:
     workspace = pages.require(request, "schema.view")
     events = list(selectors.observed_events(workspace=workspace))
     properties = list(selectors.observed_properties(workspace=workspace))
     by_event: dict[tuple[str, str], list[Any]] = {}
+    mixed = []
     for prop in properties:
         # JSON, not Python's repr: true/null/{"a": 1} as the SDK sent them
         prop.example_json = orjson.dumps(prop.example).decode()  # type: ignore[attr-defined]
+        prop.types = selectors.observed_types([prop])  # type: ignore[attr-defined]
+        prop.shares = _stacked(prop.types.shares())  # type: ignore[attr-defined]
+        if prop.types.mixed:  # type: ignore[attr-defined]
+            mixed.append(prop)
         by_event.setdefault((prop.type, prop.event), []).append(prop)
     for event in events:
         event.props = by_event.get((event.type, event.event), [])  # type: ignore[attr-defined]
-    return render(request, "profiles/schema.html", {"events": events})
+        event.mixed = sum(p.types.mixed for p in event.props)  # type: ignore[attr-defined]
+    return render(request, "profiles/schema.html", {"events": events, "mixed": mixed})
 
 
 # ---- profile list ---------------------------------------------------------------------------

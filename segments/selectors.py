@@ -297,31 +297,44 @@ def segment_versions(*, segment: Segment) -> list[SegmentVersion]:
 
 # ---- the builder's suggestions ----------------------------------------------------------------
 
-# observed value types -> the type the builder offers operators for
-_OBSERVED_TYPES = {"number": "number", "integer": "number", "boolean": "boolean"}
 _BUILTIN_TYPES = {"datetime": "datetime", "integer": "number", "number": "number"}
+# computed traits that hold a property's value as sent (an object for an object property)
+_VALUE_AGGREGATIONS = ("first", "last", "most_frequent", "min", "max")
 
 
-def _value_type(value_types: list[str]) -> str:
-    """One builder type for a trait or property seen with these JSON types."""
-    kinds = {_OBSERVED_TYPES.get(t, "string") for t in value_types if t != "null"}
-    return kinds.pop() if len(kinds) == 1 else "any"
+def _typed(name: str, types: profile_selectors.ObservedTypes, **extra: Any) -> dict[str, Any]:
+    """A suggestion with what the observed schema knows of its values: the kind the builder
+    compares it as, whether it was seen with mixed types, and each type's share."""
+    entry = {"name": name, "type": types.kind, **extra}
+    if types.mixed:
+        entry["mixed"] = types.summary()
+        string = next((x for x in types.shares() if x["type"] == "string"), None)
+        if string is not None:
+            entry["text_numbers"] = string["numeric"]
+            entry["text_values"] = string["count"]
+    return entry
 
 
 def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) -> dict[str, Any]:
-    """What the builder suggests names from: observed traits, computed traits, events and
-    their properties, published segments (but the one being edited), consent purposes."""
-    traits: dict[str, dict[str, Any]] = {}
-    properties: dict[str, list[dict[str, str]]] = {}
+    """What the builder suggests names from: observed traits (nested ones by their dotted
+    path), computed traits (with the fields of those that hold an object), events and their
+    properties, published segments (but the one being edited), consent purposes."""
+    trait_rows: dict[str, list[Any]] = {}
+    property_rows: dict[tuple[str, str], list[Any]] = {}
     for prop in profile_selectors.observed_properties(workspace=workspace):
         if prop.kind == "trait":
-            traits.setdefault(
-                prop.path, {"name": prop.path, "type": _value_type(prop.value_types), "label": ""}
-            )
+            trait_rows.setdefault(prop.path, []).append(prop)
         elif prop.kind == "property" and prop.type == "track" and prop.event:
-            properties.setdefault(prop.event, []).append(
-                {"name": prop.path, "type": _value_type(prop.value_types)}
-            )
+            property_rows.setdefault((prop.event, prop.path), []).append(prop)
+    traits: dict[str, dict[str, Any]] = {
+        path: _typed(path, profile_selectors.observed_types(rows), label="")
+        for path, rows in trait_rows.items()
+    }
+    properties: dict[str, list[dict[str, Any]]] = {}
+    for (event, path), rows in property_rows.items():
+        properties.setdefault(event, []).append(
+            _typed(path, profile_selectors.observed_types(rows))
+        )
     for trait in computed_selectors.builtin_trait_list():
         traits[trait["key"]] = {
             "name": trait["key"],
@@ -333,6 +346,16 @@ def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) ->
         traits.setdefault(
             custom.key, {"name": custom.key, "type": "any", "label": f"{custom.name} (custom)"}
         )
+        if custom.aggregation in _VALUE_AGGREGATIONS and custom.property:
+            # a trait holding an object property's value: its fields as the events sent them
+            prefix = custom.property + "."
+            for (event, path), rows in property_rows.items():
+                if path.startswith(prefix) and (not custom.event or event == custom.event):
+                    name = f"{custom.key}.{path[len(prefix) :]}"
+                    types = profile_selectors.observed_types(rows)
+                    if name in traits:
+                        continue
+                    traits[name] = _typed(name, types, label=f"{custom.name} (custom) field")
     events = sorted(
         {e.event for e in profile_selectors.observed_events(workspace=workspace) if e.event}
     )
@@ -342,7 +365,9 @@ def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) ->
     return {
         "traits": sorted(traits.values(), key=lambda t: t["name"]),
         "events": events,
-        "properties": properties,
+        "properties": {
+            event: sorted(found, key=lambda x: x["name"]) for event, found in properties.items()
+        },
         "segments": [{"key": s.key, "name": s.name} for s in published.order_by("name")],
         "purposes": [{"key": p.key, "name": p.name} for p in purpose_list(workspace=workspace)],
     }

@@ -18,8 +18,9 @@ from typing import Any
 
 from activation.connectors.base import sha256_hex
 from cdp.errors import ValidationFailed
+from cdp.paths import value_at
 from segments.rules import nodes as n
-from segments.rules.evaluate import lookup, matches
+from segments.rules.evaluate import matches
 from segments.rules.validate import RuleContext, parse_rule
 
 EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
@@ -37,7 +38,7 @@ class Filters:
         if self.events and (event.event or event.name) not in self.events:
             return False
         props = event.properties or {}
-        return all(matches(lookup(props, f.path), f.comparison, now) for f in self.where)
+        return all(matches(value_at(props, f.path), f.comparison, now) for f in self.where)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import orjson
 
 from activation.connectors.base import Connector, sha256_hex
 from cdp.errors import ValidationFailed
+from cdp.paths import PathError, path_keys, split_path, value_at
 
 IDENTIFIER_TYPES = ("email", "phone", "user_id", "anonymous_id", "device_id")
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -76,12 +77,8 @@ def json_object(value: Any) -> dict[str, Any]:
 
 
 def trait_value(traits: dict[str, Any], path: str) -> Any:
-    value: Any = traits
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
+    """The trait at a dotted path (cdp.paths syntax, as segment rules read it)."""
+    return value_at(traits, path_keys(path))
 
 
 def flat(identifiers: dict[str, list[str]]) -> list[str]:
@@ -171,8 +168,13 @@ def parse(raw: Any, connector: Connector) -> Mapping:
         names.add(name)
         if "trait" in entry:
             trait = entry["trait"]
-            if not isinstance(trait, str) or not trait.strip() or ".." in trait:
+            if not isinstance(trait, str) or not trait.strip():
                 errors.setdefault(f"{path}.trait", []).append("a trait name or dotted path")
+                continue
+            try:
+                split_path(trait.strip())
+            except PathError as exc:
+                errors.setdefault(f"{path}.trait", []).append(str(exc))
                 continue
             fields.append(FieldRule(name, trait=trait.strip()))
         elif "constant" in entry:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from cdp.db import server_cursor
 from cdp.errors import NON_FIELD, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
+from cdp.paths import PathError, split_path
 from profiles.computed import builtin, hooks
 from profiles.computed import sql as trait_sql
 from profiles.computed.selectors import profile_computed_traits as profile_computed_traits
@@ -81,7 +82,11 @@ def _check_path(path: str, where: str) -> None:
         raise _invalid(where, "must not be empty")
     if len(path) > 255:
         raise _invalid(where, "at most 255 characters")
-    segments = path.split(".")
+    try:
+        segments = split_path(path)
+    except PathError as exc:
+        message = f"{path!r} is not a dotted property path (e.g. 'product.price')"
+        raise _invalid(where, message) from exc
     if len(segments) > MAX_PATH_SEGMENTS:
         raise _invalid(where, f"at most {MAX_PATH_SEGMENTS} dotted segments")
     for segment in segments:

@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from cdp import paths
 from profiles.models import Aggregation, ComputedTrait
 
 # A numeric string: what Postgres' numeric input accepts, minus NaN/Infinity, with at most a
@@ -63,7 +64,8 @@ class Query:
 
 
 def split_path(path: str) -> list[str]:
-    return path.split(".")
+    """A property path's keys, for `#>` (cdp.paths syntax)."""
+    return list(paths.split_path(path))
 
 
 def empty_value(trait: ComputedTrait) -> int | None:

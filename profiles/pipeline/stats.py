@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 from django.db import connection
 
+from cdp.paths import escape_key
+from profiles.coercion import is_numeric_string
 from profiles.models import PropertyKind
 from profiles.pipeline.rows import EventLike as Event
 
@@ -33,9 +36,11 @@ def json_type(value: Any) -> str:
 
 
 def flatten(obj: dict[str, Any], prefix: str = "", depth: int = 1) -> Iterator[tuple[str, Any]]:
-    """Dotted paths to leaves; objects deeper than MAX_DEPTH are reported as objects."""
+    """Dotted paths to leaves (cdp.paths syntax: a dot inside a key is escaped); objects
+    deeper than MAX_DEPTH are reported as objects."""
     for key, value in obj.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
+        step = escape_key(str(key))
+        path = f"{prefix}.{step}" if prefix else step
         if isinstance(value, dict) and value and depth < MAX_DEPTH:
             yield from flatten(value, path, depth + 1)
         else:
@@ -50,15 +55,42 @@ def event_key(event: Event) -> str:
     return ""
 
 
+@dataclass(slots=True)
+class _Seen:
+    """One event name's or one path's observations in a batch."""
+
+    first: datetime
+    last: datetime
+    count: int = 0
+    types: dict[str, int] = field(default_factory=dict)  # JSON type -> values seen
+    numeric_strings: int = 0
+    example: Any = None
+    # JSON type -> the newest event that sent a value of it (for the schema page's links)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, event: Event, value: Any, typed: bool) -> None:
+        self.first = min(self.first, event.received_at)
+        self.last = max(self.last, event.received_at)
+        self.count += 1
+        if not typed:
+            return
+        kind = json_type(value)
+        self.types[kind] = self.types.get(kind, 0) + 1
+        self.numeric_strings += is_numeric_string(value)
+        self.examples[kind] = {"message_id": event.message_id, "source_id": event.source_id}
+        if self.example is None:
+            self.example = value
+
+
 def record(events: Sequence[Event]) -> None:
     counters: dict[tuple[int, int | None, str, str, datetime], int] = defaultdict(int)
-    seen: dict[tuple[int, str, str], list[Any]] = {}
-    props: dict[tuple[int, str, str, str, str], list[Any]] = {}
+    seen: dict[tuple[int, str, str], _Seen] = {}
+    props: dict[tuple[int, str, str, str, str], _Seen] = {}
     for e in events:
         key = event_key(e)
         hour = e.received_at.replace(minute=0, second=0, microsecond=0)
         counters[(e.workspace_id, e.source_id, e.type, key, hour)] += 1
-        _observe(seen, (e.workspace_id, e.type, key), e.received_at, None)
+        _observe(seen, (e.workspace_id, e.type, key), e, None, typed=False)
         paths = 0
         for kind, bag in ((PropertyKind.PROPERTY, e.properties), (PropertyKind.TRAIT, e.traits)):
             if not isinstance(bag, dict):
@@ -67,24 +99,17 @@ def record(events: Sequence[Event]) -> None:
                 paths += 1
                 if paths > MAX_PATHS_PER_EVENT:
                     break
-                _observe(props, (e.workspace_id, e.type, key, kind, path), e.received_at, value)
+                _observe(props, (e.workspace_id, e.type, key, kind, path), e, value, typed=True)
     _upsert_counters(counters)
     _upsert_seen(seen)
     _upsert_props(props)
 
 
-def _observe(store: dict[Any, list[Any]], key: Any, at: datetime, value: Any) -> None:
+def _observe(store: dict[Any, _Seen], key: Any, event: Event, value: Any, *, typed: bool) -> None:
     entry = store.get(key)
     if entry is None:
-        # [first, last, count, types, example]
-        store[key] = [at, at, 1, {json_type(value)}, value]
-        return
-    entry[0] = min(entry[0], at)
-    entry[1] = max(entry[1], at)
-    entry[2] += 1
-    entry[3].add(json_type(value))
-    if entry[4] is None:
-        entry[4] = value
+        entry = store[key] = _Seen(event.received_at, event.received_at)
+    entry.add(event, value, typed)
 
 
 _UPSERT_COUNTERS = """
@@ -107,18 +132,29 @@ ON CONFLICT (workspace_id, type, event) DO UPDATE SET
 
 _UPSERT_PROPERTIES = """
 INSERT INTO profiles_observedproperty (workspace_id, type, event, kind, path, value_types,
-                                       example, first_seen, last_seen, count)
-SELECT ws, typ, ev, kind, path, types::jsonb, example::jsonb, first_seen, last_seen, n
+                                       example, first_seen, last_seen, count, type_counts,
+                                       numeric_strings, type_examples)
+SELECT ws, typ, ev, kind, path, types::jsonb, example::jsonb, first_seen, last_seen, n,
+       counts::jsonb, numeric, examples::jsonb
 FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::timestamptz[], %s::timestamptz[], %s::bigint[])
-     AS r(ws, typ, ev, kind, path, types, example, first_seen, last_seen, n)
+            %s::text[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::text[],
+            %s::bigint[], %s::text[])
+     AS r(ws, typ, ev, kind, path, types, example, first_seen, last_seen, n, counts, numeric,
+          examples)
 ON CONFLICT (workspace_id, type, event, kind, path) DO UPDATE SET
     value_types = (SELECT jsonb_agg(DISTINCT t ORDER BY t) FROM jsonb_array_elements(
         profiles_observedproperty.value_types || EXCLUDED.value_types) AS t),
     example = COALESCE(profiles_observedproperty.example, EXCLUDED.example),
     first_seen = LEAST(profiles_observedproperty.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(profiles_observedproperty.last_seen, EXCLUDED.last_seen),
-    count = profiles_observedproperty.count + EXCLUDED.count
+    count = profiles_observedproperty.count + EXCLUDED.count,
+    type_counts = (SELECT jsonb_object_agg(key, total) FROM (
+        SELECT key, sum(value::bigint) AS total FROM (
+            SELECT * FROM jsonb_each_text(profiles_observedproperty.type_counts)
+            UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.type_counts)) AS both_counts
+        GROUP BY key) AS summed),
+    numeric_strings = profiles_observedproperty.numeric_strings + EXCLUDED.numeric_strings,
+    type_examples = profiles_observedproperty.type_examples || EXCLUDED.type_examples
 """
 
 
@@ -138,8 +174,8 @@ def _upsert_counters(counters: dict[tuple[int, int | None, str, str, datetime], 
     _execute_columns(_UPSERT_COUNTERS, rows)
 
 
-def _upsert_seen(seen: dict[tuple[int, str, str], list[Any]]) -> None:
-    rows = [(*key, first, last, count) for key, (first, last, count, _, _) in seen.items()]
+def _upsert_seen(seen: dict[tuple[int, str, str], _Seen]) -> None:
+    rows = [(*key, s.first, s.last, s.count) for key, s in seen.items()]
     rows.sort(key=lambda r: r[:3])
     _execute_columns(_UPSERT_EVENTS, rows)
 
@@ -150,10 +186,20 @@ def _example_json(example: Any) -> str:
     return orjson.dumps(example).decode().replace("\\u0000", "")
 
 
-def _upsert_props(props: dict[tuple[int, str, str, str, str], list[Any]]) -> None:
+def _upsert_props(props: dict[tuple[int, str, str, str, str], _Seen]) -> None:
     rows = [
-        (*key, orjson.dumps(sorted(types)).decode(), _example_json(example), first, last, count)
-        for key, (first, last, count, types, example) in props.items()
+        (
+            *key,
+            orjson.dumps(sorted(s.types)).decode(),
+            _example_json(s.example),
+            s.first,
+            s.last,
+            s.count,
+            orjson.dumps(s.types).decode(),
+            s.numeric_strings,
+            orjson.dumps(s.examples).decode(),
+        )
+        for key, s in props.items()
     ]
     rows.sort(key=lambda r: r[:5])
     _execute_columns(_UPSERT_PROPERTIES, rows)

@@ -9,10 +9,12 @@ entry point for a few profiles (real-time evaluation after events) adds
 `profile_id = ANY(…)` inside every subquery, so its cost depends on those profiles only.
 
 Semantics (the Python evaluator in evaluate.py is the reference): a JSON value is absent when
-the key is missing or null; eq/in compare with JSON typing; number operators need a JSON number;
-string operators need a string and are case-insensitive (regex is case-sensitive); dates are
-ISO strings or timestamp columns; neq/not_in/not_contains/not_exists match absent values.
-Every value is a bound parameter; identifiers come only from the validated tree."""
+the key (or any key on its dotted path) is missing or null; numbers and numeric strings compare
+as coercion.py states (number operators and equality with a number read both; equality with
+a string or a boolean is exact JSON equality); string operators need a string and are
+case-insensitive (regex is case-sensitive); dates are ISO strings or timestamp columns;
+neq/not_in/not_contains/not_exists match absent values. Every value is a bound parameter;
+identifiers come only from the validated tree."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from profiles.coercion import is_number, numeric_sql
 from segments.rules import nodes as n
 
 # ISO dates the date operators read from JSON strings (others never match); the cast goes
@@ -133,8 +136,15 @@ def _trait(node: n.TraitCondition, q: _Sql) -> str:
         if ref.name not in PROFILE_COLUMNS:
             raise ValueError(f"not a profile column: {ref.name}")
         return _column(f"p.{ref.name}", ref.kind, node.comparison, q)
+    return _json_value(_trait_json(ref, q), node.comparison, q)
+
+
+def _trait_json(ref: n.TraitRef, q: _Sql) -> str:
+    """The jsonb value of a JSON trait: a key of the object, or a path into it."""
     store = "p.traits" if ref.store == "traits" else "p.computed"
-    return _json_value(f"({store} -> {q.param(ref.name)})", node.comparison, q)
+    if not ref.path:
+        return f"({store} -> {q.param(ref.name)})"
+    return f"({store} #> {q.param(list(ref.keys))}::text[])"
 
 
 def _reference_time(value: Any, q: _Sql) -> datetime:
@@ -152,17 +162,21 @@ def _json_value(v: str, c: n.Comparison, q: _Sql) -> str:
         return present
     if op == "not_exists":
         return f"(NOT {present})"
-    if op in ("eq", "neq"):
-        equal = f"COALESCE({v} = {q.param(_json(value))}::jsonb, false)"
-        return equal if op == "eq" else f"(NOT {equal})"
-    if op in ("in", "not_in"):
-        values = [_json(item) for item in value]
-        member = f"COALESCE({v} = ANY({q.param(values)}::jsonb[]), false)"
-        return member if op == "in" else f"(NOT {member})"
+    if op in ("eq", "neq", "in", "not_in"):
+        items = [value] if op in ("eq", "neq") else list(value)
+        numbers = [Decimal(str(item)) for item in items if is_number(item)]
+        others = [_json(item) for item in items if not is_number(item)]
+        tests = []
+        if others:
+            tests.append(f"COALESCE({v} = ANY({q.param(others)}::jsonb[]), false)")
+        if numbers:
+            number = numeric_sql(v, q.param)
+            tests.append(f"COALESCE({number} = ANY({q.param(numbers)}::numeric[]), false)")
+        member = tests[0] if len(tests) == 1 else "(" + " OR ".join(tests) + ")"
+        return member if op in ("eq", "in") else f"(NOT {member})"
     if op in n.NUMBER_OPS or op == "between":
-        number = f"({v})::numeric"
-        test = _number_test(number, op, value, q)
-        return f"(CASE WHEN jsonb_typeof({v}) = 'number' THEN {test} ELSE false END)"
+        number = numeric_sql(v, q.param)
+        return f"COALESCE({_number_test(number, op, value, q)}, false)"
     text = f"({v} #>> '{{}}')"
     if op in n.STRING_OPS:
         if op == "regex":
@@ -330,8 +344,7 @@ def _trait_boundaries(leaf: n.TraitCondition, q: _Sql) -> str:
             raise ValueError(f"not a profile column: {ref.name}")
         date = f"p.{ref.name}"
     else:
-        store = "p.traits" if ref.store == "traits" else "p.computed"
-        v = f"({store} -> {q.param(ref.name)})"
+        v = _trait_json(ref, q)
         date = (
             f"(CASE WHEN jsonb_typeof({v}) = 'string' AND ({v} #>> '{{}}') ~ "
             f"{q.param(ISO_DATE_PATTERN)} THEN cdp_try_timestamptz({v} #>> '{{}}') END)"

@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from cdp.paths import value_at
 from consent.enforcement import consent_allowed
+from profiles.coercion import is_number, json_number, numeric_value
 from segments.rules import nodes as n
 
 
@@ -96,54 +98,27 @@ def _trait_value(ref: n.TraitRef, profile: ProfileFacts) -> Any:
     if ref.store == "column":
         return profile.columns.get(ref.name)
     store = profile.traits if ref.store == "traits" else profile.computed
-    return store.get(ref.name)
-
-
-def lookup(properties: Any, path: tuple[str, ...]) -> Any:
-    """The value at a path of keys (array elements by index, negative from the end, as
-    Postgres `#>` does), or None when any step is missing or the value is JSON null."""
-    current = properties
-    for step in path:
-        if isinstance(current, dict) and step in current:
-            current = current[step]
-        elif isinstance(current, list) and re.fullmatch(r"-?[0-9]+", step):
-            index = int(step)
-            if not -len(current) <= index < len(current):
-                return None
-            current = current[index]
-        else:
-            return None
-    return current
-
-
-def as_number(value: Any) -> Decimal | None:
-    """A JSON number (never a boolean, never a numeric string) or a numeric column value."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))  # jsonb keeps the decimal text, not the binary float
-    return None
+    return value_at(store, ref.keys)
 
 
 def _bound(value: Any) -> Decimal:
-    number = as_number(value)
+    number = json_number(value)
     assert number is not None, "validation lets only numbers through"
     return number
 
 
 def json_equal(found: Any, value: Any) -> bool:
-    """`found` (None = absent) equals the scalar `value` with JSON typing:
-    true ≠ 1, 1 == 1.0, "1" ≠ 1."""
+    """`found` (None = absent) equals the scalar `value` as coercion.py states: a number by
+    value (1 == 1.0 == "1" == " 1.00 "), a string or a boolean exactly (true ≠ 1, "1" ≠ 1)."""
     if found is None:
         return False
     if isinstance(value, bool):
         return isinstance(found, bool) and found is value
     if isinstance(value, str):
         return isinstance(found, str) and found == value
-    left, right = as_number(found), as_number(value)
-    return left is not None and right is not None and left == right
+    assert is_number(value)
+    number = numeric_value(found)
+    return number is not None and number == json_number(value)
 
 
 ISO_DATE = re.compile(
@@ -233,7 +208,7 @@ def matches(found: Any, comparison: n.Comparison, now: datetime) -> bool:
     if op == "not_in":
         return not any(json_equal(found, v) for v in value)
     if op in ("gt", "gte", "lt", "lte", "between"):
-        number = as_number(found)
+        number = numeric_value(found)
         if number is None:
             return False
         if op == "between":
@@ -288,7 +263,7 @@ def _event_count(node: n.EventCondition, events: list[EventFacts], now: datetime
             continue
         if node.between is not None and not node.between[0] <= e.timestamp <= node.between[1]:
             continue
-        if all(matches(lookup(e.properties, f.path), f.comparison, now) for f in node.filters):
+        if all(matches(value_at(e.properties, f.path), f.comparison, now) for f in node.filters):
             count += 1
     return count
 

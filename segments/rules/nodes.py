@@ -72,11 +72,18 @@ class TraitRef:
     """Where a trait lives: `traits` (Profile.traits JSON), `computed` (Profile.computed JSON:
     scheduled built-ins and user-defined computed traits) or `column` (a Profile column kept
     per event, e.g. order_count). `kind` is the value type of a column ("number",
-    "datetime"), None for JSON values."""
+    "datetime"), None for JSON values. `path` holds the keys below `name` for a nested value
+    (`address.city`: name "address", path ("city",))."""
 
     store: str
     name: str
     kind: str | None = None
+    path: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every key from the top of the JSON object down to the value."""
+        return (self.name, *self.path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,14 @@ from typing import Any
 
 from segments.rules import nodes as n
 
+# the comparison rule in brief (profiles/coercion.py states it in full)
+COMPARISON_RULE = (
+    "Number operators (gt, gte, lt, lte, between) read JSON numbers and numeric strings "
+    '(trimmed; sign, digits, "." decimal; no exponent or separators: "60", " 12.5 "). '
+    'eq/neq/in/not_in compare a number by value (60 = 60.0 = "60") and a string or a '
+    'boolean exactly ("01234" ≠ 1234, true ≠ "true"). String operators need a string; '
+    "date operators read ISO 8601 strings."
+)
 _SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 _WINDOW: dict[str, Any] = {
     "type": "object",
@@ -106,7 +114,12 @@ RULE_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "trait": {
-            "description": "A trait or computed trait (built-in or custom) of the profile.",
+            "description": (
+                "A trait or computed trait (built-in or custom) of the profile; a dotted path "
+                "reaches into an object (`address.city`, `company.name`, a custom trait's "
+                "`favorite.name`), a number step into an array (`tags.0`), and `\\.` is a dot "
+                "inside a key. " + COMPARISON_RULE
+            ),
             **_comparison("trait"),
         },
         "event": {
@@ -172,8 +185,9 @@ RULE_SCHEMA: dict[str, Any] = {
 # - number and datetime are also what validate.py enforces for a trait kept as a Profile
 #   column: a number takes no string or date operator, a datetime only dates and presence;
 # - a JSON trait's type is only observed, so validate.py accepts any operator on it (type
-#   "any"); for one observed as a string the builder leaves out the number operators, which
-#   need a JSON number (compile.py), and for a boolean it offers only is / is not / presence.
+#   "any"); a path seen only with text that reads as numbers is a number (profiles.selectors
+#   ObservedTypes.kind); for other text the builder leaves out the number operators, which
+#   read only numbers and numeric strings, and for a boolean it offers is / is not / presence.
 _OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "string": n.SCALAR_OPS + n.SET_OPS + n.STRING_OPS + n.PRESENCE_OPS + n.DATE_OPS,
     "number": n.SCALAR_OPS + n.NUMBER_OPS + n.RANGE_OPS + n.SET_OPS + n.PRESENCE_OPS,

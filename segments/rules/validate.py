@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cdp.errors import ValidationFailed
+from cdp.paths import PathError, split_path
 from segments.rules import nodes as n
 
 MAX_DEPTH = 12
@@ -22,6 +23,7 @@ MAX_LIST = 1000
 MAX_STRING = 1000
 MAX_WINDOW_DAYS = 3650
 MAX_COUNT = 1_000_000_000
+MAX_PATH_STEPS = 8
 # numbers beyond this are not customer data; Postgres numeric would take them, JSON
 # consumers of the rule (the builder, exports) would silently round them
 MAX_MAGNITUDE = 10**30
@@ -112,17 +114,38 @@ class _Checker:
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
             self.fail(f"{path}.trait", "expected a trait name")
             return None
-        ref = self.trait_ref(name.strip())
-        comparison = self.comparison(data, path, column_kind=ref.kind)
-        return n.TraitCondition(ref, comparison) if comparison is not None else None
+        ref = self.trait_ref(name.strip(), f"{path}.trait")
+        comparison = self.comparison(data, path, column_kind=ref.kind if ref else None)
+        if ref is None or comparison is None:
+            return None
+        return n.TraitCondition(ref, comparison)
 
-    def trait_ref(self, name: str) -> n.TraitRef:
+    def trait_ref(self, name: str, at: str) -> n.TraitRef | None:
+        """A built-in kept as a column by its key; otherwise a dotted path whose first key
+        names a computed trait or a trait (`address.city`, `favorite_product.name`)."""
         if name in self.context.columns:
             column, kind = self.context.columns[name]
             return n.TraitRef("column", column, kind)
-        if name in self.context.computed_keys:
-            return n.TraitRef("computed", name)
-        return n.TraitRef("traits", name)
+        keys = self.path_keys(name, at)
+        if keys is None:
+            return None
+        top, below = keys[0], keys[1:]
+        if top in self.context.columns:
+            self.fail(at, f"{top} is a {self.context.columns[top][1]}; it has no fields")
+            return None
+        store = "computed" if top in self.context.computed_keys else "traits"
+        return n.TraitRef(store, top, None, below)
+
+    def path_keys(self, text: str, at: str) -> tuple[str, ...] | None:
+        try:
+            keys = split_path(text)
+        except PathError as exc:
+            self.fail(at, str(exc))
+            return None
+        if len(keys) > MAX_PATH_STEPS:
+            self.fail(at, f"a path may have at most {MAX_PATH_STEPS} steps")
+            return None
+        return keys
 
     def event(self, data: dict[str, Any], path: str) -> n.Node | None:
         self.only(data, ("event", "where", "count", "within", "between", "never"), path)
@@ -153,7 +176,11 @@ class _Checker:
             if comparison is None:
                 ok = False
                 continue
-            filters.append(n.PropertyFilter(tuple(prop.strip().split(".")), comparison))
+            keys = self.path_keys(prop.strip(), f"{at}.property")
+            if keys is None:
+                ok = False
+                continue
+            filters.append(n.PropertyFilter(keys, comparison))
         count_op, count = self.count_of(data, path)
         if count_op is None:
             ok = False

@@ -40,7 +40,7 @@ CONTEXT = RuleContext(
         "revenue": ("revenue", "number"),
         "last_seen": ("last_seen", "datetime"),
     },
-    computed_keys={"rfm_segment", "predicted_ltv", "next_order_at"},
+    computed_keys={"rfm_segment", "predicted_ltv", "next_order_at", "favorite"},
     consent_purposes={"marketing_email", "analytics"},
 )
 # opt-in and opt-out purposes
@@ -51,6 +51,11 @@ PURPOSE_DEFAULTS = {"marketing_email": False, "analytics": True}
 WORDS = [
     "pro", "Pro", "PRO", "free", "pro trial", "Trial Pro", "", "1", "12", "12.5", "a%b", "a_b",
     "50%", "back\\slash", "Émile", "émile", "straße", "x.y", "abc", "pro\n", "a\nb", "$5",
+]  # fmt: skip
+# numbers sent as text (websites do): numeric strings by profiles.coercion, and near misses
+NUMERIC_TEXTS = [
+    "0", "5", "12.5", " 12.50 ", "+5", "-1", ".1", "5.", "100", "\t1\n", "1e20", "1,5",
+    "12 5", "0x1", "NaN", "-", "١٢", "00012.5000",
 ]  # fmt: skip
 NUMBERS = [0, 1, -1, 5, 12, 12.5, 1.0, 0.1, 100, 1e20, -2.5]
 VALID_DATES = [
@@ -118,7 +123,11 @@ PROPERTY_PATHS = [
 
 # a few common values come up often, so that conditions and data meet; the rest add the edges
 words = st.one_of(st.sampled_from(["pro", "Pro", "free", "1", "", "pro\n"]), st.sampled_from(WORDS))
-numbers = st.one_of(st.sampled_from([0, 1, 5, 12.5]), st.sampled_from(NUMBERS))
+numbers = st.one_of(
+    st.sampled_from([0, 1, 5, 12.5]), st.sampled_from(NUMBERS), st.sampled_from(NUMERIC_TEXTS)
+)
+# what a rule holds as a number (a rule's value is never a numeric string by accident)
+rule_numbers = st.one_of(st.sampled_from([0, 1, 5, 12.5]), st.sampled_from(NUMBERS))
 dates = st.one_of(
     st.sampled_from(VALID_DATES), st.sampled_from(VALID_DATES + NOT_DATES + FRACTIONAL_DATES)
 )
@@ -157,9 +166,19 @@ traits_strategy = keyed(
     vip=leaning(st.booleans()),
     tags=json_values,
     nick=leaning(words),
+    # Segment's reserved object traits, and what else SDKs nest
+    address=st.one_of(
+        keyed(city=leaning(words), postalCode=leaning(numbers), geo=keyed(lat=numbers)),
+        scalars,
+        st.none(),
+    ),
+    company=st.one_of(keyed(name=leaning(words), employees=leaning(numbers)), scalars),
 )
 computed_strategy = keyed(
-    rfm_segment=leaning(words), predicted_ltv=leaning(numbers), next_order_at=leaning(dates)
+    rfm_segment=leaning(words),
+    predicted_ltv=leaning(numbers),
+    next_order_at=leaning(dates),
+    favorite=st.one_of(keyed(name=leaning(words), price=leaning(numbers)), scalars),
 )
 profile_strategy = st.fixed_dictionaries(
     {
@@ -183,9 +202,16 @@ properties_strategy = keyed(
 # where a value of the kind an operator reads is usually found
 KEYS_FOR = {
     **dict.fromkeys(
-        n.NUMBER_OPS + n.RANGE_OPS, (["age", "predicted_ltv"], ["price", "meta.level"])
+        n.NUMBER_OPS + n.RANGE_OPS,
+        (
+            ["age", "predicted_ltv", "address.postalCode", "company.employees", "favorite.price"],
+            ["price", "meta.level"],
+        ),
     ),
-    **dict.fromkeys(n.STRING_OPS, (["plan", "nick", "rfm_segment"], ["plan", "meta.level"])),
+    **dict.fromkeys(
+        n.STRING_OPS,
+        (["plan", "nick", "rfm_segment", "address.city", "favorite.name"], ["plan", "meta.level"]),
+    ),
     **dict.fromkeys(n.DATE_OPS, (["signup", "next_order_at"], ["when"])),
 }
 
@@ -194,14 +220,16 @@ def value_for(draw: Any, op: str, *, column: str | None = None) -> Any:
     """A valid value for `op`; `column` is the kind of a column trait."""
     if op in ("eq", "neq"):
         if column:
-            return draw(numbers) if draw(st.integers(0, 4)) else draw(scalars)
+            return draw(rule_numbers) if draw(st.integers(0, 4)) else draw(scalars)
         return draw(st.one_of(COMMON, scalars))
     if op in n.NUMBER_OPS:
-        return draw(numbers)
+        return draw(rule_numbers)
     if op == "between":
-        return sorted(draw(st.lists(numbers, min_size=2, max_size=2)))
+        return sorted(draw(st.lists(rule_numbers, min_size=2, max_size=2)))
     if op in n.SET_OPS:
-        items = st.one_of(numbers, numbers, scalars) if column else st.one_of(COMMON, scalars)
+        items = (
+            st.one_of(rule_numbers, rule_numbers, scalars) if column else st.one_of(COMMON, scalars)
+        )
         return draw(st.lists(items, min_size=1, max_size=3))
     if op == "regex":
         return draw(st.sampled_from(REGEXES))
@@ -231,7 +259,11 @@ NUMBER_COLUMN_OPS = (*n.SCALAR_OPS, *n.NUMBER_OPS, *n.RANGE_OPS, *n.SET_OPS, *n.
 DATE_COLUMN_OPS = (*n.DATE_OPS, *n.PRESENCE_OPS)
 
 
-JSON_TRAITS = [*TRAIT_KEYS, "missing", "rfm_segment", "predicted_ltv", "next_order_at"]
+JSON_TRAITS = [
+    *TRAIT_KEYS, "missing", "rfm_segment", "predicted_ltv", "next_order_at", "address",
+    "address.city", "address.postalCode", "address.geo.lat", "address.city.x", "company.name",
+    "company.employees", "tags.0", "tags.-1", "favorite", "favorite.name", "favorite.price",
+]  # fmt: skip
 
 
 @st.composite
@@ -532,14 +564,56 @@ TRAIT_CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     ({"vip": True}, {"trait": "vip", "op": "eq", "value": 1}, False),
     ({"vip": 1}, {"trait": "vip", "op": "eq", "value": True}, False),
     ({"age": 1.0}, {"trait": "age", "op": "eq", "value": 1}, True),
-    ({"age": "1"}, {"trait": "age", "op": "eq", "value": 1}, False),
+    # equality with a number reads numeric strings; equality with a string is exact text
+    ({"age": "1"}, {"trait": "age", "op": "eq", "value": 1}, True),
+    ({"age": " 1.00 "}, {"trait": "age", "op": "eq", "value": 1}, True),
+    ({"age": "01"}, {"trait": "age", "op": "eq", "value": 1}, True),
+    ({"age": "1e0"}, {"trait": "age", "op": "eq", "value": 1}, False),
+    ({"age": "one"}, {"trait": "age", "op": "neq", "value": 1}, True),
+    ({"age": "1"}, {"trait": "age", "op": "neq", "value": 1}, False),
     ({"age": 1}, {"trait": "age", "op": "eq", "value": "1"}, False),
+    ({"zip": "01234"}, {"trait": "zip", "op": "eq", "value": "1234"}, False),
+    ({"zip": "01234"}, {"trait": "zip", "op": "in", "value": [1234]}, True),
+    ({"zip": "01234"}, {"trait": "zip", "op": "not_in", "value": ["1234", 99]}, True),
+    ({"vip": "true"}, {"trait": "vip", "op": "eq", "value": True}, False),
     ({}, {"trait": "age", "op": "neq", "value": 1}, True),
     ({"age": None}, {"trait": "age", "op": "neq", "value": 1}, True),
     ({"age": None}, {"trait": "age", "op": "exists"}, False),
     ({"age": None}, {"trait": "age", "op": "not_exists"}, True),
     ({"age": 0}, {"trait": "age", "op": "exists"}, True),
-    ({"age": "5"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    # number operators read numeric strings: trimmed, "." decimal, no exponent or separators
+    ({"age": "5"}, {"trait": "age", "op": "gt", "value": 1}, True),
+    ({"age": "40"}, {"trait": "age", "op": "gte", "value": 30}, True),
+    ({"age": " \t40\n"}, {"trait": "age", "op": "gte", "value": 30}, True),
+    ({"age": "+.5"}, {"trait": "age", "op": "between", "value": [0.5, 0.5]}, True),
+    ({"age": "5."}, {"trait": "age", "op": "eq", "value": 5}, True),
+    ({"age": "-2.50"}, {"trait": "age", "op": "lt", "value": -2.4}, True),
+    ({"age": "1,5"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "1 000"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "1e3"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "0x10"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "NaN"}, {"trait": "age", "op": "lt", "value": 1}, False),
+    ({"age": "Infinity"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "."}, {"trait": "age", "op": "gte", "value": 0}, False),
+    ({"age": "\u00a040"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "\uff14\uff10"}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "1" * 41}, {"trait": "age", "op": "gt", "value": 1}, False),
+    ({"age": "1" * 40 + "." + "5" * 40}, {"trait": "age", "op": "gt", "value": 1}, True),
+    ({"age": "60"}, {"trait": "age", "op": "contains", "value": "6"}, True),
+    ({"age": 60}, {"trait": "age", "op": "contains", "value": "6"}, False),
+    # nested traits: a dotted path; arrays by index; a dot inside a key escaped
+    ({"address": {"city": "Berlin"}}, {"trait": "address.city", "op": "eq", "value": "Berlin"},
+     True),
+    ({"address": {"city": "Berlin"}}, {"trait": "address.town", "op": "not_exists"}, True),
+    ({"address": "Berlin"}, {"trait": "address.city", "op": "exists"}, False),
+    ({"address": None}, {"trait": "address.city", "op": "neq", "value": "Berlin"}, True),
+    ({"company": {"size": "250"}}, {"trait": "company.size", "op": "gte", "value": 100}, True),
+    ({"tags": ["vip", "beta"]}, {"trait": "tags.-1", "op": "eq", "value": "beta"}, True),
+    ({"tags": ["vip", "beta"]}, {"trait": "tags.2", "op": "exists"}, False),
+    ({"utm.source": "ads"}, {"trait": "utm\\.source", "op": "eq", "value": "ads"}, True),
+    ({"utm.source": "ads"}, {"trait": "utm.source", "op": "exists"}, False),
+    ({"utm": {"source": "ads"}}, {"trait": "utm.source", "op": "eq", "value": "ads"}, True),
+    ({"a": {"b": {"c": {"d": 1}}}}, {"trait": "a.b.c.d", "op": "eq", "value": 1}, True),
     ({"age": True}, {"trait": "age", "op": "gte", "value": 1}, False),
     ({"age": 0.1}, {"trait": "age", "op": "lte", "value": 0.1}, True),
     ({"age": 12.5}, {"trait": "age", "op": "between", "value": [12.5, 12.5]}, True),
@@ -640,8 +714,15 @@ def test_event_cases(tenant_a: Tenant) -> None:
         ({"event": "Order Completed", "between": ["2026-03-03T12:00:00Z", "2026-03-09T12:00:00Z"],
           "count": {"op": "eq", "value": 2}}, {buyer.pk}),
         ({"event": "Order Completed", "where": [over_50]}, {buyer.pk}),
+        # 60 and "60": a numeric string is a number to a number operator (profiles.coercion)
         ({"event": "Order Completed", "where": [over_50], "count": {"op": "gte", "value": 2}},
-         set()),
+         {buyer.pk}),
+        ({"event": "Order Completed",
+          "where": [{"property": "cart.total", "op": "eq", "value": 60}],
+          "count": {"op": "eq", "value": 2}}, {buyer.pk}),
+        ({"event": "Order Completed",
+          "where": [{"property": "cart.total", "op": "eq", "value": "60"}],
+          "count": {"op": "eq", "value": 1}}, {buyer.pk}),
         ({"event": "Order Completed",
           "where": [{"property": "items.0.sku", "op": "eq", "value": "A"}]}, {buyer.pk}),
         ({"event": "Order Completed", "where": [{"property": "cart.total", "op": "not_exists"}],

@@ -45,7 +45,10 @@ function eventDebugger(root) {
   const pollError = $('poll-error');
   const liveButton = $('live-toggle');
   const filters = { user_id: $('filter-user'), anonymous_id: $('filter-anon'),
-    type: $('filter-type'), event: $('filter-event') };
+    type: $('filter-type'), event: $('filter-event'), message_id: $('filter-message') };
+  // a link may open the debugger on given filters (the schema page's example events)
+  const given = new URLSearchParams(window.location.search);
+  Object.entries(filters).forEach(([k, f]) => { if (given.get(k)) f.value = given.get(k); });
 
   const filtering = () => Object.values(filters).some((f) => f.value);
   function query() {

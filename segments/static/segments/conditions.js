@@ -72,26 +72,40 @@ function valueInputs(target, type, listId, rebuild, ctx) {
     if (listId) attrs.list = listId;
     box.append(bind(input('cond-value', target.value, attrs), 'value'));
   }
+  // how the value will be compared, kept current as it is typed
+  const how = el('span', 'cond-how muted small');
+  const explain = () => { how.textContent = ctx.model.comparedAs(op, target.value, type); };
+  box.addEventListener('input', explain);
+  explain();
+  box.append(how);
   return box;
 }
 
 /* Operator + value inputs, rebuilt in place (never the whole tree) when the operator or the
    type of the named trait/property changes, so typing and tabbing keep the focus. */
-function comparisonEditor(target, typeOf, listIdOf, ctx) {
+function comparisonEditor(target, typeOf, listIdOf, ctx, infoOf) {
   const box = el('span', 'cond-comparison');
+  const warning = el('div', { class: 'cond-warning', role: 'note', hidden: true });
   let shownType = null;
+  function warn() {
+    const [info, name] = infoOf();
+    warning.textContent = ctx.model.mixedWarning(info, name, target.op);
+    warning.hidden = !warning.textContent;
+  }
   function values() {
     const old = box.querySelector('.cond-values');
     const fresh = valueInputs(target, shownType, listIdOf(), values, ctx);
     if (old) box.replaceChild(fresh, old);
-    else box.appendChild(fresh);
+    else box.insertBefore(fresh, warning);
+    warn();
   }
   function build() {
     shownType = typeOf();
     const { ops_by_type: byType } = ctx.language;
     const ops = byType[shownType] || byType.any;
     if (!ops.includes(target.op)) target.op = ops[0];
-    box.replaceChildren(opSelect(target, shownType, ctx, () => { values(); ctx.changed(false); }));
+    box.replaceChildren(opSelect(target, shownType, ctx, () => { values(); ctx.changed(false); }),
+      warning);
     values();
   }
   build();
@@ -102,6 +116,7 @@ function comparisonEditor(target, typeOf, listIdOf, ctx) {
       const value = box.querySelector('.cond-value'), listId = listIdOf();
       if (value && listId) value.setAttribute('list', listId);
       else if (value) value.removeAttribute('list');
+      warn();
     },
   };
 }
@@ -113,7 +128,7 @@ function traitParts(node, ctx) {
   const editor = comparisonEditor(node, () => ctx.model.traitType(node.trait), () => {
     const values = ctx.model.trait(node.trait).values || [];
     return values.length ? datalist('dl-values-' + node.id, values) : null;
-  }, ctx);
+  }, ctx, () => [ctx.model.trait(node.trait.trim()), node.trait.trim()]);
   name.addEventListener('change', editor.refresh);
   return [name, editor.box];
 }
@@ -167,7 +182,8 @@ export function whereList(node, ctx) {
       { list: listId, placeholder: 'property, e.g. revenue', 'aria-label': 'Property' }),
     w, 'property', ctx);
     const editor = comparisonEditor(w,
-      () => ctx.model.propertyType(node.event.trim(), w.property.trim()), () => null, ctx);
+      () => ctx.model.propertyType(node.event.trim(), w.property.trim()), () => null, ctx,
+      () => [ctx.model.property(node.event.trim(), w.property.trim()), w.property.trim()]);
     prop.addEventListener('change', editor.refresh);
     box.append(el('div', 'where-row', el('span', 'muted', i ? 'and' : 'where'), prop, editor.box,
       button('remove', '✕', () => { node.where.splice(i, 1); ctx.changed(true); }, 'Remove filter')));

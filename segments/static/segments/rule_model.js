@@ -39,7 +39,45 @@ export class RuleModel {
     const found = this.properties(event).find((p) => p.name === property);
     return found ? found.type : 'any';
   }
+  property(event, name) { return this.properties(event).find((p) => p.name === name) || {}; }
   hasValue(op) { return !this.ops.presence.includes(op); }
+
+  /* How the server will compare what the person typed (profiles/coercion.py), in words. */
+  comparedAs(op, text, type) {
+    const ops = this.ops;
+    if (!this.hasValue(op)) return '';
+    if (ops.number.includes(op) || ops.range.includes(op)) {
+      return 'compared as a number; text such as "60" counts as 60';
+    }
+    if (ops.date.includes(op)) return 'compared as a date (ISO 8601 text, UTC if no zone)';
+    if (op === 'regex') return 'text only, case-sensitive';
+    if (ops.string.includes(op)) return 'text only, ignoring case';
+    const items = ops.set.includes(op) ?
+      String(text).split(',').map((x) => x.trim()).filter((x) => x !== '') : [String(text)];
+    const kinds = new Set(items.map((x) => typeof scalar(x, type)));
+    if (!kinds.size) return '';
+    if (kinds.size > 1) return 'numbers by value ("60" = 60), text exactly';
+    const kind = [...kinds][0];
+    if (kind === 'number') return 'compared as a number: 60, 60.0 and "60" all match';
+    if (kind === 'boolean') return 'true or false, not text';
+    return 'compared as text, exactly (case and spaces count)';
+  }
+
+  /* A warning for a trait or property seen with more than one type of value, or ''. */
+  mixedWarning(info, name, op) {
+    if (!info || !info.mixed) return '';
+    let text = `${name} was sent as ${info.mixed}.`;
+    const numeric = this.ops.number.includes(op) || this.ops.range.includes(op);
+    if (info.text_values) {
+      const other = info.text_values - info.text_numbers;
+      if (!other) text += ' All of its text reads as numbers, so number comparisons include it.';
+      else if (numeric) {
+        text += ` ${other.toLocaleString('en')} text value${other === 1 ? '' : 's'} ` +
+          'that are not numbers never match a number comparison.';
+      } else text += ' Text and numbers compare differently; check the count.';
+    }
+    return text;
+  }
 
   // ---- new nodes ---------------------------------------------------------------------------
   group(mode, children) {
