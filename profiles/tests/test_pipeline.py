@@ -10,8 +10,10 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import Client
 
+from cdp.paths import split_path
 from profiles.models import EventCounter, ObservedEvent, ObservedProperty, PendingEvent
 from profiles.pipeline import queue
+from profiles.selectors import observed_types
 from tests.fixtures import Tenant, post_collector
 
 
@@ -85,6 +87,79 @@ def test_types_merge_across_batches(tenant_a: Tenant, client: Client) -> None:
     assert prop.value_types == ["boolean", "null", "number"]
     assert prop.count == 3
     assert ObservedEvent.objects.get(event="Order Completed").count == 3
+
+
+def test_each_type_is_counted_with_its_numeric_strings_and_newest_example(
+    tenant_a: Tenant, client: Client
+) -> None:
+    """The schema page's shares: values per JSON type, summed across batches; how many strings
+    read as numbers (profiles.coercion); per type the newest event that sent one."""
+    first = [order(60), order("60"), order(" 12.5 "), order("sixty"), order(None)]
+    send(client, tenant_a, first)
+    queue.drain()
+    later = [order(75), order("1e3")]
+    send(client, tenant_a, later)
+    queue.drain()
+    prop = ObservedProperty.objects.get(path="revenue")
+    assert prop.type_counts == {"number": 2, "string": 4, "null": 1}
+    assert prop.numeric_strings == 2  # "60" and " 12.5 "; not "sixty" nor "1e3"
+    assert prop.count == 7
+    newest = {kind: example["message_id"] for kind, example in prop.type_examples.items()}
+    assert newest == {
+        "number": later[0]["messageId"],
+        "string": later[1]["messageId"],
+        "null": first[4]["messageId"],
+    }
+    assert prop.type_examples["string"]["source_id"] == tenant_a.source.pk
+    types = observed_types([prop])
+    assert types.mixed and types.kind == "any"
+    assert types.summary() == "text 57.1 %, number 28.6 %, null 14.3 %"
+    assert [s["numeric"] for s in types.shares() if s["type"] == "string"] == [2]
+
+
+def test_text_that_always_reads_as_numbers_is_offered_as_a_number(
+    tenant_a: Tenant, client: Client
+) -> None:
+    send(client, tenant_a, [order("60"), order(" 7.5"), order(None)])
+    queue.drain()
+    types = observed_types(ObservedProperty.objects.filter(path="revenue"))
+    assert types.strings_numeric and not types.mixed and types.kind == "number"
+    send(client, tenant_a, [order(3)])
+    queue.drain()
+    types = observed_types(ObservedProperty.objects.filter(path="revenue"))
+    assert types.mixed and types.kind == "number"  # mixed, but all of it compares as numbers
+    send(client, tenant_a, [order("n/a")])
+    queue.drain()
+    assert observed_types(ObservedProperty.objects.filter(path="revenue")).kind == "any"
+
+
+def test_nested_keys_are_dotted_paths_and_a_dot_inside_a_key_is_escaped(
+    tenant_a: Tenant, client: Client
+) -> None:
+    send(
+        client,
+        tenant_a,
+        [
+            {
+                "type": "identify",
+                "userId": "u-1",
+                "traits": {
+                    "address": {"city": "Berlin", "geo": {"lat": 52.5}},
+                    "utm.source": "ads",
+                    "a\\b": 1,
+                },
+            }
+        ],
+    )
+    queue.drain()
+    paths = set(ObservedProperty.objects.filter(kind="trait").values_list("path", flat=True))
+    assert paths == {"address.city", "address.geo.lat", "utm\\.source", "a\\\\b"}
+    assert {split_path(p) for p in paths} == {
+        ("address", "city"),
+        ("address", "geo", "lat"),
+        ("utm.source",),
+        ("a\\b",),
+    }
 
 
 def test_workspaces_are_processed_and_counted_apart(

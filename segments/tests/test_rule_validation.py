@@ -345,10 +345,49 @@ def test_valid_values_at_the_edges() -> None:
          'expected {"property": ..., "op": ..., "value": ...}'),
         ({"event": "x", "where": [{"property": "", "op": "exists"}]}, "rule.where[0].property",
          "expected a property name (dotted for nesting)"),
+        ({"event": "x", "where": [{"property": "cart..total", "op": "exists"}]},
+         "rule.where[0].property",
+         "'cart..total' has an empty step; write a dotted path such as address.city"),
+        ({"event": "x", "where": [{"property": "a.b.c.d.e.f.g.h.i", "op": "exists"}]},
+         "rule.where[0].property", "a path may have at most 8 steps"),
     ],
 )  # fmt: skip
 def test_event_errors(condition: dict[str, Any], path: str, message: str) -> None:
     assert error(condition) == (path, message)
+
+
+@pytest.mark.parametrize(
+    ("name", "ref"),
+    [
+        ("address.city", n.TraitRef("traits", "address", None, ("city",))),
+        ("company.address.city", n.TraitRef("traits", "company", None, ("address", "city"))),
+        ("tags.0", n.TraitRef("traits", "tags", None, ("0",))),
+        ("utm\\.source", n.TraitRef("traits", "utm.source")),
+        ("rfm_segment.label", n.TraitRef("computed", "rfm_segment", None, ("label",))),
+        (" address.city ", n.TraitRef("traits", "address", None, ("city",))),
+        ("orders", n.TraitRef("column", "order_count", "number")),
+    ],
+)
+def test_trait_paths(name: str, ref: n.TraitRef) -> None:
+    """A dotted path reaches into a trait's (or a computed trait's) object; the first key
+    says which store it is in."""
+    node = parse_rule({"trait": name, "op": "exists"}, CONTEXT)
+    assert node == n.TraitCondition(ref, n.Comparison("exists", None))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("address..city", "'address..city' has an empty step; write a dotted path such as "
+         "address.city"),
+        ("address.", "'address.' has an empty step; write a dotted path such as address.city"),
+        ("orders.count", "orders is a number; it has no fields"),
+        ("last_seen.day", "last_seen is a datetime; it has no fields"),
+        ("a.b.c.d.e.f.g.h.i", "a path may have at most 8 steps"),
+    ],
+)  # fmt: skip
+def test_bad_trait_paths_name_the_problem(name: str, message: str) -> None:
+    assert error({"trait": name, "op": "exists"}) == ("rule.trait", message)
 
 
 def test_between_dates_may_be_equal() -> None:
