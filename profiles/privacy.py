@@ -234,6 +234,18 @@ _DELETE_STEPS: list[tuple[str, str]] = [
         "   OR strpos(e.traits::text, o.example::text) > 0"
         "   OR strpos(e.context::text, o.example::text) > 0)))",
     ),
+    # the schema page's links to the newest event of each type: none to the person's events
+    (
+        "schema_example_events",
+        "UPDATE profiles_observedproperty o SET type_examples = ("
+        " SELECT COALESCE(jsonb_object_agg(t.key, t.value), '{}'::jsonb)"
+        " FROM jsonb_each(o.type_examples) t WHERE t.value ->> 'message_id' <> ALL(m.ids))"
+        " FROM (SELECT array_agg(e.message_id) AS ids FROM profiles_event e"
+        "  WHERE e.id = ANY(%(events)s)) m"
+        " WHERE o.workspace_id = %(ws)s AND m.ids IS NOT NULL AND EXISTS ("
+        "  SELECT 1 FROM jsonb_each(o.type_examples) t"
+        "  WHERE t.value ->> 'message_id' = ANY(m.ids))",
+    ),
     ("pending_events", "DELETE FROM profiles_pendingevent WHERE event_id = ANY(%(events)s)"),
     (
         "profile_events",

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.test import Client
 
 from cdp.errors import Forbidden
@@ -24,7 +25,7 @@ from consent.models import (
     SuppressionDropCount,
 )
 from consent.services import purposes_install_defaults
-from profiles.models import Event
+from profiles.models import Event, ObservedProperty
 from profiles.pipeline import queue
 from profiles.tests.test_identity_resolution import process, profile_of, send
 from segments.services import segment_create
@@ -330,10 +331,26 @@ def test_delete_leaves_no_trace_and_the_subject_stays_out(
     before_b = olga_checksums(tenant_b)
     before_counts = table_counts()
 
+    zeb_messages = set(
+        Event.objects.filter(workspace=tenant_a.workspace)
+        .filter(Q(user_id=ZEB["user"]) | Q(anonymous_id__in=[ZEB["laptop"], ZEB["phone_anon"]]))
+        .values_list("message_id", flat=True)
+    )
+
+    def linked_examples() -> set[str]:
+        """Message ids the schema page links to as a type's newest example."""
+        return {
+            example["message_id"]
+            for row in ObservedProperty.objects.filter(workspace=tenant_a.workspace)
+            for example in row.type_examples.values()
+        }
+
+    assert linked_examples() & zeb_messages  # the schema links to some of them before
     made = ask(tenant_a, "delete", f"phone:{ZEB['phone_sent']}")
     done = approve_and_run(tenant_a, made["id"], django_capture_on_commit_callbacks)
 
     assert residual_hits(ZEB_TRACES) == []
+    assert not linked_examples() & zeb_messages
     counts = done["receipt"]["counts"]
     assert counts["events"] == 7 and counts["failed_events"] == 2 and counts["profiles"] == 2
     assert counts["identities"] == 6 and counts["merges"] == 1
