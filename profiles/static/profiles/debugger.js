@@ -188,7 +188,15 @@ function eventDebugger(root) {
     });
   });
   let typing = null;
-  function refilter() { clearTimeout(typing); lastId = 0; refresh(true); }
+  // a note while the filters a link set are on, so a list of one is not taken for all
+  const linked = $('linked-filters');
+  linked.hidden = !filtering() || !window.location.search.includes('message_id=');
+  function refilter() {
+    clearTimeout(typing);
+    lastId = 0;
+    if (!filters.message_id.value) linked.hidden = true;
+    refresh(true);
+  }
   Object.values(filters).forEach((f) => {
     f.addEventListener('change', refilter);
     f.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(refilter, 400); });

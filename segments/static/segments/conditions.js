@@ -72,12 +72,6 @@ function valueInputs(target, type, listId, rebuild, ctx) {
     if (listId) attrs.list = listId;
     box.append(bind(input('cond-value', target.value, attrs), 'value'));
   }
-  // how the value will be compared, kept current as it is typed
-  const how = el('span', 'cond-how muted small');
-  const explain = () => { how.textContent = ctx.model.comparedAs(op, target.value, type); };
-  box.addEventListener('input', explain);
-  explain();
-  box.append(how);
   return box;
 }
 
@@ -85,18 +79,23 @@ function valueInputs(target, type, listId, rebuild, ctx) {
    type of the named trait/property changes, so typing and tabbing keep the focus. */
 function comparisonEditor(target, typeOf, listIdOf, ctx, infoOf) {
   const box = el('span', 'cond-comparison');
+  // under the row: how the value will be compared (kept current as it is typed), and a
+  // warning when the name was seen with mixed types
+  const how = el('span', 'cond-how muted');
   const warning = el('div', { class: 'cond-warning', role: 'note', hidden: true });
   let shownType = null;
   function warn() {
     const [info, name] = infoOf();
+    how.textContent = ctx.model.comparedAs(target.op, target.value, shownType);
     warning.textContent = ctx.model.mixedWarning(info, name, target.op);
     warning.hidden = !warning.textContent;
   }
+  box.addEventListener('input', warn);
   function values() {
     const old = box.querySelector('.cond-values');
     const fresh = valueInputs(target, shownType, listIdOf(), values, ctx);
     if (old) box.replaceChild(fresh, old);
-    else box.insertBefore(fresh, warning);
+    else box.insertBefore(fresh, how);
     warn();
   }
   function build() {
@@ -105,7 +104,7 @@ function comparisonEditor(target, typeOf, listIdOf, ctx, infoOf) {
     const ops = byType[shownType] || byType.any;
     if (!ops.includes(target.op)) target.op = ops[0];
     box.replaceChildren(opSelect(target, shownType, ctx, () => { values(); ctx.changed(false); }),
-      warning);
+      how, warning);
     values();
   }
   build();
