@@ -194,6 +194,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "activation.tasks.tick",
         "schedule": env_int("CDP_ACTIVATION_TICK_SECONDS", 3),
     },
+    # ML models: scheduled and drift-triggered retraining, runs whose worker died
+    "ml-schedule": {
+        "task": "segments.ml.tasks.schedule",
+        "schedule": env_int("CDP_ML_SCHEDULE_SECONDS", 300),
+    },
     "retention": {
         "task": "consent.tasks.retention_enforce_all",
         "schedule": env_int("CDP_RETENTION_SECONDS", 3600),

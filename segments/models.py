@@ -162,3 +162,15 @@ class Expiry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id} in {self.segment_id} at {self.due_at:%Y-%m-%d %H:%M:%S}"
+
+
+# the ML model registry lives in its own subpackage; Django finds its tables through here
+from segments.ml.models import (  # noqa: E402
+    MLModel as MLModel,
+)
+from segments.ml.models import (  # noqa: E402
+    ModelVersion as ModelVersion,
+)
+from segments.ml.models import (  # noqa: E402
+    TrainingRun as TrainingRun,
+)

@@ -24,6 +24,7 @@ from profiles.models import ComputedTrait
 from segments.models import (
     Expiry,
     Membership,
+    MLModel,
     Segment,
     SegmentStatus,
     SegmentVersion,
@@ -42,6 +43,9 @@ def rule_context(workspace: Workspace, *, exclude_segment: int | None = None) ->
     computed_keys = set(
         ComputedTrait.objects.filter(workspace=workspace).values_list("key", flat=True)
     )
+    # ML models' scores: `key` (0–1) and `key_decile` (1–10), written by scoring
+    for key in MLModel.objects.filter(workspace=workspace).values_list("key", flat=True):
+        computed_keys |= {key, f"{key}_decile"}
     for trait in builtin.BUILTIN_TRAITS:
         if trait.column and trait.column in compiler.PROFILE_COLUMNS:
             columns[trait.key] = (trait.column, _COLUMN_KINDS.get(trait.type, "number"))

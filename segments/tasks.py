@@ -8,6 +8,7 @@ import logging
 from celery import shared_task
 
 from segments import realtime, services
+from segments.ml import tasks as ml_tasks  # noqa: F401 - registers the ML jobs' tasks
 
 logger = logging.getLogger(__name__)
 

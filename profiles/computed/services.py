@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -437,6 +438,45 @@ def _values_written(workspace_id: int, keys: set[str], profile_ids: list[int]) -
     so a segment being published meanwhile waits for the chunk and then sees its values."""
     hooks.run_values_changed(workspace_id, frozenset(keys), profile_ids)
     return len(profile_ids)
+
+
+def computed_values_write(
+    *,
+    workspace_id: int,
+    values: Mapping[str, Mapping[int, Any]],
+    exclusive: bool = True,
+    now: datetime | None = None,
+    chunk_size: int = REFRESH_CHUNK,
+) -> int:
+    """Write values computed outside the event pipeline (model scores) to Profile.computed,
+    key by key: each profile given gets its value, and with `exclusive` every other profile
+    of the workspace loses the key (a profile no longer scored keeps no old score). The
+    apps reading computed values react to the changes (segments re-evaluate), chunk by
+    chunk, under the workspace's identity lock as a refresh takes it. Returns how many
+    profiles' values changed."""
+    at = (now or timezone.now()).isoformat()
+    changed = 0
+    for key, by_profile in values.items():
+        ids = sorted(by_profile)
+        for chunk in _chunks(ids, chunk_size):
+            with transaction.atomic():
+                lock_workspaces([workspace_id], exclusive=False)
+                query = trait_sql.external_values_query(
+                    workspace_id=workspace_id,
+                    key=key,
+                    profile_ids=chunk,
+                    values=[orjson.dumps(by_profile[i]).decode() for i in chunk],
+                    at=at,
+                )
+                changed += _values_written(workspace_id, {key}, _changed_ids(query))
+        if exclusive:
+            with transaction.atomic():
+                lock_workspaces([workspace_id], exclusive=False)
+                query = trait_sql.drop_key_except_query(
+                    workspace_id=workspace_id, key=key, keep=ids
+                )
+                changed += _values_written(workspace_id, {key}, _changed_ids(query))
+    return changed
 
 
 def computed_trait_refresh(

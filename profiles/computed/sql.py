@@ -449,3 +449,34 @@ WHERE p.id = v.id
   AND (p.computed - %(keys)s::text[] - '{UPDATED}'::text) || v.vals
       IS DISTINCT FROM (p.computed - '{UPDATED}'::text)
 RETURNING p.id"""
+
+
+def external_values_query(
+    *, workspace_id: int, key: str, profile_ids: Sequence[int], values: Sequence[str], at: str
+) -> Query:
+    """Write values computed elsewhere (model scores; JSON texts, one per profile) to
+    Profile.computed[key] of those profiles; returns the ids whose value changed."""
+    sql = f"""WITH r AS (
+SELECT * FROM unnest(%(ids)s::bigint[], %(values)s::jsonb[]) AS r(id, value)
+)
+UPDATE profiles_profile p SET computed = p.computed || jsonb_build_object(
+    %(key)s::text, r.value,
+    '{UPDATED}', coalesce(p.computed -> '{UPDATED}', '{{}}'::jsonb)
+                 || jsonb_build_object(%(key)s::text, %(at)s::text))
+FROM r
+WHERE p.id = r.id AND p.workspace_id = %(ws)s AND p.merged_into_id IS NULL
+  AND (p.computed -> %(key)s::text) IS DISTINCT FROM r.value
+RETURNING p.id"""
+    params = {"ws": workspace_id, "key": key, "ids": list(profile_ids), "values": list(values)}
+    return Query(sql, {**params, "at": at})
+
+
+def drop_key_except_query(*, workspace_id: int, key: str, keep: Sequence[int]) -> Query:
+    """Remove a key from the workspace's profiles that have it, but those in `keep` (the
+    profiles a scoring run just wrote); returns their ids."""
+    sql = f"""UPDATE profiles_profile SET computed = (computed - %(key)s::text)
+    || jsonb_build_object('{UPDATED}',
+                          coalesce(computed -> '{UPDATED}', '{{}}'::jsonb) - %(key)s::text)
+WHERE workspace_id = %(ws)s AND computed ? %(key)s::text AND NOT (id = ANY(%(keep)s::bigint[]))
+RETURNING id"""
+    return Query(sql, {"ws": workspace_id, "key": key, "keep": list(keep)})
