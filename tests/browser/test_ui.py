@@ -271,9 +271,11 @@ def test_schema_lists_processed_events_and_their_properties(
     props = page.locator("tr.props-row").filter(has_text="revenue")
     expect(props).to_be_visible()
     revenue = props.locator("tr", has=page.locator("code", has_text=re.compile("^revenue$")))
-    expect(revenue).to_contain_text("number")
-    expect(revenue).to_contain_text("string")
-    expect(props.locator("tr", has_text="items")).to_contain_text("array")
+    # JSON types in words: a string is text, an array a list; each with its share
+    expect(revenue).to_contain_text("number 50 %")
+    expect(revenue).to_contain_text("text 50 % (all numeric)")
+    expect(revenue).to_contain_text("mixed types")
+    expect(props.locator("tr", has_text="items")).to_contain_text("list 100 %")
     expect(props).to_contain_text("currency")
 
     identify = page.locator("tr.schema-event", has_text="identify")
