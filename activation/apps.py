@@ -11,6 +11,7 @@ class ActivationConfig(AppConfig):
         from activation.syncs import services as sync_services
         from cdp import navigation
         from cdp.services import register_provisioner
+        from profiles.computed import hooks as computed_hooks
         from profiles.identity import hooks
         from profiles.pipeline import stages
         from segments import services as segment_services
@@ -21,6 +22,7 @@ class ActivationConfig(AppConfig):
         stages.register("activation", forward_stage, order=60)
         hooks.on_merge(sync_hooks.on_merge)
         hooks.on_split(sync_hooks.on_split)
+        computed_hooks.on_values_changed(sync_hooks.on_values_changed)
         privacy.register()
         segment_services.register_delete_guard(sync_services.syncs_of_segment)
         navigation.register(

@@ -46,6 +46,10 @@ CAPABILITIES: dict[str, set[str]] = {
     "deliveries.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
     "deliveries.retry": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "segments.manage": {Role.OWNER, Role.ADMIN},
+    # ML models: seen by whoever sees segments; defined, trained and promoted by those who
+    # create segments (their scores are segment conditions)
+    "models.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "models.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
 }
 
 # capability -> guardian permission codename that grants it on one object

@@ -18,7 +18,14 @@ from cdp.params import is_id
 from consent.selectors import purpose_list
 from profiles import selectors as profile_selectors
 from profiles.computed import selectors as computed_selectors
-from segments.models import Membership, Segment, SegmentStatus, SegmentVersion, normalise_tag
+from segments.models import (
+    Membership,
+    MLModel,
+    Segment,
+    SegmentStatus,
+    SegmentVersion,
+    normalise_tag,
+)
 
 
 def segment_get(*, workspace: Workspace, segment_id: Any) -> Segment | None:
@@ -341,6 +348,18 @@ def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) ->
             "type": _BUILTIN_TYPES.get(trait["type"], "string"),
             "label": f"{trait['label']} (computed)",
             "values": trait.get("values") or [],
+        }
+    for model in MLModel.objects.filter(workspace=workspace).order_by("name"):
+        traits[model.key] = {
+            "name": model.key,
+            "type": "number",
+            "label": f"{model.name} (model score, 0–1)",
+        }
+        traits[model.decile_key] = {
+            "name": model.decile_key,
+            "type": "number",
+            "label": f"{model.name} (model decile, 1–10: 10 = highest)",
+            "values": [str(d) for d in range(1, 11)],
         }
     for custom in computed_selectors.computed_trait_list(workspace=workspace):
         traits.setdefault(

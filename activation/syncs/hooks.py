@@ -1,13 +1,18 @@
 # ruff: noqa: S608 - SQL from constants and placeholders only
-"""Identity changes seen by the syncs (merge/split hooks, registered by ActivationConfig and
-run in the merge's transaction). A merge moves what every sync holds for the loser onto the
-survivor — the union of both, since the destination holds both — and marks the survivor for
-the next delta, which then adds only digests the survivor newly has and removes only those
-it no longer holds. A split marks both profiles."""
+"""Identity and computed-value changes seen by the syncs (merge/split and values hooks,
+registered by ActivationConfig and run in the writer's transaction). A merge moves what
+every sync holds for the loser onto the survivor — the union of both, since the destination
+holds both — and marks the survivor for the next delta, which then adds only digests the
+survivor newly has and removes only those it no longer holds. A split marks both profiles.
+Values written outside the pipeline mark the profiles for the syncs whose fields read them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import connection
+
+from cdp.paths import PathError, split_path
 
 _MOVE = """
 INSERT INTO activation_syncmember (sync_id, profile_id, sent_identifiers, sent_fields_hash,
@@ -42,3 +47,40 @@ def on_merge(workspace_id: int, winner_id: int, loser_id: int) -> None:
 def on_split(workspace_id: int, survivor_id: int, restored_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_MARK, {"ws": workspace_id, "profiles": [survivor_id, restored_id]})
+
+
+def _mapped_keys(mapping: dict[str, object]) -> set[str]:
+    """The top-level keys a sync's field mapping reads (`address.city` reads `address`)."""
+    keys = set()
+    fields = mapping.get("fields") if isinstance(mapping, dict) else None
+    for entry in fields if isinstance(fields, list) else []:
+        trait = entry.get("trait") if isinstance(entry, dict) else None
+        if isinstance(trait, str) and trait.strip():
+            try:
+                keys.add(split_path(trait.strip())[0])
+            except PathError:
+                continue
+    return keys
+
+
+def on_values_changed(workspace_id: int, keys: frozenset[str], profile_ids: Sequence[int]) -> None:
+    """Computed values (a trait's refresh, a model's scores) changed outside the pipeline:
+    the mirror-mode syncs whose fields read them send those profiles at their next delta."""
+    from activation.models import Sync, SyncMode
+
+    syncs = [
+        sync.pk
+        for sync in Sync.objects.filter(
+            workspace_id=workspace_id, enabled=True, mode=SyncMode.MIRROR
+        )
+        if _mapped_keys(sync.mapping) & keys
+    ]
+    if not syncs:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO activation_syncdirty (sync_id, profile_id) "
+            "SELECT s.id, p.id FROM unnest(%s::bigint[]) AS s(id), unnest(%s::bigint[]) AS p(id) "
+            "ON CONFLICT (sync_id, profile_id) DO NOTHING",
+            [syncs, list(profile_ids)],
+        )

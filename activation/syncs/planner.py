@@ -69,7 +69,8 @@ _PROFILES = """
 SELECT c.id,
        COALESCE((SELECT p.merged_into_id IS NULL FROM profiles_profile p
                  WHERE p.id = c.id AND p.workspace_id = %(ws)s), false) AS live,
-       CASE WHEN %(traits)s THEN (SELECT p.traits FROM profiles_profile p WHERE p.id = c.id) END,
+       CASE WHEN %(traits)s THEN (SELECT (p.computed - '_updated') || p.traits
+                                   FROM profiles_profile p WHERE p.id = c.id) END,
        %(members)s OR COALESCE((SELECT true FROM segments_membership m
                  WHERE m.segment_id = %(segment)s AND m.profile_id = c.id
                  AND m.exited_at IS NULL LIMIT 1), false) AS member,

@@ -10,6 +10,8 @@ from django.test import Client
 from activation.models import Delivery, SyncMember
 from activation.tests.helpers import deliveries, drain, people, pro_segment, run, sync_of, webhook
 from activation.tests.receiver import receiver
+from profiles.computed.services import computed_values_write
+from profiles.models import Profile
 from tests.fixtures import Tenant, send_events
 
 
@@ -80,3 +82,44 @@ def test_initial_sync_then_deltas_then_nothing(tenant_a: Tenant) -> None:
         assert not SyncMember.objects.filter(
             profile_id__in=[d.profile_id for d in Delivery.objects.filter(kind="remove")]
         ).exists()
+
+
+def test_computed_values_written_outside_the_pipeline_are_synced_fields(tenant_a: Tenant) -> None:
+    """A model's scores (or any computed value a job writes) are fields a sync can map; a
+    new score reaches the destination at the next delta, and only for mapped keys."""
+    people(tenant_a, 6)
+    segment = pro_segment(tenant_a)
+    ids = sorted(Profile.objects.filter(workspace=tenant_a.workspace).values_list("pk", flat=True))
+    computed_values_write(
+        workspace_id=tenant_a.workspace.pk,
+        values={"churn_risk": {pid: 0.5 for pid in ids}, "other": {pid: 1 for pid in ids}},
+    )
+    with receiver() as hook:
+        destination = webhook(tenant_a, hook.url, batch_size=10)
+        sync = sync_of(
+            tenant_a,
+            segment,
+            destination,
+            mapping={
+                "identifiers": [{"type": "user_id"}],
+                "fields": [{"trait": "churn_risk", "as": "churnRisk"}],
+            },
+        )
+        run(sync)
+        drain(destination)
+        assert {i["data"]["fields"]["churnRisk"] for i in hook.accepted_items()} == {0.5}
+        # a job changes two scores and a key no sync reads
+        computed_values_write(
+            workspace_id=tenant_a.workspace.pk,
+            values={"churn_risk": {ids[0]: 0.9, ids[1]: 0.1}},
+            exclusive=False,
+        )
+        computed_values_write(
+            workspace_id=tenant_a.workspace.pk, values={"other": {ids[2]: 2}}, exclusive=False
+        )
+        delta = run(sync)
+        assert delta is not None and (delta.updated, delta.added) == (2, 0)
+        drain(destination)
+        latest = hook.accepted_items()[-2:]
+        assert sorted(i["data"]["fields"]["churnRisk"] for i in latest) == [0.1, 0.9]
+        assert run(sync) is None
