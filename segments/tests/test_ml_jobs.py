@@ -161,7 +161,7 @@ def test_champion_rule_promotion_and_rollback(
     assert second.status == VersionStatus.CHAMPION
     first.refresh_from_db()
     assert first.status == VersionStatus.RETIRED
-    np.testing.assert_allclose(second.score, first.score)  # the same seed: the same model
+    assert second.score == pytest.approx(first.score)  # the same seed: the same model
     # against a champion that scored higher, a new version stays a challenger
     ModelVersion.objects.filter(pk=second.pk).update(score=0.999)
     third = train(model, django_capture_on_commit_callbacks).version
