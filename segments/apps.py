@@ -32,3 +32,6 @@ class SegmentsConfig(AppConfig):
         navigation.register(
             label="Segments", url_name="ui-segments", capability="segments.view", order=30
         )
+        navigation.register(
+            label="Models", url_name="ui-models", capability="models.view", order=31
+        )

@@ -17,7 +17,6 @@ time, so a million profiles take about 100 MB whatever the number of events."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +31,7 @@ from profiles.coercion import numeric_sql
 
 DEFAULT_PURPOSE = "analytics"
 FETCH = 20_000
+WORK_MEM = "256MB"
 SESSION_GAP_MINUTES = 30
 
 # the behavioural features, in column order, with what each measures
@@ -153,7 +153,8 @@ def _query(
         given = "AND pe.profile_id = ANY(%(ids)s::bigint[])"
     trait_columns = []
     for name in spec.numeric_traits:
-        trait_columns.append(f"{numeric_sql(f'(p.traits -> {bind(name)})', bind)}::float8")
+        value = numeric_sql(f"(p.traits -> {bind(name)})", bind)
+        trait_columns.append(f"COALESCE({value}::float8, 'NaN'::float8)")
     for name, values in spec.categories.items():
         for value in values:
             trait_columns.append(
@@ -210,11 +211,13 @@ WITH ev AS (
         avg((type = 'track')::int) AS share_track
     FROM ev GROUP BY profile_id
 )
-SELECT f.profile_id, f.recency_days, f.tenure_days, f.events, f.sessions, f.orders,
-       f.order_recency_days, f.revenue_sum, f.revenue_avg, f.revenue_max, f.purchase_gap_days,
-       f.active_days_7, f.active_days_30, f.active_days_90,
-       COALESCE(c.products, 0), COALESCE(c.categories, 0),
-       f.share_page, f.share_screen, f.share_track{traits}
+SELECT f.profile_id, f.recency_days::float8, f.tenure_days::float8, f.events::float8,
+       f.sessions::float8, f.orders::float8, f.order_recency_days::float8,
+       f.revenue_sum::float8, f.revenue_avg::float8, f.revenue_max::float8,
+       f.purchase_gap_days::float8, f.active_days_7::float8, f.active_days_30::float8,
+       f.active_days_90::float8, COALESCE(c.products, 0)::float8,
+       COALESCE(c.categories, 0)::float8, f.share_page::float8, f.share_screen::float8,
+       f.share_track::float8{traits}
 FROM per_profile f
 JOIN profiles_profile p ON p.id = f.profile_id AND p.merged_into_id IS NULL
                         AND p.workspace_id = %(ws)s
@@ -241,6 +244,10 @@ def build_features(
     filled = 0
     connection.ensure_connection()
     with transaction.atomic(), connection.connection.cursor(name="ml_features") as cursor:
+        with connection.cursor() as settings:
+            # the per-profile sorts and distinct counts of millions of events: in memory,
+            # not spilled to disk a few megabytes at a time
+            settings.execute("SET LOCAL work_mem = %s", [WORK_MEM])
         cursor.itersize = FETCH
         cursor.execute(sql, params)
         while True:
@@ -251,11 +258,10 @@ def build_features(
                 size = max(len(ids) * 2, filled + len(rows), FETCH)
                 ids = np.resize(ids, size)
                 X = np.resize(X, (size, len(names)))
-            ids[filled : filled + len(rows)] = [r[0] for r in rows]
-            X[filled : filled + len(rows)] = np.array(
-                [[math.nan if v is None else float(v) for v in r[1:]] for r in rows],
-                dtype=np.float32,
-            )
+            # every column is float8 (NaN for a missing trait): numpy converts in C
+            block = np.array(rows, dtype=np.float64)
+            ids[filled : filled + len(rows)] = block[:, 0]
+            X[filled : filled + len(rows)] = block[:, 1:]
             filled += len(rows)
     return Features(profile_ids=ids[:filled].copy(), X=X[:filled].copy(), names=names, as_of=as_of)
 
