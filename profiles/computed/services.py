@@ -449,31 +449,32 @@ def computed_values_write(
     chunk_size: int = REFRESH_CHUNK,
 ) -> int:
     """Write values computed outside the event pipeline (model scores) to Profile.computed,
-    key by key: each profile given gets its value, and with `exclusive` every other profile
-    of the workspace loses the key (a profile no longer scored keeps no old score). The
+    every key of a profile in one write: each profile given gets its values, and with
+    `exclusive` every other profile of the workspace loses the keys (a profile no longer scored keeps no old score). The
     apps reading computed values react to the changes (segments re-evaluate), chunk by
     chunk, under the workspace's identity lock as a refresh takes it. Returns how many
     profiles' values changed."""
     at = (now or timezone.now()).isoformat()
     changed = 0
-    for key, by_profile in values.items():
-        ids = sorted(by_profile)
-        for chunk in _chunks(ids, chunk_size):
-            with transaction.atomic():
-                lock_workspaces([workspace_id], exclusive=False)
-                query = trait_sql.external_values_query(
-                    workspace_id=workspace_id,
-                    key=key,
-                    profile_ids=chunk,
-                    values=[orjson.dumps(by_profile[i]).decode() for i in chunk],
-                    at=at,
-                )
-                changed += _values_written(workspace_id, {key}, _changed_ids(query))
-        if exclusive:
+    keys = set(values)
+    ids = sorted({pid for by_profile in values.values() for pid in by_profile})
+    for chunk in _chunks(ids, chunk_size):
+        objects = [
+            orjson.dumps({k: v[pid] for k, v in values.items() if pid in v}).decode()
+            for pid in chunk
+        ]
+        with transaction.atomic():
+            lock_workspaces([workspace_id], exclusive=False)
+            query = trait_sql.external_values_query(
+                workspace_id=workspace_id, profile_ids=chunk, objects=objects, at=at
+            )
+            changed += _values_written(workspace_id, keys, _changed_ids(query))
+    if exclusive:
+        for key, by_profile in values.items():
             with transaction.atomic():
                 lock_workspaces([workspace_id], exclusive=False)
                 query = trait_sql.drop_key_except_query(
-                    workspace_id=workspace_id, key=key, keep=ids
+                    workspace_id=workspace_id, key=key, keep=sorted(by_profile)
                 )
                 changed += _values_written(workspace_id, {key}, _changed_ids(query))
     return changed

@@ -452,23 +452,23 @@ RETURNING p.id"""
 
 
 def external_values_query(
-    *, workspace_id: int, key: str, profile_ids: Sequence[int], values: Sequence[str], at: str
+    *, workspace_id: int, profile_ids: Sequence[int], objects: Sequence[str], at: str
 ) -> Query:
-    """Write values computed elsewhere (model scores; JSON texts, one per profile) to
-    Profile.computed[key] of those profiles; returns the ids whose value changed."""
+    """Write values computed elsewhere (model scores) to Profile.computed: each profile's
+    JSON object of key -> value merged in, one row version per profile however many keys;
+    returns the ids whose values changed."""
     sql = f"""WITH r AS (
-SELECT * FROM unnest(%(ids)s::bigint[], %(values)s::jsonb[]) AS r(id, value)
+SELECT * FROM unnest(%(ids)s::bigint[], %(objects)s::jsonb[]) AS r(id, obj)
 )
-UPDATE profiles_profile p SET computed = p.computed || jsonb_build_object(
-    %(key)s::text, r.value,
+UPDATE profiles_profile p SET computed = p.computed || r.obj || jsonb_build_object(
     '{UPDATED}', coalesce(p.computed -> '{UPDATED}', '{{}}'::jsonb)
-                 || jsonb_build_object(%(key)s::text, %(at)s::text))
+                 || (SELECT jsonb_object_agg(k, %(at)s::text) FROM jsonb_object_keys(r.obj) k))
 FROM r
 WHERE p.id = r.id AND p.workspace_id = %(ws)s AND p.merged_into_id IS NULL
-  AND (p.computed -> %(key)s::text) IS DISTINCT FROM r.value
+  AND NOT (p.computed @> r.obj)
 RETURNING p.id"""
-    params = {"ws": workspace_id, "key": key, "ids": list(profile_ids), "values": list(values)}
-    return Query(sql, {**params, "at": at})
+    params = {"ws": workspace_id, "ids": list(profile_ids), "objects": list(objects), "at": at}
+    return Query(sql, params)
 
 
 def drop_key_except_query(*, workspace_id: int, key: str, keep: Sequence[int]) -> Query:
