@@ -11,6 +11,7 @@ class SegmentsConfig(AppConfig):
         from profiles.identity import hooks
         from profiles.pipeline import stages
         from segments import privacy, realtime, selectors, services, views
+        from segments.ml import views as ml_views
 
         hooks.on_merge(realtime.exit_merged_profile)
         hooks.on_split(realtime.evaluate_split)
@@ -27,6 +28,16 @@ class SegmentsConfig(AppConfig):
                 capability="segments.view",
                 templates={"side": "segments/_profile_panel.html"},
                 context=views.profile_panel,
+            )
+        )
+        panels.register(
+            panels.ProfilePanel(
+                key="model_scores",
+                order=12,
+                api=ml_views.profile_scores,
+                capability="models.view",
+                templates={"side": "segments/_scores_panel.html"},
+                context=ml_views.profile_panel,
             )
         )
         navigation.register(

@@ -450,10 +450,10 @@ def computed_values_write(
 ) -> int:
     """Write values computed outside the event pipeline (model scores) to Profile.computed,
     every key of a profile in one write: each profile given gets its values, and with
-    `exclusive` every other profile of the workspace loses the keys (a profile no longer scored keeps no old score). The
-    apps reading computed values react to the changes (segments re-evaluate), chunk by
-    chunk, under the workspace's identity lock as a refresh takes it. Returns how many
-    profiles' values changed."""
+    `exclusive` every other profile of the workspace loses the keys (a profile no longer
+    scored keeps no old score). The apps reading computed values react to the changes
+    (segments re-evaluate), chunk by chunk, under the workspace's identity lock as a refresh
+    takes it. Returns how many profiles' values changed."""
     at = (now or timezone.now()).isoformat()
     changed = 0
     keys = set(values)

@@ -58,3 +58,32 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         "segments/models/detail.html",
         {"model": model, "config": config, "section": "models"},
     )
+
+
+def profile_scores(profile: Any) -> list[dict[str, Any]]:
+    """The profile's scores from each model of its workspace that has scored it, with the
+    champion version that wrote them (the profile page's panel and the profile API)."""
+    computed = profile.computed or {}
+    updated = computed.get("_updated", {})
+    out = []
+    models = MLModel.objects.filter(workspace_id=profile.workspace_id).select_related("champion")
+    for model in models.order_by("name"):
+        if model.key not in computed:
+            continue
+        out.append(
+            {
+                "model": model.pk,
+                "key": model.key,
+                "name": model.name,
+                "kind": model.kind,
+                "score": computed[model.key],
+                "decile": computed.get(model.decile_key),
+                "version": model.champion.number if model.champion else None,
+                "scored_at": updated.get(model.key),
+            }
+        )
+    return out
+
+
+def profile_panel(request: HttpRequest, workspace: Any, profile: Any) -> dict[str, Any]:
+    return {"scores": profile_scores(profile)}

@@ -19,7 +19,7 @@ from cdp.models import Role
 from consent.models import ConsentState
 from consent.services import purposes_install_defaults
 from profiles.models import Profile, ProfileEvent
-from segments.ml import jobs, propensity, services
+from segments.ml import jobs, propensity, services, views
 from segments.ml.models import MLModel, ModelVersion, RunStatus, TrainingRun, VersionStatus
 from segments.selectors import builder_suggestions
 from tests.fixtures import Tenant
@@ -308,3 +308,28 @@ def test_models_api(shop: Tenant, django_capture_on_commit_callbacks: Any) -> No
     assert offered["buyer_decile"]["values"][-1] == "10"
     assert api(shop, "get", "/api/v1/models/", None, "privacy_officer").status_code == 403
     assert api(shop, "delete", f"/api/v1/models/{model_id}/").status_code == 204
+
+
+def test_the_profile_page_shows_its_scores_with_the_model_version(
+    shop: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    model = churn_model(shop)
+    train(model, django_capture_on_commit_callbacks)
+    profile = next(p for p in Profile.objects.all() if "churn_risk" in p.computed)
+    page = shop.session(Role.MARKETER).get(f"/profiles/{profile.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="model-scores"' in html and 'data-model="churn_risk"' in html
+    assert f"{profile.computed['churn_risk']:.2f}" in html and ">v1<" in html
+    # whoever may not see models does not get the panel
+    officer = shop.session("privacy_officer").get(f"/profiles/{profile.pk}/")
+    assert officer.status_code == 200 and 'id="model-scores"' not in officer.content.decode()
+    scores = views.profile_scores(profile)
+    assert scores == [
+        {
+            "model": model.pk, "key": "churn_risk", "name": "Churn", "kind": "churn",
+            "score": profile.computed["churn_risk"],
+            "decile": profile.computed["churn_risk_decile"], "version": 1,
+            "scored_at": profile.computed["_updated"]["churn_risk"],
+        }
+    ]  # fmt: skip
