@@ -25,7 +25,7 @@ def test_pipeline_stages_run_in_order() -> None:
 
 def test_the_apps_plug_in_their_parts() -> None:
     assert len(door.filters()) == 1  # consent's suppression list
-    assert [p.key for p in panels.panels()] == ["segments", "consents"]
+    assert [p.key for p in panels.panels()] == ["segments", "model_scores", "consents"]
     # export in app order, deletion in reverse (higher apps' rows point at profiles)
     assert [h.app for h in privacy.handlers()] == [
         "profiles",

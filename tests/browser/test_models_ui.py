@@ -94,6 +94,17 @@ def test_model_pages_show_how_good_the_model_is(
     no_csp_violations(page)
     screenshot(page, "91-model-page")
 
+    # a scored profile's page shows the score with the version that wrote it
+    scored = next(p for p in Profile.objects.all() if "churn_risk" in p.computed)
+    page.goto(f"{live_server.url}/profiles/{scored.pk}/")
+    panel = page.locator("#model-scores")
+    expect(panel.locator('tr[data-model="churn_risk"]')).to_contain_text("v1")
+    expect(panel.locator("meter")).to_have_count(1)
+    panel.screenshot(
+        path=str(screenshot(page, "93-profile-scores").with_name("93b-scores-panel.png"))
+    )
+    page.goto(f"{live_server.url}/models/{churn.pk}/")
+
     # Train now (the worker's task runs at once here): a second version, the same data and
     # seed, so at least as good: it becomes the champion and v1 can be rolled back to
     monkeypatch.setitem(app.conf, "task_always_eager", True)
