@@ -163,23 +163,19 @@ def _query(
     traits = "".join(f", {c}" for c in trait_columns)
     day = "86400.0"
     sql = f"""
-WITH ev AS (
-    SELECT pe.profile_id, pe.timestamp, pe.type,
-           (pe.type = 'track' AND pe.event = %(purchase)s) AS purchase,
-           CASE WHEN pe.type = 'track' AND pe.event = %(purchase)s THEN {revenue} END AS revenue,
-           pe.timestamp - lag(pe.timestamp) OVER (
-               PARTITION BY pe.profile_id ORDER BY pe.timestamp, pe.event_id) AS gap,
-           pe.properties
+WITH products AS (
+    SELECT pe.profile_id, pe.properties ->> 'product_id' AS product,
+           pe.properties ->> 'category' AS category
     FROM profiles_profileevent pe
     WHERE pe.workspace_id = %(ws)s AND pe.timestamp <= %(as_of)s {given}
-), products AS (
-    SELECT profile_id, properties ->> 'product_id' AS product, properties ->> 'category' AS category
-    FROM ev WHERE properties ? 'product_id'
+      AND pe.properties ? 'product_id'
     UNION ALL
-    SELECT ev.profile_id, item ->> 'product_id', item ->> 'category'
-    FROM ev, jsonb_array_elements(CASE WHEN jsonb_typeof(ev.properties -> 'products') = 'array'
-                                      THEN ev.properties -> 'products' ELSE '[]' END) AS item
-    WHERE ev.purchase
+    SELECT pe.profile_id, item ->> 'product_id', item ->> 'category'
+    FROM profiles_profileevent pe,
+         jsonb_array_elements(CASE WHEN jsonb_typeof(pe.properties -> 'products') = 'array'
+                                   THEN pe.properties -> 'products' ELSE '[]' END) AS item
+    WHERE pe.workspace_id = %(ws)s AND pe.timestamp <= %(as_of)s {given}
+      AND pe.type = 'track' AND pe.event = %(purchase)s
 ), catalogue AS (
     SELECT profile_id, count(DISTINCT product) AS products, count(DISTINCT category) AS categories
     FROM products GROUP BY profile_id
@@ -209,7 +205,19 @@ WITH ev AS (
         avg((type = 'page')::int) AS share_page,
         avg((type = 'screen')::int) AS share_screen,
         avg((type = 'track')::int) AS share_track
-    FROM ev GROUP BY profile_id
+    FROM (
+        -- one pass over the events in (profile, time) order: the window's order serves
+        -- the grouping too (no second sort, no materialised copy)
+        SELECT pe.profile_id, pe.timestamp, pe.type,
+               (pe.type = 'track' AND pe.event = %(purchase)s) AS purchase,
+               CASE WHEN pe.type = 'track' AND pe.event = %(purchase)s THEN {revenue} END
+                   AS revenue,
+               pe.timestamp - lag(pe.timestamp) OVER (
+                   PARTITION BY pe.profile_id ORDER BY pe.timestamp, pe.event_id) AS gap
+        FROM profiles_profileevent pe
+        WHERE pe.workspace_id = %(ws)s AND pe.timestamp <= %(as_of)s {given}
+    ) AS ev
+    GROUP BY profile_id
 )
 SELECT f.profile_id, f.recency_days::float8, f.tenure_days::float8, f.events::float8,
        f.sessions::float8, f.orders::float8, f.order_recency_days::float8,
@@ -243,7 +251,10 @@ def build_features(
     X = np.empty((0, len(names)), dtype=np.float32)
     filled = 0
     connection.ensure_connection()
-    with transaction.atomic(), connection.connection.cursor(name="ml_features") as cursor:
+    with (
+        transaction.atomic(),
+        connection.connection.cursor(name="ml_features", binary=True) as cursor,
+    ):
         with connection.cursor() as settings:
             # the per-profile sorts and distinct counts of millions of events: in memory,
             # not spilled to disk a few megabytes at a time
