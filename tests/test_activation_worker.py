@@ -74,7 +74,9 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
         try:
             tasks.kick(destination.pk)
             assert wait_for(lambda: len(hook.requests) >= 1, timeout=30)
-            assert Delivery.objects.filter(status="sending").exists()
+            # the receiver records a request as it arrives, which can be a moment before the
+            # claim that sent it is visible here: wait for it (the receiver answers 1.5 s later)
+            assert wait_for(lambda: Delivery.objects.filter(status="sending").exists(), timeout=1)
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait()
             time.sleep(hook.delay + 0.5)  # requests that arrived before the kill are recorded
