@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import sklearn
 from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from cdp.models import Workspace
 from profiles.computed.services import computed_values_write
 from segments.ml import features as feats
 from segments.ml import propensity
@@ -262,8 +262,6 @@ def _save_version(
         .select_related("champion")
         .get(pk=run.model_id)
     )
-    import sklearn
-
     number = (model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     value = result.metrics["roc_auc"]
     promote, reason = _champion_decision(model, value)
@@ -365,7 +363,3 @@ def sweep_dead_runs() -> int:
         _finish(run, RunStatus.FAILED, error="the worker running it died")
         count += 1
     return count
-
-
-def workspace_models(workspace: Workspace) -> list[MLModel]:
-    return list(MLModel.objects.filter(workspace=workspace).order_by("name"))

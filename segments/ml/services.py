@@ -22,7 +22,6 @@ from segments.ml.models import (
     ModelVersion,
     RunStatus,
     TrainingRun,
-    VersionStatus,
 )
 
 KEY = re.compile(r"[a-z][a-z0-9_]{0,55}")
@@ -269,7 +268,3 @@ def ml_schedule_due(*, now: Any | None = None) -> int:
         except Conflict:
             continue
     return queued
-
-
-def champion_versions(model: MLModel) -> list[ModelVersion]:
-    return list(model.versions.filter(status=VersionStatus.CHAMPION))

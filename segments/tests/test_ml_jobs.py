@@ -6,10 +6,13 @@ consent; the API with its role checks and errors."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import joblib
 import numpy as np
 import pytest
 from django.db import connections
@@ -195,15 +198,11 @@ def test_stored_models_are_checked_when_loaded(
     with pytest.raises(propensity.ArtefactMismatch, match="other features"):
         propensity.load(data, sha256=version.artefact_sha256, names=[*names, "trait:age"])
     stale, digest = propensity.dump(object(), names)
-    import joblib, io  # noqa: E401, I001
-
     stored = joblib.load(io.BytesIO(stale))
     stored["sklearn"] = "0.24.2"
     buffer = io.BytesIO()
     joblib.dump(stored, buffer)
     old = buffer.getvalue()
-    import hashlib
-
     with pytest.raises(propensity.ArtefactMismatch, match="scikit-learn 0.24.2"):
         propensity.load(old, sha256=hashlib.sha256(old).hexdigest(), names=names)
 
