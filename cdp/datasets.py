@@ -49,6 +49,13 @@ DATASETS: dict[str, Dataset] = {
         sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
         member="recbole/dataset_example/ml-100k/ml-100k.inter",
     ),
+    # MovieLens-100k items: title, release year, genres of the 1,682 films (same wheel)
+    "ml-100k-items": Dataset(
+        requirement="recbole==1.2.1",
+        wheel="recbole-1.2.1-py3-none-any.whl",
+        sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+        member="recbole/dataset_example/ml-100k/ml-100k.item",
+    ),
     # an e-commerce clickstream (gzip-compressed CSV)
     "ecom": Dataset(
         requirement="retentioneering==5.2.4",

@@ -18,6 +18,8 @@ from cdp.params import is_id
 from consent.selectors import purpose_list
 from profiles import selectors as profile_selectors
 from profiles.computed import selectors as computed_selectors
+from segments.ml import selectors as ml_selectors
+from segments.ml.models import ModelKind
 from segments.models import (
     Membership,
     MLModel,
@@ -349,7 +351,22 @@ def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) ->
             "label": f"{trait['label']} (computed)",
             "values": trait.get("values") or [],
         }
-    for model in MLModel.objects.filter(workspace=workspace).order_by("name"):
+    for model in MLModel.objects.filter(workspace=workspace).select_related("champion"):
+        if model.kind == ModelKind.CLUSTERS:
+            traits[model.key] = {
+                "name": model.key,
+                "type": "string",
+                "label": f"{model.name} (cluster label)",
+                "values": list(model.cluster_labels()),
+            }
+            continue
+        if model.kind == ModelKind.RECOMMENDATIONS:
+            traits[model.key] = {
+                "name": model.key,
+                "type": "any",
+                "label": f"{model.name} (recommended item ids)",
+            }
+            continue
         traits[model.key] = {
             "name": model.key,
             "type": "number",
@@ -389,6 +406,7 @@ def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) ->
         },
         "segments": [{"key": s.key, "name": s.name} for s in published.order_by("name")],
         "purposes": [{"key": p.key, "name": p.name} for p in purpose_list(workspace=workspace)],
+        "clusters": ml_selectors.cluster_models(workspace=workspace),
     }
 
 

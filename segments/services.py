@@ -21,6 +21,8 @@ from consent.models import Purpose
 from profiles.computed import builtin
 from profiles.identity.resolve import lock_workspaces
 from profiles.models import ComputedTrait
+from segments.ml import selectors as ml_selectors
+from segments.ml.models import ModelKind
 from segments.models import (
     Expiry,
     Membership,
@@ -43,9 +45,13 @@ def rule_context(workspace: Workspace, *, exclude_segment: int | None = None) ->
     computed_keys = set(
         ComputedTrait.objects.filter(workspace=workspace).values_list("key", flat=True)
     )
-    # ML models' scores: `key` (0–1) and `key_decile` (1–10), written by scoring
-    for key in MLModel.objects.filter(workspace=workspace).values_list("key", flat=True):
-        computed_keys |= {key, f"{key}_decile"}
+    # ML models' outputs: scores `key` (0–1) and `key_decile` (1–10), a cluster's label,
+    # recommended item ids
+    clusters: dict[str, dict[str, str]] = {}
+    for model in MLModel.objects.filter(workspace=workspace).select_related("champion"):
+        computed_keys |= set(model.trait_keys)
+        if model.kind == ModelKind.CLUSTERS:
+            clusters[model.key] = ml_selectors.cluster_labels_ever(model)
     for trait in builtin.BUILTIN_TRAITS:
         if trait.column and trait.column in compiler.PROFILE_COLUMNS:
             columns[trait.key] = (trait.column, _COLUMN_KINDS.get(trait.type, "number"))
@@ -69,6 +75,7 @@ def rule_context(workspace: Workspace, *, exclude_segment: int | None = None) ->
         find_segment=find_segment,
         consent_purposes=purposes or None,
         regex_error=postgres_regex_error,
+        clusters=clusters,
     )
 
 

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import sklearn
 from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from profiles.computed.services import computed_values_write
+from segments.ml import catalog, clusters, propensity, recommend
 from segments.ml import features as feats
-from segments.ml import propensity
 from segments.ml.models import (
+    Item,
     MLModel,
     ModelKind,
     ModelVersion,
@@ -168,6 +171,15 @@ def _check_rows(y: np.ndarray, window: str) -> None:
 
 
 def _train(run: TrainingRun) -> None:
+    if run.model.kind == ModelKind.CLUSTERS:
+        _train_clusters(run)
+    elif run.model.kind == ModelKind.RECOMMENDATIONS:
+        _train_recommendations(run)
+    else:
+        _train_propensity(run)
+
+
+def _train_propensity(run: TrainingRun) -> None:
     model = run.model
     seed = int(model.config.get("seed", 7))
     spec = feats.FeatureSpec.from_config(model.config)
@@ -201,81 +213,318 @@ def _train(run: TrainingRun) -> None:
     final = propensity.fit(result.algorithm, evaluation.X, y_eval, spec.names, seed)
     artefact, digest = propensity.dump(final, spec.names)
     _progress(run, "saving", 85, f"model saved ({len(artefact) / 1024:,.0f} KiB)")
-    version = _save_version(
+    value = result.metrics["roc_auc"]
+    promote, reason = _champion_decision(model, "ROC-AUC", value, _stored_score(model))
+    _save_version(
         run,
-        window={
-            "train_as_of": train_as_of.isoformat(),
-            "eval_as_of": eval_as_of.isoformat(),
-            "end": t.isoformat(),
-            "horizon_days": n.days,
-            "event": _event(model),
-        },
-        rows={
-            "train": len(train),
-            "eval": len(evaluation),
-            "train_positives": int(y_train.sum()),
-            "eval_positives": int(y_eval.sum()),
-        },  # fmt: skip
-        result=result,
-        spec=spec,
-        artefact=artefact,
-        digest=digest,
-        distributions=propensity.bins(evaluation.X, spec.names),
+        Outcome(
+            window={
+                "train_as_of": train_as_of.isoformat(),
+                "eval_as_of": eval_as_of.isoformat(),
+                "end": t.isoformat(),
+                "horizon_days": n.days,
+                "event": _event(model),
+            },
+            rows={
+                "train": len(train),
+                "eval": len(evaluation),
+                "train_positives": int(y_train.sum()),
+                "eval_positives": int(y_eval.sum()),
+            },
+            metrics={**result.metrics, "algorithm": result.algorithm, "summary": result.summary,
+                     "boosted": result.boosted_metrics},
+            baseline_metrics=result.baseline_metrics,
+            charts=result.charts,
+            score_metric="roc_auc",
+            score=value,
+            feature_names=spec.names,
+            feature_spec=spec.as_config(),
+            artefact=artefact,
+            digest=digest,
+            distributions=propensity.bins(evaluation.X, spec.names),
+            promote=promote,
+            reason=reason,
+        ),
+    )  # fmt: skip
+    _after_save(run)
+
+
+def cluster_columns(model: MLModel, spec: feats.FeatureSpec) -> list[str]:
+    wanted = model.config.get("features") or clusters.DEFAULT_FEATURES
+    return [name for name in wanted if name in spec.names]
+
+
+def _select(F: feats.Features, names: list[str]) -> np.ndarray:
+    index = [F.names.index(name) for name in names]
+    return np.ascontiguousarray(F.X[:, index])
+
+
+def _previous_clusters(model: MLModel) -> clusters.ClusterModel | None:
+    champion = model.champion
+    if champion is None:
+        return None
+    try:
+        loaded = propensity.load(
+            bytes(champion.artefact), sha256=champion.artefact_sha256, names=champion.feature_names
+        )
+    except propensity.ArtefactMismatch:
+        return None
+    return loaded if isinstance(loaded, clusters.ClusterModel) else None
+
+
+def _train_clusters(run: TrainingRun) -> None:
+    model = run.model
+    seed = int(model.config.get("seed", 7))
+    spec = feats.FeatureSpec.from_config(model.config)
+    names = cluster_columns(model, spec)
+    now = timezone.now()
+    end = model.config.get("end")
+    t = datetime.fromisoformat(end) if end else min(now, feats.latest_event_time(
+        model.workspace) or now)  # fmt: skip
+    _progress(run, "features", 5, f"features as of {t:%Y-%m-%d %H:%M}")
+    F = feats.build_features(workspace=model.workspace, spec=spec, as_of=t)
+    if len(F) < MIN_ROWS:
+        raise RunFailed(f"{len(F)} profiles with events (needs {MIN_ROWS}); wait for more events")
+    X = _select(F, names)
+    _progress(run, "choosing k", 25, f"{len(F):,} profiles, {len(names)} features")
+    previous = _previous_clusters(model)
+    started = time.monotonic()
+    result = clusters.fit(X, names, seed=seed, fixed_k=model.config.get("k"), previous=previous)
+    _progress(run, "evaluating", 75, f"{result.summary} ({time.monotonic() - started:.1f} s)")
+    value = float(result.metrics["silhouette"])
+    held = clusters.held_out_rows(len(X), seed)
+    champion_value = (
+        clusters.silhouette_of(previous, X[held], result.model.pre, seed)
+        if previous is not None
+        else _stored_score(model)
     )
+    promote, reason = _champion_decision(model, "silhouette", value, champion_value)
+    artefact, digest = propensity.dump(result.model, names)
+    _progress(run, "saving", 85, f"model saved ({len(artefact) / 1024:,.0f} KiB)")
+    _save_version(
+        run,
+        Outcome(
+            window={"as_of": t.isoformat(), "end": t.isoformat()},
+            rows={"train": len(X) - len(held), "eval": len(held)},
+            metrics={**result.metrics, "summary": result.summary},
+            baseline_metrics=result.baseline_metrics,
+            charts=result.charts,
+            score_metric="silhouette",
+            score=value,
+            feature_names=names,
+            feature_spec={**spec.as_config(), "features": names},
+            artefact=artefact,
+            digest=digest,
+            distributions=propensity.bins(X, names),
+            promote=promote,
+            reason=reason,
+        ),
+    )
+    _after_save(run)
+
+
+MIN_PEOPLE = 20
+MIN_ITEMS = 5
+MIN_INTERACTIONS = 100
+DEFAULT_TOP_N = 10
+POPULAR_SHOWN = 20
+
+
+def _train_recommendations(run: TrainingRun) -> None:
+    model = run.model
+    seed = int(model.config.get("seed", 7))
+    signals = catalog.Signals.from_config(model.config)
+    now = timezone.now()
+    _progress(run, "catalogue", 5, "reading items from " + ", ".join(signals.weights))
+    size = catalog.refresh_catalog(workspace=model.workspace, events=list(signals.weights))
+    _progress(run, "interactions", 15, f"{size:,} items in the catalogue")
+    data = catalog.interactions(workspace=model.workspace, signals=signals, as_of=now)
+    people, items = data.shape
+    if people < MIN_PEOPLE or items < MIN_ITEMS or data.X.nnz < MIN_INTERACTIONS:
+        raise RunFailed(
+            f"{people:,} people, {items:,} items and {data.X.nnz:,} interactions (needs "
+            f"{MIN_PEOPLE} people, {MIN_ITEMS} items and {MIN_INTERACTIONS} interactions); "
+            "wait for more product events"
+        )
+    _progress(
+        run, "evaluating", 30,
+        f"{people:,} people × {items:,} items, {data.X.nnz:,} interactions",
+    )  # fmt: skip
+    started = time.monotonic()
+    result = recommend.compare(data.X, data.item_ids, seed=seed)
+    _progress(run, "fitting", 70, f"{result.summary} ({time.monotonic() - started:.1f} s)")
+    algorithm = result.algorithm
+    final = recommend.fit(algorithm, data.X, data.item_ids, result.settings[algorithm])
+    final.similar = recommend.similar_items(
+        data.X, data.item_ids, catalog.attributes(model.workspace_id)
+    )
+    final.settings.update(
+        weights=signals.weights, purchase_event=signals.purchase_event,
+        top_n=int(model.config.get("top_n") or DEFAULT_TOP_N),
+        exclude=str(model.config.get("exclude") or "purchased"),
+    )  # fmt: skip
+    value = float(result.metrics[algorithm]["ndcg_at_10"])
+    promote, reason = _champion_decision(model, "NDCG@10", value, _stored_score(model))
+    artefact, digest = propensity.dump(final, [])
+    _progress(run, "saving", 85, f"model saved ({len(artefact) / 1024:,.0f} KiB)")
+    popular = np.argsort(-final.popularity, kind="stable")[:POPULAR_SHOWN]
+    names = dict(
+        Item.objects.filter(
+            workspace_id=model.workspace_id, item_id__in=[data.item_ids[i] for i in popular]
+        ).values_list("item_id", "name")
+    )
+    _save_version(
+        run,
+        Outcome(
+            window={"as_of": now.isoformat(), "end": now.isoformat()},
+            rows={"train": people, "eval": int(result.metrics[algorithm]["people"]),
+                  "items": items, "interactions": int(data.X.nnz)},
+            metrics={**result.metrics[algorithm], "algorithm": algorithm,
+                     "summary": result.summary, "settings": result.settings[algorithm]},
+            baseline_metrics=result.metrics[recommend.POPULARITY],
+            charts={"algorithms": result.metrics, "settings": result.settings,
+                    "popular": [{"item": data.item_ids[i], "people": int(final.popularity[i]),
+                                 "name": names.get(data.item_ids[i], "")} for i in popular]},
+            score_metric="ndcg_at_10",
+            score=value,
+            feature_names=[],
+            feature_spec={"weights": signals.weights, "purchase_event": signals.purchase_event},
+            artefact=artefact,
+            digest=digest,
+            distributions={},
+            promote=promote,
+            reason=reason,
+        ),
+    )  # fmt: skip
+    _after_save(run)
+
+
+def _score_recommendations(
+    model: MLModel, version: ModelVersion, fitted: recommend.RecModel, now: datetime
+) -> int:
+    """Top-N item ids per consenting profile with interactions: from the champion for those
+    who allow personalisation, the most popular items for the others; never an item they
+    bought (or interacted with: setting `exclude`) nor an unavailable one."""
+    signals = catalog.Signals.from_config(version.feature_spec)
+    data = catalog.interactions(workspace=model.workspace, signals=signals, as_of=now)
+    n = int(fitted.settings.get("top_n", DEFAULT_TOP_N))
+    exclude_mode = fitted.settings.get("exclude", "purchased")
+    # the data's columns in the model's item order (items new since training are dropped)
+    known = np.array([fitted.index.get(i, -1) for i in data.item_ids], dtype=np.int64)
+    keep = np.flatnonzero(known >= 0)
+    to_model = sp.csr_matrix(
+        (np.ones(len(keep), dtype=np.float32), (keep, known[keep])),
+        shape=(len(data.item_ids), len(fitted.item_ids)),
+    )
+    X = (data.X @ to_model).tocsr()
+    shown = data.purchased if exclude_mode == "purchased" else data.X
+    hidden = (shown.astype(np.float32) @ to_model).tocsr()
+    off = {fitted.index[i] for i in catalog.unavailable(model.workspace_id) if i in fitted.index}
+    personal = data.personal if data.personal is not None else np.zeros(len(X.indptr) - 1, bool)
+    values: dict[int, list[str]] = {}
+    ids = data.profile_ids.tolist()
+    for start in range(0, len(ids), recommend.CHUNK):
+        stop = min(start + recommend.CHUNK, len(ids))
+        scores = fitted.scores(X[start:stop])
+        for r in range(stop - start):
+            row = start + r
+            if not personal[row]:
+                scores[r] = fitted.popularity
+            exclude = set(hidden.indices[hidden.indptr[row] : hidden.indptr[row + 1]].tolist())
+            if exclude_mode == "none":
+                exclude = set()
+            top = fitted.top(scores[r], n, exclude | off)
+            values[ids[row]] = [fitted.item_ids[i] for i in top]
+    computed_values_write(workspace_id=model.workspace_id, values={model.key: values}, now=now)
+    MLModel.objects.filter(pk=model.pk).update(scored_at=now, scored_count=len(values))
+    return len(values)
+
+
+def _after_save(run: TrainingRun) -> None:
+    version = ModelVersion.objects.get(run=run)
     if version.status == VersionStatus.CHAMPION:
         _progress(run, "scoring", 90, version.reason)
-        scored = score(model.pk)
+        scored = score(run.model_id)
         _finish(run, RunStatus.SUCCEEDED, line=f"v{version.number} champion; {scored:,} scored")
     else:
         _finish(run, RunStatus.SUCCEEDED, line=f"v{version.number} challenger: {version.reason}")
 
 
-def _champion_decision(model: MLModel, score_value: float) -> tuple[bool, str]:
+def _stored_score(model: MLModel) -> float | None:
+    champion = model.champion
+    return champion.score if champion is not None else None
+
+
+def _champion_decision(
+    model: MLModel, metric: str, value: float, champion_value: float | None
+) -> tuple[bool, str]:
+    """A new version replaces the champion when its held-out metric is at least as good."""
     champion = model.champion
     if champion is None:
-        return True, f"the first version (ROC-AUC {score_value:.3f}) is the champion"
-    if champion.score is None or np.isnan(champion.score) or score_value >= champion.score:
+        return True, f"the first version ({metric} {value:.3f}) is the champion"
+    if champion_value is None or np.isnan(champion_value) or value >= champion_value:
+        ours, theirs = _pair(value, champion_value or 0.0)
         return True, (
-            f"ROC-AUC {score_value:.3f} is at least as good as v{champion.number}'s "
-            f"{champion.score or 0:.3f}: it replaces it"
+            f"{metric} {ours} is at least as good as v{champion.number}'s {theirs}: it replaces it"
         )
+    ours, theirs = _pair(value, champion_value)
     return False, (
-        f"ROC-AUC {score_value:.3f} is below the champion v{champion.number}'s "
-        f"{champion.score:.3f}: it stays a challenger (promote it by hand to use it)"
+        f"{metric} {ours} is below the champion v{champion.number}'s {theirs}: it stays a "
+        "challenger (promote it by hand to use it)"
     )
 
 
+def _pair(a: float, b: float) -> tuple[str, str]:
+    """Two metrics with as many decimals as it takes to tell them apart (up to 5)."""
+    for digits in range(3, 6):
+        if f"{a:.{digits}f}" != f"{b:.{digits}f}":
+            break
+    return f"{a:.{digits}f}", f"{b:.{digits}f}"
+
+
+@dataclass
+class Outcome:
+    """What a run produced, saved as a version in one transaction."""
+
+    window: dict[str, Any]
+    rows: dict[str, int]
+    metrics: dict[str, Any]
+    baseline_metrics: dict[str, Any]
+    charts: dict[str, Any]
+    score_metric: str
+    score: float
+    feature_names: list[str]
+    feature_spec: dict[str, Any]
+    artefact: bytes
+    digest: str
+    distributions: dict[str, Any]
+    promote: bool
+    reason: str
+
+
 @transaction.atomic
-def _save_version(
-    run: TrainingRun,
-    *,
-    window: dict[str, Any],
-    rows: dict[str, int],
-    result: propensity.Evaluation,
-    spec: feats.FeatureSpec,
-    artefact: bytes,
-    digest: str,
-    distributions: dict[str, Any],
-) -> ModelVersion:
+def _save_version(run: TrainingRun, outcome: Outcome) -> ModelVersion:
     model = (
         MLModel.objects.select_for_update(of=("self",))
         .select_related("champion")
         .get(pk=run.model_id)
     )
+    if model.champion_id != run.model.champion_id:
+        # promoted by hand while the run trained: decided against what it replaced, so keep
+        # the hand-picked champion and let this version wait as a challenger
+        outcome.promote = False
+        outcome.reason = "the champion changed while it trained; promote it by hand to use it"
     number = (model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-    value = result.metrics["roc_auc"]
-    promote, reason = _champion_decision(model, value)
     version = ModelVersion.objects.create(
-        model=model, number=number, run=run, reason=reason, window=window, rows=rows,
-        metrics={**result.metrics, "algorithm": result.algorithm, "summary": result.summary,
-                 "boosted": result.boosted_metrics},
-        baseline_metrics=result.baseline_metrics, charts=result.charts,
-        score_metric="roc_auc", score=value, feature_names=spec.names,
-        feature_spec=spec.as_config(), distributions=distributions, artefact=artefact,
-        artefact_sha256=digest, sklearn_version=sklearn.__version__,
-        status=VersionStatus.CHAMPION if promote else VersionStatus.CHALLENGER,
+        model=model, number=number, run=run, reason=outcome.reason, window=outcome.window,
+        rows=outcome.rows, metrics=outcome.metrics, baseline_metrics=outcome.baseline_metrics,
+        charts=outcome.charts, score_metric=outcome.score_metric, score=outcome.score,
+        feature_names=outcome.feature_names, feature_spec=outcome.feature_spec,
+        distributions=outcome.distributions, artefact=outcome.artefact,
+        artefact_sha256=outcome.digest, sklearn_version=sklearn.__version__,
+        status=VersionStatus.CHAMPION if outcome.promote else VersionStatus.CHALLENGER,
     )  # fmt: skip
-    if promote:
+    if outcome.promote:
         _make_champion(model, version)
     return version
 
@@ -316,21 +565,27 @@ def score(model_id: int, *, now: datetime | None = None) -> int:
     fitted = propensity.load(
         bytes(version.artefact), sha256=version.artefact_sha256, names=version.feature_names
     )
+    if model.kind == ModelKind.RECOMMENDATIONS:
+        return _score_recommendations(model, version, fitted, now)
     current = _population(model, feats.build_features(
         workspace=model.workspace, spec=spec, as_of=now))  # fmt: skip
-    p = fitted.predict_proba(current.X)[:, 1] if len(current) else np.empty(0)
     ids = current.profile_ids.tolist()
-    computed_values_write(
-        workspace_id=model.workspace_id,
-        values={
+    if model.kind == ModelKind.CLUSTERS:
+        X = _select(current, version.feature_names)
+        values: dict[str, dict[int, Any]] = {
+            model.key: dict(zip(ids, fitted.label_of(X), strict=True))
+        }
+    else:
+        X = current.X
+        p = fitted.predict_proba(X)[:, 1] if len(current) else np.empty(0)
+        values = {
             model.key: {pid: round(float(v), 4) for pid, v in zip(ids, p, strict=True)},
             model.decile_key: dict(zip(ids, deciles(p).tolist(), strict=True)),
-        },
-        now=now,
-    )
+        }
+    computed_values_write(workspace_id=model.workspace_id, values=values, now=now)
     drift = {
-        name: round(propensity.psi(version.distributions[name], current.column(name)), 4)
-        for name in version.feature_names
+        name: round(propensity.psi(version.distributions[name], X[:, i]), 4)
+        for i, name in enumerate(version.feature_names)
         if name in version.distributions and len(current)
     }
     history = [*model.drift, {"at": now.isoformat(), "version": version.number, "psi": drift}]

@@ -15,6 +15,12 @@ from cdp.models import Workspace
 class ModelKind(models.TextChoices):
     PROPENSITY = "propensity", "Propensity (will do an event within N days)"
     CHURN = "churn", "Churn (will not do an event within N days)"
+    CLUSTERS = "clusters", "Clusters (which kinds of customers there are)"
+    RECOMMENDATIONS = "recommendations", "Recommendations (what each person should see next)"
+
+
+# the kinds that write a probability and its decile
+SCORE_KINDS = (ModelKind.PROPENSITY, ModelKind.CHURN)
 
 
 class MLModel(models.Model):
@@ -42,6 +48,9 @@ class MLModel(models.Model):
     # each scoring's population stability index per feature against the champion's
     # training data: [{"at", "version", "psi": {feature: value}}], the latest last
     drift = models.JSONField(default=list)
+    # clusters: the names people gave them, {label: name} (a label keeps its meaning across
+    # retrains; its default name is the champion's description of it)
+    cluster_names = models.JSONField(default=dict)
 
     class Meta:
         constraints = [
@@ -54,6 +63,22 @@ class MLModel(models.Model):
     @property
     def decile_key(self) -> str:
         return f"{self.key}_decile"
+
+    @property
+    def trait_keys(self) -> list[str]:
+        """The computed traits its scoring writes."""
+        if self.kind in SCORE_KINDS:
+            return [self.key, self.decile_key]
+        return [self.key]
+
+    def cluster_labels(self) -> dict[str, str]:
+        """Clusters: label -> display name, from the champion (empty for other kinds)."""
+        if self.kind != ModelKind.CLUSTERS or self.champion is None:
+            return {}
+        return {
+            c["label"]: self.cluster_names.get(c["label"]) or c["description"].capitalize()
+            for c in self.champion.charts.get("clusters", [])
+        }
 
 
 class RunStatus(models.TextChoices):
@@ -148,3 +173,32 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} v{self.number}"
+
+
+class Item(models.Model):
+    """The item catalogue recommendations draw from: built from the product properties of
+    events (product_id, name, category, price), editable. A field someone edited is kept when
+    the catalogue is rebuilt from events; an unavailable item is never recommended."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    item_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=500, blank=True)
+    category = models.CharField(max_length=255, blank=True)
+    price = models.FloatField(null=True, blank=True)
+    available = models.BooleanField(default=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    # fields changed by hand (name, category, price, available, attributes)
+    edited_fields = models.JSONField(default=list, blank=True)
+    interactions = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "item_id"], name="uniq_ml_item")
+        ]
+        ordering = ["item_id"]
+
+    def __str__(self) -> str:
+        return self.item_id

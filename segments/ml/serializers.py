@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from segments.ml.models import MLModel, ModelVersion, TrainingRun
+from segments.ml.models import Item, MLModel, ModelVersion, TrainingRun
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -32,18 +32,22 @@ class VersionSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+DRIFT_FEATURES = 5
+
+
 class ModelSerializer(serializers.ModelSerializer):
     champion = serializers.SerializerMethodField()
     last_run = serializers.SerializerMethodField()
     drift = serializers.SerializerMethodField()
     traits = serializers.SerializerMethodField()
+    clusters = serializers.SerializerMethodField()
 
     class Meta:
         model = MLModel
         fields = [
             "id", "key", "name", "description", "kind", "config", "schedule_hours",
             "created_at", "updated_at", "scored_at", "scored_count", "champion", "last_run",
-            "drift", "traits",
+            "drift", "traits", "clusters", "cluster_names",
         ]  # fmt: skip
 
     def get_champion(self, obj: MLModel) -> dict[str, Any] | None:
@@ -62,11 +66,35 @@ class ModelSerializer(serializers.ModelSerializer):
 
         if not obj.drift:
             return None
-        return {"latest": obj.drift[-1], "flagged": drifted(obj), "history": len(obj.drift)}
+        # the drift chart: the champion's most important features over the scorings
+        ranked = [i["feature"] for i in (obj.champion.charts if obj.champion else {}).get(
+            "importance", [])][:DRIFT_FEATURES]  # fmt: skip
+        latest = obj.drift[-1]["psi"]
+        watched = ranked or sorted(latest, key=lambda f: -latest[f])[:DRIFT_FEATURES]
+        series = [
+            {"at": point["at"], "version": point["version"],
+             "psi": {f: point["psi"].get(f) for f in watched}}
+            for point in obj.drift
+        ]  # fmt: skip
+        return {"latest": obj.drift[-1], "flagged": drifted(obj), "history": len(obj.drift),
+                "series": series}  # fmt: skip
 
     def get_traits(self, obj: MLModel) -> list[str]:
         """The computed traits its scores are written to (segment conditions, sync fields)."""
-        return [obj.key, obj.decile_key]
+        return obj.trait_keys
+
+    def get_clusters(self, obj: MLModel) -> list[dict[str, Any]]:
+        """Clusters: each label with its name (given, or the champion's description), its
+        description, size and share; use them as {"model": key, "cluster": label}."""
+        if obj.champion is None or obj.kind != "clusters":
+            return []
+        names = obj.cluster_labels()
+        return [
+            {"label": c["label"], "name": names.get(c["label"], c["label"]),
+             "description": c["description"], "size": c["size"], "share": c["share"],
+             "renamed": c["label"] in obj.cluster_names}
+            for c in obj.champion.charts.get("clusters", [])
+        ]  # fmt: skip
 
 
 class ModelWriteSerializer(serializers.Serializer):
@@ -78,7 +106,48 @@ class ModelWriteSerializer(serializers.Serializer):
     kind = serializers.CharField(required=False)
     config = serializers.JSONField(required=False)
     schedule_hours = serializers.IntegerField(required=False, allow_null=True)
+    cluster_names = serializers.DictField(
+        child=serializers.CharField(allow_null=True), required=False,
+        help_text='clusters: {"label": "name"} (null or "" gives a cluster its description back)',
+    )  # fmt: skip
 
 
 class PromoteSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Item
+        fields = [
+            "item_id", "name", "category", "price", "available", "attributes", "edited_fields",
+            "interactions", "first_seen", "last_seen", "updated_at",
+        ]  # fmt: skip
+
+
+class ItemWriteSerializer(serializers.Serializer):
+    """Checked by the service, which names each bad field."""
+
+    name = serializers.CharField(required=False, allow_blank=True)
+    category = serializers.CharField(required=False, allow_blank=True)
+    price = serializers.FloatField(required=False, allow_null=True)
+    available = serializers.BooleanField(required=False)
+    attributes = serializers.JSONField(required=False)
+
+
+class RecommendedItemSerializer(serializers.Serializer):
+    item_id = serializers.CharField()
+    score = serializers.FloatField()
+    name = serializers.CharField()
+    category = serializers.CharField()
+    price = serializers.FloatField(allow_null=True)
+
+
+class RecommendationsSerializer(serializers.Serializer):
+    profile = serializers.IntegerField()
+    items = RecommendedItemSerializer(many=True)
+    source = serializers.ChoiceField(choices=["personalised", "popular"])  # type: ignore[assignment]
+    reason = serializers.CharField()
+    model = serializers.CharField()
+    version = serializers.IntegerField()
+    milliseconds = serializers.FloatField()

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -14,9 +15,11 @@ from cdp.errors import Conflict, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
 from profiles.computed import builtin
 from profiles.models import ComputedTrait
-from segments.ml import jobs
+from segments.ml import clusters, jobs
+from segments.ml.features import BASE_FEATURES
 from segments.ml.models import (
     ACTIVE_RUN,
+    Item,
     MLModel,
     ModelKind,
     ModelVersion,
@@ -111,15 +114,108 @@ def _clean(data: Mapping[str, Any], *, current: MLModel | None) -> dict[str, Any
         clean_config["categories"] = categories
     if "end" in config:
         fail("config.end", "set by the platform (the time of the newest event)")
-    unknown = set(config) - {
-        "event", "purchase_event", "revenue_property", "horizon_days", "seed",
-        "numeric_traits", "categories", "end",
-    }  # fmt: skip
-    for field in sorted(unknown):
-        fail(f"config.{field}", "unknown setting")
+    kind = out.get("kind") or (current.kind if current else None)
+    if kind == ModelKind.CLUSTERS:
+        _clean_clusters(config, clean_config, fail)
+    if kind == ModelKind.RECOMMENDATIONS:
+        _clean_recommendations(config, clean_config, fail)
+    allowed = SETTINGS.get(str(kind), set())
+    for field in sorted(set(config) - allowed - {"end"}):
+        known = any(field in fields for fields in SETTINGS.values())
+        fail(f"config.{field}", f"not a setting of {kind} models" if known else "unknown setting")
     out["config"] = clean_config
+    if "cluster_names" in data:
+        if current is None or current.kind != ModelKind.CLUSTERS:
+            fail("cluster_names", "only a clusters model's clusters have names")
+        else:
+            out["cluster_names"] = _clean_cluster_names(data["cluster_names"], current, fail)
     if errors:
         raise ValidationFailed(errors)
+    return out
+
+
+_COMMON = {"purchase_event", "revenue_property", "numeric_traits", "categories", "seed"}
+SETTINGS: dict[str, set[str]] = {
+    ModelKind.PROPENSITY: _COMMON | {"event", "horizon_days"},
+    ModelKind.CHURN: _COMMON | {"event", "horizon_days"},
+    ModelKind.CLUSTERS: _COMMON | {"features", "k"},
+    ModelKind.RECOMMENDATIONS: {"purchase_event", "seed", "weights", "top_n", "exclude"},
+}
+MAX_WEIGHTS = 20
+EXCLUDE = ("purchased", "interacted", "none")
+MAX_CLUSTER_NAME = 80
+
+
+def _clean_clusters(config: Mapping[str, Any], out: dict[str, Any], fail: Any) -> None:
+    if "k" in config:
+        k = config["k"]
+        if k is not None and (
+            isinstance(k, bool) or not isinstance(k, int)
+            or not clusters.K_MIN <= k <= clusters.K_MAX
+        ):  # fmt: skip
+            fail("config.k", f"a number of clusters from {clusters.K_MIN} to {clusters.K_MAX}, "
+                 "or null to choose it by silhouette")  # fmt: skip
+        elif k is not None:
+            out["k"] = k
+    if "features" in config:
+        names = config["features"]
+        traits = [f"trait:{t}" for t in out.get("numeric_traits", [])]
+        known = [*BASE_FEATURES, *traits]
+        if (
+            not isinstance(names, list) or len(names) < 2
+            or not all(isinstance(x, str) for x in names)
+        ):  # fmt: skip
+            fail("config.features", "a list of at least 2 feature names")
+        elif unknown := [x for x in names if x not in known]:
+            fail("config.features", f"unknown features {', '.join(unknown)}; known: "
+                 f"{', '.join(known)}")  # fmt: skip
+        else:
+            out["features"] = list(dict.fromkeys(names))
+
+
+def _clean_recommendations(config: Mapping[str, Any], out: dict[str, Any], fail: Any) -> None:
+    if "weights" in config:
+        weights = config["weights"]
+        if (
+            not isinstance(weights, dict) or not 0 < len(weights) <= MAX_WEIGHTS
+            or not all(isinstance(k, str) and k.strip() and len(k) <= 255 for k in weights)
+            or not all(not isinstance(v, bool) and isinstance(v, int | float) and 0 < v <= 100
+                       for v in weights.values())
+        ):  # fmt: skip
+            fail("config.weights", f'{{"event": weight}}: 1 to {MAX_WEIGHTS} events, each '
+                 "weight above 0 and at most 100")  # fmt: skip
+        else:
+            out["weights"] = {k.strip(): float(v) for k, v in weights.items()}
+    if "top_n" in config:
+        n = config["top_n"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100:
+            fail("config.top_n", "how many items to keep per person, 1 to 100")
+        else:
+            out["top_n"] = n
+    if "exclude" in config:
+        if config["exclude"] not in EXCLUDE:
+            fail("config.exclude", f"one of {', '.join(EXCLUDE)}: which of a person's items "
+                 "are never recommended back")  # fmt: skip
+        else:
+            out["exclude"] = config["exclude"]
+
+
+def _clean_cluster_names(names: Any, model: MLModel, fail: Any) -> dict[str, str]:
+    labels = model.cluster_labels()
+    if not isinstance(names, dict):
+        fail("cluster_names", '{"label": "name"}')
+        return dict(model.cluster_names)
+    out = dict(model.cluster_names)
+    for label, name in names.items():
+        if label not in labels:
+            known = ", ".join(labels) or "none yet: train the model first"
+            fail(f"cluster_names.{label}", f"no cluster {label!r}; clusters: {known}")
+        elif name is None or (isinstance(name, str) and not name.strip()):
+            out.pop(label, None)  # back to the description
+        elif not isinstance(name, str) or len(name.strip()) > MAX_CLUSTER_NAME:
+            fail(f"cluster_names.{label}", f"a name of 1 to {MAX_CLUSTER_NAME} characters")
+        else:
+            out[label] = name.strip()
     return out
 
 
@@ -131,7 +227,7 @@ def _taken_keys(workspace: Workspace) -> set[str]:
         if trait.computed_key:
             keys.add(trait.computed_key)
     for model in MLModel.objects.filter(workspace=workspace):
-        keys |= {model.key, model.decile_key}
+        keys |= {model.key, model.decile_key}  # a kind may change only with a new model
     return keys
 
 
@@ -174,7 +270,7 @@ def ml_model_delete(*, model: MLModel, actor: Any) -> None:
         raise Conflict("the model is training; cancel the run first", code="model_busy")
     workspace, key = model.workspace, model.key
     computed_values_write(
-        workspace_id=workspace.pk, values={model.key: {}, model.decile_key: {}}, exclusive=True
+        workspace_id=workspace.pk, values={k: {} for k in model.trait_keys}, exclusive=True
     )
     model.delete()
     audit(workspace=workspace, actor=actor, action="ml_model.delete", target=None,
@@ -268,3 +364,54 @@ def ml_schedule_due(*, now: Any | None = None) -> int:
         except Conflict:
             continue
     return queued
+
+
+# ---- the item catalogue ---------------------------------------------------------------------
+
+MAX_ATTRIBUTES_BYTES = 10_000
+
+
+def item_update(*, item: Item, actor: Any, data: Mapping[str, Any]) -> Item:
+    """Edit an item (name, category, price, availability, attributes); an edited field is
+    kept when the catalogue is rebuilt from events."""
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    for field, limit in (("name", 500), ("category", 255)):
+        if field in data:
+            value = data[field]
+            if not isinstance(value, str) or len(value) > limit:
+                errors[field] = [f"text of at most {limit} characters"]
+            else:
+                clean[field] = value.strip()
+    if "price" in data:
+        price = data["price"]
+        if price is not None and (
+            isinstance(price, bool) or not isinstance(price, int | float) or not 0 <= price < 1e12
+        ):
+            errors["price"] = ["a number ≥ 0, or null"]
+        else:
+            clean["price"] = None if price is None else float(price)
+    if "available" in data:
+        if not isinstance(data["available"], bool):
+            errors["available"] = ["true or false (an unavailable item is never recommended)"]
+        else:
+            clean["available"] = data["available"]
+    if "attributes" in data:
+        attrs = data["attributes"]
+        if not isinstance(attrs, dict) or len(orjson.dumps(attrs)) > MAX_ATTRIBUTES_BYTES:
+            errors["attributes"] = [f"an object of at most {MAX_ATTRIBUTES_BYTES:,} bytes"]
+        else:
+            clean["attributes"] = attrs
+    unknown = set(data) - {"name", "category", "price", "available", "attributes"}
+    for field in sorted(unknown):
+        errors[field] = ["not editable (name, category, price, available, attributes)"]
+    if errors:
+        raise ValidationFailed(errors)
+    for field, value in clean.items():
+        setattr(item, field, value)
+    item.edited_fields = sorted(set(item.edited_fields) | set(clean))
+    item.updated_at = timezone.now()
+    item.save()
+    audit(workspace=item.workspace, actor=actor, action="ml_item.update", target=None,
+          detail={"item": item.item_id, "fields": sorted(clean)})  # fmt: skip
+    return item

@@ -12,7 +12,7 @@ from django.shortcuts import render
 
 from cdp import pages
 from segments.ml.features import BASE_FEATURES
-from segments.ml.models import MLModel, ModelKind
+from segments.ml.models import SCORE_KINDS, Item, MLModel, ModelKind
 from segments.ml.serializers import ModelSerializer, RunSerializer, VersionSerializer
 
 RUN_ROWS = 20
@@ -60,9 +60,13 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
     )
 
 
+PANEL_ITEMS = 5
+
+
 def profile_scores(profile: Any) -> list[dict[str, Any]]:
-    """The profile's scores from each model of its workspace that has scored it, with the
-    champion version that wrote them (the profile page's panel and the profile API)."""
+    """What each model of the profile's workspace wrote for it — a score and decile, a
+    cluster, recommended items — with the champion version that wrote it (the profile page's
+    panel and the profile API)."""
     computed = profile.computed or {}
     updated = computed.get("_updated", {})
     out = []
@@ -70,20 +74,38 @@ def profile_scores(profile: Any) -> list[dict[str, Any]]:
     for model in models.order_by("name"):
         if model.key not in computed:
             continue
-        out.append(
-            {
-                "model": model.pk,
-                "key": model.key,
-                "name": model.name,
-                "kind": model.kind,
-                "score": computed[model.key],
-                "decile": computed.get(model.decile_key),
-                "version": model.champion.number if model.champion else None,
-                "scored_at": updated.get(model.key),
-            }
-        )
+        value = computed[model.key]
+        row: dict[str, Any] = {
+            "model": model.pk,
+            "key": model.key,
+            "name": model.name,
+            "kind": model.kind,
+            "score": value,
+            "version": model.champion.number if model.champion else None,
+            "scored_at": updated.get(model.key),
+        }
+        if model.kind in SCORE_KINDS:
+            row["decile"] = computed.get(model.decile_key)
+        elif model.kind == ModelKind.CLUSTERS:
+            row["cluster"] = model.cluster_labels().get(str(value), str(value))
+        elif model.kind == ModelKind.RECOMMENDATIONS and isinstance(value, list):
+            names = dict(
+                Item.objects.filter(
+                    workspace_id=profile.workspace_id, item_id__in=value[:PANEL_ITEMS]
+                ).values_list("item_id", "name")
+            )
+            row["items"] = [
+                {"item_id": item, "name": names.get(item) or item} for item in value[:PANEL_ITEMS]
+            ]
+        out.append(row)
     return out
 
 
 def profile_panel(request: HttpRequest, workspace: Any, profile: Any) -> dict[str, Any]:
-    return {"scores": profile_scores(profile)}
+    scores = profile_scores(profile)
+    return {
+        "scores": scores,
+        "probabilities": [s for s in scores if s["kind"] in SCORE_KINDS],
+        "clusters": [s for s in scores if s["kind"] == ModelKind.CLUSTERS],
+        "recommendations": [s for s in scores if s["kind"] == ModelKind.RECOMMENDATIONS],
+    }

@@ -47,6 +47,7 @@ CONDITION_LABELS = {
     "segment": "Segment",
     "random_bucket": "Random %",
     "consent": "Consent",
+    "model": "Cluster",
 }
 
 

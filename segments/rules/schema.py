@@ -89,6 +89,7 @@ RULE_SCHEMA: dict[str, Any] = {
                 {"$ref": "#/$defs/segment"},
                 {"$ref": "#/$defs/consent"},
                 {"$ref": "#/$defs/random_bucket"},
+                {"$ref": "#/$defs/cluster"},
             ]
         },
         "all": {
@@ -160,6 +161,25 @@ RULE_SCHEMA: dict[str, Any] = {
             "properties": {
                 "consent": {"type": "string"},
                 "status": {"enum": ["granted", "denied"]},
+            },
+            "additionalProperties": False,
+        },
+        "cluster": {
+            "description": (
+                "In a cluster of a clusters model (the cluster the model's champion put the "
+                "profile in at its latest scoring); labels stay with the same people across "
+                "retrains, a list means any of them."
+            ),
+            "type": "object",
+            "required": ["model", "cluster"],
+            "properties": {
+                "model": {"type": "string", "minLength": 1},
+                "cluster": {
+                    "oneOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    ]
+                },
             },
             "additionalProperties": False,
         },

@@ -28,7 +28,7 @@ MAX_PATH_STEPS = 8
 # consumers of the rule (the builder, exports) would silently round them
 MAX_MAGNITUDE = 10**30
 GROUP_KEYS = ("all", "any", "not")
-CONDITION_KEYS = ("trait", "event", "segment", "consent", "random_bucket")
+CONDITION_KEYS = ("trait", "event", "segment", "consent", "random_bucket", "model")
 
 
 @dataclass
@@ -46,6 +46,9 @@ class RuleContext:
     # the database's verdict on a regular expression (None = valid, else its message); the
     # rules run as Postgres regexes (ARE), whose dialect differs from Python's `re`
     regex_error: Callable[[str], str | None] | None = None
+    # clusters models: key -> {label: name} of every cluster any of its versions made (a
+    # label a retrain dropped still parses; nobody is in it)
+    clusters: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class _Checker:
@@ -90,6 +93,7 @@ class _Checker:
             "segment": self.segment,
             "consent": self.consent,
             "random_bucket": self.random_bucket,
+            "model": self.cluster,
         }[kind](data, path)
 
     def only(self, data: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:
@@ -278,6 +282,34 @@ class _Checker:
             self.fail(f"{path}.status", "expected granted or denied")
             return None
         return n.ConsentCondition(purpose, status)
+
+    def cluster(self, data: dict[str, Any], path: str) -> n.Node | None:
+        """{"model": key, "cluster": label or [labels]}: the cluster the model's scoring
+        wrote to the computed trait `key`."""
+        self.only(data, ("model", "cluster"), path)
+        key = data["model"]
+        if not isinstance(key, str) or key not in self.context.clusters:
+            known = ", ".join(sorted(self.context.clusters)) or "none in this workspace"
+            self.fail(f"{path}.model", f"no clusters model {key!r} (clusters models: {known})")
+            return None
+        labels = self.context.clusters[key]
+        wanted = data.get("cluster")
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if not values or not all(isinstance(v, str) and v for v in values):
+            self.fail(f"{path}.cluster", "a cluster label, or a non-empty list of them")
+            return None
+        unknown = [v for v in values if v not in labels]
+        if unknown:
+            listed = ", ".join(f"{label} ({name})" for label, name in labels.items())
+            self.fail(
+                f"{path}.cluster",
+                f"{key} has no cluster {unknown[0]!r}; its clusters: {listed or 'none yet'}",
+            )
+            return None
+        ref = n.TraitRef("computed", key)
+        if len(values) == 1:
+            return n.TraitCondition(ref, n.Comparison("eq", values[0]))
+        return n.TraitCondition(ref, n.Comparison("in", tuple(dict.fromkeys(values))))
 
     def random_bucket(self, data: dict[str, Any], path: str) -> n.Node | None:
         self.only(data, ("random_bucket", "salt"), path)

@@ -20,7 +20,7 @@ CONTEXT = RuleContext(
     consent_purposes={"marketing_email"},
 )
 OPERATORS = ", ".join(n.ALL_OPS)
-KINDS = "all, any, not, trait, event, segment, consent, random_bucket"
+KINDS = "all, any, not, trait, event, segment, consent, random_bucket, model"
 
 
 def errors(rule: Any, context: RuleContext = CONTEXT) -> list[dict[str, str]]:

@@ -8,12 +8,12 @@ import { datalist } from './controls.js';
 
 // the label at the start of a condition's row
 export const KIND_LABELS = { trait: 'Trait', event: 'Event', segment: 'In segment',
-  random_bucket: 'Random', consent: 'Consent', raw: 'JSON' };
+  random_bucket: 'Random', consent: 'Consent', model: 'In cluster', raw: 'JSON' };
 
 /* The controls of a condition's row, after its NOT toggle and kind label. */
 export function conditionParts(node, ctx) {
   const editors = { trait: traitParts, event: eventParts, segment: segmentParts,
-    consent: consentParts, random_bucket: bucketParts };
+    consent: consentParts, random_bucket: bucketParts, model: clusterParts };
   return (editors[node.kind] || rawParts)(node, ctx);
 }
 
@@ -220,6 +220,38 @@ function consentParts(node, ctx) {
       (value) => { node.purpose = value; ctx.changed(false); }),
     el('span', 'muted small', 'as decided, or by the purpose\'s default without a decision'),
   ];
+}
+
+/* A clusters model, then one or more of its clusters (by name; the rule keeps the label). */
+function clusterParts(node, ctx) {
+  const models = ctx.model.suggest.clusters || [];
+  const options = models.map((m) => [m.key, m.name]);
+  if (node.model && !options.some((o) => o[0] === node.model)) {
+    options.unshift([node.model, node.model + ' (not a trained clusters model)']);
+  }
+  const current = models.find((m) => m.key === node.model);
+  const picker = bindSelect(ctx.controls.select('cond-model', options, node.model, 'Clusters model'),
+    (value) => {
+      node.model = value;
+      const chosen = models.find((m) => m.key === value);
+      node.clusters = chosen && chosen.clusters.length ? [chosen.clusters[0].label] : [];
+      ctx.changed(true);
+    });
+  const known = current ? current.clusters : [];
+  const boxes = known.map((c) => {
+    const box = el('input', { type: 'checkbox', class: 'cond-cluster', value: c.label,
+      checked: node.clusters.includes(c.label), disabled: !ctx.editable });
+    box.addEventListener('change', () => {
+      node.clusters = known.map((k) => k.label).filter((label) =>
+        label === c.label ? box.checked : node.clusters.includes(label));
+      ctx.changed(false);
+    });
+    return el('label', { class: 'cluster-choice small', title: `${c.description} · ${c.label}` },
+      box, ` ${c.name} `, el('span', 'muted', `(${c.size.toLocaleString('en-US')})`));
+  });
+  const unknown = node.clusters.filter((label) => !known.some((c) => c.label === label));
+  return [picker, el('span', 'cond-clusters', boxes,
+    unknown.map((label) => el('span', 'pill warn small', `${label} (not made now)`)))];
 }
 
 function bucketParts(node, ctx) {

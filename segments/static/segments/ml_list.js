@@ -7,7 +7,26 @@ import { pageData } from '../cdp/lib/dom.js';
 const config = pageData('models-config') || { models: [] };
 const form = document.getElementById('model-form');
 
+/* The settings each kind has: only its own fields show. */
+function showKindFields() {
+  const kind = form.elements.kind.value;
+  form.querySelectorAll('[data-kinds]').forEach((label) => {
+    label.hidden = !label.dataset.kinds.split(' ').includes(kind);
+  });
+}
+
+function settings(data) {
+  const kind = data.get('kind');
+  if (kind === 'clusters') return data.get('k') ? { k: Number(data.get('k')) } : {};
+  if (kind === 'recommendations') {
+    return { top_n: Number(data.get('top_n') || 10), exclude: data.get('exclude') };
+  }
+  return { event: data.get('event'), horizon_days: Number(data.get('horizon_days')) };
+}
+
 if (form) {
+  form.elements.kind.addEventListener('change', showKindFields);
+  showKindFields();
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const data = new FormData(form);
@@ -15,7 +34,7 @@ if (form) {
     error.hidden = true;
     const body = {
       name: data.get('name'), key: data.get('key'), kind: data.get('kind'),
-      config: { event: data.get('event'), horizon_days: Number(data.get('horizon_days')) },
+      config: settings(data),
     };
     try {
       const model = await api('POST', '/api/v1/models/', body);

@@ -5,6 +5,7 @@
 import { ApiError, api, getJSON } from '../cdp/lib/api.js';
 import { el, expandable, fill, pageData, svg } from '../cdp/lib/dom.js';
 import { dateTime, grouped } from '../cdp/lib/format.js';
+import { clusterChampion, recommendationChampion } from './ml_kinds.js';
 
 const config = pageData('model-config');
 const $ = (id) => document.getElementById(id);
@@ -13,8 +14,24 @@ const ACTIVE = ['queued', 'running'];
 const pct = (v) => (v * 100).toFixed(1) + ' %';
 const fixed = (v, n = 3) => (typeof v === 'number' && !Number.isNaN(v) ? v.toFixed(n) : '—');
 
+const METRICS = { roc_auc: 'ROC-AUC', silhouette: 'Silhouette', ndcg_at_10: 'NDCG@10' };
+
 function describe() {
   const c = model.config;
+  if (model.kind === 'clusters') {
+    fill($('model-what'), 'Which kinds of customers there are: each profile with events goes to one cluster, ' +
+      'its label written to the trait ', el('code', null, model.key),
+    ' (segments use it as “in cluster”)', model.scored_at ?
+      ` for ${grouped(model.scored_count)} profiles, ${dateTime(model.scored_at)}.` : '.');
+    return;
+  }
+  if (model.kind === 'recommendations') {
+    fill($('model-what'), `What each person should see next: the ${c.top_n || 10} best items per person, ` +
+      'written to the trait ', el('code', null, model.key), ' (item ids)',
+    model.scored_at ? ` for ${grouped(model.scored_count)} profiles, ${dateTime(model.scored_at)}` : '',
+    '; the API folds in a person\'s newest events on request.');
+    return;
+  }
   const event = c.event || 'Order Completed';
   const days = c.horizon_days || (model.kind === 'churn' ? 90 : 30);
   const what = model.kind === 'churn' ?
@@ -132,8 +149,20 @@ function champion() {
   if (!best) {
     fill($('champion'), el('p', 'muted', versions.length ?
       'No champion: promote a version below.' :
-      'Not trained yet. A run builds features as of two past moments, learns on the first and grades itself on the second.'));
+      {
+        clusters: 'Not trained yet. A run builds every profile\'s features, chooses how many clusters by silhouette and grades them on profiles it did not fit.',
+        recommendations: 'Not trained yet. A run builds the catalogue from product events, fits popularity, item-kNN and EASE on 80 % of the interactions and keeps the one that finds the other 20 % best.',
+      }[model.kind] || 'Not trained yet. A run builds features as of two past moments, learns on the first and grades itself on the second.'));
     fill($('charts'));
+    fill($('kind-extra'));
+    return;
+  }
+  if (model.kind === 'clusters' || model.kind === 'recommendations') {
+    const ctx = { model, config, refresh, fail };
+    const part = (model.kind === 'clusters' ? clusterChampion : recommendationChampion)(ctx, best);
+    fill($('champion'), ...part.header);
+    fill($('charts'), ...part.cards);
+    fill($('kind-extra'), part.extra);
     return;
   }
   const m = best.metrics, b = best.baseline_metrics;
@@ -190,7 +219,28 @@ function drift() {
   el('tbody', null, rows.map(([name, value]) => el('tr', null, el('td', null, label(name)),
     el('td', 'num', value.toFixed(3)),
     el('td', null, value > 0.2 ? el('span', 'pill warn', 'shifted') : el('span', 'muted small', 'stable')))))),
-  el('p', 'muted small', `Measured ${dateTime(latest.at)} against v${latest.version}.`));
+  el('p', 'muted small', `Measured ${dateTime(latest.at)} against v${latest.version}.`),
+  driftChart(model.drift.series || []));
+}
+
+/* PSI of the most important features at each scoring, with the 0.2 line. */
+function driftChart(series) {
+  if (series.length < 2) return el('p', 'muted small', 'The chart over time appears after the second scoring.');
+  const features = Object.keys(series[series.length - 1].psi);
+  const top = Math.max(0.3, ...series.flatMap((p) => Object.values(p.psi).filter((v) => v !== null)));
+  const f = frame('Drift of the most important features over time', 'drift-chart', 'scorings, oldest first', 'PSI');
+  const sx = (i) => f.sx(i / (series.length - 1));
+  const sy = (v) => f.sy(Math.min(v, top) / top);
+  f.box.append(svg('line', { x1: f.sx(0), x2: f.sx(1), y1: sy(0.2), y2: sy(0.2), class: 'series chance' },
+    svg('title', null, 'PSI 0.2: a shift worth retraining for')));
+  features.forEach((name, k) => {
+    const d = series.map((p, i) => `${i ? 'L' : 'M'}${sx(i).toFixed(1)},${sy(p.psi[name] || 0).toFixed(1)}`);
+    f.box.append(svg('path', { d: d.join(''), class: `series drift cl${k}` }, svg('title', null, label(name))));
+  });
+  // the y ticks of frame() run 0–1: relabel them in PSI
+  f.box.querySelectorAll('text.tick').forEach((t, i) => { t.textContent = ((i / 4) * top).toFixed(2); });
+  return el('div', 'drift-over-time', f.box, el('div', 'chart-legend small', features.map((name, k) =>
+    el('span', 'key', el('span', `swatch line cl${k}`), label(name)))));
 }
 
 function versions() {
@@ -198,7 +248,7 @@ function versions() {
     el('td', null, 'v' + v.number),
     el('td', null, el('span', 'pill ' + (v.status === 'champion' ? 'ok' : 'off'), v.status)),
     el('td', 'num', fixed(v.score)),
-    el('td', 'num', fixed(v.baseline_metrics.roc_auc)),
+    el('td', 'num', fixed(v.baseline_metrics[v.score_metric])),
     el('td', 'small', v.reason),
     el('td', 'nowrap small', dateTime(v.created_at)),
     el('td', null, config.can_manage && v.status !== 'champion' ? el('button', {
@@ -206,8 +256,10 @@ function versions() {
       onclick: () => api('POST', config.api + 'promote/', { version: v.number }).then(refresh, fail),
     }, model.champion && v.number < model.champion.number ? 'Roll back to it' : 'Promote') : null)));
   fill($('versions'), rows.length ? el('table', 'table', el('thead', null, el('tr', null,
-    el('th', null, 'Version'), el('th', null, 'Status'), el('th', 'num', 'ROC-AUC'),
-    el('th', 'num', 'Baseline'), el('th', null, 'Why'), el('th', null, 'Made'), el('th', null, ''))),
+    el('th', null, 'Version'), el('th', null, 'Status'),
+    el('th', 'num', METRICS[(config.versions[0] || {}).score_metric] || 'Score'),
+    el('th', 'num', model.kind === 'recommendations' ? 'Popularity' :
+      (model.kind === 'clusters' ? 'Random labels' : 'Baseline')), el('th', null, 'Why'), el('th', null, 'Made'), el('th', null, ''))),
   el('tbody', null, rows)) : el('p', 'muted', 'No version yet.'));
 }
 

@@ -95,6 +95,11 @@ export class RuleModel {
     }
     if (kind === 'segment') node.segment = ((this.suggest.segments || [])[0] || {}).key || '';
     if (kind === 'random_bucket') node.percent = '10';
+    if (kind === 'model') {
+      const first = (this.suggest.clusters || [])[0];
+      node.model = first ? first.key : '';
+      node.clusters = first && first.clusters.length ? [first.clusters[0].label] : [];
+    }
     if (kind === 'consent') {
       node.purpose = ((this.suggest.purposes || [])[0] || {}).key || '';
       node.status = 'granted';
@@ -144,6 +149,12 @@ export class RuleModel {
         node = this.condition('consent');
         node.purpose = data.consent;
         node.status = data.status || 'granted';
+      } else if (typeof data.model === 'string' && keys.every((k) => k === 'model' || k === 'cluster') &&
+                 (typeof data.cluster === 'string' || (Array.isArray(data.cluster) &&
+                  data.cluster.every((c) => typeof c === 'string')))) {
+        node = this.condition('model');
+        node.model = data.model;
+        node.clusters = Array.isArray(data.cluster) ? [...data.cluster] : [data.cluster];
       } else if (keys.length === 1 && data.random_bucket !== undefined) {
         node = this.condition('random_bucket');
         const spec = data.random_bucket;
@@ -206,6 +217,8 @@ export class RuleModel {
       out = { random_bucket: { percent: number(node.percent) } };
     } else if (node.kind === 'consent') {
       out = { consent: node.purpose, status: node.status };
+    } else if (node.kind === 'model') {
+      out = { model: node.model, cluster: node.clusters.length === 1 ? node.clusters[0] : node.clusters };
     } else {
       try { out = JSON.parse(node.text); } catch (e) { out = node.text; }
     }
@@ -267,6 +280,7 @@ export class RuleModel {
     }
     if (node.kind === 'segment') return blank(node.segment);
     if (node.kind === 'random_bucket') return blank(node.percent);
+    if (node.kind === 'model') return blank(node.model) || !node.clusters.length;
     return false;
   }
 }

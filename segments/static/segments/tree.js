@@ -15,8 +15,10 @@ export function ruleTree(options) {
   if (root.kind !== 'group') root = model.group('all', [root]);
   let elements = {};  // node id -> its element
   // the condition kinds to offer; consent needs the workspace's purposes (the privacy center)
+  // and a cluster condition a trained clusters model
   const kinds = language.kinds.filter((k) =>
-    k.key !== 'consent' || (model.suggest.purposes || []).length);
+    (k.key !== 'consent' || (model.suggest.purposes || []).length) &&
+    (k.key !== 'model' || (model.suggest.clusters || []).length));
   const ctx = {
     model, language, editable, controls: controls(editable), render, changed,
   };

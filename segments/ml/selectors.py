@@ -1,0 +1,49 @@
+"""Reads of the model registry that other parts of the segments app need (rule context,
+builder suggestions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdp.models import Workspace
+from segments.ml.models import MLModel, ModelKind, VersionStatus
+
+
+def cluster_labels_ever(model: MLModel) -> dict[str, str]:
+    """label -> display name of every cluster any version made, the champion's first (a
+    label no longer made says so: rules keep parsing, nobody is in it)."""
+    current = model.cluster_labels()
+    out = dict(current)
+    for charts in model.versions.exclude(status=VersionStatus.CHAMPION).values_list(
+        "charts", flat=True
+    ):
+        for cluster in (charts or {}).get("clusters", []):
+            label = cluster["label"]
+            if label not in out:
+                name = model.cluster_names.get(label) or cluster["description"].capitalize()
+                out[label] = f"{name} (no longer made)"
+    return out
+
+
+def cluster_models(*, workspace: Workspace) -> list[dict[str, Any]]:
+    """The builder's cluster condition: each clusters model with a champion, its clusters
+    (label, name, size) largest first."""
+    out = []
+    models = MLModel.objects.filter(
+        workspace=workspace, kind=ModelKind.CLUSTERS, champion__isnull=False
+    ).select_related("champion")
+    for model in models.order_by("name"):
+        names = model.cluster_labels()
+        assert model.champion is not None
+        out.append(
+            {
+                "key": model.key,
+                "name": model.name,
+                "clusters": [
+                    {"label": c["label"], "name": names[c["label"]], "size": c["size"],
+                     "description": c["description"]}
+                    for c in model.champion.charts.get("clusters", [])
+                ],
+            }
+        )  # fmt: skip
+    return out
