@@ -83,9 +83,11 @@ def movielens_batches(
     users: int | None = None,
     seed: int = 100,
     batch_size: int = 500,
+    consent: bool = True,
 ) -> Iterator[list[dict[str, Any]]]:
     """The ratings (of the first `users` people, by id) as `Product Viewed` events, oldest
-    first, in batches as an SDK posts them to /v1/batch."""
+    first, in batches as an SDK posts them to /v1/batch; with `consent`, each person's first
+    event carries their consent banner choices (the demo's people have made theirs)."""
     if not ratings:
         return
     shift = (now.astimezone(UTC).date() - timedelta(days=1)) - max(r.at for r in ratings).date()
@@ -119,7 +121,7 @@ def movielens_batches(
             "timestamp": at.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "context": {"library": {"name": "analytics-python", "version": "2.3.3"}},
         }
-        if r.user not in first:
+        if consent and r.user not in first:
             first.add(r.user)
             rng = random.Random(f"{seed}:{r.user}")  # noqa: S311 - not secret
             event["context"]["consent"] = {

@@ -16,6 +16,7 @@ from cdp.datasets import dataset_bytes
 from cdp.models import Workspace
 from profiles.collector.normalize import BatchMeta, normalize_event, parse_timestamp
 from profiles.demo.cdnow import Purchase, demo_batches, load_cdnow, parse_cdnow, user_id_of
+from profiles.demo.movielens import load_movielens
 from profiles.identifiers import normalize_email, normalize_phone
 from profiles.models import Event, FailedEvent, Source
 from profiles.pipeline import queue
@@ -200,7 +201,16 @@ def test_command_loads_the_events_once(purchases: list[Purchase]) -> None:
     expected = sum(
         len(b) for b in demo_batches(purchases, profiles=30, seed=5, now=datetime.now(tz=UTC))
     )
+    # and the film views of MovieLens' first 30 people, given to the first 30 customers
+    ratings, _ = load_movielens()
+    films = sum(1 for r in ratings if r.user <= 30)
+    expected += films
     assert Event.objects.filter(workspace=workspace, source=source).count() == expected
+    first = sorted({p.customer_id for p in purchases})[0]
+    assert Event.objects.filter(
+        workspace=workspace, event="Product Viewed", user_id=user_id_of(first),
+        properties__product_id__startswith="film-",
+    ).count() == sum(1 for r in ratings if r.user == 1)  # fmt: skip
     assert not FailedEvent.objects.filter(workspace=workspace).exists()
     assert queue.pending_count(workspace.pk) == 0
     assert f"Demo data: {expected:,} events stored, 0 duplicates, 0 failed" in out.getvalue()
@@ -216,7 +226,9 @@ def test_command_loads_the_events_once(purchases: list[Purchase]) -> None:
 @pytest.mark.django_db
 def test_command_uses_an_existing_workspace_as_it_is(tenant_a: Tenant) -> None:
     members = set(tenant_a.workspace.memberships.values_list("user__username", flat=True))
-    call_command("cdp_demo_data", profiles=3, workspace="Alpha", stdout=io.StringIO())
+    call_command(
+        "cdp_demo_data", profiles=3, workspace="Alpha", no_films=True, stdout=io.StringIO()
+    )
     assert Event.objects.filter(workspace=tenant_a.workspace).exists()
     assert set(tenant_a.workspace.memberships.values_list("user__username", flat=True)) == members
     assert Workspace.objects.filter(name="Alpha").count() == 1

@@ -277,10 +277,10 @@ def _train_clusters(run: TrainingRun) -> None:
     seed = int(model.config.get("seed", 7))
     spec = feats.FeatureSpec.from_config(model.config)
     names = cluster_columns(model, spec)
-    now = timezone.now()
+    # as of now, as scoring reads them (a time-dependent feature such as tenure must not
+    # look drifted at the first scoring)
     end = model.config.get("end")
-    t = datetime.fromisoformat(end) if end else min(now, feats.latest_event_time(
-        model.workspace) or now)  # fmt: skip
+    t = datetime.fromisoformat(end) if end else timezone.now()
     _progress(run, "features", 5, f"features as of {t:%Y-%m-%d %H:%M}")
     F = feats.build_features(workspace=model.workspace, spec=spec, as_of=t)
     if len(F) < MIN_ROWS:

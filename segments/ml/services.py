@@ -277,8 +277,11 @@ def ml_model_delete(*, model: MLModel, actor: Any) -> None:
           detail={"key": key})  # fmt: skip
 
 
-def ml_train(*, model: MLModel, actor: Any, trigger: str = "manual") -> TrainingRun:
-    """Queue a training run (one at a time per model: 409 while one is queued or running)."""
+def ml_train(
+    *, model: MLModel, actor: Any, trigger: str = "manual", queue: bool = True
+) -> TrainingRun:
+    """Queue a training run (one at a time per model: 409 while one is queued or running);
+    without `queue` the caller executes it (jobs.execute)."""
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -295,7 +298,8 @@ def ml_train(*, model: MLModel, actor: Any, trigger: str = "manual") -> Training
         ) from None
     from segments.ml import tasks
 
-    transaction.on_commit(lambda: tasks.train.delay(run.pk))
+    if queue:
+        transaction.on_commit(lambda: tasks.train.delay(run.pk))
     if trigger == "manual":
         audit(workspace=model.workspace, actor=actor, action="ml_model.train", target=model,
               detail={"run": run.pk})  # fmt: skip

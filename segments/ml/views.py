@@ -11,6 +11,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from cdp import pages
+from consent.enforcement import consent_allows
+from profiles.models import Profile
+from segments.ml import catalog
 from segments.ml.features import BASE_FEATURES
 from segments.ml.models import SCORE_KINDS, Item, MLModel, ModelKind
 from segments.ml.serializers import ModelSerializer, RunSerializer, VersionSerializer
@@ -52,6 +55,16 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         "can_manage": pages.can(request, "models.manage"),
         "feature_labels": BASE_FEATURES,
         "api": f"/api/v1/models/{model.pk}/",
+        # "try it" on a recommendation model's page starts from a profile it scored
+        "sample_profile": (
+            Profile.objects.filter(
+                workspace=workspace, merged_into__isnull=True, computed__has_key=model.key
+            )
+            .values_list("pk", flat=True)
+            .first()
+            if model.kind == ModelKind.RECOMMENDATIONS
+            else None
+        ),
     }
     return render(
         request,
@@ -70,7 +83,9 @@ def profile_scores(profile: Any) -> list[dict[str, Any]]:
     computed = profile.computed or {}
     updated = computed.get("_updated", {})
     out = []
-    models = MLModel.objects.filter(workspace_id=profile.workspace_id).select_related("champion")
+    models = MLModel.objects.filter(workspace_id=profile.workspace_id).select_related(
+        "champion", "workspace"
+    )
     for model in models.order_by("name"):
         if model.key not in computed:
             continue
@@ -97,6 +112,11 @@ def profile_scores(profile: Any) -> list[dict[str, Any]]:
             row["items"] = [
                 {"item_id": item, "name": names.get(item) or item} for item in value[:PANEL_ITEMS]
             ]
+            # scoring gave the most popular items to a profile without personalisation consent
+            row["personal"] = consent_allows(
+                workspace_id=profile.workspace_id, profile_id=profile.pk,
+                purpose=catalog.personal_purpose(model.workspace),
+            )  # fmt: skip
         out.append(row)
     return out
 

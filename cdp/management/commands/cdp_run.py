@@ -45,6 +45,8 @@ SLOW_START_WARNING = 60.0
 POLL_INTERVAL = 0.2
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_DATA_COMMAND = "cdp_demo_data"
+# then the models trained on it (an app above this one provides it)
+DEMO_MODELS_COMMAND = "cdp_demo_models"
 SAMPLE_EVENT = '{"userId":"user-1","event":"Signed Up","properties":{"plan":"free"}}'
 ROLES = ("all", "web", "worker", "beat")
 # advisory lock held while migrating: launchers started at once on several machines migrate
@@ -368,6 +370,9 @@ class Command(BaseCommand):
         parser = command.create_parser("manage.py", DEMO_DATA_COMMAND)
         accepts_workspace = any(action.dest == "workspace" for action in parser._actions)
         call_command(command, **({"workspace": workspace} if accepts_workspace else {}))
+        if DEMO_MODELS_COMMAND in get_commands():
+            self._step("Training the demo models")
+            call_command(DEMO_MODELS_COMMAND, workspace=workspace)
 
     def _commands(self, plan: Plan) -> dict[str, list[str]]:
         """The children of this plan: display name -> argv."""

@@ -21,7 +21,8 @@ from cdp.services import workspace_bootstrap
 from profiles.collector.keys import SourceInfo
 from profiles.collector.normalize import now_utc
 from profiles.collector.service import collector_ingest
-from profiles.demo.cdnow import demo_batches, load_cdnow
+from profiles.demo.cdnow import demo_batches, load_cdnow, user_id_of
+from profiles.demo.movielens import load_movielens, movielens_batches
 from profiles.identity.rules import rules_row
 from profiles.identity.services import identity_rules_update
 from profiles.models import Source, SourceKind
@@ -55,6 +56,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--seed", type=int, default=1997, help="the same seed gives the same events"
         )
+        parser.add_argument(
+            "--no-films", action="store_true",
+            help="leave out the MovieLens-100k film views given to the first 943 customers",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["profiles"] < 1:
@@ -73,6 +78,8 @@ class Command(BaseCommand):
             )
         )
         customers = min(options["profiles"], len({p.customer_id for p in purchases}))
+        if not options["no_films"]:
+            batches += self._films(purchases, customers)
         self.stdout.write(
             f"Sending {sum(len(b) for b in batches):,} events of {customers:,} CDNOW "
             f"customers to workspace {workspace.name!r}, source {source.name!r}"
@@ -87,6 +94,22 @@ class Command(BaseCommand):
                 f"in {time.monotonic() - started:.1f} s"
             )
         )
+
+    def _films(self, purchases: list[Any], customers: int) -> list[list[dict[str, Any]]]:
+        """MovieLens-100k's ratings as film views of the first customers (the shop sells
+        films too): item-level interactions for the recommendation model to learn from."""
+        try:
+            ratings, films = load_movielens()
+        except DatasetUnavailable as exc:
+            self.stdout.write(f"Leaving out the film views: {exc}")
+            return []
+        people = sorted({p.customer_id for p in purchases})[:customers]
+        by_rank = {rank: customer for rank, customer in enumerate(people, start=1)}
+        rated = [r for r in ratings if r.user in by_rank]
+        return list(
+            movielens_batches(rated, films, now=timezone.now(), consent=False,
+                              user_id=lambda user: user_id_of(by_rank[user]))
+        )  # fmt: skip
 
     def _workspace(self, name: str) -> Workspace:
         workspace = Workspace.objects.filter(name=name).first()

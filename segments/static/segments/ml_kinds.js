@@ -98,7 +98,7 @@ export function clusterChampion(ctx, best) {
   const rows = (charts.clusters || []).map((c) => {
     const name = named[c.label] || c.description;
     const input = el('input', { class: 'cluster-name', value: name, 'aria-label': `Name of ${c.label}`,
-      maxlength: 80, disabled: !config.can_manage });
+      maxlength: 80, size: Math.max(14, name.length + 2), disabled: !config.can_manage });
     const save = () => {
       if (input.value.trim() === name) return;
       api('PATCH', config.api, { cluster_names: { [c.label]: input.value.trim() || null } })
@@ -242,7 +242,7 @@ function catalogue(ctx) {
 
 function tryIt(ctx) {
   const input = el('input', { type: 'text', inputmode: 'numeric', placeholder: 'profile id', id: 'try-profile',
-    'aria-label': 'Profile id' });
+    'aria-label': 'Profile id', value: ctx.config.sample_profile ? String(ctx.config.sample_profile) : '' });
   const out = el('div', { id: 'try-result' });
   const go = async (e) => {
     e.preventDefault();
