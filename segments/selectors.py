@@ -351,7 +351,7 @@ def builder_suggestions(*, workspace: Workspace, exclude_segment: int | None) ->
             "label": f"{trait['label']} (computed)",
             "values": trait.get("values") or [],
         }
-    for model in MLModel.objects.filter(workspace=workspace).select_related("champion"):
+    for model in MLModel.objects.with_champion().filter(workspace=workspace):
         if model.kind == ModelKind.CLUSTERS:
             traits[model.key] = {
                 "name": model.key,

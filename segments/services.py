@@ -48,7 +48,7 @@ def rule_context(workspace: Workspace, *, exclude_segment: int | None = None) ->
     # ML models' outputs: scores `key` (0–1) and `key_decile` (1–10), a cluster's label,
     # recommended item ids
     clusters: dict[str, dict[str, str]] = {}
-    for model in MLModel.objects.filter(workspace=workspace).select_related("champion"):
+    for model in MLModel.objects.with_champion().filter(workspace=workspace):
         computed_keys |= set(model.trait_keys)
         if model.kind == ModelKind.CLUSTERS:
             clusters[model.key] = ml_selectors.cluster_labels_ever(model)

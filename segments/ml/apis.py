@@ -61,7 +61,8 @@ class ModelViewSet(CapabilityMixin, viewsets.GenericViewSet):
     def get_object(self) -> MLModel:
         pk = self.kwargs["pk"]
         model = (
-            MLModel.objects.select_related("champion", "workspace")
+            MLModel.objects.with_champion()
+            .select_related("workspace")
             .filter(workspace=self.workspace, pk=pk)
             .first()
             if is_id(pk)
@@ -73,7 +74,7 @@ class ModelViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         self.require("models.view")
-        rows = MLModel.objects.filter(workspace=self.workspace).select_related("champion")
+        rows = MLModel.objects.with_champion().filter(workspace=self.workspace)
         page = self.paginate_queryset(rows.order_by("name")) or []
         return self.get_paginated_response(ModelSerializer(page, many=True).data)
 
@@ -137,7 +138,10 @@ class ModelViewSet(CapabilityMixin, viewsets.GenericViewSet):
     def versions(self, request: Request, pk: str) -> Response:
         """Versions, newest first: metrics, charts, why each is (not) the champion."""
         self.require("models.view")
-        page = self.paginate_queryset(self.get_object().versions.order_by("-number")) or []
+        page = (
+            self.paginate_queryset(self.get_object().versions.defer("artefact").order_by("-number"))
+            or []
+        )
         return self.get_paginated_response(VersionSerializer(page, many=True).data)
 
     @extend_schema(request=PromoteSerializer, responses=VersionSerializer)

@@ -504,11 +504,7 @@ class Outcome:
 
 @transaction.atomic
 def _save_version(run: TrainingRun, outcome: Outcome) -> ModelVersion:
-    model = (
-        MLModel.objects.select_for_update(of=("self",))
-        .select_related("champion")
-        .get(pk=run.model_id)
-    )
+    model = MLModel.objects.select_for_update(of=("self",)).with_champion().get(pk=run.model_id)
     if model.champion_id != run.model.champion_id:
         # promoted by hand while the run trained: decided against what it replaced, so keep
         # the hand-picked champion and let this version wait as a challenger

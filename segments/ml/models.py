@@ -23,6 +23,13 @@ class ModelKind(models.TextChoices):
 SCORE_KINDS = (ModelKind.PROPENSITY, ModelKind.CHURN)
 
 
+class MLModelQuerySet(models.QuerySet["MLModel"]):
+    def with_champion(self) -> MLModelQuerySet:
+        """With the champion version, but not its fitted artefact (megabytes that only
+        scoring and serving read, through the version itself)."""
+        return self.select_related("champion").defer("champion__artefact")
+
+
 class MLModel(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     # the computed trait its scores are written to (Profile.computed[key], key + "_decile")
@@ -51,6 +58,8 @@ class MLModel(models.Model):
     # clusters: the names people gave them, {label: name} (a label keeps its meaning across
     # retrains; its default name is the champion's description of it)
     cluster_names = models.JSONField(default=dict)
+
+    objects = MLModelQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -29,9 +29,9 @@ def cluster_models(*, workspace: Workspace) -> list[dict[str, Any]]:
     """The builder's cluster condition: each clusters model with a champion, its clusters
     (label, name, size) largest first."""
     out = []
-    models = MLModel.objects.filter(
+    models = MLModel.objects.with_champion().filter(
         workspace=workspace, kind=ModelKind.CLUSTERS, champion__isnull=False
-    ).select_related("champion")
+    )
     for model in models.order_by("name"):
         names = model.cluster_labels()
         assert model.champion is not None

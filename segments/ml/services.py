@@ -348,7 +348,7 @@ def ml_schedule_due(*, now: Any | None = None) -> int:
     now = now or timezone.now()
     jobs.sweep_dead_runs()
     queued = 0
-    for model in MLModel.objects.select_related("champion").filter(schedule_hours__isnull=False):
+    for model in MLModel.objects.with_champion().filter(schedule_hours__isnull=False):
         last = model.runs.order_by("-created_at").first()
         hours = model.schedule_hours or 0
         due = last is None or (now - last.created_at).total_seconds() >= hours * 3600

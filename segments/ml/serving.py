@@ -29,8 +29,10 @@ class NoRecommendations(Exception):
 
 
 def recommendation_model(workspace_id: int, key: str | None = None) -> MLModel:
-    models = MLModel.objects.select_related("champion", "workspace").filter(
-        workspace_id=workspace_id, kind=ModelKind.RECOMMENDATIONS, champion__isnull=False
+    models = (
+        MLModel.objects.with_champion()
+        .select_related("workspace")
+        .filter(workspace_id=workspace_id, kind=ModelKind.RECOMMENDATIONS, champion__isnull=False)
     )
     if key:
         models = models.filter(key=key)

@@ -24,7 +24,7 @@ RUN_ROWS = 20
 @login_required
 def model_list(request: HttpRequest) -> HttpResponse:
     workspace = pages.require(request, "models.view")
-    models = MLModel.objects.filter(workspace=workspace).select_related("champion")
+    models = MLModel.objects.with_champion().filter(workspace=workspace)
     rows = ModelSerializer(models.order_by("name"), many=True).data
     return render(
         request,
@@ -43,12 +43,14 @@ def model_list(request: HttpRequest) -> HttpResponse:
 def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
     workspace = pages.require(request, "models.view")
     model = pages.found(
-        MLModel.objects.select_related("champion").filter(workspace=workspace, pk=model_id).first(),
+        MLModel.objects.with_champion().filter(workspace=workspace, pk=model_id).first(),
         "model",
     )
     config: dict[str, Any] = {
         "model": ModelSerializer(model).data,
-        "versions": VersionSerializer(model.versions.order_by("-number"), many=True).data,
+        "versions": VersionSerializer(
+            model.versions.defer("artefact").order_by("-number"), many=True
+        ).data,
         "runs": RunSerializer(
             model.runs.select_related("version").order_by("-created_at")[:RUN_ROWS], many=True
         ).data,
@@ -83,8 +85,10 @@ def profile_scores(profile: Any) -> list[dict[str, Any]]:
     computed = profile.computed or {}
     updated = computed.get("_updated", {})
     out = []
-    models = MLModel.objects.filter(workspace_id=profile.workspace_id).select_related(
-        "champion", "workspace"
+    models = (
+        MLModel.objects.with_champion()
+        .select_related("workspace")
+        .filter(workspace_id=profile.workspace_id)
     )
     for model in models.order_by("name"):
         if model.key not in computed:
