@@ -247,9 +247,9 @@ def test_recommendations_model_page(
     expect(result.locator("li")).to_have_count(10)
     expect(result.locator(".pill")).to_have_text(re.compile(r"^(personalised|popular)$"))
     # what the API answers for that profile, in its order
-    answer = tenant_a.api().get(
-        f"/api/v1/profiles/{scored.pk}/recommendations/?model=next_items"
-    ).json()
+    answer = (
+        tenant_a.api().get(f"/api/v1/profiles/{scored.pk}/recommendations/?model=next_items").json()
+    )
     expect(result.locator(".pill")).to_have_text(answer["source"])
     expect(result.locator("li")).to_have_text(
         [re.compile("^" + re.escape(i["name"] or i["item_id"])) for i in answer["items"]]
