@@ -206,9 +206,12 @@ def test_builder_cluster_condition_counts_its_clusters(
     def in_clusters(labels: list[str]) -> int:
         return people.filter(computed__customer_type__in=labels).count()
 
-    # a new condition starts with the first cluster ticked; tick a second one
+    # a new condition starts with the first cluster ticked, and is counted at once
     expect(boxes.nth(0)).to_be_checked()
     expect(boxes.nth(1)).not_to_be_checked()
+    first = boxes.nth(0).get_attribute("value") or ""
+    expect(count).to_have_attribute("data-count", str(in_clusters([first])))
+    # tick a second one
     boxes.nth(1).check()
     two = [boxes.nth(i).get_attribute("value") or "" for i in (0, 1)]
     expected = in_clusters(two)

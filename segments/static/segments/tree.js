@@ -93,7 +93,7 @@ export function ruleTree(options) {
     const foot = el('div', 'group-foot',
       kinds.map((k) => button('add-' + k.key.replace('_', '-'), '+ ' + k.label, () => {
         node.children.push(model.condition(k.key));
-        render();
+        changed(true);  // a condition that starts complete (a cluster, a segment) counts at once
         const added = elements[node.children[node.children.length - 1].id];
         const first = added && added.querySelector('input, select');
         if (first) first.focus();
