@@ -563,8 +563,10 @@ def score(model_id: int, *, now: datetime | None = None) -> int:
     )
     if model.kind == ModelKind.RECOMMENDATIONS:
         return _score_recommendations(model, version, fitted, now)
+    began = time.monotonic()
     current = _population(model, feats.build_features(
         workspace=model.workspace, spec=spec, as_of=now))  # fmt: skip
+    built = time.monotonic()
     ids = current.profile_ids.tolist()
     if model.kind == ModelKind.CLUSTERS:
         X = _select(current, version.feature_names)
@@ -578,7 +580,12 @@ def score(model_id: int, *, now: datetime | None = None) -> int:
             model.key: {pid: round(float(v), 4) for pid, v in zip(ids, p, strict=True)},
             model.decile_key: dict(zip(ids, deciles(p).tolist(), strict=True)),
         }
+    predicted = time.monotonic()
     computed_values_write(workspace_id=model.workspace_id, values=values, now=now)
+    logger.info(
+        "model %s scored %d profiles: features %.1f s, predictions %.1f s, writes %.1f s",
+        model.key, len(ids), built - began, predicted - built, time.monotonic() - predicted,
+    )  # fmt: skip
     drift = {
         name: round(propensity.psi(version.distributions[name], X[:, i]), 4)
         for i, name in enumerate(version.feature_names)
