@@ -45,6 +45,8 @@ document_errors(
              '{"run": id}: the run to wait for or cancel'),
     ErrorDoc("run_ended", 409, "cancelling a run that has already ended"),
     ErrorDoc("model_busy", 409, "deleting a model while it trains"),
+    ErrorDoc("model_in_use", 409, "deleting a model whose output segments read",
+             '{"segments": [{"id", "key", "name"}]}: the segments to change first'),
     ErrorDoc("already_champion", 409, "promoting the version that is the champion already"),
     ErrorDoc("no_recommendation_model", 409,
              "asking for recommendations before a recommendation model has a champion"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from cdp.models import Workspace
 from segments.ml.models import MLModel, ModelKind, VersionStatus
+from segments.models import Segment
 
 
 def cluster_labels_ever(model: MLModel) -> dict[str, str]:
@@ -47,3 +48,32 @@ def cluster_models(*, workspace: Workspace) -> list[dict[str, Any]]:
             }
         )  # fmt: skip
     return out
+
+
+def segments_using(model: MLModel) -> list[Segment]:
+    """Segments whose live or draft rule reads the model's output: a cluster condition on
+    it, or a trait condition on one of its traits."""
+    keys = set(model.trait_keys)
+    found = []
+    segments = Segment.objects.filter(workspace_id=model.workspace_id)
+    for segment in segments.select_related("published_version", "draft_version"):
+        versions = (segment.published_version, segment.draft_version)
+        if any(v is not None and _reads(v.rule, model.key, keys) for v in versions):
+            found.append(segment)
+    return found
+
+
+def _reads(rule: Any, key: str, traits: set[str]) -> bool:
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if node.get("model") == key:
+                return True
+            trait = node.get("trait")
+            if isinstance(trait, str) and trait.split(".")[0] in traits:
+                return True
+            stack.extend(v for k, v in node.items() if k in ("all", "any", "not"))
+    return False

@@ -16,6 +16,7 @@ from cdp.models import Workspace, audit
 from profiles.computed import builtin
 from profiles.models import ComputedTrait
 from segments.ml import clusters, jobs
+from segments.ml import selectors as ml_selectors
 from segments.ml.features import BASE_FEATURES
 from segments.ml.models import (
     ACTIVE_RUN,
@@ -268,6 +269,14 @@ def ml_model_delete(*, model: MLModel, actor: Any) -> None:
 
     if model.runs.filter(status__in=ACTIVE_RUN).exists():
         raise Conflict("the model is training; cancel the run first", code="model_busy")
+    using = ml_selectors.segments_using(model)
+    if using:
+        names = ", ".join(f"{s.name!r}" for s in using[:5])
+        raise Conflict(
+            f"segments read this model's output in their rules: {names}; change them first",
+            code="model_in_use",
+            detail={"segments": [{"id": s.pk, "key": s.key, "name": s.name} for s in using]},
+        )
     workspace, key = model.workspace, model.key
     computed_values_write(
         workspace_id=workspace.pk, values={k: {} for k in model.trait_keys}, exclusive=True

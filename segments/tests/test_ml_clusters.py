@@ -145,3 +145,38 @@ def test_clusters_config_is_checked(tenant_a: Tenant) -> None:
     assert "from 2 to 10" in str(fields["config.k"])
     assert "unknown features shoe_size" in str(fields["config.features"])
     assert fields["config.horizon_days"] == ["not a setting of clusters models"]
+
+
+def test_a_model_whose_output_segments_read_cannot_be_deleted(
+    tenant_a: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    from cdp.errors import Conflict
+    from segments.models import Segment
+    from segments.services import segment_create, segment_delete
+
+    rng = np.random.default_rng(1)
+    model = services.ml_model_create(
+        workspace=tenant_a.workspace, actor=None,
+        data={"key": "kinds", "name": "Kinds", "kind": "clusters"},
+    )  # fmt: skip
+    # a champion made by hand from blobs (no events needed to test the guard)
+    fitted = clusters.fit(rng.normal(size=(200, 3)).astype(np.float32),
+                          ["orders", "revenue_sum", "recency_days"], seed=1, fixed_k=2)  # fmt: skip
+    version = ModelVersion.objects.create(
+        model=model, number=1, status=VersionStatus.CHAMPION, charts=fitted.charts,
+        score_metric="silhouette", score=0.3, artefact=b"", artefact_sha256="", sklearn_version="",
+    )  # fmt: skip
+    MLModel.objects.filter(pk=model.pk).update(champion=version)
+    label = fitted.model.labels[0]
+    segment = segment_create(
+        workspace=tenant_a.workspace, name="In the first kind",
+        rule={"model": "kinds", "cluster": label}, publish=True,
+    )  # fmt: skip
+    model.refresh_from_db()
+    with pytest.raises(Conflict) as refused:
+        services.ml_model_delete(model=model, actor=None)
+    assert refused.value.code == "model_in_use"
+    assert "'In the first kind'" in str(refused.value)
+    segment_delete(segment=Segment.objects.get(pk=segment.pk), actor=None)
+    services.ml_model_delete(model=model, actor=None)
+    assert not MLModel.objects.filter(pk=model.pk).exists()
