@@ -1,6 +1,12 @@
 from django.urls import path
 
 from activation import apis
+from activation.experiments import apis as experiment_apis
+from cdp.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+router.register("experiments", experiment_apis.ExperimentViewSet, basename="experiment")
+router.register("metrics", experiment_apis.MetricViewSet, basename="metric")
 
 urlpatterns = [
     path("server-keys/", apis.ServerKeyListView.as_view(), name="api-server-keys"),
@@ -46,4 +52,5 @@ urlpatterns = [
         apis.DeliveryRetryView.as_view(),
         name="api-delivery-retry",
     ),
+    *router.urls,
 ]

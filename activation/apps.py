@@ -6,6 +6,7 @@ class ActivationConfig(AppConfig):
 
     def ready(self) -> None:
         from activation import privacy, services
+        from activation.experiments import services as experiment_services
         from activation.streams.stage import forward_stage
         from activation.syncs import hooks as sync_hooks
         from activation.syncs import services as sync_services
@@ -21,6 +22,7 @@ class ActivationConfig(AppConfig):
         # profile, consent is current, and membership changes are already in the outbox
         stages.register("activation", forward_stage, order=60)
         hooks.on_merge(sync_hooks.on_merge)
+        hooks.on_merge(experiment_services.move_exposures_on_merge)
         hooks.on_split(sync_hooks.on_split)
         computed_hooks.on_values_changed(sync_hooks.on_values_changed)
         privacy.register()

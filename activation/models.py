@@ -375,3 +375,15 @@ class SyncDirty(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id} dirty in sync {self.sync_id}"
+
+
+# the experiments' tables live in activation/experiments/models.py
+from activation.experiments.models import (  # noqa: E402
+    Experiment as Experiment,
+)
+from activation.experiments.models import (  # noqa: E402
+    Exposure as Exposure,
+)
+from activation.experiments.models import (  # noqa: E402
+    Metric as Metric,
+)

@@ -45,6 +45,13 @@ _EXPORT_SECTIONS = {
     "AND (i.item->>'profile_id')::bigint = ANY(%(p)s)) r ORDER BY r.id, r.n",
 }
 
+_EXPORT_SECTIONS["experiments"] = (
+    "SELECT json_build_object('experiment', e.key, 'name', e.name, 'variant', x.variant, "
+    "'exposed_at', x.exposed_at) FROM activation_exposure x "
+    "JOIN activation_experiment e ON e.id = x.experiment_id "
+    "WHERE x.workspace_id = %(ws)s AND x.profile_id = ANY(%(p)s) ORDER BY x.id"
+)
+
 _HOLDERS = """
 SELECT s.destination_id, m.sent_identifiers || m.acked_identifiers
 FROM activation_syncmember m JOIN activation_sync s ON s.id = m.sync_id
@@ -99,7 +106,7 @@ def export(subject: Subject) -> dict[str, list[Any]]:
 def delete(subject: Subject) -> dict[str, int]:
     params = privacy.subject_params(subject)
     if not subject.profile_ids:
-        return {"deletion_notices": 0, "deliveries": 0, "sync_members": 0}
+        return {"deletion_notices": 0, "deliveries": 0, "sync_members": 0, "exposures": 0}
     held: dict[int, set[str]] = defaultdict(set)
     with connection.cursor() as cursor:
         cursor.execute(_HOLDERS, params)
@@ -124,6 +131,11 @@ def delete(subject: Subject) -> dict[str, int]:
                     "DELETE FROM activation_syncdirty d USING activation_sync s "
                     "WHERE s.id = d.sync_id AND s.workspace_id = %(ws)s "
                     "AND d.profile_id = ANY(%(p)s)",
+                ),
+                (
+                    "exposures",
+                    "DELETE FROM activation_exposure WHERE workspace_id = %(ws)s "
+                    "AND profile_id = ANY(%(p)s)",
                 ),
             ],
             params,

@@ -41,6 +41,8 @@ CAPABILITIES: dict[str, set[str]] = {
     # settings; marketers see them by name and manage the syncs of segments they may read
     "destinations.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
     "destinations.manage": {Role.OWNER, Role.ADMIN},
+    "experiments.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "experiments.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "syncs.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "streams.manage": {Role.OWNER, Role.ADMIN},
     "deliveries.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
