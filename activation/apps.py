@@ -39,6 +39,10 @@ class ActivationConfig(AppConfig):
         navigation.register(
             label="Deliveries", url_name="ui-deliveries", capability="deliveries.view", order=36
         )
+        navigation.register(
+            label="Experiments", url_name="ui-experiments", capability="experiments.view",
+            order=38,
+        )  # fmt: skip
         from activation import views
         from segments import sections
 

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from activation.delivery import engine
+from activation.experiments.tasks import analyse_running as analyse_running  # registered here
 from activation.models import (
     Delivery,
     DeliveryStatus,

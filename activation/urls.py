@@ -1,6 +1,7 @@
 from django.urls import path
 
 from activation import views
+from activation.experiments import views as experiment_views
 
 urlpatterns = [
     path("destinations/", views.destination_list, name="ui-destinations"),
@@ -23,4 +24,10 @@ urlpatterns = [
     path("syncs/<int:sync_id>/delete/", views.sync_delete, name="ui-sync-delete"),
     path("deliveries/", views.delivery_list, name="ui-deliveries"),
     path("deliveries/retry/", views.deliveries_retry, name="ui-deliveries-retry"),
+    path("experiments/", experiment_views.experiment_list, name="ui-experiments"),
+    path(
+        "experiments/<int:experiment_id>/",
+        experiment_views.experiment_detail,
+        name="ui-experiment",
+    ),
 ]

@@ -199,6 +199,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.ml.tasks.schedule",
         "schedule": env_int("CDP_ML_SCHEDULE_SECONDS", 300),
     },
+    # each running experiment's results, kept so the page draws the lift over time
+    "experiments-analyse": {
+        "task": "activation.experiments.tasks.analyse_running",
+        "schedule": env_int("CDP_EXPERIMENTS_ANALYSE_SECONDS", 6 * 3600),
+    },
     "retention": {
         "task": "consent.tasks.retention_enforce_all",
         "schedule": env_int("CDP_RETENTION_SECONDS", 3600),

@@ -192,3 +192,35 @@ def record_history(experiment: Experiment, results: dict[str, Any]) -> None:
         },
     }  # fmt: skip
     Experiment.objects.filter(pk=experiment.pk).update(history=[*experiment.history, point][-365:])
+
+
+def power_plan(experiment: Experiment, mde_relative: float, *, now: datetime | None = None
+               ) -> dict[str, Any]:  # fmt: skip
+    """Units per variant to detect a relative change `mde_relative` of the primary metric
+    (its control's rate or mean and spread so far), and the days that takes at the
+    exposures per day seen so far."""
+    now = now or timezone.now()
+    metric = experiment.primary_metric
+    values = unit_values(experiment, metric, now)
+    control = values.get(experiment.variant_keys[0], (np.empty(0), np.empty(0)))[0]
+    exposed = sum(len(y) for y, _ in values.values())
+    started = experiment.started_at or experiment.created_at
+    days = max((now - started).total_seconds() / 86400, 1 / 24)
+    daily = exposed / days if exposed else None
+    variants = len(experiment.variants)
+    if len(control) < 2:
+        raise stats.NotEnoughData("the control needs exposed units before planning")
+    if metric.kind == MetricKind.CONVERSION:
+        plan = stats.sample_size_proportion(float(control.mean()), mde_relative,
+                                            variants=variants, alpha=experiment.alpha,
+                                            daily_units=daily)  # fmt: skip
+    else:
+        plan = stats.sample_size_mean(float(control.mean()), float(control.std(ddof=1)),
+                                      mde_relative, variants=variants, alpha=experiment.alpha,
+                                      daily_units=daily)  # fmt: skip
+    return {
+        "metric": metric.key, "mde_relative": mde_relative, "baseline": float(control.mean()),
+        "per_variant": plan.per_variant, "total": plan.total, "exposed": exposed,
+        "daily_units": round(daily, 1) if daily else None, "days_total": plan.days,
+        "days_left": round(max(0.0, (plan.total - exposed) / daily), 1) if daily else None,
+    }  # fmt: skip

@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from activation.experiments import analysis, services
+from activation.experiments import analysis, services, stats
 from activation.experiments.models import Experiment, Metric
 from activation.experiments.serializers import (
     AssignSerializer,
@@ -151,6 +151,29 @@ class ExperimentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         experiment = self.get_object()
         results = analysis.analyse(experiment)
         return Response({**results, "history": experiment.history})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("mde", float, description="the relative change to detect, "
+                                     "e.g. 0.05 for 5 %")],
+        responses={200: dict},
+    )  # fmt: skip
+    @action(detail=True, methods=["get"])
+    def power(self, request: Request, pk: str) -> Response:
+        """Units per variant to detect the given relative change of the primary metric, and
+        the days that takes at the current traffic."""
+        self.require("experiments.view")
+        raw = request.query_params.get("mde", "0.05")
+        try:
+            mde = float(raw)
+        except ValueError:
+            mde = 0.0
+        if not 0.001 <= abs(mde) <= 10:
+            raise ValidationFailed.at("mde", "a relative change from 0.001 to 10 (0.05 = 5 %)")
+        try:
+            plan = analysis.power_plan(self.get_object(), mde)
+        except (stats.NotEnoughData, ValueError) as exc:
+            raise ValidationFailed.at("mde", str(exc)) from None
+        return Response(plan)
 
     @extend_schema(request=AssignSerializer, responses={200: dict})
     @action(detail=True, methods=["post"])

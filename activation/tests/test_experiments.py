@@ -269,3 +269,19 @@ def test_experiments_api_and_roles(tenant_a: Tenant) -> None:
     shipped = api.post(f"/api/v1/experiments/{eid}/ship/", {"variant": "b"},
                        content_type="application/json").json()  # fmt: skip
     assert shipped["status"] == ExperimentStatus.SHIPPED and shipped["winner"] == "b"
+
+
+@pytest.mark.django_db
+def test_experiment_pages_follow_the_roles(tenant_a: Tenant) -> None:
+    metrics(tenant_a)
+    exp = experiment(tenant_a)
+    marketer = tenant_a.session("marketer")
+    listing = marketer.get("/experiments/").content.decode()
+    assert 'id="experiment-form"' in listing and 'id="metric-form"' in listing
+    assert "New checkout" in listing and 'id="metrics-table"' in listing
+    page = marketer.get(f"/experiments/{exp.pk}/")
+    assert page.status_code == 200 and b'id="experiment-config"' in page.content
+    analyst = tenant_a.session("analyst").get("/experiments/").content.decode()
+    assert 'id="experiment-form"' not in analyst and 'id="metric-form"' not in analyst
+    assert tenant_a.session("privacy_officer").get("/experiments/").status_code in (403, 404)
+    assert marketer.get("/experiments/999999/").status_code == 404

@@ -11,7 +11,7 @@ from cdp import navigation
 from cdp.models import Role
 
 # (role, labels in the sidebar)
-ACTIVATION = ["Destinations", "Syncs", "Deliveries"]
+ACTIVATION = ["Destinations", "Syncs", "Deliveries", "Experiments"]
 SIDEBARS = [
     (
         Role.OWNER,
