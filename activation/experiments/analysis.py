@@ -14,7 +14,6 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -26,74 +25,93 @@ from profiles.coercion import numeric_sql
 WORK_MEM = "256MB"
 
 
-def _values_sql(metric: Metric, params: dict[str, Any]) -> str:
+def _sums_sql(metrics: list[Metric], params: dict[str, Any]) -> str:
+    """Per variant, for every metric: n, Σy, Σy², Σx, Σx², Σxy of the units' post-exposure
+    values y and pre-exposure values x — the sufficient statistics of every test and of
+    CUPED. One pass joins the exposures to the events of all the metrics, so a million units
+    and several metrics come back as one row per variant."""
+
     def bind(value: object) -> str:
         name = f"b{len(params)}"
         params[name] = value
         return f"%({name})s"
 
-    if metric.kind == MetricKind.SUM:
-        path = "{" + ",".join(split_path(metric.property)) + "}"
-        value = f"COALESCE(({numeric_sql(f'(pe.properties #> {bind(path)})', bind)})::float8, 0)"
-    else:
-        value = "1.0::float8"
+    raw, shaped, caps, capped, sums = [], [], [], [], []
+    for i, metric in enumerate(metrics):
+        event, window = bind(metric.event), bind(timedelta(days=metric.window_days))
+        if metric.kind == MetricKind.SUM:
+            path = bind("{" + ",".join(split_path(metric.property)) + "}")
+            value = f"COALESCE(({numeric_sql(f'(ev.properties #> {path})', bind)})::float8, 0)"
+        else:
+            value = "1.0::float8"
+        raw.append(
+            f"COALESCE(sum({value}) FILTER (WHERE ev.event = {event} AND ev.timestamp > "
+            f"u.exposed_at AND ev.timestamp <= u.exposed_at + {window}), 0) AS ry{i}, "
+            f"COALESCE(sum({value}) FILTER (WHERE ev.event = {event} AND ev.timestamp > "
+            f"u.exposed_at - {window} AND ev.timestamp <= u.exposed_at), 0) AS rx{i}"
+        )
+        if metric.kind == MetricKind.CONVERSION:
+            shaped.append(f"(ry{i} > 0)::int::float8 AS y{i}, (rx{i} > 0)::int::float8 AS x{i}")
+        else:
+            shaped.append(f"ry{i} AS y{i}, rx{i} AS x{i}")
+        if metric.winsorize_percentile and metric.kind != MetricKind.CONVERSION:
+            pct = bind(metric.winsorize_percentile / 100.0)
+            caps.append(f"percentile_cont({pct}) WITHIN GROUP (ORDER BY y{i}) AS c{i}")
+            capped.append(f"LEAST(y{i}, cap.c{i}) AS y{i}, LEAST(x{i}, cap.c{i}) AS x{i}")
+        else:
+            capped.append(f"y{i}, x{i}")
+        sums.append(f"sum(y{i}), sum(y{i} * y{i}), sum(x{i}), sum(x{i} * x{i}), sum(x{i} * y{i})")
+    events = bind(sorted({m.event for m in metrics}))
+    cap_cte = f", cap AS (SELECT {', '.join(caps)} FROM shaped)" if caps else ""
+    cap_join = " CROSS JOIN cap" if caps else ""
     return f"""
 WITH u AS (
     SELECT profile_id, variant, exposed_at FROM activation_exposure
     WHERE experiment_id = %(experiment)s AND exposed_at <= %(now)s
 ), ev AS (
-    SELECT pe.profile_id, pe.timestamp, {value} AS v
+    SELECT pe.profile_id, pe.timestamp, pe.event, pe.properties
     FROM profiles_profileevent pe
-    WHERE pe.workspace_id = %(ws)s AND pe.type = 'track' AND pe.event = %(event)s
+    WHERE pe.workspace_id = %(ws)s AND pe.type = 'track' AND pe.event = ANY({events})
       AND pe.timestamp > %(since)s AND pe.timestamp <= %(now)s
+), units AS (
+    SELECT u.variant, {", ".join(raw)}
+    FROM u LEFT JOIN ev ON ev.profile_id = u.profile_id
+    GROUP BY u.profile_id, u.variant
+), shaped AS MATERIALIZED (
+    SELECT variant, {", ".join(shaped)} FROM units
+){cap_cte}, final AS (
+    SELECT variant, {", ".join(capped)} FROM shaped{cap_join}
 )
-SELECT u.variant,
-       COALESCE(sum(ev.v) FILTER (WHERE ev.timestamp > u.exposed_at
-                                    AND ev.timestamp <= u.exposed_at + %(window)s), 0) AS y,
-       COALESCE(sum(ev.v) FILTER (WHERE ev.timestamp > u.exposed_at - %(window)s
-                                    AND ev.timestamp <= u.exposed_at), 0) AS x
-FROM u LEFT JOIN ev ON ev.profile_id = u.profile_id
-GROUP BY u.profile_id, u.variant
+SELECT variant, count(*), {", ".join(sums)}
+FROM final GROUP BY variant
 """
 
 
-def unit_values(
-    experiment: Experiment, metric: Metric, now: datetime
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """variant -> (post-exposure values, pre-exposure values), one per exposed unit."""
-    window = timedelta(days=metric.window_days)
+def variant_sums(
+    experiment: Experiment, metrics: list[Metric], now: datetime
+) -> list[dict[str, stats.PrePost]]:
+    """Per metric (in the order given): variant -> the sufficient statistics of its exposed
+    units (every variant present)."""
+    longest = timedelta(days=max(m.window_days for m in metrics))
     started = experiment.started_at or experiment.created_at
     params: dict[str, Any] = {
-        "experiment": experiment.pk,
-        "ws": experiment.workspace_id,
-        "event": metric.event,
-        "now": now,
-        "since": started - window,
-        "window": window,
-    }
-    sql = _values_sql(metric, params)
-    by_variant: dict[str, tuple[list[float], list[float]]] = {
-        key: ([], []) for key in experiment.variant_keys
-    }
+        "experiment": experiment.pk, "ws": experiment.workspace_id, "now": now,
+        "since": started - longest,
+    }  # fmt: skip
+    sql = _sums_sql(metrics, params)
+    empty = stats.PrePost(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    out = [{key: empty for key in experiment.variant_keys} for _ in metrics]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = %s", [WORK_MEM])
         cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(sql, params)
-        for variant, y, x in cursor.fetchall():
-            if variant in by_variant:
-                by_variant[variant][0].append(float(y))
-                by_variant[variant][1].append(float(x))
-    out = {}
-    for variant, (ys, xs) in by_variant.items():
-        y, x = np.array(ys, dtype=np.float64), np.array(xs, dtype=np.float64)
-        if metric.kind == MetricKind.CONVERSION:
-            y, x = (y > 0).astype(np.float64), (x > 0).astype(np.float64)
-        out[variant] = (y, x)
-    if metric.winsorize_percentile and metric.kind != MetricKind.CONVERSION:
-        everyone = np.concatenate([y for y, _ in out.values()]) if out else np.empty(0)
-        if len(everyone):
-            cap = float(np.percentile(everyone, metric.winsorize_percentile))
-            out = {k: (np.minimum(y, cap), np.minimum(x, cap)) for k, (y, x) in out.items()}
+        for row in cursor.fetchall():
+            variant, n = row[0], int(row[1])
+            if variant not in out[0]:
+                continue
+            for i in range(len(metrics)):
+                sy, syy, sx, sxx, sxy = (float(v or 0) for v in row[2 + 5 * i : 7 + 5 * i])
+                out[i][variant] = stats.PrePost(n, sy, syy, sx, sxx, sxy)
     return out
 
 
@@ -103,13 +121,14 @@ def _lift(lift: stats.Lift) -> dict[str, Any]:
     return out
 
 
-def analyse_metric(experiment: Experiment, metric: Metric, now: datetime) -> dict[str, Any]:
-    values = unit_values(experiment, metric, now)
+def analyse_metric(
+    experiment: Experiment, metric: Metric, sums: dict[str, stats.PrePost]
+) -> dict[str, Any]:
     control_key = experiment.variant_keys[0]
     variants = [
-        {"variant": key, "n": len(y), "mean": float(y.mean()) if len(y) else None,
-         "pre_mean": float(x.mean()) if len(x) else None}
-        for key, (y, x) in values.items()
+        {"variant": key, "n": v.n, "mean": v.sum_y / v.n if v.n else None,
+         "pre_mean": v.sum_x / v.n if v.n else None}
+        for key, v in sums.items()
     ]  # fmt: skip
     result: dict[str, Any] = {
         "metric": metric.key, "name": metric.name, "kind": metric.kind,
@@ -117,13 +136,13 @@ def analyse_metric(experiment: Experiment, metric: Metric, now: datetime) -> dic
         "cuped": None, "error": None,
     }  # fmt: skip
     try:
-        if any(len(y) < 2 for y, _ in values.values()):
+        if any(v.n < 2 for v in sums.values()):
             raise stats.NotEnoughData("each variant needs at least 2 units")
-        moments = {k: stats.Moments.of(y) for k, (y, _) in values.items()}
+        moments = {k: stats.Moments.from_sums(v.n, v.sum_y, v.sum_y2) for k, v in sums.items()}
         if experiment.cuped:
-            adjusted = stats.cuped([stats.PrePost.of(y, x) for y, x in values.values()])
+            adjusted = stats.cuped(list(sums.values()))
             if adjusted.variance_reduction > 0:
-                moments = dict(zip(values, adjusted.adjusted, strict=True))
+                moments = dict(zip(sums, adjusted.adjusted, strict=True))
                 result["cuped"] = {"theta": adjusted.theta,
                                    "variance_reduction": adjusted.variance_reduction}  # fmt: skip
         for key in experiment.variant_keys[1:]:
@@ -131,8 +150,8 @@ def analyse_metric(experiment: Experiment, metric: Metric, now: datetime) -> dic
             if experiment.sequential:
                 lift = stats.sequential(control, treatment, alpha=experiment.alpha)
             elif metric.kind == MetricKind.CONVERSION and not result["cuped"]:
-                yc, yt = values[control_key][0], values[key][0]
-                lift = stats.proportions(int(yc.sum()), len(yc), int(yt.sum()), len(yt),
+                c, t = sums[control_key], sums[key]
+                lift = stats.proportions(round(c.sum_y), c.n, round(t.sum_y), t.n,
                                          alpha=experiment.alpha)  # fmt: skip
             else:
                 lift = stats.welch(control, treatment, alpha=experiment.alpha)
@@ -148,9 +167,11 @@ def analyse(experiment: Experiment, *, now: datetime | None = None) -> dict[str,
     roles = [("primary", experiment.primary_metric)]
     roles += [("secondary", m) for m in experiment.secondary_metrics.order_by("key")]
     roles += [("guardrail", m) for m in experiment.guardrail_metrics.order_by("key")]
-    metrics = []
-    for role, chosen in roles:
-        metrics.append({"role": role, **analyse_metric(experiment, chosen, now)})
+    every = variant_sums(experiment, [metric for _, metric in roles], now)
+    metrics = [
+        {"role": role, **analyse_metric(experiment, metric, sums)}
+        for (role, metric), sums in zip(roles, every, strict=True)
+    ]
     # Holm across every metric and treatment
     found = [(m, c) for m in metrics for c in m["comparisons"]]
     adjusted = stats.holm([c["p_value"] for _, c in found], alpha=experiment.alpha)
@@ -201,25 +222,26 @@ def power_plan(experiment: Experiment, mde_relative: float, *, now: datetime | N
     exposures per day seen so far."""
     now = now or timezone.now()
     metric = experiment.primary_metric
-    values = unit_values(experiment, metric, now)
-    control = values.get(experiment.variant_keys[0], (np.empty(0), np.empty(0)))[0]
-    exposed = sum(len(y) for y, _ in values.values())
+    sums = variant_sums(experiment, [metric], now)[0]
+    control = sums[experiment.variant_keys[0]]
+    exposed = sum(v.n for v in sums.values())
     started = experiment.started_at or experiment.created_at
     days = max((now - started).total_seconds() / 86400, 1 / 24)
     daily = exposed / days if exposed else None
     variants = len(experiment.variants)
-    if len(control) < 2:
+    if control.n < 2:
         raise stats.NotEnoughData("the control needs exposed units before planning")
+    moments = stats.Moments.from_sums(control.n, control.sum_y, control.sum_y2)
     if metric.kind == MetricKind.CONVERSION:
-        plan = stats.sample_size_proportion(float(control.mean()), mde_relative,
+        plan = stats.sample_size_proportion(moments.mean, mde_relative,
                                             variants=variants, alpha=experiment.alpha,
                                             daily_units=daily)  # fmt: skip
     else:
-        plan = stats.sample_size_mean(float(control.mean()), float(control.std(ddof=1)),
+        plan = stats.sample_size_mean(moments.mean, moments.variance**0.5,
                                       mde_relative, variants=variants, alpha=experiment.alpha,
                                       daily_units=daily)  # fmt: skip
     return {
-        "metric": metric.key, "mde_relative": mde_relative, "baseline": float(control.mean()),
+        "metric": metric.key, "mde_relative": mde_relative, "baseline": moments.mean,
         "per_variant": plan.per_variant, "total": plan.total, "exposed": exposed,
         "daily_units": round(daily, 1) if daily else None, "days_total": plan.days,
         "days_left": round(max(0.0, (plan.total - exposed) / daily), 1) if daily else None,
