@@ -28,6 +28,9 @@ from cdp.views_support import CapabilityMixin
 from profiles.models import Profile
 
 document_errors(
+    ErrorDoc("sample_ratio_mismatch", 409,
+             "shipping while the units per variant do not match the weights (without force)",
+             '{"units": {variant: n}, "p_value": p}'),
     ErrorDoc("experiment_state", 409,
              "starting, stopping or shipping an experiment in a state that does not allow it"),
 )  # fmt: skip
@@ -130,14 +133,16 @@ class ExperimentViewSet(CapabilityMixin, viewsets.GenericViewSet):
     @extend_schema(request=ShipSerializer, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
     def ship(self, request: Request, pk: str) -> Response:
-        """Stop the experiment and serve the chosen variant to everyone (refused while the
-        results show a sample-ratio mismatch, unless `force`)."""
+        """Stop the experiment and serve the chosen variant to everyone (409
+        `sample_ratio_mismatch` while the units per variant do not match the weights, unless
+        `force`)."""
         self.require("experiments.manage")
         serializer = ShipSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         experiment = services.experiment_ship(
             experiment=self.get_object(), actor=request.user,
             variant=serializer.validated_data["variant"],
+            force=serializer.validated_data["force"],
         )  # fmt: skip
         return Response(ExperimentSerializer(experiment).data)
 

@@ -68,6 +68,9 @@ class ExperimentWriteSerializer(serializers.Serializer):
 
 class ShipSerializer(serializers.Serializer):
     variant = serializers.CharField()
+    force = serializers.BooleanField(
+        default=False, help_text="ship despite a sample-ratio mismatch (409 without it)"
+    )
 
 
 class AssignSerializer(serializers.Serializer):

@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from activation.experiments import bucketing
+from activation.experiments import bucketing, stats
 from activation.experiments.models import (
     Experiment,
     ExperimentStatus,
@@ -325,10 +326,32 @@ def experiment_stop(*, experiment: Experiment, actor: Any) -> Experiment:
                        stopped_at=timezone.now())  # fmt: skip
 
 
-def experiment_ship(*, experiment: Experiment, actor: Any, variant: str) -> Experiment:
-    """Stop the experiment and serve `variant` to everyone from now on."""
+def experiment_ship(
+    *, experiment: Experiment, actor: Any, variant: str, force: bool = False
+) -> Experiment:
+    """Stop the experiment and serve `variant` to everyone from now on — refused while the
+    units per variant show a sample-ratio mismatch (a broken assignment: no result can be
+    trusted), unless `force`."""
     if variant not in experiment.variant_keys:
         raise ValidationFailed.at("variant", f"one of {', '.join(experiment.variant_keys)}")
+    if not force:
+        counts = dict(
+            Exposure.objects.filter(experiment=experiment)
+            .values_list("variant")
+            .annotate(n=Count("id"))
+            .values_list("variant", "n")
+        )
+        units = [counts.get(key, 0) for key in experiment.variant_keys]
+        mismatch = stats.srm(units, experiment.weights)
+        if mismatch.flagged:
+            raise Conflict(
+                f"the units per variant ({' / '.join(map(str, units))}) do not match the "
+                f"weights (sample-ratio mismatch, p = {mismatch.p_value:.1e}): the results "
+                "cannot be trusted; fix the assignment, or ship with force",
+                code="sample_ratio_mismatch",
+                detail={"units": dict(zip(experiment.variant_keys, units, strict=True)),
+                        "p_value": mismatch.p_value},
+            )  # fmt: skip
     stopped = experiment.stopped_at or timezone.now()
     return _transition(
         experiment, actor, (ExperimentStatus.RUNNING, ExperimentStatus.STOPPED),

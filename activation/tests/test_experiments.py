@@ -215,6 +215,13 @@ def test_results_show_the_lift_cuped_srm_and_guardrails(tenant_a: Tenant) -> Non
         .values_list("profile_id", flat=True)[:150])).update(variant="one_page")  # fmt: skip
     broken = analysis.analyse(exp)
     assert broken["srm"]["flagged"] and not broken["can_ship"]
+    # and shipping is refused on it, unless forced
+    with pytest.raises(Conflict) as refused:
+        services.experiment_ship(experiment=exp, actor=None, variant="one_page")
+    assert refused.value.code == "sample_ratio_mismatch"
+    assert refused.value.detail["units"] == {"control": 1_350, "one_page": 1_650}
+    shipped = services.experiment_ship(experiment=exp, actor=None, variant="one_page", force=True)
+    assert shipped.status == ExperimentStatus.SHIPPED
 
 
 @pytest.mark.django_db

@@ -162,6 +162,9 @@ def test_a_marketer_adds_a_metric_and_an_experiment_and_starts_it(
     expect(status).to_have_text("draft")
     expect(page.locator("#experiment-what")).to_contain_text("50 % of traffic")
     expect(page.locator("#stop-experiment")).to_have_count(0)
+    # the actions are drawn again once the results are in: click after that, or the button
+    # may be replaced between the press and the release and the click lost
+    expect(page.locator("#units .metric-tile")).to_have_count(2)
 
     page.locator("#start-experiment").click()
     expect(status).to_have_text("running")

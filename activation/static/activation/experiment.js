@@ -10,6 +10,7 @@ const config = pageData('experiment-config');
 const $ = (id) => document.getElementById(id);
 let experiment = config.experiment;
 let results = null;
+let drawnActions = null;  // what the action buttons were drawn for
 const pct = (v, d = 1) => (v === null || v === undefined ? '—' : (v * 100).toFixed(d) + ' %');
 const signed = (v, d = 1) => (v === null || v === undefined ? '—' :
   (v > 0 ? '+' : '') + (v * 100).toFixed(d) + ' %');
@@ -31,6 +32,9 @@ function header() {
     experiment.sequential ? 'sequential statistics: read the results any day' : 'fixed-horizon statistics',
     experiment.cuped ? ' · CUPED on' : '');
   if (!config.can_manage) return fill($('experiment-actions'));
+  const state = `${experiment.status}:${results ? results.can_ship : '?'}`;
+  if (state === drawnActions) return undefined;
+  drawnActions = state;
   const act = (label, id, path, body, cls = 'button') => el('button', { class: cls, id, type: 'button',
     onclick: () => api('POST', config.api + path, body).then((e) => { experiment = e; load(); }, fail) }, label);
   const buttons = [];
@@ -72,7 +76,8 @@ function units() {
 function ciBar(c, span, higherIsBetter) {
   const W = 220, H = 26, mid = W / 2, sx = (v) => mid + (v / span) * (W / 2 - 8);
   const [lo, hi] = c.relative_ci || [0, 0];
-  const good = higherIsBetter ? c.relative > 0 : c.relative < 0;
+  const change = c.relative ?? c.absolute;  // no relative lift when the control's mean is 0
+  const good = higherIsBetter ? change > 0 : change < 0;
   const cls = c.significant_adjusted ? (good ? 'win' : 'loss') : 'flat';
   return svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'ci-bar', role: 'img',
     'aria-label': `lift ${signed(c.relative)} (${signed(lo)} to ${signed(hi)})` },
@@ -146,6 +151,9 @@ function span(days) {
 }
 
 function power() {
+  if (!Object.values(results.units).some((n) => n > 1)) {
+    return fill($('power'), el('p', 'muted', 'Once units are exposed, this plans how many each variant needs and how long that takes at the current traffic.'));
+  }
   const input = el('input', { type: 'number', min: 0.5, max: 100, step: 0.5, value: 5, id: 'power-mde',
     'aria-label': 'Relative change to detect (%)' });
   const out = el('div', { id: 'power-result' });
