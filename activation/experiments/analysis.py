@@ -19,10 +19,9 @@ from django.utils import timezone
 
 from activation.experiments import stats
 from activation.experiments.models import Experiment, Metric, MetricKind
+from cdp.db import analytic_settings
 from cdp.paths import split_path
 from profiles.coercion import numeric_sql
-
-WORK_MEM = "256MB"
 
 
 def _sums_sql(metrics: list[Metric], params: dict[str, Any]) -> str:
@@ -102,8 +101,7 @@ def variant_sums(
     empty = stats.PrePost(0, 0.0, 0.0, 0.0, 0.0, 0.0)
     out = [{key: empty for key in experiment.variant_keys} for _ in metrics]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = %s", [WORK_MEM])
-        cursor.execute("SET LOCAL enable_nestloop = off")
+        analytic_settings(cursor)
         cursor.execute(sql, params)
         for row in cursor.fetchall():
             variant, n = row[0], int(row[1])

@@ -20,6 +20,7 @@ from activation.experiments.serializers import (
     ExperimentWriteSerializer,
     MetricSerializer,
     ShipSerializer,
+    exposure_counts,
 )
 from cdp.errors import ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.pagination import Pagination
@@ -89,9 +90,12 @@ class ExperimentViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         self.require("experiments.view")
-        rows = Experiment.objects.filter(workspace=self.workspace).order_by("-created_at")
-        page = self.paginate_queryset(rows) or []
-        return self.get_paginated_response(ExperimentSerializer(page, many=True).data)
+        rows = Experiment.objects.filter(workspace=self.workspace).select_related("primary_metric")
+        page = self.paginate_queryset(rows.order_by("-created_at")) or []
+        counts = exposure_counts([e.pk for e in page])
+        return self.get_paginated_response(
+            ExperimentSerializer(page, many=True, context={"exposures": counts}).data
+        )
 
     @extend_schema(request=ExperimentWriteSerializer, responses={201: ExperimentSerializer})
     def create(self, request: Request) -> Response:

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count
 from rest_framework import serializers
 
-from activation.experiments.models import Experiment, Metric
+from activation.experiments.models import Experiment, Exposure, Metric
 
 
 class MetricSerializer(serializers.ModelSerializer):
@@ -35,14 +36,25 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "created_at", "started_at", "stopped_at", "exposures",
         ]  # fmt: skip
 
-    def get_exposures(self, obj: Experiment) -> dict[str, Any]:
-        """Units exposed so far, per variant."""
-        from django.db.models import Count
+    def get_exposures(self, obj: Experiment) -> dict[str, int]:
+        """Units exposed so far, per variant (a list passes them all in its context)."""
+        counted = self.context.get("exposures")
+        if counted is not None:
+            return dict(counted.get(obj.pk, {}))
+        return exposure_counts([obj.pk]).get(obj.pk, {})
 
-        from activation.experiments.models import Exposure
 
-        rows = Exposure.objects.filter(experiment=obj).values("variant").annotate(n=Count("id"))
-        return {row["variant"]: row["n"] for row in rows}
+def exposure_counts(experiment_ids: list[int]) -> dict[int, dict[str, int]]:
+    """experiment id -> variant -> units exposed, in one query."""
+    out: dict[int, dict[str, int]] = {}
+    rows = (
+        Exposure.objects.filter(experiment_id__in=experiment_ids)
+        .values_list("experiment_id", "variant")
+        .annotate(n=Count("id"))
+    )
+    for experiment_id, variant, n in rows:
+        out.setdefault(experiment_id, {})[variant] = n
+    return out
 
 
 class ExperimentWriteSerializer(serializers.Serializer):

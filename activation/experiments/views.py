@@ -11,15 +11,25 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from activation.experiments.models import Experiment, Metric, MetricKind
-from activation.experiments.serializers import ExperimentSerializer, MetricSerializer
+from activation.experiments.serializers import (
+    ExperimentSerializer,
+    MetricSerializer,
+    exposure_counts,
+)
 from cdp import pages
 
 
 @login_required
 def experiment_list(request: HttpRequest) -> HttpResponse:
     workspace = pages.require(request, "experiments.view")
-    experiments = Experiment.objects.filter(workspace=workspace).select_related("primary_metric")
-    rows = ExperimentSerializer(experiments.order_by("-created_at"), many=True).data
+    experiments = list(
+        Experiment.objects.filter(workspace=workspace)
+        .select_related("primary_metric")
+        .prefetch_related("secondary_metrics", "guardrail_metrics")
+        .order_by("-created_at")
+    )
+    counts = exposure_counts([e.pk for e in experiments])
+    rows = ExperimentSerializer(experiments, many=True, context={"exposures": counts}).data
     library = MetricSerializer(Metric.objects.filter(workspace=workspace).order_by("key"),
                                many=True).data  # fmt: skip
     config: dict[str, Any] = {

@@ -18,11 +18,12 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
+from cdp.db import analytic_settings
 from cdp.models import Workspace
 from consent.enforcement import consent_sql
 from profiles.coercion import numeric_sql
 from segments.ml import recommend
-from segments.ml.features import WORK_MEM, ml_purpose
+from segments.ml.features import ml_purpose
 from segments.ml.models import Item
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -68,14 +69,6 @@ def _hits_sql(where: str) -> str:
     """
 
 
-def _analytic(cursor: Any) -> None:
-    """Settings for one whole-workspace scan (inside its transaction): sorts in memory, and
-    hash joins only — on tables not analysed since a bulk load the planner guesses one row
-    per side and would nest a loop over every event once per person."""
-    cursor.execute("SET LOCAL work_mem = %s", [WORK_MEM])
-    cursor.execute("SET LOCAL enable_nestloop = off")
-
-
 def refresh_catalog(*, workspace: Workspace, events: list[str]) -> int:
     """Add the items events name and update each one's name, category and price from its
     newest event — but for fields edited by hand. Returns the catalogue's size."""
@@ -114,7 +107,7 @@ ON CONFLICT (workspace_id, item_id) DO UPDATE SET
     last_seen = EXCLUDED.last_seen, updated_at = EXCLUDED.updated_at
 """
     with transaction.atomic(), connection.cursor() as cursor:
-        _analytic(cursor)
+        analytic_settings(cursor)
         cursor.execute(sql, params)
     return Item.objects.filter(workspace=workspace).count()
 
@@ -180,7 +173,7 @@ GROUP BY h.profile_id, h.item
     bought: list[bool] = []
     allows: set[int] = set()
     with transaction.atomic(), connection.cursor() as cursor:
-        _analytic(cursor)
+        analytic_settings(cursor)
         cursor.execute(sql, params)
         for profile_id, item, weight, purchased, personalised in cursor.fetchall():
             people.append(profile_id)

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 from django.db import connection, transaction
 
+from cdp.db import analytic_settings
 from cdp.models import Workspace
 from consent.enforcement import consent_sql
 from profiles.coercion import numeric_sql
 
 DEFAULT_PURPOSE = "analytics"
 FETCH = 20_000
-WORK_MEM = "256MB"
 SESSION_GAP_MINUTES = 30
 
 # the behavioural features, in column order, with what each measures
@@ -256,9 +256,8 @@ def build_features(
         connection.connection.cursor(name="ml_features", binary=True) as cursor,
     ):
         with connection.cursor() as settings:
-            # the per-profile sorts and distinct counts of millions of events: in memory,
-            # not spilled to disk a few megabytes at a time
-            settings.execute("SET LOCAL work_mem = %s", [WORK_MEM])
+            # the per-profile sorts and distinct counts of millions of events, in memory
+            analytic_settings(settings, hash_joins_only=False)
         cursor.itersize = FETCH
         cursor.execute(sql, params)
         while True:

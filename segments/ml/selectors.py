@@ -15,10 +15,12 @@ def cluster_labels_ever(model: MLModel) -> dict[str, str]:
     label no longer made says so: rules keep parsing, nobody is in it)."""
     current = model.cluster_labels()
     out = dict(current)
-    for charts in model.versions.exclude(status=VersionStatus.CHAMPION).values_list(
-        "charts", flat=True
+    # only the clusters of each version's charts (not its scatter and curves): this runs for
+    # every rule checked, the builder's previews included
+    for described in model.versions.exclude(status=VersionStatus.CHAMPION).values_list(
+        "charts__clusters", flat=True
     ):
-        for cluster in (charts or {}).get("clusters", []):
+        for cluster in described or []:
             label = cluster["label"]
             if label not in out:
                 name = model.cluster_names.get(label) or cluster["description"].capitalize()
