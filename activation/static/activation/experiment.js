@@ -95,9 +95,12 @@ function metricCard(m) {
     return el('tr', { dataset: { variant: c.variant } },
       el('td', null, el('strong', null, c.variant)),
       el('td', 'num', num(control.mean)), el('td', 'num', num(v.mean)),
-      el('td', 'num', el('strong', null, signed(c.relative))),
+      // with a control at 0 there is no relative lift: the absolute change says it instead
+      el('td', 'num', el('strong', null, c.relative === null ?
+        `${c.absolute > 0 ? '+' : ''}${num(c.absolute)}` : signed(c.relative))),
       el('td', null, ciBar(c, span, m.higher_is_better)),
-      el('td', 'num small', c.relative_ci ? `${signed(c.relative_ci[0])} … ${signed(c.relative_ci[1])}` : '—'),
+      el('td', 'num small', c.relative_ci ? `${signed(c.relative_ci[0])} … ${signed(c.relative_ci[1])}` :
+        `${num(c.absolute_ci[0])} … ${num(c.absolute_ci[1])}`),
       el('td', 'num', c.p_value_adjusted.toFixed(4)),
       el('td', null, el('span', 'pill ' + (c.significant_adjusted ? 'ok' : 'off'),
         c.significant_adjusted ? 'significant' : 'not yet')));
@@ -107,7 +110,7 @@ function metricCard(m) {
     el('h2', null, m.name, ' ', el('span', 'pill off small', m.role),
       m.higher_is_better ? null : el('span', 'muted small', ' lower is better')),
     m.error ? el('p', 'muted', `No result yet: ${m.error}.`) : el('table', 'table compact', el('thead', null, el('tr', null,
-      el('th', null, 'Variant'), el('th', 'num', `${control.variant} (${unit})`), el('th', 'num', 'variant'),
+      el('th', null, 'Variant'), el('th', 'num', `${control.variant} (${unit})`), el('th', 'num', 'this variant'),
       el('th', 'num', 'Lift'), el('th', null, 'Interval'), el('th', 'num', ''), el('th', 'num', 'p (Holm)'),
       el('th', null, ''))), el('tbody', null, rows)),
     m.cuped ? el('p', 'muted small', `CUPED: the pre-exposure ${m.name.toLowerCase()} removes ` +
