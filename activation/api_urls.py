@@ -1,12 +1,15 @@
 from django.urls import path
 
 from activation import apis
+from activation.decisions import apis as decision_apis
 from activation.experiments import apis as experiment_apis
 from cdp.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("experiments", experiment_apis.ExperimentViewSet, basename="experiment")
 router.register("metrics", experiment_apis.MetricViewSet, basename="metric")
+router.register("placements", decision_apis.PlacementViewSet, basename="placement")
+router.register("offers", decision_apis.OfferViewSet, basename="offer")
 
 urlpatterns = [
     path("server-keys/", apis.ServerKeyListView.as_view(), name="api-server-keys"),
@@ -52,5 +55,10 @@ urlpatterns = [
         apis.DeliveryRetryView.as_view(),
         name="api-delivery-retry",
     ),
+    path(
+        "decisions/preview/",
+        decision_apis.DecisionPreviewView.as_view(),
+        name="api-decision-preview",
+    ),  # fmt: skip
     *router.urls,
 ]

@@ -6,6 +6,7 @@ class ActivationConfig(AppConfig):
 
     def ready(self) -> None:
         from activation import privacy, services
+        from activation.decisions import records as decision_records
         from activation.experiments import services as experiment_services
         from activation.streams.stage import forward_stage
         from activation.syncs import hooks as sync_hooks
@@ -21,6 +22,12 @@ class ActivationConfig(AppConfig):
         # after identity (20), consent (30) and segments (50): forwarded events carry their
         # profile, consent is current, and membership changes are already in the outbox
         stages.register("activation", forward_stage, order=60)
+        # after the counters (90): the records carry the batch's traits, columns, consents
+        # and memberships
+        stages.register("decisions", decision_records.decisions_stage, order=95)
+        hooks.on_merge(decision_records.on_merge)
+        hooks.on_split(decision_records.on_split)
+        computed_hooks.on_values_changed(decision_records.on_values_changed)
         hooks.on_merge(sync_hooks.on_merge)
         hooks.on_merge(experiment_services.move_exposures_on_merge)
         hooks.on_split(sync_hooks.on_split)
@@ -43,6 +50,9 @@ class ActivationConfig(AppConfig):
             label="Experiments", url_name="ui-experiments", capability="experiments.view",
             order=38,
         )  # fmt: skip
+        navigation.register(
+            label="Decisions", url_name="ui-decisions", capability="decisions.view", order=39
+        )
         from activation import views
         from segments import sections
 

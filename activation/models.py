@@ -378,6 +378,19 @@ class SyncDirty(models.Model):
 
 
 # the experiments' tables live in activation/experiments/models.py
+# the decision API's tables live in activation/decisions/models.py
+from activation.decisions.models import (  # noqa: E402
+    DecisionRecord as DecisionRecord,
+)
+from activation.decisions.models import (  # noqa: E402
+    DecisionState as DecisionState,
+)
+from activation.decisions.models import (  # noqa: E402
+    Offer as Offer,
+)
+from activation.decisions.models import (  # noqa: E402
+    Placement as Placement,
+)
 from activation.experiments.models import (  # noqa: E402
     Experiment as Experiment,
 )

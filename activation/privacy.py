@@ -52,6 +52,13 @@ _EXPORT_SECTIONS["experiments"] = (
     "WHERE x.workspace_id = %(ws)s AND x.profile_id = ANY(%(p)s) ORDER BY x.id"
 )
 
+_EXPORT_SECTIONS["decision_record"] = (
+    "SELECT json_build_object('traits', r.traits, 'computed', r.computed, "
+    "'experiments', r.exposures, 'offer_impressions', r.caps, 'built_at', r.built_at) "
+    "FROM activation_decisionrecord r "
+    "WHERE r.workspace_id = %(ws)s AND r.profile_id = ANY(%(p)s) ORDER BY r.profile_id"
+)
+
 _HOLDERS = """
 SELECT s.destination_id, m.sent_identifiers || m.acked_identifiers
 FROM activation_syncmember m JOIN activation_sync s ON s.id = m.sync_id
@@ -106,7 +113,10 @@ def export(subject: Subject) -> dict[str, list[Any]]:
 def delete(subject: Subject) -> dict[str, int]:
     params = privacy.subject_params(subject)
     if not subject.profile_ids:
-        return {"deletion_notices": 0, "deliveries": 0, "sync_members": 0, "exposures": 0}
+        return {
+            "deletion_notices": 0, "deliveries": 0, "sync_members": 0, "exposures": 0,
+            "decision_records": 0,
+        }  # fmt: skip
     held: dict[int, set[str]] = defaultdict(set)
     with connection.cursor() as cursor:
         cursor.execute(_HOLDERS, params)
@@ -135,6 +145,11 @@ def delete(subject: Subject) -> dict[str, int]:
                 (
                     "exposures",
                     "DELETE FROM activation_exposure WHERE workspace_id = %(ws)s "
+                    "AND profile_id = ANY(%(p)s)",
+                ),
+                (
+                    "decision_records",
+                    "DELETE FROM activation_decisionrecord WHERE workspace_id = %(ws)s "
                     "AND profile_id = ANY(%(p)s)",
                 ),
             ],

@@ -1,9 +1,14 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from activation import views
+from activation.decisions import serve
+from activation.decisions import views as decision_views
 from activation.experiments import views as experiment_views
 
 urlpatterns = [
+    # the decision API, for sites and servers (with and without a trailing slash, no redirect)
+    re_path(r"^v1/decide/?$", serve.decide_view, name="decide"),
+    path("decisions/", decision_views.decisions_page, name="ui-decisions"),
     path("destinations/", views.destination_list, name="ui-destinations"),
     path("destinations/new/<slug:kind>/", views.destination_new, name="ui-destination-new"),
     path("destinations/<int:destination_id>/", views.destination_detail, name="ui-destination"),

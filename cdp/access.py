@@ -43,6 +43,9 @@ CAPABILITIES: dict[str, set[str]] = {
     "destinations.manage": {Role.OWNER, Role.ADMIN},
     "experiments.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
     "experiments.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
+    # the decision API's placements and offers (and its preview)
+    "decisions.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},
+    "decisions.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "syncs.manage": {Role.OWNER, Role.ADMIN, Role.MARKETER},
     "streams.manage": {Role.OWNER, Role.ADMIN},
     "deliveries.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST},

@@ -315,6 +315,10 @@ CDP_DEFAULT_RATE_LIMIT = env_int("CDP_DEFAULT_RATE_LIMIT", 100_000)  # events/s 
 # 100,000 rows; a source that reaches it raises an alert (audit row, log, Sources page)
 CDP_DEAD_LETTER_QUOTA = env_int("CDP_DEAD_LETTER_QUOTA", 10_000)
 CDP_KEY_CACHE_SECONDS = env_int("CDP_KEY_CACHE_SECONDS", 5)
+# the decision API: the store's time budget per request (past it: defaults, degraded) and the
+# decisions per second one write key may ask for in browser mode
+CDP_DECIDE_BUDGET_MS = env_int("CDP_DECIDE_BUDGET_MS", 50)
+CDP_DECIDE_BROWSER_RATE = env_int("CDP_DECIDE_BROWSER_RATE", 1000)
 CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
 CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
 CDP_QUEUE_VACUUM_DEAD_ROWS = env_int("CDP_QUEUE_VACUUM_DEAD_ROWS", 20_000)

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from activation.decisions import version as decision_version
 from activation.experiments import bucketing, stats
 from activation.experiments.models import (
     Experiment,
@@ -273,6 +274,7 @@ def _save(experiment: Experiment, clean: dict[str, Any]) -> None:
     experiment.save()
     for field, metrics in many.items():
         getattr(experiment, field).set(metrics)
+    decision_version.bump(experiment.workspace_id)
 
 
 def experiment_create(*, workspace: Workspace, actor: Any, data: Mapping[str, Any]) -> Experiment:
@@ -311,6 +313,7 @@ def _transition(experiment: Experiment, actor: Any, allowed: tuple[str, ...], to
         for field, value in fields.items():
             setattr(locked, field, value)
         locked.save()
+        decision_version.bump(locked.workspace_id)
     audit(workspace=locked.workspace, actor=actor, action=f"experiment.{to}", target=locked,
           detail=fields and {k: str(v) for k, v in fields.items()})  # fmt: skip
     return locked
@@ -436,20 +439,34 @@ def assign(
     variant = experiment.variants[index]
     if not record:
         return Assignment(experiment.key, variant["key"], variant["payload"], False, "assigned")
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO activation_exposure (experiment_id, workspace_id, profile_id, "
-                "variant, exposed_at) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (experiment_id, profile_id) DO NOTHING RETURNING variant",
-                [experiment.pk, experiment.workspace_id, profile_id, variant["key"], now],
-            )
-            first = cursor.fetchone() is not None
-    if not first:  # a concurrent call exposed it a moment ago: its answer stands
-        kept = Exposure.objects.get(experiment=experiment, profile_id=profile_id)
-        return _answer(experiment, kept.variant, False, "exposed before")
-    transaction.on_commit(lambda: _exposure_event(experiment, profile_id, variant, now))
+    kept = exposure_insert(experiment_id=experiment.pk, workspace_id=experiment.workspace_id,
+                           profile_id=profile_id, variant=variant["key"], at=now)  # fmt: skip
+    if kept is None:  # a concurrent call exposed it a moment ago: its answer stands
+        seen = Exposure.objects.get(experiment=experiment, profile_id=profile_id)
+        return _answer(experiment, seen.variant, False, "exposed before")
+    transaction.on_commit(
+        lambda: exposure_event(
+            workspace_id=experiment.workspace_id, key=experiment.key, name=experiment.name,
+            seed=experiment.seed, variant=variant, at=now, unit=str(profile_id),
+            ids=profile_ids_for_event(profile_id),
+        )
+    )  # fmt: skip
     return Assignment(experiment.key, variant["key"], variant["payload"], True, "assigned")
+
+
+def exposure_insert(
+    *, experiment_id: int, workspace_id: int, profile_id: int, variant: str, at: datetime
+) -> str | None:
+    """Record the profile's first exposure; None when it already had one (which stands)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO activation_exposure (experiment_id, workspace_id, profile_id, "
+            "variant, exposed_at) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (experiment_id, profile_id) DO NOTHING RETURNING variant",
+            [experiment_id, workspace_id, profile_id, variant, at],
+        )
+        row = cursor.fetchone()
+    return str(row[0]) if row else None
 
 
 def _exposure_source(workspace_id: int) -> SourceInfo:
@@ -460,12 +477,8 @@ def _exposure_source(workspace_id: int) -> SourceInfo:
     return SourceInfo.of(source)
 
 
-def _exposure_event(
-    experiment: Experiment, profile_id: int, variant: dict[str, Any], at: datetime
-) -> None:
-    """One Experiment Viewed event (Segment's convention) through the collector, under a
-    messageId derived from the experiment and the profile: stored once however often it is
-    sent, processed onto the profile, forwarded by event streams like any event."""
+def profile_ids_for_event(profile_id: int) -> dict[str, str]:
+    """The profile's first user id and anonymous id: what an event about it carries."""
     ids = {}
     for kind in ("user_id", "anonymous_id"):
         value = (
@@ -476,18 +489,36 @@ def _exposure_event(
         )
         if value is not None:
             ids[kind] = value
+    return ids
+
+
+def ingest_own_events(workspace_id: int, events: list[dict[str, Any]]) -> None:
+    """Events the platform itself sends about people (exposures, impressions), through the
+    collector like any event: stored once per messageId, processed onto the profile,
+    forwarded by event streams."""
+    collector_ingest(
+        source=_exposure_source(workspace_id), raw_events=events, body={"batch": events},
+        route_type=None, received_at=now_utc(), door_size=None, kick=True,
+    )  # fmt: skip
+
+
+def exposure_event(
+    *, workspace_id: int, key: str, name: str, seed: str, variant: dict[str, Any], at: datetime,
+    unit: str, ids: dict[str, str],
+) -> None:  # fmt: skip
+    """One Experiment Viewed event (Segment's convention) under a messageId derived from the
+    experiment and the unit: stored once however often it is sent. For a visitor without a
+    profile yet, the pipeline records the exposure when the event makes the profile."""
     if not ids:
         return
     event: dict[str, Any] = {
         "type": "track",
         "event": EXPOSURE_EVENT,
-        "messageId": str(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"exposure:{experiment.seed}:{profile_id}")
-        ),
+        "messageId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"exposure:{seed}:{unit}")),
         "timestamp": at.isoformat().replace("+00:00", "Z"),
         "properties": {
-            "experiment_id": experiment.key,
-            "experiment_name": experiment.name,
+            "experiment_id": key,
+            "experiment_name": name,
             "variation_id": variant["key"],
             "variation_name": variant.get("name") or variant["key"],
         },
@@ -496,11 +527,7 @@ def _exposure_event(
         event["userId"] = ids["user_id"]
     if "anonymous_id" in ids:
         event["anonymousId"] = ids["anonymous_id"]
-    collector_ingest(
-        source=_exposure_source(experiment.workspace_id), raw_events=[event],
-        body={"batch": [event]}, route_type=None, received_at=now_utc(), door_size=None,
-        kick=True,
-    )  # fmt: skip
+    ingest_own_events(workspace_id, [event])
 
 
 def move_exposures_on_merge(workspace_id: int, winner_id: int, loser_id: int) -> None:

@@ -34,6 +34,8 @@ class ProfileFacts:
     # purposes with their defaults
     consents: Mapping[str, str] = field(default_factory=dict)
     purpose_defaults: Mapping[str, bool] = field(default_factory=dict)
+    # the request's context, at decision time (offers' `context` conditions)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ def evaluate(
             profile.consents.get(node.purpose), profile.purpose_defaults.get(node.purpose)
         )
         return allowed if node.status == "granted" else not allowed
+    if isinstance(node, n.ContextCondition):
+        return matches(value_at(profile.context, node.path), node.comparison, now)
     raise TypeError(f"not a rule node: {node!r}")
 
 

@@ -127,6 +127,15 @@ class RandomBucket:
 
 
 @dataclass(frozen=True, slots=True)
+class ContextCondition:
+    """A value of the request's context at decision time (`page.url`, `device.type`,
+    `locale`): offers' eligibility only — segments have no request."""
+
+    path: tuple[str, ...]
+    comparison: Comparison
+
+
+@dataclass(frozen=True, slots=True)
 class All:
     children: tuple[Node, ...]
 
@@ -150,4 +159,5 @@ Node = (
     | SegmentCondition
     | ConsentCondition
     | RandomBucket
+    | ContextCondition
 )

@@ -29,6 +29,8 @@ MAX_PATH_STEPS = 8
 MAX_MAGNITUDE = 10**30
 GROUP_KEYS = ("all", "any", "not")
 CONDITION_KEYS = ("trait", "event", "segment", "consent", "random_bucket", "model")
+# conditions only rules evaluated at decision time (offers' eligibility) may use
+DECISION_KEYS = ("context",)
 
 
 @dataclass
@@ -49,6 +51,9 @@ class RuleContext:
     # clusters models: key -> {label: name} of every cluster any of its versions made (a
     # label a retrain dropped still parses; nobody is in it)
     clusters: dict[str, dict[str, str]] = field(default_factory=dict)
+    # a rule evaluated at decision time on one profile's record (offers' eligibility): it may
+    # read the request's `context` but no events (the record holds none; a segment can)
+    decision_time: bool = False
 
 
 class _Checker:
@@ -74,9 +79,15 @@ class _Checker:
         if not isinstance(data, dict):
             self.fail(path, "expected an object (a group or a condition)")
             return None
-        kinds = [k for k in (*GROUP_KEYS, *CONDITION_KEYS) if k in data]
+        keys: tuple[str, ...] = (*GROUP_KEYS, *CONDITION_KEYS)
+        if self.context.decision_time:
+            keys = (*keys, *DECISION_KEYS)
+        elif "context" in data:
+            self.fail(f"{path}.context", "context conditions are for offers' eligibility only")
+            return None
+        kinds = [k for k in keys if k in data]
         if len(kinds) != 1:
-            expected = ", ".join((*GROUP_KEYS, *CONDITION_KEYS))
+            expected = ", ".join(keys)
             found = f"found {', '.join(kinds)}" if kinds else f"found keys {sorted(data)}"
             self.fail(path, f"expected exactly one of {expected}; {found}")
             return None
@@ -94,6 +105,7 @@ class _Checker:
             "consent": self.consent,
             "random_bucket": self.random_bucket,
             "model": self.cluster,
+            "context": self.request_context,
         }[kind](data, path)
 
     def only(self, data: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:
@@ -151,7 +163,28 @@ class _Checker:
             return None
         return keys
 
+    def request_context(self, data: dict[str, Any], path: str) -> n.Node | None:
+        """{"context": "page.url", "op": "contains", "value": "/sale"}: a value the caller
+        of the decision API sent in `context`."""
+        self.only(data, ("context", "op", "value"), path)
+        name = data["context"]
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            self.fail(f"{path}.context", 'expected a context path, e.g. "page.url"')
+            return None
+        keys = self.path_keys(name.strip(), f"{path}.context")
+        comparison = self.comparison(data, path, column_kind=None)
+        if keys is None or comparison is None:
+            return None
+        return n.ContextCondition(keys, comparison)
+
     def event(self, data: dict[str, Any], path: str) -> n.Node | None:
+        if self.context.decision_time:
+            self.fail(
+                path,
+                "event conditions cannot be evaluated at decision time: build a segment with "
+                'it and use {"segment": key}',
+            )
+            return None
         self.only(data, ("event", "where", "count", "within", "between", "never"), path)
         name = data["event"]
         ok = True
