@@ -264,6 +264,12 @@ class Sync(models.Model):
     profile_cursor = models.DateTimeField(null=True, blank=True)  # profiles_profile.updated_at
     initialised = models.BooleanField(default=False)  # the first full run has been planned
     resync_requested = models.BooleanField(default=False)
+    # a campaign holdout: a stable share of the members withheld, measured by the experiments
+    # engine (its variants "holdout" and "treated"); kept after it stops, for its results
+    holdout_experiment = models.ForeignKey(
+        "activation.Experiment", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
     next_run_at = models.DateTimeField(default=timezone.now)
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -321,6 +327,7 @@ class SyncRun(models.Model):
     unchanged = models.PositiveIntegerField(default=0)
     skipped_consent = models.PositiveIntegerField(default=0)
     skipped_no_identifier = models.PositiveIntegerField(default=0)
+    skipped_holdout = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
 
     class Meta:

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from activation.experiments.serializers import exposure_counts
 from activation.models import (
     Delivery,
     DeliveryAttempt,
@@ -157,6 +158,13 @@ class SyncWriteSerializer(serializers.Serializer):
     schedule = serializers.ChoiceField(choices=SyncSchedule.choices, required=False)
     interval_minutes = serializers.IntegerField(min_value=1, max_value=10080, required=False)
     enabled = serializers.BooleanField(required=False)
+    holdout = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='A campaign holdout: {"percent": 10, "metric": "purchase"} withholds a stable '
+        "10 % of the members and measures the metric's lift with the experiments engine; "
+        "null stops it (the held-out members are then sent).",
+    )
 
 
 class SyncPatchSerializer(SyncWriteSerializer):
@@ -197,6 +205,7 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "unchanged",
             "skipped_consent",
             "skipped_no_identifier",
+            "skipped_holdout",
             "failed",
             "error",
         ]
@@ -211,6 +220,7 @@ class SyncSerializer(serializers.ModelSerializer):
     destination_name = serializers.CharField(source="destination.name", read_only=True)
     destination_kind = serializers.CharField(source="destination.kind", read_only=True)
     last_run = serializers.SerializerMethodField()
+    holdout = serializers.SerializerMethodField()
 
     class Meta:
         model = Sync
@@ -231,6 +241,7 @@ class SyncSerializer(serializers.ModelSerializer):
             "resync_requested",
             "last_run_at",
             "last_run",
+            "holdout",
             "created_at",
             "updated_at",
         ]
@@ -239,6 +250,24 @@ class SyncSerializer(serializers.ModelSerializer):
     def get_last_run(self, obj: Sync) -> dict[str, Any] | None:
         run = obj.runs.order_by("-started_at").first()
         return SyncRunSerializer(run).data if run else None
+
+    def get_holdout(self, obj: Sync) -> dict[str, Any] | None:
+        """The campaign holdout (its latest, running or stopped): the share withheld, the
+        metric it is judged by, members on each side so far, and its experiment's id (whose
+        results page reports the lift)."""
+        experiment = obj.holdout_experiment
+        if experiment is None:
+            return None
+        held = next((v for v in experiment.variants if v["key"] == "holdout"), {"weight": 0})
+        total = sum(float(v.get("weight", 1)) for v in experiment.variants) or 1.0
+        return {
+            "experiment": experiment.pk,
+            "key": experiment.key,
+            "status": experiment.status,
+            "percent": round(100 * float(held["weight"]) / total, 2),
+            "metric": experiment.primary_metric.key,
+            "members": exposure_counts([experiment.pk]).get(experiment.pk, {}),
+        }
 
 
 class StreamWriteSerializer(serializers.Serializer):

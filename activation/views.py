@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 
 from activation import connectors, selectors, services
 from activation.connectors.base import ConfigField, Connector
+from activation.experiments.models import Metric
 from activation.models import (
     DeliveryKind,
     DeliveryStatus,
@@ -32,7 +33,7 @@ from activation.models import (
     SyncMode,
     SyncSchedule,
 )
-from activation.serializers import SyncRunSerializer
+from activation.serializers import SyncRunSerializer, SyncSerializer
 from activation.syncs import mapping as mappings
 from activation.syncs import services as sync_services
 from cdp import pages
@@ -537,7 +538,16 @@ def sync_detail(request: HttpRequest, sync_id: int) -> HttpResponse:
         "runs_url": reverse("api-sync-runs", args=[sync.pk]),
         "latest_run": charted[0]["id"] if charted else None,
         "runs": list(reversed(charted)),
+        "sync_url": reverse("api-sync", args=[sync.pk]),
     }
+    holdout = SyncSerializer(sync).data["holdout"]
+    if holdout is not None:
+        experiment = sync.holdout_experiment
+        latest = (experiment.history or [{}])[-1] if experiment else {}
+        holdout["lift"] = _lift_text((latest.get("lifts") or {}).get("treated"))
+        holdout["analysed_at"] = latest.get("at")
+        holdout["held_out"] = holdout["members"].get("holdout", 0)
+        holdout["treated"] = holdout["members"].get("treated", 0)
     return render(
         request,
         "activation/sync.html",
@@ -550,8 +560,25 @@ def sync_detail(request: HttpRequest, sync_id: int) -> HttpResponse:
             "fields": sync.mapping.get("fields", []),
             "can_manage": pages.can(request, "syncs.manage"),
             "config": config,
+            "holdout": holdout,
+            "metrics": Metric.objects.filter(workspace=workspace).order_by("key"),
         },
     )
+
+
+def _lift_text(lift: dict[str, Any] | None) -> dict[str, str] | None:
+    """The treated side's lift as the page says it: relative in % with its interval, or the
+    absolute change when the held-out side's mean is 0."""
+    if not lift:
+        return None
+    if lift.get("relative") is not None:
+        bounds = lift.get("relative_ci")
+        interval = f"{bounds[0] * 100:+.1f} to {bounds[1] * 100:+.1f} %" if bounds else ""
+        return {"value": f"{lift['relative'] * 100:+.1f} %", "label": "Relative lift",
+                "interval": interval}  # fmt: skip
+    bounds = lift.get("absolute_ci")
+    interval = f"{bounds[0]:+.3g} to {bounds[1]:+.3g}" if bounds else ""
+    return {"value": f"{lift['absolute']:+.3g}", "label": "Absolute change", "interval": interval}
 
 
 @login_required

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from activation import connectors
 from activation.delivery import bulk
+from activation.experiments import bucketing
 from activation.models import RunKind, Sync, SyncMember, SyncRun
 from activation.syncs import mapping as mappings
 from activation.syncs.mapping import json_object
@@ -57,9 +58,12 @@ class Counts:
     unchanged: int = 0
     skipped_consent: int = 0
     skipped_no_identifier: int = 0
+    skipped_holdout: int = 0
     deliveries: int = 0
     destinations: set[int] = field(default_factory=set)
 
+
+HOLDOUT = "holdout"  # the holdout experiment's control: members not sent
 
 # the chunk's profiles: alive, member, allowed for the purpose (consent.enforcement's SQL
 # form), the mapping's identifier types, and the traits when the mapping sends fields. Each
@@ -114,7 +118,11 @@ SET sent_identifiers = EXCLUDED.sent_identifiers, sent_fields_hash = EXCLUDED.se
 def plan(sync_id: int, *, kind: str = RunKind.DELTA) -> SyncRun | None:
     """Plan one run of a sync. Returns the run (None when another run of the sync is being
     planned right now, or when a delta found nothing to look at)."""
-    sync = Sync.objects.select_related("destination", "segment").filter(pk=sync_id).first()
+    sync = (
+        Sync.objects.select_related("destination", "segment", "holdout_experiment")
+        .filter(pk=sync_id)
+        .first()
+    )
     if sync is None or not sync.enabled:
         return None
     if not sync.initialised and kind == RunKind.DELTA:
@@ -193,6 +201,7 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
         unchanged=counts.unchanged,
         skipped_consent=counts.skipped_consent,
         skipped_no_identifier=counts.skipped_no_identifier,
+        skipped_holdout=counts.skipped_holdout,
     )
     run.refresh_from_db()
     if counts.deliveries:
@@ -331,6 +340,37 @@ def _plan_chunk(
         )
 
 
+def _holdout(sync: Sync, profile_ids: list[int]) -> set[int]:
+    """The members the sync's running holdout withholds. Each member's side is its first
+    exposure to the holdout experiment (recorded here, when the planner first meets it as a
+    sendable member), so it never changes; the experiment's results compare the two sides."""
+    experiment = sync.holdout_experiment
+    if experiment is None or experiment.status != "running" or not profile_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT profile_id, variant FROM activation_exposure "
+            "WHERE experiment_id = %s AND profile_id = ANY(%s)",
+            [experiment.pk, profile_ids],
+        )
+        sides = dict(cursor.fetchall())
+        new = [p for p in profile_ids if p not in sides]
+        if new:
+            keys = experiment.variant_keys
+            for profile_id in new:
+                index = bucketing.choose_variant(experiment.seed, str(profile_id),
+                                                 experiment.weights)  # fmt: skip
+                sides[profile_id] = keys[index if index is not None else -1]
+            cursor.execute(
+                "INSERT INTO activation_exposure (experiment_id, workspace_id, profile_id, "
+                "variant, exposed_at) SELECT %s, %s, u.p, u.v, now() "
+                "FROM unnest(%s::bigint[], %s::text[]) AS u(p, v) "
+                "ON CONFLICT (experiment_id, profile_id) DO NOTHING",
+                [experiment.pk, sync.workspace_id, new, [sides[p] for p in new]],
+            )
+    return {p for p, side in sides.items() if side == HOLDOUT}
+
+
 def _profiles_sql(sync: Sync, params: dict[str, Any]) -> str:
     def bind(value: object) -> str:
         name = f"c{len(params)}"
@@ -384,6 +424,7 @@ def _plan_ids(
         if not fresh:
             cursor.execute(_MEMBERS, {"ids": ids, "sync": sync.pk})
             held = {r[0]: r for r in cursor.fetchall()}
+    held_out = _holdout(sync, [r[0] for r in profiles if r[1] and r[3] and r[5]])
     on_the_way = (
         set() if quiet or not (batch or repair) else bulk.open_profiles(sync.destination_id, ids)
     )
@@ -409,6 +450,8 @@ def _plan_ids(
         if live and member:
             if not allowed:
                 counts.skipped_consent += 1
+            elif profile_id in held_out:
+                counts.skipped_holdout += 1
             else:
                 pairs = [tuple(x.split("\t", 1)) for x in identities]
                 desired_ids, fields = rule.desired(connector, pairs, json_object(traits))  # type: ignore[arg-type]

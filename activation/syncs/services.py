@@ -8,10 +8,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activation import connectors
+from activation.experiments.models import Experiment, Metric
+from activation.experiments.services import experiment_create, experiment_start, experiment_stop
 from activation.models import Destination, RunKind, Sync, SyncMode, SyncSchedule
 from activation.streams.stage import forget_config
 from activation.syncs import mapping as mappings
 from activation.syncs.mapping import json_object
+from activation.syncs.planner import HOLDOUT
 from cdp.errors import Conflict, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.enforcement import consent_allowed_profiles
@@ -26,7 +29,9 @@ FIELDS = (
     "schedule",
     "interval_minutes",
     "enabled",
+    "holdout",
 )
+MAX_HOLDOUT_PERCENT = 50
 
 
 def _clean(workspace: Workspace, data: dict[str, Any], current: Sync | None) -> dict[str, Any]:
@@ -98,9 +103,65 @@ def _clean(workspace: Workspace, data: dict[str, Any], current: Sync | None) -> 
             errors.setdefault("enabled", []).append("expected true or false")
         else:
             out["enabled"] = data["enabled"]
+    if "holdout" in data:
+        out["holdout"] = _holdout_clean(workspace, data["holdout"], current, errors)
     if errors:
         raise ValidationFailed(errors)
     return out
+
+
+def _holdout_clean(
+    workspace: Workspace, value: Any, current: Sync | None, errors: dict[str, list[str]]
+) -> dict[str, Any] | None:
+    """{"percent": 0.5–50, "metric": key from the metric library} or null (stop)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.setdefault("holdout", []).append('expected {"percent": 10, "metric": key} or null')
+        return None
+    percent, metric_key = value.get("percent"), value.get("metric")
+    if (
+        isinstance(percent, bool)
+        or not isinstance(percent, int | float)
+        or not (0.5 <= percent <= MAX_HOLDOUT_PERCENT)
+    ):
+        errors.setdefault("holdout.percent", []).append(
+            f"a share of the members from 0.5 to {MAX_HOLDOUT_PERCENT} (%)"
+        )
+    metric = Metric.objects.filter(workspace=workspace, key=str(metric_key or "")).first()
+    if metric is None:
+        errors.setdefault("holdout.metric", []).append(
+            f"no metric {metric_key!r} in the metric library (define it on the Experiments page)"
+        )
+    running = current.holdout_experiment if current else None
+    if running is not None and running.status == "running":
+        errors.setdefault("holdout", []).append(
+            "a holdout is running: stop it first (holdout: null); changing its split midway "
+            "would bias its results"
+        )
+    return {"percent": float(percent or 0), "metric": metric} if not errors else None
+
+
+def _holdout_start(sync: Sync, percent: float, metric: Metric, actor: Any) -> Experiment:
+    """The holdout as an experiment of the same engine: its control ("holdout") is withheld,
+    its treatment ("treated") sent; its results page reports the lift."""
+    key = f"holdout-sync-{sync.pk}"
+    n = Experiment.objects.filter(workspace_id=sync.workspace_id, key__startswith=key).count()
+    experiment = experiment_create(
+        workspace=sync.workspace, actor=actor,
+        data={
+            "key": key if n == 0 else f"{key}-{n + 1}",
+            "name": f"Holdout of {sync.name}",
+            "hypothesis": f"Sending {sync.segment.name} to {sync.destination.name} moves "
+                          f"{metric.name}",
+            "variants": [
+                {"key": HOLDOUT, "name": "Held out", "weight": percent},
+                {"key": "treated", "name": "Sent", "weight": 100 - percent},
+            ],
+            "primary_metric": metric.key,
+        },
+    )  # fmt: skip
+    return experiment_start(experiment=experiment, actor=actor)
 
 
 def _int(value: Any) -> int:
@@ -114,11 +175,16 @@ def _int(value: Any) -> int:
 @transaction.atomic
 def sync_create(*, workspace: Workspace, data: dict[str, Any], actor: Any = None) -> Sync:
     values = _clean(workspace, data, None)
+    holdout = values.pop("holdout", None)
     sync = Sync.objects.create(
         workspace=workspace,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
         **values,
     )
+    if holdout is not None:
+        sync.holdout_experiment = _holdout_start(sync, holdout["percent"], holdout["metric"],
+                                                 actor)  # fmt: skip
+        sync.save(update_fields=["holdout_experiment"])
     audit(
         workspace=workspace,
         actor=actor,
@@ -137,11 +203,20 @@ def sync_update(*, sync: Sync, data: dict[str, Any], actor: Any = None) -> Sync:
     values = _clean(sync.workspace, data, sync)
     mapping_changed = "mapping" in values and values["mapping"] != sync.mapping
     mode_changed = "mode" in values and values["mode"] != sync.mode
+    holdout_changed = "holdout" in values
+    if holdout_changed:
+        holdout = values.pop("holdout")
+        running = sync.holdout_experiment
+        if holdout is None and running is not None and running.status == "running":
+            experiment_stop(experiment=running, actor=actor)  # the held-out members go out
+        elif holdout is not None:
+            sync.holdout_experiment = _holdout_start(sync, holdout["percent"],
+                                                     holdout["metric"], actor)  # fmt: skip
     for key, value in values.items():
         setattr(sync, key, value)
     sync.updated_at = timezone.now()
-    if mapping_changed or mode_changed:
-        sync.resync_requested = True  # every member's payload may differ now
+    if mapping_changed or mode_changed or holdout_changed:
+        sync.resync_requested = True  # every member's payload (or side) may differ now
     sync.save()
     audit(
         workspace=sync.workspace,

@@ -56,6 +56,33 @@ if (runNow) runNow.addEventListener('click', () => start(config.run_url, 'Run'))
 const resync = document.getElementById('resync');
 if (resync) resync.addEventListener('click', () => start(config.resync_url, 'Full resync'));
 
+// ---- the campaign holdout ------------------------------------------------------------------
+
+const holdoutForm = document.getElementById('holdout-form');
+if (holdoutForm) {
+  holdoutForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const error = document.getElementById('holdout-error');
+    const data = new FormData(holdoutForm);
+    const holdout = { percent: Number(data.get('percent')), metric: data.get('metric') };
+    api('PATCH', config.sync_url, { holdout }).then(() => window.location.reload())
+      .catch((err) => {
+        const fields = (err.detail && err.detail.fields) || {};
+        fill(error, Object.entries(fields).map(([k, v]) => `${k}: ${v.join(' ')}`).join(' · ') ||
+          err.message);
+        error.hidden = false;
+      });
+  });
+}
+const stopHoldout = document.getElementById('stop-holdout');
+if (stopHoldout) {
+  stopHoldout.addEventListener('click', () => {
+    if (!window.confirm(stopHoldout.dataset.question)) return;
+    api('PATCH', config.sync_url, { holdout: null }).then(() => window.location.reload())
+      .catch((err) => say('The holdout was not stopped: ' + err.message, 'error'));
+  });
+}
+
 // ---- added and removed per run --------------------------------------------------------------
 
 const target = document.getElementById('runs-chart');
