@@ -347,16 +347,13 @@ def _ineligible(
 ) -> str | None:
     """Why the visitor may not enter (None: it may) — the experiments service's rules
     (global holdout, layer, targeting), on the record instead of the database."""
-    unit = visitor.unit
-    if config.holdout_percent and bucketing.in_holdout(
-        str(config.workspace_id), unit, config.holdout_percent
-    ):
-        return "in the global holdout"
-    if experiment.layer:
-        ranges = config.layers.get(experiment.layer, {})
-        owner = bucketing.layer_slot(f"{config.workspace_id}:{experiment.layer}", unit, ranges)
-        if owner != str(experiment.id):
-            return f"another experiment of layer {experiment.layer} has this unit"
+    why = bucketing.excluded(
+        workspace_id=config.workspace_id, unit=visitor.unit,
+        holdout_percent=config.holdout_percent, layer=experiment.layer,
+        layer_ranges_of=config.layers.get(experiment.layer, {}), experiment_id=experiment.id,
+    )  # fmt: skip
+    if why is not None:
+        return why
     if experiment.targeting is not None:
         if experiment.targeting_reads_events:
             targeted = (

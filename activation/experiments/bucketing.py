@@ -77,3 +77,18 @@ def layer_ranges(shares: Mapping[str, float]) -> dict[str, tuple[float, float]]:
         out[key] = (start, start + share)
         start += share
     return out
+
+
+def excluded(
+    *, workspace_id: int, unit: str, holdout_percent: float, layer: str,
+    layer_ranges_of: Mapping[str, tuple[float, float]], experiment_id: int,
+) -> str | None:  # fmt: skip
+    """Why the workspace's global holdout or the experiment's layer keeps the unit out (None:
+    neither does) — the one rule the experiments service and the decision API both apply."""
+    if holdout_percent and in_holdout(str(workspace_id), unit, holdout_percent):
+        return "in the global holdout"
+    if layer:
+        owner = layer_slot(f"{workspace_id}:{layer}", unit, layer_ranges_of)
+        if owner != str(experiment_id):
+            return f"another experiment of layer {layer} has this unit"
+    return None

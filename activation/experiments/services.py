@@ -385,19 +385,20 @@ def _answer(experiment: Experiment, key: str, first: bool, reason: str) -> Assig
 def _eligible(experiment: Experiment, profile_id: int, now: datetime) -> str | None:
     """Why the profile may not enter (None: it may)."""
     settings = experiment.workspace.settings or {}
-    holdout = float(settings.get("experiments_holdout_percent") or 0)
-    if holdout and bucketing.in_holdout(str(experiment.workspace_id), str(profile_id), holdout):
-        return "in the global holdout"
+    ranges: dict[str, tuple[float, float]] = {}
     if experiment.layer:
         peers = Experiment.objects.filter(
             workspace_id=experiment.workspace_id, layer=experiment.layer,
             status=ExperimentStatus.RUNNING,
         ).order_by("created_at", "pk")  # fmt: skip
         ranges = bucketing.layer_ranges({str(e.pk): min(1.0, e.layer_share) for e in peers})
-        owner = bucketing.layer_slot(f"{experiment.workspace_id}:{experiment.layer}",
-                                     str(profile_id), ranges)  # fmt: skip
-        if owner != str(experiment.pk):
-            return f"another experiment of layer {experiment.layer} has this unit"
+    why = bucketing.excluded(
+        workspace_id=experiment.workspace_id, unit=str(profile_id),
+        holdout_percent=float(settings.get("experiments_holdout_percent") or 0),
+        layer=experiment.layer, layer_ranges_of=ranges, experiment_id=experiment.pk,
+    )  # fmt: skip
+    if why is not None:
+        return why
     if experiment.targeting is not None:
         node = rule_parse(workspace=experiment.workspace, rule=experiment.targeting)
         sql, params = compiler.members_query(

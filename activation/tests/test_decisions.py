@@ -287,9 +287,15 @@ def test_experiments_expose_once_and_stay_sticky(tenant_a: Tenant) -> None:
     send_events(client, tenant_a, {"type": "identify", "anonymousId": visitor, "userId": "dan"})
     logged_in = decide(site, userId="dan", experiments=["hero_test"])["experiments"]
     assert logged_in["hero_test"] == first["hero_test"]
+    # the decision API and the experiments service bucket a profile the same way
+    bob = Identity.objects.get(type="user_id", value="bob").profile_id
+    expected = experiments.assign(experiment=experiment, profile_id=bob, record=False)
+    assert expected is not None
+    served = decide(site, userId="bob", experiments=["hero_test"])["experiments"]["hero_test"]
+    assert served["variant"] == expected.variant
     # a shipped experiment serves its winner to everyone, exposing nobody new
     experiments.experiment_ship(experiment=experiment, actor=None, variant="bold", force=True)
-    shipped = decide(site, userId="bob", experiments=["hero_test"])["experiments"]
+    shipped = decide(site, userId="cat", experiments=["hero_test"])["experiments"]
     assert shipped["hero_test"] == {"variant": "bold", "payload": {"color": "red"}}
 
 
