@@ -157,6 +157,8 @@ def placement_delete(*, placement: Placement, actor: Any) -> None:
 def _when(value: Any, field: str, fail: Any) -> datetime | None:
     if value is None or value == "":
         return None
+    if isinstance(value, datetime):  # the stored value, when another field changes
+        return value
     parsed = parse_date(value)
     if parsed is None:
         fail(field, "an ISO 8601 date or time (2026-12-24 or 2026-12-24T18:00:00Z)")

@@ -9,12 +9,15 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
 
 from activation.decisions.apis import OfferSerializer, PlacementSerializer
 from activation.decisions.models import Offer, Placement
 from activation.experiments.models import Experiment, ExperimentStatus
 from cdp import pages
 from segments.ml.models import MLModel, ModelKind
+from segments.rules import nodes
 
 
 @login_required
@@ -44,6 +47,11 @@ def decisions_page(request: HttpRequest) -> HttpResponse:
             .order_by("key")
             .values_list("key", flat=True)
         ),
+        # how eligibility rules read in the offers table, worded as the segment builder does
+        "op_labels": nodes.OP_LABELS,
+        # the browser helper the placement's snippet imports
+        "decide_js": static("activation/decide.js"),
+        "sources_url": reverse("ui-sources"),
         "can_manage": pages.can(request, "decisions.manage"),
         "can_view_profiles": pages.can(request, "profiles.view"),
     }
