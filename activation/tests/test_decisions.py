@@ -115,8 +115,13 @@ def test_placements_and_offers_are_checked_with_clear_errors(tenant_a: Tenant) -
     assert "cannot be evaluated at decision time" in fields["eligibility.all[1]"][0]
     assert "eligibility.all[2].value" in fields
     assert set(fields) >= {"ends_at", "cap_day", "weight", "rank_by"}
-    offer(tenant_a, "pro_deal", eligibility={"segment": "pro"}, cap_day=2,
-          ends_at="2030-01-01T00:00:00Z")
+    offer(
+        tenant_a,
+        "pro_deal",
+        eligibility={"segment": "pro"},
+        cap_day=2,
+        ends_at="2030-01-01T00:00:00Z",
+    )
     changed = services.offer_update(offer=services.Offer.objects.get(key="pro_deal"), actor=None,
                                     data={"enabled": False})  # fmt: skip
     assert changed.ends_at is not None and changed.ends_at.year == 2030 and not changed.enabled
