@@ -47,6 +47,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_DATA_COMMAND = "cdp_demo_data"
 # then the models trained on it (an app above this one provides it)
 DEMO_MODELS_COMMAND = "cdp_demo_models"
+# then the personalisation on top of them (placements, offers, an experiment)
+DEMO_DECISIONS_COMMAND = "cdp_demo_decisions"
 SAMPLE_EVENT = '{"userId":"user-1","event":"Signed Up","properties":{"plan":"free"}}'
 ROLES = ("all", "web", "worker", "beat")
 # advisory lock held while migrating: launchers started at once on several machines migrate
@@ -373,6 +375,9 @@ class Command(BaseCommand):
         if DEMO_MODELS_COMMAND in get_commands():
             self._step("Training the demo models")
             call_command(DEMO_MODELS_COMMAND, workspace=workspace)
+        if DEMO_DECISIONS_COMMAND in get_commands():
+            self._step("Setting up personalisation")
+            call_command(DEMO_DECISIONS_COMMAND, workspace=workspace)
 
     def _commands(self, plan: Plan) -> dict[str, list[str]]:
         """The children of this plan: display name -> argv."""
