@@ -11,7 +11,7 @@ from cdp import navigation
 from cdp.models import Role
 
 # (role, labels in the sidebar)
-ACTIVATION = ["Destinations", "Syncs", "Deliveries", "Experiments"]
+ACTIVATION = ["Destinations", "Syncs", "Deliveries", "Experiments", "Decisions"]
 SIDEBARS = [
     (
         Role.OWNER,
