@@ -389,6 +389,7 @@ def test_delete_leaves_no_trace_and_the_subject_stays_out(
         "profiles": "profiles_profile",
         "earlier_exports": "consent_privacyexport",
         "pending_events": "profiles_pendingevent",
+        "decision_records": "activation_decisionrecord",
     }
     for name, table in receipt_tables.items():
         assert before_counts[table] - after_counts[table] == counts[name], table

@@ -51,15 +51,42 @@ class OfferSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class PreviewSerializer(serializers.Serializer):
-    profile_id = serializers.IntegerField(required=False, allow_null=True)
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, not 0, 1 or "yes"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return bool(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string, not a number made one."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not a string of digits."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
+
+
+class DecisionPreviewSerializer(serializers.Serializer):
+    profile_id = StrictIntegerField(required=False, allow_null=True)
     context: Any = serializers.DictField(required=False, default=dict)
     traits: Any = serializers.DictField(required=False, default=dict)
-    placements = serializers.ListField(child=serializers.CharField(), required=False,
+    placements = serializers.ListField(child=StrictCharField(), required=False,
                                        allow_null=True, default=None)  # fmt: skip
-    experiments = serializers.ListField(child=serializers.CharField(), required=False,
+    experiments = serializers.ListField(child=StrictCharField(), required=False,
                                         default=list)  # fmt: skip
-    browser = serializers.BooleanField(required=False, default=False)
+    browser = StrictBooleanField(required=False, default=False)
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -175,13 +202,13 @@ class OfferViewSet(_Keyed):
 
 
 class DecisionPreviewView(CapabilityMixin, APIView):
-    @extend_schema(request=PreviewSerializer, responses={200: dict})
+    @extend_schema(request=DecisionPreviewSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:
         """What the decision API would answer for a profile (or an unknown visitor with
         `traits`) in a context, with each offer's outcome and the path of the condition that
         failed. Records no exposure and no impression."""
         self.require("decisions.view")
-        serializer = PreviewSerializer(data=request.data)
+        serializer = DecisionPreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         profile_id = data.get("profile_id")

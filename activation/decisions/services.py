@@ -90,10 +90,13 @@ def _placement_clean(
     model = data.get("recommendations_model", current.recommendations_model if current else "")
     count = data.get("recommendations_count", current.recommendations_count if current else 0)
     if model:
-        known = MLModel.objects.filter(
-            workspace=workspace, key=model, kind=ModelKind.RECOMMENDATIONS
-        ).exists()
-        if not isinstance(model, str) or not known:
+        known = (
+            isinstance(model, str)
+            and MLModel.objects.filter(
+                workspace=workspace, key=model, kind=ModelKind.RECOMMENDATIONS
+            ).exists()
+        )
+        if not known:
             fail("recommendations_model", f"no recommendations model {model!r} here")
     if not _whole(count) or not 0 <= count <= MAX_RECOMMENDATIONS:
         fail("recommendations_count", f"a whole number from 0 to {MAX_RECOMMENDATIONS}")
@@ -240,7 +243,10 @@ def _offer_clean(
     out["cap_week"] = _optional_count(given("cap_week", None), "cap_week", fail, CAP_TIMES_KEPT)
     out["cap_lifetime"] = _optional_count(given("cap_lifetime", None), "cap_lifetime", fail, None)
     rank_by = given("rank_by", "") or ""
-    if rank_by:
+    if not isinstance(rank_by, str):
+        fail("rank_by", "the key of a model score, e.g. churn_risk")
+        rank_by = ""
+    elif rank_by:
         scores = {
             key
             for model in MLModel.objects.with_champion().filter(workspace=workspace)

@@ -5,9 +5,10 @@ counters); higher apps register theirs in `AppConfig.ready()` — consent the su
 and the consent log, segments the real-time membership — so this layer never imports them.
 
 Orders in use (gaps leave room): 10 suppression (consent), 20 identity, 30 consent log
-(consent), 40 computed traits, 50 segment membership (segments), 90 counters and schema,
-99 segment member counts (segments: the batch's last write, so two drains hold a segment's
-row lock only while committing)."""
+(consent), 40 computed traits, 50 segment membership (segments), 60 forwarding (activation),
+90 counters and schema, 95 decision records (activation), 99 segment member counts
+(segments: the batch's last write, so two drains hold a segment's row lock only while
+committing)."""
 
 from __future__ import annotations
 

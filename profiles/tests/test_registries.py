@@ -19,6 +19,7 @@ def test_pipeline_stages_run_in_order() -> None:
         "segments",  # segments: reads the consent state and the computed traits
         "activation",  # activation: forwarded events, synced members whose traits changed
         "counters",  # hot rows every batch shares
+        "decisions",  # activation: decision records of the batch's profiles, caps, exposures
         "segments-counts",  # segments: member counts, the last write (shortest row lock)
     ]
 
