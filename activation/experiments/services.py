@@ -5,6 +5,7 @@ its first exposure and sticky from then on."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from cdp.errors import Conflict, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
 from cdp.paths import PathError, split_path
 from consent.enforcement import consent_allows
+from profiles.collector import gate
 from profiles.collector.keys import SourceInfo
 from profiles.collector.normalize import now_utc
 from profiles.collector.service import collector_ingest
@@ -470,12 +472,22 @@ def exposure_insert(
     return str(row[0]) if row else None
 
 
+_own_sources: dict[int, tuple[float, SourceInfo]] = {}
+
+
 def _exposure_source(workspace_id: int) -> SourceInfo:
+    """The workspace's source of the platform's own events (made on first use), cached in
+    the process for a minute: exposures and impressions are sent on the decision path."""
+    hit = _own_sources.get(workspace_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
     source = Source.objects.filter(workspace_id=workspace_id, name=SOURCE_NAME).first()
     if source is None:
         source = source_create(workspace=Workspace.objects.get(pk=workspace_id), name=SOURCE_NAME,
                                kind=SourceKind.HTTP)  # fmt: skip
-    return SourceInfo.of(source)
+    info = SourceInfo.of(source)
+    _own_sources[workspace_id] = (time.monotonic() + 60.0, info)
+    return info
 
 
 def profile_ids_for_event(profile_id: int) -> dict[str, str]:
@@ -497,9 +509,15 @@ def ingest_own_events(workspace_id: int, events: list[dict[str, Any]]) -> None:
     """Events the platform itself sends about people (exposures, impressions), through the
     collector like any event: stored once per messageId, processed onto the profile,
     forwarded by event streams."""
+    source = _exposure_source(workspace_id)
+    # the collector's gate: the door filters' cached size and a throttled kick of the
+    # processing (one task per interval, not one per exposure); never refused by the rate
+    # limit, these are the platform's own events
+    door = gate.check(source_id=source.source_id, workspace_id=workspace_id,
+                      events=len(events), limit=source.rate_limit_per_second)  # fmt: skip
     collector_ingest(
-        source=_exposure_source(workspace_id), raw_events=events, body={"batch": events},
-        route_type=None, received_at=now_utc(), door_size=None, kick=True,
+        source=source, raw_events=events, body={"batch": events}, route_type=None,
+        received_at=now_utc(), door_size=door.door_size, kick=door.kick or not door.allowed,
     )  # fmt: skip
 
 
