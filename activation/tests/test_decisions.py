@@ -425,3 +425,21 @@ def test_records_follow_the_pipeline_and_privacy(tenant_a: Tenant, client: Clien
     assert activation_privacy.delete(subject)["decision_records"] == 1
     assert not DecisionRecord.objects.filter(profile_id=ann).exists()
     assert Profile.objects.filter(pk=ann).exists()  # only the record went here
+
+
+@pytest.mark.django_db
+def test_every_process_sees_a_change_at_its_next_decision(tenant_a: Tenant, client: Client) -> None:
+    people(client, tenant_a)
+    hero(tenant_a)
+    offer(tenant_a, "everyone")
+    site = server_client(tenant_a)
+    assert decide(site, userId="ann")["placements"]["home_hero"]["offer"] == "everyone"
+    # another process changed the offer: this one's cache is not told, only the version moves
+    services.Offer.objects.filter(key="everyone").update(enabled=False)
+    assert decide(site, userId="ann")["placements"]["home_hero"]["offer"] == "everyone"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE activation_decisionstate SET version = version + 1 WHERE workspace_id = %s",
+            [tenant_a.workspace.pk],
+        )
+    assert decide(site, userId="ann")["placements"]["home_hero"]["offer"] is None
