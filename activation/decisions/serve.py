@@ -77,6 +77,21 @@ FROM (SELECT 1) one
 LEFT JOIN activation_decisionrecord r ON r.profile_id = %(profile)s"""
 
 
+# a first exposure and its record, in one statement (nothing when one exists: it stands)
+_EXPOSE = """
+WITH first AS (
+    INSERT INTO activation_exposure (experiment_id, workspace_id, profile_id, variant, exposed_at)
+    VALUES (%(experiment)s, %(ws)s, %(profile)s, %(variant)s, %(at)s)
+    ON CONFLICT (experiment_id, profile_id) DO NOTHING
+    RETURNING profile_id
+), recorded AS (
+    UPDATE activation_decisionrecord r
+    SET exposures = r.exposures || jsonb_build_object(%(experiment)s::text, %(variant)s::text)
+    FROM first WHERE r.profile_id = first.profile_id
+)
+SELECT profile_id FROM first"""
+
+
 class Refused(Exception):
     def __init__(self, status: int, code: str, message: str, *, cors_ok: bool = True) -> None:
         super().__init__(message)
@@ -308,26 +323,20 @@ def _expose(
     now: datetime,
 ) -> None:  # fmt: skip
     experiment, variant = new.experiment, new.variant
+    # the event carries the ids the caller sent (they found the profile)
+    ids = {
+        k: v
+        for k, v in (("user_id", body.get("userId")), ("anonymous_id", body.get("anonymousId")))
+        if v
+    }
     if visitor.profile_id is not None:
-        kept = experiments.exposure_insert(
-            experiment_id=experiment.id, workspace_id=config.workspace_id,
-            profile_id=visitor.profile_id, variant=str(variant["key"]), at=now,
-        )  # fmt: skip
-        if kept is None:  # a concurrent decision exposed it first: its event stands
-            return
         with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE activation_decisionrecord SET exposures = exposures || "
-                "jsonb_build_object(%s::text, %s::text) WHERE profile_id = %s",
-                [str(experiment.id), str(variant["key"]), visitor.profile_id],
-            )
-        ids = experiments.profile_ids_for_event(visitor.profile_id)
-    else:
-        ids = {
-            k: v
-            for k, v in (("user_id", body.get("userId")), ("anonymous_id", body.get("anonymousId")))
-            if v
-        }
+            cursor.execute(_EXPOSE, {
+                "experiment": experiment.id, "ws": config.workspace_id,
+                "profile": visitor.profile_id, "variant": str(variant["key"]), "at": now,
+            })  # fmt: skip
+            if cursor.fetchone() is None:  # a concurrent decision exposed it first
+                return
     experiments.exposure_event(
         workspace_id=config.workspace_id, key=experiment.key, name=experiment.name,
         seed=experiment.seed, variant=variant, at=now, unit=visitor.unit, ids=ids,
