@@ -571,6 +571,14 @@ def _lift_text(lift: dict[str, Any] | None) -> dict[str, str] | None:
     absolute change when the held-out side's mean is 0."""
     if not lift:
         return None
+    bounds: list[float] = list(lift.get("absolute_ci") or [])
+    shaped = _lift_value(lift)
+    if len(bounds) == 2 and bounds[0] <= 0 <= bounds[1]:
+        shaped["interval"] += "; not significant yet"
+    return shaped
+
+
+def _lift_value(lift: dict[str, Any]) -> dict[str, str]:
     if lift.get("relative") is not None:
         bounds = lift.get("relative_ci")
         interval = f"{bounds[0] * 100:+.1f} to {bounds[1] * 100:+.1f} %" if bounds else ""
