@@ -164,7 +164,7 @@ def test_destination_sync_and_deliveries(
         cells = run_row.first.locator("td")
         expect(cells.nth(2)).to_have_text("5")  # added
         expect(cells.nth(7)).to_have_text("2")  # skipped: no identifier
-        expect(cells.nth(8)).to_have_text("1")  # failed: P3's dead letter
+        expect(cells.nth(9)).to_have_text("1")  # failed (after "held out"): P3's dead letter
         expect(page.locator("#runs-svg .bar.ok")).to_have_count(1)
         assert len(hook.accepted_items()) == 4 + 1  # four members and the test message
         shot(page, "06-sync-run")
