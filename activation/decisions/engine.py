@@ -100,7 +100,7 @@ def decide(
         elif not allowed:
             chosen, reason = None, "default: no personalisation consent"
         else:
-            chosen, outcomes = choose_offer(placement, visitor, now)
+            chosen, outcomes = choose_offer(placement, visitor, now, config.segment_keys)
             reason = (
                 f"offer {chosen.key}: eligible, priority {chosen.priority}"
                 if chosen
@@ -176,7 +176,10 @@ def _segments(config: Config, visitor: Visitor) -> list[str]:
 
 
 def choose_offer(
-    placement: PlacementConf, visitor: Visitor, now: datetime
+    placement: PlacementConf,
+    visitor: Visitor,
+    now: datetime,
+    segment_keys: Mapping[int, str | None] | None = None,
 ) -> tuple[OfferConf | None, list[dict[str, Any]]]:
     """The offer the placement shows this visitor (None: its default) and every offer's
     outcome: chosen, outranked, disabled, not started, ended, capped or not eligible (with the
@@ -184,7 +187,7 @@ def choose_offer(
     outcomes: list[dict[str, Any]] = []
     candidates: list[OfferConf] = []
     for offer in placement.offers:
-        outcome = _offer_outcome(offer, visitor, now)
+        outcome = _offer_outcome(offer, visitor, now, segment_keys or {})
         outcomes.append({"offer": offer.key, **outcome})
         if outcome["outcome"] == "eligible":
             candidates.append(offer)
@@ -197,7 +200,9 @@ def choose_offer(
     return chosen, outcomes
 
 
-def _offer_outcome(offer: OfferConf, visitor: Visitor, now: datetime) -> dict[str, Any]:
+def _offer_outcome(
+    offer: OfferConf, visitor: Visitor, now: datetime, segment_keys: Mapping[int, str | None]
+) -> dict[str, Any]:
     if not offer.enabled:
         return {"outcome": "disabled"}
     if offer.starts_at is not None and now < offer.starts_at:
@@ -209,7 +214,7 @@ def _offer_outcome(offer: OfferConf, visitor: Visitor, now: datetime) -> dict[st
         return {"outcome": "capped", "detail": capped}
     if offer.rule is not None and not evaluate(offer.rule, profile=visitor.facts, events=[],
                                                now=now):  # fmt: skip
-        failed = first_failure(offer.rule, visitor.facts, now, "eligibility")
+        failed = first_failure(offer.rule, visitor.facts, now, "eligibility", segment_keys)
         return {"outcome": "not eligible", "path": failed[0], "detail": failed[1]}
     return {"outcome": "eligible"}
 
@@ -259,27 +264,33 @@ def _score(visitor: Visitor, key: str) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else -1.0
 
 
-def first_failure(node: n.Node, facts: ProfileFacts, now: datetime, path: str) -> tuple[str, str]:
+def first_failure(
+    node: n.Node,
+    facts: ProfileFacts,
+    now: datetime,
+    path: str,
+    segment_keys: Mapping[int, str | None] | None = None,
+) -> tuple[str, str]:
     """The path (as rule errors name it) of the condition that made `node` false, and what
     it asked."""
     if isinstance(node, n.All):
         for i, child in enumerate(node.children):
             if not evaluate(child, profile=facts, events=[], now=now):
-                return first_failure(child, facts, now, f"{path}.all[{i}]")
+                return first_failure(child, facts, now, f"{path}.all[{i}]", segment_keys)
     if isinstance(node, n.AnyOf):
         return path, f"none of its {len(node.children)} conditions holds"
     if isinstance(node, n.Not):
         return path, "the condition it negates holds"
-    return path, describe(node)
+    return path, describe(node, segment_keys or {})
 
 
-def describe(node: n.Node) -> str:
+def describe(node: n.Node, segment_keys: Mapping[int, str | None]) -> str:
     if isinstance(node, n.TraitCondition):
         return f"{'.'.join(node.ref.keys)} {n.OP_LABELS[node.comparison.op]} {_value(node)}"
     if isinstance(node, n.ContextCondition):
         return f"context {'.'.join(node.path)} {n.OP_LABELS[node.comparison.op]} {_value(node)}"
     if isinstance(node, n.SegmentCondition):
-        return f"in segment #{node.segment_id}"
+        return f"in segment {segment_keys.get(node.segment_id) or node.segment_id}"
     if isinstance(node, n.ConsentCondition):
         return f"consent to {node.purpose} {node.status}"
     if isinstance(node, n.RandomBucket):

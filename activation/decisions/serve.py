@@ -364,18 +364,6 @@ def _record_impressions(
         experiments.ingest_own_events(config.workspace_id, events)
 
 
-def name_segments(answer: dict[str, Any], config: Config) -> None:
-    """Explanations name segments by key, as people know them."""
-    for outcomes in answer.get("explain", {}).get("placements", {}).values():
-        for outcome in outcomes:
-            detail = outcome.get("detail", "")
-            if detail.startswith("in segment #"):
-                segment_id = int(detail.removeprefix("in segment #"))
-                outcome["detail"] = (
-                    f"in segment {config.segment_keys.get(segment_id) or segment_id}"
-                )
-
-
 # ---- the view -------------------------------------------------------------------------------
 
 
@@ -434,7 +422,6 @@ def decide_view(request: HttpRequest) -> HttpResponse:
             else None
         )
         decision = engine.decide(config, visitor, ask, now, sql_targeted=sql_targeted)
-        name_segments(decision.body, config)
     except DatabaseError:
         logger.warning("decide: store unavailable, answering defaults", exc_info=True)
         answer = engine.default_answer(
@@ -494,5 +481,4 @@ def preview(
     answer = decision.body
     for key, ids in answer["recommendations"].items():
         answer["recommendations"][key] = configs.describe_items(config, ids)
-    name_segments(answer, config)
     return answer

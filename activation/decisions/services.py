@@ -17,7 +17,7 @@ from activation.decisions import version
 from activation.decisions.config import decision_rule_context
 from activation.decisions.models import Offer, Placement
 from activation.decisions.records import CAP_TIMES_KEPT
-from activation.experiments.services import KEY, _errors
+from activation.experiments.services import _errors, _key, _name
 from cdp.errors import Conflict, ValidationFailed, duplicate
 from cdp.models import Workspace, audit
 from segments.ml.models import MLModel, ModelKind
@@ -54,16 +54,8 @@ def _placement_clean(
     errors, fail = _errors()
     out: dict[str, Any] = {}
     if current is None:
-        key = data.get("key")
-        if not isinstance(key, str) or not KEY.fullmatch(key):
-            fail("key", "lower-case letters, digits, - and _, starting with a letter "
-                        "(e.g. home_hero)")  # fmt: skip
-        out["key"] = key
-    name = data.get("name", current.name if current else None)
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        fail("name", "a name of 1 to 200 characters")
-    else:
-        out["name"] = name.strip()
+        out["key"] = _key(data, fail, "home_hero")
+    out["name"] = _name(data, fail, current.name if current else None)
     if "description" in data:
         if not isinstance(data["description"], str) or len(data["description"]) > 2000:
             fail("description", "text of at most 2000 characters")
@@ -190,16 +182,8 @@ def _offer_clean(
         return data[field] if field in data else (getattr(current, field) if current else default)
 
     if current is None:
-        key = data.get("key")
-        if not isinstance(key, str) or not KEY.fullmatch(key):
-            fail("key", "lower-case letters, digits, - and _, starting with a letter "
-                        "(e.g. spring_sale)")  # fmt: skip
-        out["key"] = key
-    name = given("name", None)
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        fail("name", "a name of 1 to 200 characters")
-    else:
-        out["name"] = name.strip()
+        out["key"] = _key(data, fail, "spring_sale")
+    out["name"] = _name(data, fail, current.name if current else None)
     placement = current.placement if current else None
     if "placement" in data or current is None:
         placement = Placement.objects.filter(
