@@ -33,7 +33,7 @@ CHUNK = 5_000
 _BUILD = """
 INSERT INTO activation_decisionrecord AS r
     (profile_id, workspace_id, traits, computed, columns, exposures, caps, built_at)
-SELECT p.id, p.workspace_id, p.traits, p.computed,
+SELECT p.id, p.workspace_id, p.traits, p.computed - '_updated',
        jsonb_build_object(
            'first_seen', p.first_seen, 'last_seen', p.last_seen,
            'event_count', p.event_count, 'order_count', p.order_count,

@@ -403,6 +403,7 @@ def test_records_follow_the_pipeline_and_privacy(tenant_a: Tenant, client: Clien
     ann = Identity.objects.get(type="user_id", value="ann").profile_id
     record = DecisionRecord.objects.get(profile_id=ann)
     assert record.traits["plan"] == "pro" and record.columns["event_count"] == 1
+    assert "_updated" not in record.computed  # bookkeeping of computed traits, not a trait
     send_events(client, tenant_a, {"type": "identify", "userId": "ann",
                                    "traits": {"plan": "team"}})  # fmt: skip
     assert DecisionRecord.objects.get(profile_id=ann).traits["plan"] == "team"

@@ -252,6 +252,11 @@ function placementCard(p) {
 
 function offersTable(p, list) {
   if (!list.length) {
+    if (p.recommendations_model && p.recommendations_count) {
+      return el('p', 'muted no-offers', `No offer needed: each person gets their ${p.recommendations_count} ` +
+        'recommended items (the most popular ones without personalisation consent). Add an offer to show ' +
+        'something else to some people.');
+    }
     return el('p', 'muted no-offers', 'No offer yet: everyone gets the default content.');
   }
   const ranked = list.some((o) => o.rank_by);  // a column only when an offer ranks by a score
@@ -336,8 +341,9 @@ function offerArea(p, list) {
   });
   form.querySelector('[data-delete]').addEventListener('click', () => deleteOffer(p, form));
   const area = el('div', 'offer-area', openButton, holder);
-  // a placement without offers asks for its first one
-  if (p.key in editing || !list.length) fillOfferForm(p, form, editing[p.key] || null, holder, openButton);
+  // a placement without offers asks for its first one (a recommendations rail needs none)
+  const rail = Boolean(p.recommendations_model && p.recommendations_count);
+  if (p.key in editing || (!list.length && !rail)) fillOfferForm(p, form, editing[p.key] || null, holder, openButton);
   return area;
 }
 
