@@ -76,14 +76,16 @@ OWNED_BY: dict[str, str] = {"computed_traits.manage": "created_by_id"}
 
 
 def role_of(user: Any, workspace: Workspace) -> str | None:
-    """The user's role in the workspace, looked up once per request (memoised on the user
-    object, which lives as long as the request)."""
+    """The user's role in the workspace (None when not a member or deactivated there),
+    looked up once per request (memoised on the user object, which lives as long as the
+    request)."""
     if not getattr(user, "is_authenticated", False):
         return None
     cache: dict[int, str | None] = user.__dict__.setdefault("_cdp_roles", {})
     if workspace.pk not in cache:
         cache[workspace.pk] = (
-            Membership.objects.filter(user=user, workspace=workspace)
+            Membership.objects.active()
+            .filter(user=user, workspace=workspace)
             .values_list("role", flat=True)
             .first()
         )
@@ -118,4 +120,7 @@ def can(user: Any, workspace: Workspace, capability: str, obj: models.Model | No
 
 
 def workspaces_of(user: Any) -> models.QuerySet[Workspace]:
-    return Workspace.objects.filter(memberships__user=user).order_by("name")
+    """The workspaces the user may act in (deactivated memberships left out)."""
+    return Workspace.objects.filter(
+        memberships__user=user, memberships__deactivated_at__isnull=True
+    ).order_by("name")

@@ -10,7 +10,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "workspace", "role"]
+    list_display = ["user", "workspace", "role", "deactivated_at"]
     list_filter = ["role", "workspace"]
 
 

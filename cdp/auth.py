@@ -42,8 +42,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if token is None or not token.user.is_active:
             security.token_failure_count(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
-        if not Membership.objects.filter(user=token.user, workspace=token.workspace).exists():
+        membership = Membership.objects.filter(user=token.user, workspace=token.workspace).first()
+        if membership is None:
             raise exceptions.AuthenticationFailed("The token's user left its workspace.")
+        if not membership.is_active:
+            raise exceptions.AuthenticationFailed(
+                "The token's user was deactivated in its workspace."
+            )
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -66,7 +71,9 @@ def current_workspace(request: HttpRequest | Any) -> Workspace | None:
         user = request.user
         if not getattr(user, "is_authenticated", False):
             return None
-        memberships = Membership.objects.filter(user_id=user.pk).select_related("workspace")  # type: ignore[misc]
+        memberships = (
+            Membership.objects.active().filter(user_id=user.pk).select_related("workspace")  # type: ignore[misc]
+        )
         wanted = request.session.get(SESSION_WORKSPACE_KEY)
         chosen = memberships.filter(workspace_id=wanted).first() if wanted else None
         chosen = chosen or memberships.order_by("workspace__name").first()

@@ -151,7 +151,8 @@ document_errors(
     ErrorDoc(
         "owner_required",
         403,
-        "a change only an owner may make: turning two-person approval off, shortening retention",
+        "a change only an owner may make: turning two-person approval off, shortening "
+        "retention, granting the owner role or changing an owner",
     ),
     ErrorDoc(NotFound.code, 404, "no such object in this workspace"),
     ErrorDoc("method_not_allowed", 405, "the path does not take this method"),

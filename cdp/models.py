@@ -26,13 +26,31 @@ class Workspace(models.Model):
         return self.name
 
 
+class MemberStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INVITED = "invited", "Invited"  # never signed in
+    DEACTIVATED = "deactivated", "Deactivated"
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def active(self) -> MembershipQuerySet:
+        """The memberships that let their user act in the workspace."""
+        return self.filter(deactivated_at__isnull=True)
+
+
 class Membership(models.Model):
+    """A user's role in a workspace. A deactivated membership (`deactivated_at` set) is kept
+    for the record but grants nothing: no pages, no API, no token of that workspace."""
+
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=32, choices=Role.choices)
     created_at = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -44,6 +62,23 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.workspace} ({self.role})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
+
+    @property
+    def status(self) -> str:
+        """Deactivated here, invited (never signed in anywhere), or active."""
+        if self.deactivated_at is not None:
+            return MemberStatus.DEACTIVATED
+        if self.user.last_login is None:
+            return MemberStatus.INVITED
+        return MemberStatus.ACTIVE
+
+    @property
+    def status_label(self) -> str:
+        return str(MemberStatus(self.status).label)
 
 
 def _token_key() -> str:  # the default of the clear-text column of migration 0001
