@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
@@ -690,3 +692,35 @@ class ComputedTrait(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# --- the profile explorer ---------------------------------------------------------------------
+
+
+class SavedView(models.Model):
+    """A user's named explorer view in one workspace: the explorer's parameters (search, sort
+    and filters, as the page's URL carries them), checked when it was saved. Only its owner
+    sees it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    # [[name, value], ...], e.g. [["q", "kevin"], ["order", "-revenue"]]: kept as JSON, not
+    # as a URL-encoded string, so that a privacy deletion finds a searched email in it
+    params = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "owner", "name"], name="uniq_saved_view_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def query_string(self) -> str:
+        return urlencode([(str(k), str(v)) for k, v in self.params])

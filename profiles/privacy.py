@@ -281,6 +281,12 @@ _DELETE_STEPS: list[tuple[str, str]] = [
         "OR b_id IN (SELECT id FROM profiles_identity WHERE profile_id = ANY(%(p)s)))",
     ),
     ("identities", "DELETE FROM profiles_identity WHERE profile_id = ANY(%(p)s)"),
+    # explorer views saved with a search for one of the subject's identifiers or traits
+    (
+        "saved_views",
+        "DELETE FROM profiles_savedview WHERE workspace_id = %(ws)s "
+        "AND params::text ILIKE ANY(%(scrub)s)",
+    ),
     # merged_into points among them: clear the pointers first (not counted), then delete
     ("_unlink", "UPDATE profiles_profile SET merged_into_id = NULL WHERE id = ANY(%(p)s)"),
     ("profiles", "DELETE FROM profiles_profile WHERE id = ANY(%(p)s)"),

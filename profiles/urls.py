@@ -1,6 +1,7 @@
 from django.urls import path
 
 from profiles import views
+from profiles.explorer import views as explorer_views
 from profiles.identity import views as identity_views
 
 urlpatterns = [
@@ -22,7 +23,14 @@ urlpatterns = [
     ),
     path("debugger/", views.debugger, name="ui-debugger"),
     path("schema/", views.schema, name="ui-schema"),
-    path("profiles/", views.profile_list, name="ui-profiles"),
+    path("profiles/", explorer_views.profile_list, name="ui-profiles"),
+    path("profiles/views/", explorer_views.saved_view_save, name="ui-profile-view-save"),
+    path(
+        "profiles/views/<int:view_id>/delete/",
+        explorer_views.saved_view_delete,
+        name="ui-profile-view-delete",
+    ),
+    path("profiles/actions/<slug:key>/", explorer_views.explorer_action, name="ui-profile-action"),
     path("profiles/merges/", identity_views.merge_log, name="ui-identity-merges"),
     path("profiles/conflicts/", identity_views.conflict_log, name="ui-identity-conflicts"),
     path("profiles/<int:profile_id>/", views.profile_detail, name="ui-profile"),

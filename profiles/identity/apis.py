@@ -9,12 +9,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.errors import ErrorDoc, NotFound, document_errors
+from cdp import access
+from cdp.errors import ErrorDoc, NotFound, ValidationFailed, document_errors
 from cdp.inputs import JSONInput
 from cdp.pagination import CappedCountPagination, Pagination
 from cdp.params import choice_param
 from cdp.views_support import CapabilityMixin, settings_body
 from profiles.collector.normalize import EVENT_TYPES
+from profiles.explorer import query as explorer
+from profiles.explorer import selectors as explorer_selectors
+from profiles.explorer.pagination import ExplorerPagination
+from profiles.explorer.serializers import ExplorerProfileSerializer
 from profiles.identity import selectors, services
 from profiles.identity.rules import rules_row
 from profiles.identity.serializers import (
@@ -33,8 +38,8 @@ document_errors(ErrorDoc("already_split", 409, "the merge was split already"))
 
 
 class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
-    """Unified profiles. `?identifier=email:a@b.com` finds one by an exact identifier, `?q=`
-    searches any identifier (exact or prefix). A merged-away id resolves to the survivor."""
+    """Unified profiles. The list is the profile explorer's (profiles/explorer): search, sort
+    and filters as its page's URL has them. A merged-away id resolves to the survivor."""
 
     serializer_class = ProfileSummarySerializer
     pagination_class = Pagination
@@ -49,19 +54,48 @@ class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
+            OpenApiParameter(
+                "q",
+                str,
+                description="search: every word in a name, email or phone (traits), or the "
+                "whole text as an identifier value (exact or prefix) or a profile id; "
+                "`<type>:<value>` (e.g. `email:a@b.com`) is one exact identifier",
+            ),
             OpenApiParameter("identifier", str, description="<type>:<value>, e.g. email:a@b.com"),
-            OpenApiParameter("q", str, description="any identifier value, exact or prefix"),
-        ]
+            OpenApiParameter(
+                "order",
+                str,
+                description="created, last_seen, first_seen, revenue, orders, events, "
+                "engagement or computed:<computed trait key>; a leading - sorts descending "
+                "(default -created); absent values come last either way",
+            ),
+            OpenApiParameter(
+                "rfm", str, many=True, description="RFM segment(s), repeated or comma-separated"
+            ),
+            OpenApiParameter(
+                "segment", str, description="current members of a published segment (key or id)"
+            ),
+            OpenApiParameter(
+                "rule", str, description="a segment rule (JSON) the profiles must match"
+            ),
+        ],
+        responses=ExplorerProfileSerializer(many=True),
     )
     def list(self, request: Request) -> Response:
         self.require("profiles.view")
-        profiles = selectors.profile_list(
+        query = explorer.parse_query(
             workspace=self.workspace,
-            identifier=request.query_params.get("identifier"),
-            q=request.query_params.get("q"),
+            params=request.query_params,
+            can=lambda capability: access.can(request.user, self.workspace, capability),
         )
-        page = self.paginate_queryset(profiles)
-        return self.get_paginated_response(ProfileSummarySerializer(page, many=True).data)
+        found = explorer_selectors.profile_explore(workspace=self.workspace, query=query)
+        self._paginator = ExplorerPagination(narrowed=query.narrowed)
+        ids = self.paginate_queryset(found.values_list("id", flat=True)) or []
+        profiles = explorer_selectors.profiles_in_order(workspace=self.workspace, ids=list(ids))
+        rows = ExplorerProfileSerializer(
+            profiles, many=True, context={"sort_key": query.sort.computed_key}
+        )
+        return self.get_paginated_response(rows.data)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         profile = self._profile(pk)
@@ -71,7 +105,8 @@ class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
         parameters=[
             OpenApiParameter(
                 "type", str, enum=[*EVENT_TYPES], description="only events of this type"
-            )
+            ),
+            OpenApiParameter("event", str, description="only this track event or page/screen name"),
         ],
         responses=EventSerializer(many=True),
     )
@@ -83,6 +118,7 @@ class ProfileViewSet(CapabilityMixin, viewsets.GenericViewSet):
         rows = selectors.profile_events(
             profile=profile,
             event_type=choice_param(request.query_params.get("type"), "type", EVENT_TYPES) or None,
+            event_name=_event_name(request.query_params.get("event")),
         )
         page = self.paginate_queryset(rows)
         events = selectors.events_for(list(page or []))
@@ -220,3 +256,12 @@ class IdentityRebuildView(CapabilityMixin, APIView):
             workspace=self.workspace, dry_run=dry_run, actor=request.user
         )
         return Response({"queued": True, "dry_run": dry_run}, status=status.HTTP_202_ACCEPTED)
+
+
+def _event_name(value: str | None) -> str | None:
+    """The timeline's event-name filter: absent, or a name of at most 255 characters."""
+    if not value:
+        return None
+    if len(value) > 255:
+        raise ValidationFailed.at("event", "expected an event name of at most 255 characters")
+    return value

@@ -180,7 +180,7 @@ def test_search(tenant_a: Tenant, people: dict[str, Any]) -> None:
     assert names(q=str(people["bob"].pk)) == ["bob"]
     assert names(q="nobody@example.com") == []
     assert (
-        "No profile has an identifier matching"
+        "No profile has a name, email, phone or identifier matching"
         in client.get("/profiles/", {"q": "nobody@example.com"}).content.decode()
     )
     bad = client.get("/profiles/", {"q": "email:not-an-email"})
