@@ -36,6 +36,7 @@ from segments.serializers import (
     SegmentSerializer,
     SegmentWriteSerializer,
     SizesSerializer,
+    ValueSuggestionsSerializer,
     VersionListSerializer,
 )
 
@@ -302,7 +303,8 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
     @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer)
     @action(detail=False, methods=["post"])
     def preview(self, request: Request) -> Response:
-        """Count and a sample of members for an unsaved rule."""
+        """Count and a sample of members for an unsaved rule, with the workspace's live
+        profiles (`total`) the count is out of."""
         self.require("segments.view")
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -314,6 +316,7 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         return Response(
             {
                 "count": preview.count,
+                "total": selectors.live_profile_count(workspace=self.workspace),
                 "sample": _profiles(self.workspace, preview.sample),
                 "milliseconds": preview.milliseconds,
             }
@@ -328,13 +331,19 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
         """The JSON Schema of the rule language."""
         return Response(RULE_SCHEMA)
 
-    @extend_schema(responses=ProfileSummarySerializer(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="words found in the name, email or user id")
+        ],
+        responses=ProfileSummarySerializer(many=True),
+    )
     @action(detail=True, methods=["get"])
     def members(self, request: Request, pk: str) -> Response:
         """Current members (profiles), newest entries first."""
         self.require("segments.view")
         segment = self.get_object()
-        page = self.paginate_queryset(selectors.segment_members(segment=segment))
+        q = request.query_params.get("q", "").strip()[:200]
+        page = self.paginate_queryset(selectors.segment_members(segment=segment, q=q))
         ids = [m.profile_id for m in page or []]
         return self.get_paginated_response(_profiles(self.workspace, ids))
 
@@ -361,44 +370,112 @@ class SegmentViewSet(CapabilityMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def sizes(self, request: Request, pk: str) -> Response:
         """Members at the end of each UTC day (today: so far), with the day's entries and
-        exits, oldest first."""
+        exits, oldest first: the last `days` days, from the day of the first publication on
+        (`published_at`; none for a segment never published)."""
         self.require("segments.view")
         segment = self.get_object()
         number = int_param(request.query_params.get("days", "30"), "days", minimum=1, maximum=366)
         days = selectors.segment_sizes(segment=segment, days=number)
         return Response(
             {
+                "published_at": selectors.segment_first_published(segment=segment),
                 "days": [
                     {"date": d.day, "size": d.size, "entered": d.entered, "exited": d.exited}
                     for d in days
-                ]
+                ],
             }
         )
 
-    @extend_schema(responses={(200, "text/csv"): str})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "traits",
+                str,
+                description="comma-separated trait paths, one column each (e.g. "
+                "`email,first_name,address.city`; a trait holding an object gives a column "
+                "per field). Without it: the identifier columns and every trait as JSON.",
+            )
+        ],
+        responses={(200, "text/csv"): str},
+    )
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str) -> StreamingHttpResponse:
-        """The current members as CSV (profile id, entered, identifiers, traits), streamed.
-        Roles that may not see personal data (pii.view) get it without the email and phone
-        columns and without the workspace's PII traits (privacy/settings/ `pii_traits`).
-        Exports are audited, with whether they held personal data."""
+        """The current members as CSV, streamed. With `?traits=`: profile_id, user_id,
+        entered_at and a column per chosen trait, values flattened (nested values by their
+        dotted path, lists joined). Without: profile id, entered, identifiers and the
+        traits as one JSON column. Roles that may not see personal data (pii.view) get it
+        without the workspace's PII traits (privacy/settings/ `pii_traits`) and without the
+        email and phone columns. Cells a spreadsheet would run as a formula are quoted.
+        Exports are audited, with whether they held personal data and the chosen traits."""
         self.require("segments.view")
         segment = self.get_object()
         pii = access.can(request.user, self.workspace, "pii.view")
+        hidden = None if pii else privacy_settings_of(workspace=self.workspace).pii_traits
+        chosen = _traits_param(request)
+        detail: dict[str, Any] = {"members": segment.member_count, "pii": pii}
+        if chosen is None:
+            rows = selectors.segment_export_rows(segment=segment, pii_traits=hidden)
+        else:
+            columns = selectors.export_trait_columns(
+                workspace=self.workspace, traits=chosen, pii_traits=hidden
+            )
+            detail["traits"] = columns.traits
+            if columns.hidden:
+                detail["left_out"] = columns.hidden
+            rows = selectors.segment_export_trait_rows(segment=segment, traits=columns.traits)
         audit(
             workspace=self.workspace,
             actor=request.user,
             action="segment.export",
             target=segment,
-            detail={"members": segment.member_count, "pii": pii},
+            detail=detail,
         )
-        hidden = None if pii else privacy_settings_of(workspace=self.workspace).pii_traits
-        response = StreamingHttpResponse(
-            _csv_lines(selectors.segment_export_rows(segment=segment, pii_traits=hidden)),
-            content_type="text/csv; charset=utf-8",
-        )
+        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="segment-{segment.key}.csv"'
         return response
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("trait", str, description="a trait, computed trait or a field"),
+            OpenApiParameter("event", str, description="a track event (with `property`)"),
+            OpenApiParameter("property", str, description="a property of that event"),
+        ],
+        responses=ValueSuggestionsSerializer,
+    )
+    @action(detail=False, methods=["get"])
+    def values(self, request: Request) -> Response:
+        """Values to suggest for a trait (`?trait=`) or an event's property (`?event=&property=`):
+        those seen among the newest profiles (events), most frequent first — only when there
+        are few distinct ones (at most 50 in the sample: a plan, a country; never ids or
+        emails). A personal trait's values are not offered to roles that may not see personal
+        data (pii.view)."""
+        self.require("segments.view")
+        params = request.query_params
+        trait, event, prop = params.get("trait"), params.get("event"), params.get("property")
+        personal = False
+        if trait is not None and trait.strip():
+            name = trait.strip()[:255]
+            sample = selectors.trait_values(workspace=self.workspace, trait=name)
+            personal = not access.can(
+                request.user, self.workspace, "pii.view"
+            ) and selectors.is_pii_trait(
+                name, privacy_settings_of(workspace=self.workspace).pii_traits
+            )
+        elif event is not None and event.strip() and prop is not None and prop.strip():
+            sample = selectors.property_values(
+                workspace=self.workspace, event=event.strip()[:255], prop=prop.strip()[:255]
+            )
+        else:
+            raise ValidationFailed.at("trait", "expected ?trait= or ?event=&property=")
+        return Response(
+            {
+                "values": [] if personal else [{"value": v, "count": n} for v, n in sample.values],
+                "distinct": sample.distinct,
+                "sampled": sample.sampled,
+                "low_cardinality": sample.low_cardinality,
+                "personal": personal,
+            }
+        )
 
     @extend_schema(methods=["GET"], responses=GrantsSerializer)
     @extend_schema(methods=["POST"], request=GrantSerializer, responses={201: GrantsSerializer})
@@ -443,6 +520,19 @@ def _owner_param(request: Request) -> int | None:
     if not is_id(value):
         raise ValidationFailed.at("owner", "expected 'me' or a user id")
     return int(value)
+
+
+def _traits_param(request: Request) -> list[str] | None:
+    """`?traits=a,b` (or repeated `?traits=a&traits=b`): the chosen trait paths in order,
+    each once; None when the parameter is absent."""
+    if "traits" not in request.query_params:
+        return None
+    chosen: list[str] = []
+    for value in request.query_params.getlist("traits"):
+        for name in value.split(","):
+            if name.strip() and name.strip() not in chosen:
+                chosen.append(name.strip())
+    return chosen
 
 
 def _workspace_user(workspace: Any, user_id: int) -> Any:

@@ -10,7 +10,15 @@ class SegmentsConfig(AppConfig):
         from profiles.computed import hooks as computed_hooks
         from profiles.identity import hooks
         from profiles.pipeline import stages
-        from segments import privacy, realtime, selectors, services, views
+        from segments import (
+            explorer_filters,
+            overview,
+            privacy,
+            realtime,
+            selectors,
+            services,
+            views,
+        )
         from segments.ml import views as ml_views
 
         hooks.on_merge(realtime.exit_merged_profile)
@@ -20,6 +28,8 @@ class SegmentsConfig(AppConfig):
         stages.register("segments", realtime.segments_stage, order=50)
         stages.register("segments-counts", realtime.segments_counts_stage, order=99)
         privacy.register()
+        explorer_filters.register()
+        overview.register()
         panels.register(
             panels.ProfilePanel(
                 key="segments",

@@ -116,6 +116,7 @@ class DiffSerializer(serializers.Serializer):
 
 class PreviewResultSerializer(serializers.Serializer):
     count = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="the workspace's live profiles")
     sample = ProfileSummarySerializer(many=True)
     milliseconds = serializers.IntegerField()
 
@@ -128,7 +129,23 @@ class SizeDaySerializer(serializers.Serializer):
 
 
 class SizesSerializer(serializers.Serializer):
+    published_at = serializers.DateTimeField(
+        allow_null=True, help_text="first publication: the days start on its UTC day"
+    )
     days = SizeDaySerializer(many=True)
+
+
+class ValueCountSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    count = serializers.IntegerField(help_text="sampled profiles (events) holding it")
+
+
+class ValueSuggestionsSerializer(serializers.Serializer):
+    values = ValueCountSerializer(many=True)
+    distinct = serializers.IntegerField(help_text="distinct values in the sample")
+    sampled = serializers.IntegerField(help_text="sampled profiles (events) holding a value")
+    low_cardinality = serializers.BooleanField()
+    personal = serializers.BooleanField(help_text="a PII trait: values not offered to this role")
 
 
 class GranteeSerializer(serializers.Serializer):

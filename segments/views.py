@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +17,7 @@ from django.shortcuts import render
 
 from cdp import access, pages
 from cdp.models import Workspace
+from consent.privacy import privacy_settings_of
 from profiles.identity.selectors import profile_links
 from segments import sections, selectors
 from segments.models import Segment
@@ -135,16 +137,46 @@ def segment_new(request: HttpRequest) -> HttpResponse:
     return _builder(request, workspace, None)
 
 
+def _members_page(request: HttpRequest, workspace: Workspace, segment: Segment) -> dict[str, Any]:
+    """The `?page=` page of the current members matching `?q=` (name, email or user id), each
+    with the link to its profile: the members table (templates/segments/_members.html)."""
+    q = request.GET.get("q", "").strip()[:200]
+    paging = pages.paginate(request, selectors.segment_members(segment=segment, q=q), MEMBER_ROWS)
+    rows = list(paging["page"].object_list)
+    people = selectors.member_people(workspace=workspace, ids=[m.profile_id for m in rows])
+    for row in rows:
+        row.person = people.get(row.profile_id)  # type: ignore[attr-defined]
+    return {"members": rows, "members_q": q, **paging}
+
+
+def _export(request: HttpRequest, workspace: Workspace) -> dict[str, Any]:
+    """The export's trait choices: every known trait, the defaults ticked, and those a reader
+    without pii.view cannot export (the API leaves them out)."""
+    known = selectors.known_traits(workspace=workspace)
+    defaults = selectors.default_export_traits(known)
+    pii = pages.can(request, "pii.view")
+    listed = privacy_settings_of(workspace=workspace).pii_traits
+    personal = {t for t in known if selectors.is_pii_trait(t, listed)}
+    chosen = [t for t in defaults if pii or t not in personal]
+    return {
+        "traits": [
+            {"path": t, "checked": t in chosen, "locked": not pii and t in personal} for t in known
+        ],
+        "chosen": len(chosen),
+        "query": urlencode({"traits": ",".join(chosen)}, safe=","),
+        "pii": pii,
+    }
+
+
 @login_required
 def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
     workspace = pages.require(request, "segments.view")
     segment = pages.found(
         selectors.segment_get(workspace=workspace, segment_id=segment_id), "segment"
     )
-    members = list(selectors.segment_members(segment=segment)[:MEMBER_ROWS])
     history = list(selectors.segment_history(segment=segment)[:HISTORY_ROWS])
-    people = profile_links(workspace=workspace, ids=[m.profile_id for m in members + history])
-    for row in members + history:
+    people = profile_links(workspace=workspace, ids=[m.profile_id for m in history])
+    for row in history:
         row.person = people.get(row.profile_id)  # type: ignore[attr-defined]
     versions = selectors.segment_versions(segment=segment)
     for version in versions:
@@ -154,12 +186,27 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
         request,
         workspace,
         segment,
-        members=members,
+        **_members_page(request, workspace, segment),
         history=history,
-        member_rows=MEMBER_ROWS,
         versions=versions,
+        export=_export(request, workspace),
         used_by=segment_dependents(segment=segment),
         sections=sections.page_sections(request, workspace, segment),
+    )
+
+
+@login_required
+def segment_members(request: HttpRequest, segment_id: int) -> HttpResponse:
+    """The members table alone (a page of it, searched), which the segment page swaps in
+    while paging and searching without reloading the builder."""
+    workspace = pages.require(request, "segments.view")
+    segment = pages.found(
+        selectors.segment_get(workspace=workspace, segment_id=segment_id), "segment"
+    )
+    return render(
+        request,
+        "segments/_members.html",
+        {"segment": segment, **_members_page(request, workspace, segment)},
     )
 
 

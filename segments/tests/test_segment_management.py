@@ -165,8 +165,8 @@ def test_size_over_time_and_trends(tenant_a: Tenant, client: Client) -> None:
         process()
         sizes = api.get(f"/api/v1/segments/{sid}/sizes/?days=5").json()["days"]
         listed = api.get("/api/v1/segments/").json()["results"][0]
+    # from the day it was first published: no zeros for the days before it existed
     assert sizes == [
-        {"date": "2026-10-31", "size": 0, "entered": 0, "exited": 0},
         {"date": "2026-11-01", "size": 2, "entered": 2, "exited": 0},
         {"date": "2026-11-02", "size": 2, "entered": 0, "exited": 0},
         {"date": "2026-11-03", "size": 2, "entered": 1, "exited": 1},

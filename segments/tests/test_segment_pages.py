@@ -3,22 +3,25 @@ and what the builder page is given (the rule, name suggestions, members and hist
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from cdp.models import AuditLog, Role
 from cdp.models import Membership as WorkspaceMembership
-from cdp.models import Role
 from profiles.models import Identity
-from segments import services
+from segments import selectors, services
 from segments.models import Membership, Segment
 from tests.fixtures import PASSWORD, Tenant, send_events
 
@@ -269,7 +272,9 @@ def test_discard_is_offered_for_a_draft_of_a_published_segment(
     services.segment_update(segment=pro_segment, rule={"trait": "plan", "op": "eq", "value": "x"})
     page = marketer.get(url).content.decode()
     assert 'id="discard-draft"' in page and 'id="draft-pill"' in page
-    assert f'href="/api/v1/segments/{pro_segment.pk}/export/"' in page
+    # the export link asks for the default trait columns: none that are personal data for a
+    # marketer (who may not see it)
+    assert f'href="/api/v1/segments/{pro_segment.pk}/export/?traits="' in page
     analyst = tenant_a.session(Role.ANALYST).get(url).content.decode()
     assert 'id="draft-pill"' in analyst and 'id="discard-draft"' not in analyst
 
@@ -411,3 +416,285 @@ def test_large_counts_are_grouped(tenant_a: Tenant, pro_segment: Segment) -> Non
     assert '<td class="num member-count">1,234,567</td>' in listed
     page = session.get(f"/segments/{pro_segment.pk}/").content.decode()
     assert '<strong id="member-count">1,234,567</strong>' in page
+
+
+# ---- the segment page: size since publication, members, export columns, suggestions ---------
+
+
+def csv_rows(response: Any) -> list[dict[str, str]]:
+    assert response.status_code == 200, response.content
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_sizes_start_at_the_first_publication(tenant_a: Tenant, client: Client) -> None:
+    day = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    with time_machine.travel(day - timedelta(days=4), tick=False):  # written, not published
+        segment = services.segment_create(workspace=tenant_a.workspace, name="Pros", rule=RULE)
+    api = tenant_a.api(Role.ANALYST)
+    never = api.get(f"/api/v1/segments/{segment.pk}/sizes/?days=30").json()
+    assert never == {"published_at": None, "days": []}
+    with time_machine.travel(day, tick=False):
+        send(client, tenant_a, *[
+            {"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(3)
+        ])  # fmt: skip
+        services.segment_publish(segment=segment)
+    with time_machine.travel(day + timedelta(days=2, hours=3), tick=False):
+        send(
+            client,
+            tenant_a,
+            {"type": "identify", "userId": "u0", "traits": {"plan": "free"}},
+            {"type": "identify", "userId": "u3", "traits": {"plan": "pro"}},
+            {"type": "identify", "userId": "u4", "traits": {"plan": "pro"}},
+        )
+    with time_machine.travel(day + timedelta(days=3, hours=1), tick=False):
+        answer = api.get(f"/api/v1/segments/{segment.pk}/sizes/?days=30").json()
+        week = api.get(f"/api/v1/segments/{segment.pk}/sizes/?days=2").json()
+    assert answer["published_at"].startswith("2026-03-10T09:00:00")
+    # no leading zeros for the days before the segment existed: it starts on its first day
+    assert answer["days"] == [
+        {"date": "2026-03-10", "size": 3, "entered": 3, "exited": 0},
+        {"date": "2026-03-11", "size": 3, "entered": 0, "exited": 0},
+        {"date": "2026-03-12", "size": 4, "entered": 2, "exited": 1},
+        {"date": "2026-03-13", "size": 4, "entered": 0, "exited": 0},
+    ]
+    assert [d["date"] for d in week["days"]] == ["2026-03-12", "2026-03-13"]
+    assert week["days"][0]["size"] == 4  # what came before the period counts as its start
+
+
+def test_members_table_pages_and_searches(tenant_a: Tenant, client: Client) -> None:
+    events: list[dict[str, Any]] = [
+        {
+            "type": "identify",
+            "userId": f"user-{i:02d}",
+            "traits": {"plan": "pro", "name": f"Person {i:02d}", "email": f"p{i:02d}@example.com"},
+        }
+        for i in range(60)
+    ]
+    events[59]["traits"]["name"] = "Ada Lovelace"  # the newest: on the first page
+    events.append({"type": "identify", "anonymousId": "anon-1", "traits": {"plan": "pro"}})
+    send(client, tenant_a, *events)
+    segment = services.segment_create(
+        workspace=tenant_a.workspace, name="Pros", rule=RULE, publish=True
+    )
+    session = tenant_a.session(Role.ANALYST)
+    url = f"/segments/{segment.pk}/"
+
+    def rows(html: str) -> list[str]:
+        table = html[html.index('id="members-results"') :]
+        table = table.split("</section>")[0]
+        return [part.split('"', 1)[0] for part in table.split('<tr data-profile="')[1:]]
+
+    first = session.get(url).content.decode()
+    assert len(rows(first)) == 25
+    assert 'id="members-search"' in first and "Page 1 of 3 · 1–25 of 61" in first
+    assert 'href="?page=2" rel="next"' in first
+    ada = Identity.objects.get(workspace=tenant_a.workspace, value="user-59").profile_id
+    # each row: the name linked to the profile, the email under it
+    assert f'<a href="/profiles/{ada}/">Ada Lovelace</a>' in first
+    assert '<div class="muted small member-detail">p59@example.com</div>' in first
+    third = session.get(url + "?page=3").content.decode()
+    assert len(rows(third)) == 11 and "Page 3 of 3" in third
+    assert not set(rows(first)) & set(rows(third))
+    # the table alone, as the page swaps it in while paging and searching
+    fragment = session.get(f"/segments/{segment.pk}/members/?page=2").content.decode()
+    assert "<html" not in fragment and len(rows('id="members-results"' + fragment)) == 25
+    assert "Page 2 of 3" in fragment and 'href="?page=3" rel="next"' in fragment
+    for query, expected in [("lovelace", [ada]), ("P59@EXAMPLE", [ada]), ("user-59", [ada])]:
+        found = session.get(f"/segments/{segment.pk}/members/?q={query}").content.decode()
+        assert rows('id="members-results"' + found) == [str(p) for p in expected], query
+        assert "1 member match" in found
+    # every word must match (somewhere): p10@example.com … p19@example.com
+    several = session.get(f"/segments/{segment.pk}/members/?q=example.com+P1").content.decode()
+    assert len(rows('id="members-results"' + several)) == 10
+    nobody = session.get(f"{url}?q=zebra").content.decode()
+    assert 'id="members-no-match"' in nobody and 'value="zebra"' in nobody
+    # the anonymous visitor: named by the page, no email to show
+    anon = session.get(f"/segments/{segment.pk}/members/?q=anon-1").content.decode()
+    assert "Anonymous visitor" not in anon  # not found by an anonymous id (not a user id)
+    # the members API searches alike
+    api = tenant_a.api(Role.ANALYST).get(f"/api/v1/segments/{segment.pk}/members/?q=lovelace")
+    assert [p["id"] for p in api.json()["results"]] == [ada]
+    other = make_other_workspace_session()
+    assert other.get(f"/segments/{segment.pk}/members/").status_code == 404
+
+
+def make_other_workspace_session() -> Client:
+    from tests.fixtures import make_tenant
+
+    return make_tenant("Gamma").session(Role.OWNER)
+
+
+def test_export_has_a_column_per_chosen_trait(tenant_a: Tenant, client: Client) -> None:
+    send(
+        client,
+        tenant_a,
+        {
+            "type": "identify",
+            "userId": "u-ann",
+            "traits": {
+                "plan": "pro",
+                "email": "ann@example.com",
+                "first_name": "Ann",
+                "last_name": '=HYPERLINK("http://x")',
+                "address": {"city": "Berlin", "zip": "10115", "geo": {"lat": 52.5}},
+                "tags": ["vip", "beta"],
+                "score": -3,
+                "note": "-not a number",
+                "vip": True,
+            },
+        },
+        {
+            "type": "identify",
+            "userId": "+u-ben",
+            "traits": {"plan": "pro", "first_name": "@Ben", "address": {"city": "Paris"}},
+        },
+    )
+    segment = services.segment_create(
+        workspace=tenant_a.workspace, name="Pros", rule=RULE, publish=True
+    )
+    path = f"/api/v1/segments/{segment.pk}/export/"
+    admin = tenant_a.api(Role.ADMIN)
+    rows = csv_rows(
+        admin.get(path + "?traits=email,first_name,last_name,address,tags,score,note,vip,missing")
+    )
+    assert list(rows[0]) == [
+        "profile_id", "user_id", "entered_at", "email", "first_name", "last_name",
+        "address.city", "address.geo.lat", "address.zip", "tags", "score", "note", "vip",
+        "missing",
+    ]  # fmt: skip
+    ann, ben = sorted(rows, key=lambda r: r["user_id"] != "u-ann")
+    assert ann["email"] == "ann@example.com" and ann["first_name"] == "Ann"
+    assert ann["last_name"] == '\'=HYPERLINK("http://x")'  # never a live formula
+    assert ann["address.city"] == "Berlin" and ann["address.zip"] == "10115"
+    assert ann["address.geo.lat"] == "52.5"
+    assert ann["tags"] == "vip, beta" and ann["vip"] == "true" and ann["missing"] == ""
+    assert ann["score"] == "-3"  # a number stays a number
+    assert ann["note"] == "'-not a number"
+    assert ben["user_id"] == "'+u-ben" and ben["first_name"] == "'@Ben"
+    assert ben["address.city"] == "Paris" and ben["address.zip"] == "" and ben["email"] == ""
+    # repeated parameters work as well, and a nested field can be chosen alone
+    rows = csv_rows(admin.get(path + "?traits=address.city&traits=first_name"))
+    assert list(rows[0]) == [*selectors.EXPORT_BASE_COLUMNS, "address.city", "first_name"]
+    # a role that may not see personal data gets the columns without the PII traits (the
+    # workspace's list: email, names, address… by default); the export is audited with them
+    rows = csv_rows(tenant_a.api(Role.ANALYST).get(path + "?traits=email,first_name,plan,address"))
+    assert list(rows[0]) == [*selectors.EXPORT_BASE_COLUMNS, "plan"]
+    audits = AuditLog.objects.filter(action="segment.export").order_by("id")
+    assert audits.last().detail == {  # type: ignore[union-attr]
+        "members": 2,
+        "pii": False,
+        "traits": ["plan"],
+        "left_out": ["email", "first_name", "address"],
+    }
+    bad = admin.get(path + "?traits=a..b")
+    assert bad.status_code == 400 and "traits[0]" in bad.json()["error"]["detail"]["fields"]
+
+
+def test_export_columns_on_the_page(tenant_a: Tenant, pro_segment: Segment) -> None:
+    html = tenant_a.session(Role.OWNER).get(f"/segments/{pro_segment.pk}/").content.decode()
+    panel = html[
+        html.index('id="export-columns"') : html.index(
+            "</details>", html.index('id="export-columns"')
+        )
+    ]
+    # every known trait offered; the defaults that were sent ticked (no name parts here)
+    assert '<input type="checkbox" name="traits" value="email" checked>' in panel
+    assert '<input type="checkbox" name="traits" value="plan">' in panel
+    assert f'href="/api/v1/segments/{pro_segment.pk}/export/?traits=email"' in html
+    analyst = tenant_a.session(Role.ANALYST).get(f"/segments/{pro_segment.pk}/").content.decode()
+    assert 'value="email" disabled>' in analyst and "left out for your role" in analyst
+
+
+def test_value_suggestions(tenant_a: Tenant, client: Client) -> None:
+    plans = ["pro", "pro", "free"]
+    send(
+        client,
+        tenant_a,
+        *[
+            {
+                "type": "identify",
+                "userId": f"u{i}",
+                "traits": {
+                    "plan": plans[i % 3],
+                    "code": f"C-{i:03d}",
+                    "email": f"u{i}@example.com",
+                    "address": {"country": "DE" if i % 2 else "FR"},
+                },
+            }
+            for i in range(60)
+        ],
+        *[
+            {
+                "type": "track",
+                "userId": f"u{i}",
+                "event": "Order Completed",
+                "properties": {"currency": "EUR" if i % 4 else "USD", "order_id": f"o-{i}"},
+            }
+            for i in range(60)
+        ],
+    )
+    owner = tenant_a.api(Role.OWNER)
+
+    def values(query: str, api: Client = owner) -> dict[str, Any]:
+        response = api.get("/api/v1/segments/values/?" + query)
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    plan = values("trait=plan")
+    assert plan["values"] == [{"value": "pro", "count": 40}, {"value": "free", "count": 20}]
+    assert plan["low_cardinality"] is True and plan["distinct"] == 2 and plan["sampled"] == 60
+    country = values("trait=address.country")
+    assert {v["value"] for v in country["values"]} == {"DE", "FR"}
+    code = values("trait=code")  # 60 distinct values: an identifier, nothing to suggest
+    assert code["values"] == [] and code["low_cardinality"] is False and code["distinct"] == 60
+    currency = values("event=Order+Completed&property=currency")
+    assert currency["values"] == [{"value": "EUR", "count": 45}, {"value": "USD", "count": 15}]
+    assert values("event=Order+Completed&property=order_id")["values"] == []
+    assert values("event=Nothing&property=currency")["values"] == []
+    # a computed trait kept as a column (numbers)
+    assert values("trait=order_count")["values"] == [{"value": "1", "count": 60}]
+    # personal traits: values only for roles that may see personal data
+    assert values("trait=email")["values"] == []  # 60 distinct anyway
+    hidden = values("trait=address.country", tenant_a.api(Role.ANALYST))
+    assert hidden["values"] == [] and hidden["personal"] is True
+    assert values("trait=plan", tenant_a.api(Role.ANALYST))["values"][0]["value"] == "pro"
+    bad = owner.get("/api/v1/segments/values/")
+    assert bad.status_code == 400
+    assert owner.get("/api/v1/segments/values/?trait=a..b").status_code == 400
+    assert tenant_a.api(Role.OWNER).get("/api/v1/segments/values/?trait=plan").status_code == 200
+
+
+def test_preview_count_is_out_of_the_live_profiles(tenant_a: Tenant, client: Client) -> None:
+    send(client, tenant_a, *[
+        {"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro" if i < 3 else "free"}}
+        for i in range(8)
+    ])  # fmt: skip
+    answer = tenant_a.api(Role.ANALYST).post(
+        "/api/v1/segments/preview/", {"rule": RULE, "sample": 5}, content_type="application/json"
+    )
+    body = answer.json()
+    assert body["count"] == 3 and body["total"] == 8 and len(body["sample"]) == 3
+
+
+def test_builder_suggestions_name_kinds_and_titles(tenant_a: Tenant, client: Client) -> None:
+    send(
+        client,
+        tenant_a,
+        {"type": "identify", "userId": "u1", "traits": {"firstName": "Ann", "plan": "pro"}},
+        {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"a_b": 1}},
+        {"type": "page", "userId": "u1", "name": "Pricing"},
+        {"type": "screen", "userId": "u1", "name": "Home"},
+    )
+    html = tenant_a.session(Role.MARKETER).get("/segments/new/")
+    suggestions = config(html)["suggestions"]
+    traits = {t["name"]: t for t in suggestions["traits"]}
+    assert traits["firstName"]["kind"] == "trait" and traits["firstName"]["title"] == "First name"
+    assert traits["order_count"]["kind"] == "computed"
+    assert traits["order_count"]["title"] == "Orders"
+    assert traits["order_count"]["label"] == "Orders (computed)"
+    # event conditions count track events: pages and screens are told apart, not mixed in
+    assert suggestions["events"] == ["Order Completed"]
+    kinds = {(e["name"], e["type"]) for e in suggestions["event_kinds"]}
+    assert kinds == {("Order Completed", "track"), ("Pricing", "page"), ("Home", "screen")}
+    assert suggestions["properties"]["Order Completed"][0]["title"] == "A b"

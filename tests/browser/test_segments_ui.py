@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from profiles.pipeline import queue
 from segments import services
-from segments.models import Membership, Segment
+from segments.models import Membership, Segment, SegmentVersion
 from tests.fixtures import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -164,10 +164,11 @@ def test_build_publish_and_edit_a_segment(
     expect(page.locator("#member-count")).to_have_text("3")
     expect(page.locator("#members tbody tr")).to_have_count(3)
     expect(page.locator("#history tbody tr")).to_have_count(3)
-    # the size chart starts with today's 3 members
+    # the size chart starts on the day of the first publication (today) with its 3 members
     points = page.locator("#size-svg circle.point")
-    expect(points).to_have_count(30)
+    expect(points).to_have_count(1)
     expect(points.last).to_have_attribute("data-size", "3")
+    expect(page.locator("#size-bars .bar-pair").last).to_have_attribute("data-entered", "3")
     screenshot(page, "42-segment-published")
     page.goto(f"{live_server.url}/segments/")
     row = page.locator("tr[data-segment=pro-buyers]")
@@ -252,6 +253,10 @@ def test_manage_a_published_segment(
         dialog.accept()
 
     page.on("dialog", accept)
+    # VIP was first published 40 days ago (its members entered today): its chart starts then
+    SegmentVersion.objects.filter(segment=shop, number=1).update(
+        published_at=timezone.now() - timedelta(days=40)
+    )
     login_as(owner)
     page.goto(f"{live_server.url}/segments/")
     vip_row = page.locator("tr[data-segment=vip]")
@@ -277,12 +282,12 @@ def test_manage_a_published_segment(
     expect(points.last).to_have_class(re.compile(r"\bon\b"))
     shot = screenshot(page, "48-segment-chart")
     page.locator("#size-card").screenshot(path=str(shot.with_name("48b-size-chart-card.png")))
-    # each period is fetched from the sizes API
-    for days in (7, 90, 30):
+    # each period is fetched from the sizes API; 90 days reach back to the first publication
+    for days, shown in ((7, 7), (90, 41), (30, 30)):
         with page.expect_response(re.compile(rf"/api/v1/segments/\d+/sizes/\?days={days}$")) as got:
             page.click(f"#size-card .seg-toggle [data-days='{days}']")
         assert got.value.ok
-        expect(points).to_have_count(days)
+        expect(points).to_have_count(shown)
         expect(page.locator(f"#size-card .seg-toggle [data-days='{days}']")).to_have_attribute(
             "aria-pressed", "true"
         )
@@ -294,7 +299,8 @@ def test_manage_a_published_segment(
     assert download.value.suggested_filename == "segment-vip.csv"
     with open(download.value.path(), encoding="utf-8") as f:
         exported = f.read()
-    assert exported.startswith("profile_id,entered_at,user_id,email")
+    # a column per default trait sent (email; no name parts here)
+    assert exported.startswith("profile_id,user_id,entered_at,email\n")
     assert "u-ada" in exported and "ada@example.com" in exported and "u-ben" not in exported
 
     # sharing: a marketer may then edit it; revoking takes it back (no page reload)
@@ -401,7 +407,7 @@ def test_list_colours_the_seven_day_trend(
     expect(up).to_have_css("color", "rgb(22, 121, 76)")
     flat = page.locator("tr[data-segment=free-plan] .trend-net")
     expect(flat).to_have_text("±0")
-    expect(flat).to_have_css("color", "rgb(107, 115, 133)")
+    expect(flat).to_have_css("color", "rgb(93, 100, 117)")  # --muted
     expect(page.locator("tr[data-segment=idea] .trend")).to_have_text("—")
     screenshot(page, "52-segments-list-trend-directions")
 
@@ -456,7 +462,7 @@ def test_marketer_edits_only_what_is_shared(
     expect(page.locator("#export-csv")).to_be_visible()  # reading includes exporting
     expect(page.locator("#delete-segment")).to_have_count(0)
     expect(page.locator("#sharing")).to_have_count(0)
-    expect(page.locator("#size-svg circle.point")).to_have_count(30)
+    expect(page.locator("#size-svg circle.point")).to_have_count(1)  # published today
     services.segment_grant(segment=shop, user=tenant_a.users["marketer"])
     page.reload()
     expect(page.locator("#read-only-note")).to_have_count(0)

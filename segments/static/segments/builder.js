@@ -1,13 +1,15 @@
 /* The segment builder page: edits the rule as a tree (tree.js), previews who matches
    (preview.js), and saves, diffs and publishes the segment through the segments API; for an
-   existing segment also its size over time, duplicate, discard, delete, sharing and versions.
+   existing segment also its size over time, members (paged, searchable), the CSV export's
+   columns, duplicate, discard, delete, sharing and versions.
    The API is the authority on rules: a 400 names the path of each bad node, which is mapped
    back onto the tree. The page data comes from {{ config|json_script:"segment-config" }}. */
 
 import { api, fieldErrors } from '../cdp/lib/api.js';
 import { el, pageData } from '../cdp/lib/dom.js';
-import { datalist } from './controls.js';
+import { exportColumns } from './export_columns.js';
 import { clearFlash, goWithFlash, showFlash } from './flash.js';
+import { membersTable } from './members.js';
 import { livePreview, personLink } from './preview.js';
 import { RuleModel } from './rule_model.js';
 import { sharing } from './sharing.js';
@@ -39,8 +41,10 @@ function problems(err, ofRule) {
 }
 const ruleErrors = (err) => problems(err, true);
 
+const model = new RuleModel(config.language, suggest);
+model.valuesUrl = config.api + 'values/';  // value suggestions (suggestions_data.js)
 const tree = ruleTree({
-  model: new RuleModel(config.language, suggest),
+  model,
   language: config.language,
   editable,
   rule: segment && (segment.draft || segment.published) ?
@@ -185,6 +189,8 @@ function action(id, run, onError) {
 }
 function wireExisting() {
   sizeChart(config, segment);
+  membersTable();
+  exportColumns();
   action('duplicate-segment', () => api('POST', config.api + segment.id + '/duplicate/', {})
     .then((copy) => goWithFlash(config.list_url + copy.id + '/', 'Duplicated "' + segment.name +
       '" as "' + copy.name + '": a draft of your own, not published. Rename it and change the rule.')));
@@ -222,8 +228,6 @@ function wireExisting() {
 }
 
 // ---- start --------------------------------------------------------------------------------
-datalist('dl-traits', suggest.traits || []);
-datalist('dl-events', suggest.events || []);
 tree.render();
 openedRule = JSON.stringify(tree.rule());
 preview.run();

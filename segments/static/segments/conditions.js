@@ -1,10 +1,13 @@
 /* The editors of each kind of condition: trait (name, operator, value), event (name, count,
    time window, property filters), segment, consent and random bucket, and raw JSON for a
    condition the editor has no form for. Each edits its node in place and calls
-   ctx.changed(rerender) after a change. */
+   ctx.changed(rerender) after a change. Names and values are suggested as they are typed
+   (suggest.js; what to suggest comes from ctx.model, see suggestions_data.js). */
 
 import { el } from '../cdp/lib/dom.js';
-import { datalist } from './controls.js';
+import { eventItems, propertyItems, propertyValueItems, traitItems, traitValueItems,
+  EVENT_GROUPS, PROPERTY_GROUPS, TRAIT_GROUPS, VALUE_GROUPS } from './suggestions_data.js';
+import { suggestions } from './suggest.js';
 
 // the label at the start of a condition's row
 export const KIND_LABELS = { trait: 'Trait', event: 'Event', segment: 'In segment',
@@ -35,7 +38,20 @@ function opSelect(target, type, ctx, onChange) {
     target.op, 'Operator'), (value) => { target.op = value; onChange(); });
 }
 
-function valueInputs(target, type, listId, rebuild, ctx) {
+/* Suggest values for a value input when the condition has a source of them. */
+function suggestValues(inp, target, valuesOf, ctx) {
+  if (!valuesOf || !ctx.editable) return inp;
+  suggestions(inp, {
+    items: () => valuesOf() || [],
+    groups: VALUE_GROUPS,
+    label: 'Values',
+    openOnFocus: true,
+    multi: () => ctx.language.families.set.includes(target.op),
+  });
+  return inp;
+}
+
+function valueInputs(target, type, valuesOf, rebuild, ctx) {
   const { input, select } = ctx.controls;
   const families = ctx.language.families;
   const box = el('span', 'cond-values');
@@ -69,15 +85,16 @@ function valueInputs(target, type, listId, rebuild, ctx) {
     if (families.set.includes(op)) attrs.placeholder = 'a, b, c';
     else if (numeric) attrs.inputmode = 'decimal';
     else attrs.placeholder = 'value';
-    if (listId) attrs.list = listId;
-    box.append(bind(input('cond-value', target.value, attrs), 'value'));
+    box.append(suggestValues(bind(input('cond-value', target.value, attrs), 'value'), target,
+      valuesOf, ctx));
   }
   return box;
 }
 
 /* Operator + value inputs, rebuilt in place (never the whole tree) when the operator or the
-   type of the named trait/property changes, so typing and tabbing keep the focus. */
-function comparisonEditor(target, typeOf, listIdOf, ctx, infoOf) {
+   type of the named trait/property changes, so typing and tabbing keep the focus. valuesOf()
+   gives the values to suggest for the name as it is now (a list or a Promise of one). */
+function comparisonEditor(target, typeOf, valuesOf, ctx, infoOf) {
   const box = el('span', 'cond-comparison');
   // under the row: how the value will be compared (kept current as it is typed), and a
   // warning when the name was seen with mixed types
@@ -93,7 +110,7 @@ function comparisonEditor(target, typeOf, listIdOf, ctx, infoOf) {
   box.addEventListener('input', warn);
   function values() {
     const old = box.querySelector('.cond-values');
-    const fresh = valueInputs(target, shownType, listIdOf(), values, ctx);
+    const fresh = valueInputs(target, shownType, valuesOf, values, ctx);
     if (old) box.replaceChild(fresh, old);
     else box.insertBefore(fresh, how);
     warn();
@@ -112,22 +129,27 @@ function comparisonEditor(target, typeOf, listIdOf, ctx, infoOf) {
     box,
     refresh() {
       if (typeOf() !== shownType) { build(); ctx.changed(false); return; }
-      const value = box.querySelector('.cond-value'), listId = listIdOf();
-      if (value && listId) value.setAttribute('list', listId);
-      else if (value) value.removeAttribute('list');
       warn();
     },
   };
 }
 
 // ---- the kinds ----------------------------------------------------------------------------
+/* A name input with its suggestion list. */
+function nameInput(cls, value, attrs, source, ctx) {
+  const inp = ctx.controls.input(cls, value, attrs);
+  if (ctx.editable) suggestions(inp, source);
+  return inp;
+}
+
 function traitParts(node, ctx) {
-  const name = bindInput(ctx.controls.input('cond-trait', node.trait,
-    { list: 'dl-traits', placeholder: 'trait, e.g. plan', 'aria-label': 'Trait' }), node, 'trait', ctx);
-  const editor = comparisonEditor(node, () => ctx.model.traitType(node.trait), () => {
-    const values = ctx.model.trait(node.trait).values || [];
-    return values.length ? datalist('dl-values-' + node.id, values) : null;
-  }, ctx, () => [ctx.model.trait(node.trait.trim()), node.trait.trim()]);
+  const name = bindInput(nameInput('cond-trait', node.trait,
+    { placeholder: 'trait, e.g. plan', 'aria-label': 'Trait' },
+    { items: () => traitItems(ctx.model), groups: TRAIT_GROUPS, label: 'Traits' }, ctx),
+  node, 'trait', ctx);
+  const editor = comparisonEditor(node, () => ctx.model.traitType(node.trait),
+    () => traitValueItems(ctx.model, node.trait.trim()), ctx,
+    () => [ctx.model.trait(node.trait.trim()), node.trait.trim()]);
   name.addEventListener('change', editor.refresh);
   return [name, editor.box];
 }
@@ -135,12 +157,10 @@ function traitParts(node, ctx) {
 function eventParts(node, ctx) {
   const { input, select } = ctx.controls;
   const labels = ctx.language.op_labels;
-  const ev = bindInput(input('cond-event', node.event,
-    { list: 'dl-events', placeholder: 'event, e.g. Order Completed', 'aria-label': 'Event' }),
+  const ev = bindInput(nameInput('cond-event', node.event,
+    { placeholder: 'event, e.g. Order Completed', 'aria-label': 'Event' },
+    { items: () => eventItems(ctx.model), groups: EVENT_GROUPS, label: 'Events' }, ctx),
   node, 'event', ctx);
-  ev.addEventListener('change', () => {
-    datalist('dl-props-' + node.id, ctx.model.properties(node.event.trim()));
-  });
   const parts = [ev, bindSelect(select('cond-performed',
     [['count', 'performed'], ['never', 'never performed']], node.never ? 'never' : 'count',
     'Performed'), (value) => { node.never = value === 'never'; ctx.changed(true); })];
@@ -173,15 +193,17 @@ function eventParts(node, ctx) {
 
 /* The property filters under an event condition ("where revenue > 100 and …"). */
 export function whereList(node, ctx) {
-  const { input, button } = ctx.controls;
+  const { button } = ctx.controls;
   const box = el('div', 'where-list');
-  const listId = datalist('dl-props-' + node.id, ctx.model.properties(node.event.trim()));
   node.where.forEach((w, i) => {
-    const prop = bindInput(input('where-property', w.property,
-      { list: listId, placeholder: 'property, e.g. revenue', 'aria-label': 'Property' }),
+    const prop = bindInput(nameInput('where-property', w.property,
+      { placeholder: 'property, e.g. revenue', 'aria-label': 'Property' },
+      { items: () => propertyItems(ctx.model, node.event.trim()), groups: PROPERTY_GROUPS,
+        label: 'Properties' }, ctx),
     w, 'property', ctx);
     const editor = comparisonEditor(w,
-      () => ctx.model.propertyType(node.event.trim(), w.property.trim()), () => null, ctx,
+      () => ctx.model.propertyType(node.event.trim(), w.property.trim()),
+      () => propertyValueItems(ctx.model, node.event.trim(), w.property.trim()), ctx,
       () => [ctx.model.property(node.event.trim(), w.property.trim()), w.property.trim()]);
     prop.addEventListener('change', editor.refresh);
     box.append(el('div', 'where-row', el('span', 'muted', i ? 'and' : 'where'), prop, editor.box,

@@ -12,6 +12,26 @@ export function personName(p) {
   return p.display_name || ('Profile #' + p.id);
 }
 
+/* What to show under a person's name: their email, else their user id, else their anonymous
+   id (never a device id, and never the name again). */
+export function personDetail(p) {
+  const ids = p.identities || [];
+  const first = (type) => (ids.find((i) => i.type === type) || {}).value;
+  return [first('email'), first('user_id'), first('anonymous_id')]
+    .find((v) => v && v !== personName(p)) || '';
+}
+
+/* "14 %" of a count out of a total: whole percents, tenths below 1 %, "< 0.1 %" above 0. */
+export function share(count, total) {
+  if (!total) return '';
+  const pct = (100 * count) / total;
+  if (pct === 0) return '0 %';
+  if (pct < 0.1) return '< 0.1 %';
+  if (pct < 1) return pct.toFixed(1) + ' %';
+  if (pct > 99 && count < total) return '> 99 %';
+  return Math.round(pct) + ' %';
+}
+
 export function personLink(p, config) {
   return el('a', { href: config.profile_url + p.id + '/' }, personName(p));
 }
@@ -19,6 +39,7 @@ export function personLink(p, config) {
 /* options: {config, tree, showTop(message), ruleErrors(err) -> [{path, message}]} */
 export function livePreview({ config, tree, showTop, ruleErrors }) {
   const countOut = document.getElementById('preview-count');
+  const ofOut = document.getElementById('preview-of');
   const metaOut = document.getElementById('preview-meta');
   const sampleOut = document.getElementById('preview-sample');
   const panel = document.getElementById('preview');
@@ -29,6 +50,7 @@ export function livePreview({ config, tree, showTop, ruleErrors }) {
     showTop('');
     countOut.textContent = '—';
     delete countOut.dataset.count;
+    if (ofOut) ofOut.textContent = '';
     metaOut.textContent = message;
     sampleOut.textContent = '';
     panel.classList.remove('stale', 'invalid');
@@ -39,12 +61,17 @@ export function livePreview({ config, tree, showTop, ruleErrors }) {
     panel.classList.remove('stale', 'invalid');
     countOut.textContent = grouped(data.count);
     countOut.dataset.count = data.count;
+    if (ofOut && data.total !== undefined) {
+      ofOut.textContent = 'of ' + grouped(data.total) +
+        (data.total ? ' (' + share(data.count, data.total) + ')' : '');
+      ofOut.dataset.total = data.total;
+    }
     metaOut.textContent = (data.count === 1 ? 'profile' : 'profiles') + ' · counted in ' +
       data.milliseconds + ' ms';
     sampleOut.replaceChildren(...data.sample.map((p) => {
-      const ids = (p.identities || []).filter((i) => i.type !== 'anonymous_id');
+      const detail = personDetail(p);
       return el('li', null, personLink(p, config),
-        ids.length ? el('span', 'muted small', ' ' + ids[0].value) : null);
+        detail ? el('div', 'muted small sample-detail', detail) : null);
     }));
     if (data.count > data.sample.length) {
       sampleOut.append(el('li', 'muted small more',
@@ -56,6 +83,7 @@ export function livePreview({ config, tree, showTop, ruleErrors }) {
     panel.classList.add('invalid');
     countOut.textContent = '—';
     delete countOut.dataset.count;
+    if (ofOut) ofOut.textContent = '';
     sampleOut.textContent = '';
     const errors = ruleErrors(err);
     if (errors.length) {
