@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -20,7 +19,7 @@ from django.views.decorators.http import require_POST
 from cdp import pages
 from cdp.errors import ApplicationError, ValidationFailed
 from cdp.models import Workspace
-from consent import privacy, retention, selectors, services
+from consent import audit_display, privacy, retention, selectors, services
 from consent.enforcement import consent_state
 from consent.models import (
     MAX_RETENTION_DAYS,
@@ -238,10 +237,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         request, selectors.privacy_audit(workspace=workspace, kind=kind), AUDIT_PAGE_SIZE
     )
     for row in paging["page"].object_list:
-        row.detail_items = [  # type: ignore[attr-defined]
-            (key, orjson.dumps(value, default=str).decode())
-            for key, value in sorted((row.detail or {}).items())
-        ]
+        row.detail_lines = audit_display.detail_lines(row.detail)  # type: ignore[attr-defined]
+        row.detail_json = audit_display.detail_json(row.detail)  # type: ignore[attr-defined]
     return render(
         request,
         "consent/privacy/audit.html",

@@ -7,6 +7,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from cdp import access
@@ -126,18 +127,63 @@ EVENT_PARAMS = [
         OpenApiParameter(name, str, description=f"exact {name}")
         for name in ("user_id", "anonymous_id", "message_id", "event")
     ),
+    OpenApiParameter("user", str, description="exact userId or anonymousId"),
+    OpenApiParameter("name", str, description="exact page or screen name"),
     OpenApiParameter("type", str, enum=list(EVENT_TYPES)),
     OpenApiParameter("source", int, description="a source's id"),
     OpenApiParameter("after_id", int, description="only events newer than this one"),
+    OpenApiParameter(
+        "before_id",
+        int,
+        description="only events older than this one (the keyset cursor that `next` carries)",
+    ),
 ]
 
 
+class EventPagination(CappedCountPagination):
+    """Keyset pages, newest first: `next` is this query with `before_id` set to the id of the
+    page's last (oldest) event, so every page is one index range scan however deep, and
+    events that arrive meanwhile neither repeat a row on the next page nor push one out of
+    it. With `after_id` too, `next` walks down to it: everything newer than a known event.
+    `?page=N` (offset pages) still works and then `next` uses it; `previous` is null on
+    keyset pages."""
+
+    def paginate_queryset(self, queryset, request, view=None):  # type: ignore[no-untyped-def]
+        self._keyset = request.query_params.get(self.page_query_param) is None
+        if not self._keyset:
+            return super().paginate_queryset(queryset, request, view)
+        self.request = request
+        size = self.get_page_size(request)
+        self._capped_total = queryset[: self.COUNT_CAP + 1].count()
+        rows = list(queryset[: size + 1])
+        self._next_before = rows[size - 1].pk if len(rows) > size else None
+        return rows[:size]
+
+    def get_paginated_response(self, data):  # type: ignore[no-untyped-def]
+        if not self._keyset:
+            return super().get_paginated_response(data)
+        next_url = None
+        if self._next_before is not None and self.request is not None:
+            url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
+            next_url = replace_query_param(url, "before_id", self._next_before)
+        return Response(
+            {
+                "count": min(self._capped_total, self.COUNT_CAP),
+                "count_capped": self._capped_total > self.COUNT_CAP,
+                "next": next_url,
+                "previous": None,
+                "results": data,
+            }
+        )
+
+
 class EventViewSet(CapabilityMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Stored events, newest first; filter by user_id, anonymous_id, message_id, type, event,
-    source. `after_id` returns only newer events (the live debugger polls with it)."""
+    """Stored events, newest first; filter by user_id, anonymous_id, user (either), message_id,
+    type, event, name, source. Paginated by keyset: `next` carries `before_id`; `after_id`
+    returns only newer events (the live debugger polls with it)."""
 
     serializer_class = EventSerializer
-    pagination_class = CappedCountPagination
+    pagination_class = EventPagination
     queryset = Event.objects.none()
 
     def get_queryset(self):  # type: ignore[no-untyped-def]

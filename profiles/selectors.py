@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from cdp.models import Workspace
@@ -30,6 +30,7 @@ EVENT_FILTERS = {
     "anonymous_id": "anonymous_id",
     "type": "type",
     "event": "event",
+    "name": "name",
 }
 
 
@@ -51,13 +52,20 @@ def source_get(*, workspace: Workspace, source_id: Any) -> Source | None:
 
 
 def event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[Event]:
-    """Stored events, newest first (the debugger's data)."""
+    """Stored events, newest first (the debugger's data). Ordered by id, the key of the
+    indexes (workspace, -id) and (workspace, source, -id) of every daily partition, so a page
+    is one index range scan however deep it is: `before_id` (older than) and `after_id`
+    (newer than) are the keyset cursors. `user` is a userId or an anonymousId; `name` a
+    page's or screen's name."""
     qs = Event.objects.filter(workspace=workspace)
     choice_param(filters.get("type"), "type", EVENT_TYPES)
     for param, column in EVENT_FILTERS.items():
         value = filters.get(param)
         if value:
             qs = qs.filter(**{column: value})
+    user = filters.get("user")
+    if user:
+        qs = qs.filter(Q(user_id=user) | Q(anonymous_id=user))
     message_id = filters.get("message_id")
     if message_id:
         # the dedup table knows the event and its day: one partition, one index probe
@@ -73,7 +81,37 @@ def event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[Eve
     after = _int_param(filters, "after_id")
     if after is not None:
         qs = qs.filter(id__gt=after)
+    before = _int_param(filters, "before_id")
+    if before is not None:
+        qs = qs.filter(id__lt=before)
     return qs.order_by("-id")
+
+
+def source_last_events(*, workspace: Workspace) -> dict[int, datetime]:
+    """When each source of the workspace last received an event (sources without any are
+    left out). Per source, the newest row of the index (workspace, source, -id) of each
+    partition: a few index probes, never a scan of the events."""
+    newest = (
+        Event.objects.filter(workspace=workspace, source_id=OuterRef("pk"))
+        .order_by("-id")
+        .values("received_at")[:1]
+    )
+    rows = (
+        Source.objects.filter(workspace=workspace)
+        .annotate(last_event=Subquery(newest))
+        .values_list("pk", "last_event")
+    )
+    return {pk: last for pk, last in rows if last is not None}
+
+
+def debugger_event_names(*, workspace: Workspace) -> dict[str, list[str]]:
+    """The names the debugger's event filter offers, from the observed schema: track event
+    names ("event") and page/screen names ("name"), each sorted."""
+    names: dict[str, set[str]] = {"event": set(), "name": set()}
+    rows = ObservedEvent.objects.filter(workspace=workspace, type__in=("track", "page", "screen"))
+    for kind, name in rows.exclude(event="").values_list("type", "event"):
+        names["event" if kind == "track" else "name"].add(name)
+    return {param: sorted(values, key=str.casefold) for param, values in names.items()}
 
 
 def failed_event_list(*, workspace: Workspace, filters: dict[str, str]) -> QuerySet[FailedEvent]:

@@ -1,6 +1,8 @@
 """End to end: the launcher (`manage.py cdp_run`) starts the web server, a Celery worker and
 beat against real services; an event posted to the collector gets processed by the worker; and
-Ctrl-C stops every process it started.
+Ctrl-C stops every process it started. The children log to files in the data folder; the
+terminal gets a status line, their errors, and the credentials as its last block, which
+`--info` prints again for the running instance.
 
 These tests run their own servers and their own database, so they do not use the pytest-django
 `db` fixture."""
@@ -35,6 +37,20 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/1"
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+# what Celery and gunicorn print when they start and run: in their logs, not on the terminal
+CHILD_CHATTER = [
+    "-------------- ",  # the worker's banner
+    "[config]",
+    "[queues]",
+    "celery beat v",
+    "beat: Starting",
+    "Scheduler: Sending due task",
+    "You're running the worker with superuser privileges",
+    "Starting gunicorn",
+    "Booting worker with pid",
+    "] ready.",
+    "INFO/MainProcess",
+]
 
 
 class Launcher:
@@ -164,6 +180,22 @@ def _track(base_url: str, write_key: str, event: str) -> tuple[int, Any]:
     )
 
 
+def _info(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    """`--info` as bin/start runs it (`python -m cdp.launcher --info`, no Django), or the
+    command given."""
+    argv = list(command) or [sys.executable, "-m", "cdp.launcher", "--info"]
+    return subprocess.run(  # noqa: S603 - fixed argv
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _credential_block(output: str) -> list[str]:
+    """The lines from the first credential line ("Log in") to the end of the output."""
+    lines = output.rstrip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("Log in"))
+    return lines[start:]
+
+
 def _base_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
     env["CDP_DATA_DIR"] = str(tmp_path)  # beat schedule, embedded services: not in the repo
@@ -218,6 +250,22 @@ def test_launcher_runs_web_worker_and_beat_and_stops_on_ctrl_c(
         )
         assert "gunicorn" in names and "worker" in names and "beat" in names
 
+        # the terminal: no Celery or gunicorn chatter, a status line, the log folder
+        output = launcher.output
+        for chatter in CHILD_CHATTER:
+            assert chatter not in output, f"{chatter!r} on the terminal:\n{output}"
+        logs = tmp_path / "log"
+        assert f"logs: {logs}" in output
+        assert re.search(
+            r"CDP is running: web ✓ worker ✓ activation ✓ beat ✓ · \d+ events/min", output
+        )
+        # ...which are in the logs
+        log_text = {name: (logs / f"{name}.log").read_text() for name in ("web", "worker", "beat")}
+        assert "Starting gunicorn" in log_text["web"]
+        assert "[queues]" in log_text["worker"] and " ready." in log_text["worker"]
+        assert "beat: Starting" in log_text["beat"]
+        assert (logs / "activation.log").read_text()
+
         status, body = _track(base_url, banner["write_key"], "Launcher Checked")
         assert status == 200, body
         assert body["accepted"] == 1
@@ -235,7 +283,46 @@ def test_launcher_runs_web_worker_and_beat_and_stops_on_ctrl_c(
             time.sleep(0.5)
         assert "Launcher Checked" in seen, f"not processed within 30s:\n{launcher.tail()}"
 
+        # seconds later (beat has sent tasks, the worker ran them), the credentials are still
+        # the last block on the terminal: login, user, password, write key, curl line
+        time.sleep(6)
+        block = _credential_block(launcher.output)
+        assert block[0].strip() == f"Log in        {base_url}/login/"
+        text = "\n".join(block)
+        for label in ("Username", "Password", "Write key", "API token", "Send a test event"):
+            assert label in text, text
+        assert banner["write_key"] in text and "curl " in text
+        assert block[-2].startswith("Press Ctrl-C to stop.") and set(block[-1]) == {"="}
+        password = re.search(r"^\s*Password\s+(\S+)", text, re.MULTILINE)
+        assert password is not None
+
+        # --info, from another terminal: the same credentials and the status, nothing started
+        state = tmp_path / "launcher.json"
+        assert state.stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "credentials.json").stat().st_mode & 0o777 == 0o600
+        info = _info(env)
+        assert info.returncode == 0, info.stderr
+        assert re.search(r"^web ✓ worker ✓ activation ✓ beat ✓ · \d+ events/min", info.stdout, re.M)
+        assert f"Password      {password.group(1)}" in info.stdout
+        assert f"Write key     {banner['write_key']}" in info.stdout
+        assert f"Log in        {base_url}/login/" in info.stdout and "curl " in info.stdout
+        via_manage = _info(env, sys.executable, "manage.py", "cdp_run", "--info")
+        assert via_manage.returncode == 0 and banner["write_key"] in via_manage.stdout
+
+        # an ERROR line a child writes to its log reaches the terminal
+        with (logs / "worker.log").open("a") as log:
+            log.write("[2030-01-01 00:00:00,000: ERROR/MainProcess] launcher-test: boom\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "launcher-test: boom" not in launcher.output:
+            time.sleep(0.3)
+        assert "worker │ [2030-01-01 00:00:00,000: ERROR/MainProcess] launcher-test: boom" in (
+            launcher.output
+        )
+
         launcher.interrupt_and_wait(timeout=20)
+        assert not state.exists()
+        stopped = _info(env)
+        assert stopped.returncode == 1 and "not running" in stopped.stdout
     finally:
         launcher.cleanup()
 
@@ -257,6 +344,26 @@ def test_launcher_embedded_services_start_and_stop(tmp_path: Path) -> None:
             "unixsocket"
         ]
         assert not _processes_mentioning(redis_socket), "embedded redis left running"
+
+        # asking a stopped instance starts nothing, not even the embedded database
+        info = _info(_base_env(tmp_path))
+        assert info.returncode == 1 and "not running" in info.stdout
+        if (ROOT / ".venv" / "bin" / "python").exists():
+            info = _info(_base_env(tmp_path), str(ROOT / "bin" / "start"), "--info")
+            assert info.returncode == 1 and "not running" in info.stdout, info.stderr
+        assert not _processes_mentioning(str(tmp_path / "postgres")), "--info started postgres"
+
+        # a second start shows the first run's password again (kept for this data folder)
+        first = re.search(r"^\s*Password\s+(\S+)", launcher.output, re.MULTILINE)
+        assert first is not None
+        again = Launcher(["--port", str(port), "--no-worker"], _base_env(tmp_path))
+        try:
+            again.wait_for_banner()
+            assert f"Password      {first.group(1)}" in again.output
+            assert "web ✓ · " in again.output
+            again.interrupt_and_wait(timeout=20)
+        finally:
+            again.cleanup()
     finally:
         launcher.cleanup()
         _stop_leftover_embedded_services(tmp_path)

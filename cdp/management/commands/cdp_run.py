@@ -7,10 +7,15 @@ when it started the embedded Postgres / Redis, so all of them share one database
 broker. Ctrl-C (or SIGTERM) stops the children, then the embedded services this process
 brought up.
 
+With `--role all` the children write their output to log files in the data folder, and the
+terminal shows a status line, error lines and, last, the credentials (cdp/launcher.py);
+`--info` prints the status and credentials of the instance running on this data folder.
+
 `--role web|worker|beat` runs one part of a deployment spread over machines (README
 "Scale-out"): only that child, against the Postgres and broker named in the environment
-(embedded services cannot be shared between machines, so they are refused). Only `all` and
-`--migrate` run migrations: N web servers starting at once must not all migrate.
+(embedded services cannot be shared between machines, so they are refused). Its output goes
+to the launcher's own stdout, for the process manager that runs it to collect. Only `all`
+and `--migrate` run migrations: N web servers starting at once must not all migrate.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import ctypes
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,20 +35,30 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, connection, connections, transaction
+from django.utils import timezone
 
-from cdp import queues, runtime
+from cdp import launcher, queues, runtime
+from cdp.models import ApiToken
 from cdp.services import BootstrapResult, workspace_bootstrap
 
 STOP_TIMEOUT = 10.0  # seconds a child gets to stop after SIGTERM before it is killed
 SLOW_START_WARNING = 60.0
+# the credentials are printed once every child serves, or after this long whatever they do
+READY_TIMEOUT = 90.0
 POLL_INTERVAL = 0.2
+STATUS_REFRESH = 1.0  # seconds between redraws of the status line on a terminal
+RATE_INTERVAL = 15.0  # seconds between two counts of the events received in the last minute
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_DATA_COMMAND = "cdp_demo_data"
 # then the models trained on it (an app above this one provides it)
@@ -80,6 +96,16 @@ DEFAULTS: dict[str, Any] = {
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+    key: str = ""  # web, worker, activation, beat
+    log: Path | None = None  # where its output goes (None: the launcher's own stdout)
+    log_offset: int = 0  # the log's size when the child started
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    key: str
+    name: str
+    argv: list[str]
 
 
 @dataclass(frozen=True)
@@ -210,7 +236,9 @@ class Command(BaseCommand):
         "Start the platform. --role all (the default): migrate, bootstrap a workspace, then "
         "run the web server, a Celery worker and Celery beat until Ctrl-C; without "
         "DATABASE_URL / REDIS_URL it uses an embedded Postgres and Redis (data under ./var or "
-        "$CDP_DATA_DIR). --role web|worker|beat: one part of a deployment over several "
+        "$CDP_DATA_DIR); the processes log to files in its log folder, and the terminal keeps "
+        "a status line, errors and, last, the credentials (--info prints them again). "
+        "--role web|worker|beat: one part of a deployment over several "
         "machines, against the Postgres and broker in DATABASE_URL and REDIS_URL (README "
         '"Scale-out").'
     )
@@ -274,9 +302,27 @@ class Command(BaseCommand):
             action="store_true",
             help="all: web server only, no Celery worker or beat",
         )
+        parser.add_argument(
+            "--info",
+            action="store_true",
+            help="print the status, log folder and credentials of the instance running on "
+            "this data folder, and exit (starts nothing; bin/start --info does not even "
+            "start the embedded database to ask)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["info"]:
+            self.stdout.flush()
+            code = launcher.info(self.stdout)
+            if code:
+                raise SystemExit(code)
+            return
         self._signals = 0
+        self._status_shown = ""  # the status line on the screen (a terminal) or last printed
+        self._wrote_state = False
+        self._state_written: tuple[dict[str, str], int | None] | None = None
+        self._started_at = launcher.now_iso()
+        self._tty = self.stdout.isatty()
         self._starting = True  # a signal now unwinds start-up; later it only asks to stop
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
@@ -308,17 +354,24 @@ class Command(BaseCommand):
                 )
                 if options["demo_data"]:
                     self._load_demo_data(workspace)
+                self._shown_secrets = self._secrets(result)
             # the children open their own connections; ours would only hold the database open
             connections.close_all()
 
-            self._step("Starting " + ", ".join(self._commands(plan)))
+            self._step("Starting " + ", ".join(spec.name for spec in self._commands(plan)))
+            if plan.role == "all":
+                self.stdout.write(f"    their logs: {launcher.log_dir()}")
             self._starting = False
             self._start_children(plan, children)
             died = self._supervise(children, plan, result)
         except KeyboardInterrupt:
+            self._clear_status()
             self.stderr.write("\nInterrupted before start-up finished.")
         finally:
             self._starting = False
+            self._clear_status()
+            if self._wrote_state:
+                launcher.remove(launcher.state_path())
             if children:
                 self._step("Stopping")
                 self._stop_children(children)
@@ -331,10 +384,12 @@ class Command(BaseCommand):
         if died is not None:
             code = died.process.returncode
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
-            raise CommandError(
-                f"{died.name} {how} unexpectedly; stopped everything else. "
-                "Its log lines above say why."
+            why = (
+                f"The end of its log, {died.log}, is above."
+                if died.log
+                else "Its log lines above say why."
             )
+            raise CommandError(f"{died.name} {how} unexpectedly; stopped everything else. {why}")
         self.stdout.write("Stopped.")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -379,13 +434,15 @@ class Command(BaseCommand):
             self._step("Setting up personalisation")
             call_command(DEMO_DECISIONS_COMMAND, workspace=workspace)
 
-    def _commands(self, plan: Plan) -> dict[str, list[str]]:
-        """The children of this plan: display name -> argv."""
+    def _commands(self, plan: Plan) -> list[ChildSpec]:
+        """The children of this plan: short key (its log's name), display name and argv."""
         python = [sys.executable, "-m"]
         commands: dict[str, list[str]] = {}
+        keys: dict[str, str] = {}
         if plan.web:
             host, port = plan.host, plan.port
             bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            keys["web server (gunicorn)"] = "web"
             commands["web server (gunicorn)"] = [
                 *python,
                 "gunicorn",
@@ -407,6 +464,7 @@ class Command(BaseCommand):
         pooled = [q for q in plan.queues if q != queues.ACTIVATION]
         if plan.worker and threaded:
             node = "cdp-activation"
+            keys["Celery worker (activation, threads)"] = "activation"
             commands["Celery worker (activation, threads)"] = [
                 *python,
                 "celery",
@@ -428,6 +486,7 @@ class Command(BaseCommand):
             ]
         if plan.worker and pooled:
             node = "cdp" if plan.role == "all" else "cdp-" + "-".join(pooled)
+            keys[f"Celery worker ({', '.join(pooled)})"] = "worker"
             commands[f"Celery worker ({', '.join(pooled)})"] = [
                 *python,
                 "celery",
@@ -449,6 +508,7 @@ class Command(BaseCommand):
                 "--without-gossip",
             ]
         if plan.beat:
+            keys["Celery beat"] = "beat"
             commands["Celery beat"] = [
                 *python,
                 "celery",
@@ -460,40 +520,131 @@ class Command(BaseCommand):
                 "--schedule",
                 str(runtime.DATA_DIR / "celerybeat-schedule"),
             ]
-        return commands
+        return [ChildSpec(keys[name], name, argv) for name, argv in commands.items()]
 
     def _start_children(self, plan: Plan, children: list[Child]) -> None:
-        """Appends to `children` as it goes, so a failure halfway still stops those started."""
-        commands = self._commands(plan)
+        """Appends to `children` as it goes, so a failure halfway still stops those started.
+        With --role all each child writes to its own log file; the other roles' output goes
+        to ours, for the process manager that runs them."""
+        specs = self._commands(plan)
         runtime.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        logs = launcher.log_dir()
         # inherits DATABASE_URL / REDIS_URL, exported by settings for the embedded services
         env = {
-            "CDP_LOG_DIR": str(runtime.DATA_DIR / "log"),  # errors.log: see the banner
+            "CDP_LOG_DIR": str(logs),  # errors.log: see the banner
             **os.environ,
             "PYTHONUNBUFFERED": "1",
         }
         preexec = _die_with_parent()
         sys.stdout.flush()
         sys.stderr.flush()
-        for name, argv in commands.items():
-            process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                argv,
-                cwd=settings.BASE_DIR,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                # own process group: Ctrl-C reaches only us, and we stop the children in order;
-                # a group can also be killed whole (gunicorn's and Celery's pool processes)
-                process_group=0,
-                preexec_fn=preexec,
+        for spec in specs:
+            log = logs / f"{spec.key}.log" if plan.role == "all" else None
+            output = launcher.open_log(log) if log else None
+            offset = output.tell() if output else 0
+            try:
+                process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                    spec.argv,
+                    cwd=settings.BASE_DIR,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT if output else None,
+                    # own process group: Ctrl-C reaches only us, and we stop the children in
+                    # order; a group can also be killed whole (gunicorn's and Celery's pools)
+                    process_group=0,
+                    preexec_fn=preexec,
+                )
+            finally:
+                if output:
+                    output.close()  # the child has its own copy
+            children.append(
+                Child(name=spec.name, process=process, key=spec.key, log=log, log_offset=offset)
             )
-            children.append(Child(name=name, process=process))
 
     def _supervise(
         self, children: list[Child], plan: Plan, result: BootstrapResult | None
     ) -> Child | None:
         """Wait for a stop signal; return the child that died if one does first. Prints the
-        banner once the web server answers (at once when there is none)."""
+        banner once the web server answers (at once when there is none); with --role all,
+        once every child serves, and keeps the status line and the children's errors on
+        the terminal meanwhile."""
         base_url = f"http://{_url_host(plan.host)}:{plan.port}"
+        if plan.role != "all":
+            return self._supervise_role(children, plan, base_url)
+        watched = [
+            launcher.Watched(
+                key=c.key,
+                label=c.name,
+                log=c.log,
+                pid=c.process.pid,
+                # from where the log ended when the child started: earlier runs' lines are
+                # not this run's errors
+                tail=launcher.LogTail(c.log, offset=c.log_offset),
+            )
+            for c in children
+            if c.log is not None
+        ]
+        started = time.monotonic()
+        shown = False  # the banner
+        web_ready = not plan.web
+        warned = False
+        next_probe = next_redraw = next_rate = 0.0
+        rate: int | None = None
+        unicode = launcher.can_print("✓…✗·│", sys.stdout)
+        printed_states: dict[str, str] = {}  # in the last status line printed (not a terminal)
+        while not self._signals:
+            now = time.monotonic()
+            for child, w in zip(children, watched, strict=True):
+                self._read_log(w)
+                if child.process.poll() is not None:
+                    w.dead = True
+                    self._print_above_status(
+                        [f"{w.key} │ {line}" for line in launcher.last_lines(w.log)],
+                        stream=self.stderr,
+                    )
+                    if shown:
+                        self._write_state(plan, base_url, children, watched, rate)
+                    return child
+            if not web_ready and now >= next_probe:
+                web_ready = _answers(f"{base_url}/login/")
+                next_probe = now + 0.5
+                if not web_ready and not warned and now - started > SLOW_START_WARNING:
+                    warned = True
+                    self._print_above_status(
+                        [f"The web server has not answered {base_url} yet... (see web.log)"],
+                        stream=self.stderr,
+                    )
+            for w in watched:
+                if w.key == "web":
+                    w.ready = web_ready
+            states = {w.key: w.state for w in sorted(watched, key=lambda w: _key_order(w.key))}
+            if shown and now >= next_rate:
+                rate = self._events_per_minute()
+                next_rate = now + RATE_INTERVAL
+            if not shown and (all(w.ready for w in watched) or now - started > READY_TIMEOUT):
+                shown = True
+                rate = self._events_per_minute()
+                next_rate = now + RATE_INTERVAL
+                status = launcher.status_text(states, rate, launcher.log_dir(), unicode=unicode)
+                self._print_banner(plan, base_url, result, status=status)
+                printed_states = states
+            status = launcher.status_text(states, rate, launcher.log_dir(), unicode=unicode)
+            if self._tty and now >= next_redraw:
+                self._draw_status(status)
+                next_redraw = now + STATUS_REFRESH
+            elif not self._tty and shown and states != printed_states:
+                # a pipe or a file: a line only when a process changed state (not for every
+                # new events/min figure, which would scroll the credentials away again)
+                self.stdout.write(status)
+                self.stdout.flush()
+                printed_states = states
+            if shown and (states, rate) != self._state_written:
+                self._write_state(plan, base_url, children, watched, rate)
+            time.sleep(POLL_INTERVAL)
+        return None
+
+    def _supervise_role(self, children: list[Child], plan: Plan, base_url: str) -> Child | None:
         started = time.monotonic()
         ready = warned = False
         next_probe = 0.0
@@ -505,13 +656,43 @@ class Command(BaseCommand):
             if not ready and now >= next_probe:
                 ready = not plan.web or _answers(f"{base_url}/login/")
                 if ready:
-                    self._print_banner(plan, base_url, result)
+                    self._print_banner(plan, base_url, None)
                 elif not warned and now - started > SLOW_START_WARNING:
                     warned = True
                     self.stderr.write(f"The web server has not answered {base_url} yet...")
                 next_probe = now + 0.5
             time.sleep(POLL_INTERVAL)
         return None
+
+    def _read_log(self, watched: launcher.Watched) -> None:
+        """New lines of a child's log: whether it serves yet, and its errors (to the
+        terminal)."""
+        lines = watched.tail.lines()
+        ready_line = launcher.READY_LINE.get(watched.key)
+        if ready_line is not None and not watched.ready:
+            watched.ready = any(ready_line.search(line) for line in lines)
+        errors = launcher.error_lines(watched, lines, time.monotonic())
+        if errors:
+            self._print_above_status(errors, stream=self.stderr)
+
+    def _events_per_minute(self) -> int | None:
+        """Events received in the last minute, all workspaces: a count over today's partition
+        of the events, on a connection closed again at once (None when it cannot be had).
+        The events belong to an app above this one: it is asked for by name, like the demo
+        data command."""
+        if not apps.is_installed("profiles"):
+            return None
+        event = apps.get_model("profiles", "Event")
+        since = timezone.now() - timedelta(minutes=1)
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL statement_timeout = '2s'")
+                return int(event.objects.filter(received_at__gt=since).count())
+        except DatabaseError:
+            return None
+        finally:
+            connections.close_all()
 
     def _stop_children(self, children: list[Child]) -> None:
         """SIGTERM (graceful stop), wait up to STOP_TIMEOUT, then kill each process group. A
@@ -534,20 +715,30 @@ class Command(BaseCommand):
                 os.killpg(child.process.pid, signal.SIGKILL)
             child.process.wait()
 
-    def _print_banner(self, plan: Plan, base_url: str, result: BootstrapResult | None) -> None:
+    def _print_banner(
+        self,
+        plan: Plan,
+        base_url: str,
+        result: BootstrapResult | None,
+        *,
+        status: str | None = None,
+    ) -> None:
+        """What runs where, then (--role all) the credentials: the last block printed, so
+        they stay on the screen."""
         database = "embedded PostgreSQL" if runtime._pg_server is not None else "PostgreSQL"
-        log_dir = os.environ.get("CDP_LOG_DIR") or runtime.DATA_DIR / "log"
+        log_dir = launcher.log_dir()
         broker = "embedded Redis" if runtime._redis is not None else "Redis"
         rule = "=" * 78
         if result is not None:
-            lines = [rule, "CDP is running.", "", *self._login_lines(base_url, result)]
+            head = [rule, f"CDP is running: {status}" if status else "CDP is running.", ""]
         else:
-            lines = [rule, f"CDP {plan.role} is running.", ""]
-            if plan.web:
-                lines += [
-                    f"  Web server    {base_url}/  (workers: {plan.workers})",
-                    f"  API docs      {base_url}/api/docs/",
-                ]
+            head = [rule, f"CDP {plan.role} is running.", ""]
+        lines: list[str] = []
+        if result is None and plan.web:
+            lines += [
+                f"  Web server    {base_url}/  (workers: {plan.workers})",
+                f"  API docs      {base_url}/api/docs/",
+            ]
         if plan.worker:
             lines.append(
                 "  Queues        "
@@ -560,29 +751,45 @@ class Command(BaseCommand):
         lines += [
             f"  Database      {database}  {_masked(settings.DATABASE_URL)}",
             f"  Broker        {broker}  {_masked(settings.CELERY_BROKER_URL)}",
-            f"  Error log     {log_dir}/errors.log",
-            "",
         ]
-        if result is not None:
-            curl = (
-                f"curl -sS -u {shlex.quote(result.write_key + ':')} "
-                "-H 'Content-Type: application/json' \\\n"
-                f"       -d {shlex.quote(SAMPLE_EVENT)} \\\n"
-                f"       {base_url}/v1/track"
-            )
-            lines += ["  Send a test event:", f"    {curl}", ""]
+        if plan.role == "all":
+            names = ", ".join(f"{key}.log" for key in self._log_keys(plan))
+            lines += [
+                f"  Logs          {log_dir}",
+                f"                {names}; errors.log: every error, with its traceback",
+            ]
+        else:
+            lines.append(f"  Error log     {log_dir}/errors.log")
+        lines.append("")
         if plan.web and plan.host not in LOOPBACK and "*" not in settings.ALLOWED_HOSTS:
             lines += [
                 "  Note: to reach it from other machines, add the name or address they use",
                 "  to ALLOWED_HOSTS (comma-separated environment variable).",
                 "",
             ]
-        lines += ["Press Ctrl-C to stop.", rule]
-        self.stdout.write("\n".join(lines))
+        if result is not None:
+            lines += self._credential_lines(base_url, result)
+            self._banner = lines  # for --info
+        foot = [
+            "Press Ctrl-C to stop."
+            + ("  `bin/start --info` prints this again." if result is not None else ""),
+            rule,
+        ]
+        self._clear_status()
+        self.stdout.write("\n".join(head + lines + foot))
         self.stdout.flush()
 
-    def _login_lines(self, base_url: str, result: BootstrapResult) -> list[str]:
-        password = result.password or "(unchanged since first run)"
+    def _log_keys(self, plan: Plan) -> list[str]:
+        return sorted((spec.key for spec in self._commands(plan)), key=_key_order)
+
+    def _credential_lines(self, base_url: str, result: BootstrapResult) -> list[str]:
+        password, api_token = self._shown_secrets
+        curl = (
+            f"curl -sS -u {shlex.quote(result.write_key + ':')} "
+            "-H 'Content-Type: application/json' \\\n"
+            f"       -d {shlex.quote(SAMPLE_EVENT)} \\\n"
+            f"       {base_url}/v1/track"
+        )
         return [
             f"  Log in        {base_url}/login/",
             f"  Username      {result.username}",
@@ -590,12 +797,119 @@ class Command(BaseCommand):
             f"  Workspace     {result.workspace.name}",
             f"  Write key     {result.write_key}",
             (
-                f"  API token     {result.api_token}   (header  Authorization: Token <token>)"
-                if result.api_token
+                f"  API token     {api_token}   (header  Authorization: Token <token>)"
+                if api_token
                 else "  API token     (shown when it was made; make another under Settings)"
             ),
             f"  API docs      {base_url}/api/docs/",
+            "",
+            "  Send a test event:",
+            f"    {curl}",
+            "",
         ]
+
+    def _secrets(self, result: BootstrapResult) -> tuple[str, str | None]:
+        """The admin password and API token to show. Made now: shown, and kept in the data
+        folder's credentials file (0600) for later starts. Made by an earlier start: shown
+        again only if that file has them for this database and they still work (a password
+        changed since, or another database, is never shown)."""
+        path = launcher.credentials_path()
+        kept = launcher.read_private(path) or {}
+        key = f"{_masked(settings.DATABASE_URL)}|{result.workspace.name}|{result.username}"
+        entry = dict(kept.get(key) or {})
+        if result.password:
+            entry["password"] = result.password
+        if result.api_token:
+            entry["api_token"] = result.api_token
+        user = get_user_model().objects.filter(username=result.username).first()
+        password = entry.get("password")
+        if password and (user is None or not user.check_password(password)):
+            del entry["password"]  # changed since: forget it
+            password = None
+        token = entry.get("api_token")
+        if token and not (
+            ApiToken.matching(token)
+            .filter(workspace=result.workspace, user=user, revoked_at__isnull=True)
+            .exists()
+        ):
+            entry.pop("api_token")
+            token = None
+        if entry != kept.get(key):
+            if entry:
+                kept[key] = entry
+            else:
+                kept.pop(key, None)
+            launcher.write_private(path, kept)
+        return (
+            password or "(set on the first run; change it with manage.py changepassword)",
+            token,
+        )
+
+    # ---- the terminal (--role all) -------------------------------------------------------
+
+    def _draw_status(self, status: str) -> None:
+        """The status line, redrawn in place (a terminal only), cut to its width: a line
+        that wraps could not be redrawn."""
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        text = status if len(status) <= width else status[: max(width - 1, 0)] + "…"
+        self.stdout.write(f"\r\x1b[2K{text}", ending="")
+        self.stdout.flush()
+        self._status_shown = text
+
+    def _clear_status(self) -> None:
+        if getattr(self, "_tty", False) and getattr(self, "_status_shown", ""):
+            self.stdout.write("\r\x1b[2K", ending="")
+            self.stdout.flush()
+            self._status_shown = ""
+
+    def _print_above_status(self, lines: list[str], stream: Any = None) -> None:
+        """Lines for the terminal, above the status line (which the next tick redraws)."""
+        if not lines:
+            return
+        self._clear_status()
+        out = stream or self.stdout
+        for line in lines:
+            out.write(line)
+        out.flush()
+
+    def _write_state(
+        self,
+        plan: Plan,
+        base_url: str,
+        children: list[Child],
+        watched: list[launcher.Watched],
+        rate: int | None,
+    ) -> None:
+        """What `--info` prints, in the data folder (0600: it holds the credentials)."""
+        states = {w.key: w.state for w in sorted(watched, key=lambda w: _key_order(w.key))}
+        launcher.write_private(
+            launcher.state_path(),
+            {
+                "pid": os.getpid(),
+                "started_at": self._started_at,
+                "role": plan.role,
+                "base_url": base_url,
+                "log_dir": str(launcher.log_dir()),
+                "children": [
+                    {"key": c.key, "name": c.name, "pid": c.process.pid, "log": str(c.log)}
+                    for c in children
+                ],
+                "status": {
+                    "states": states,
+                    "events_per_minute": rate,
+                    "updated_at": launcher.now_iso(),
+                },
+                "banner": getattr(self, "_banner", []),
+            },
+        )
+        self._wrote_state = True
+        self._state_written = (states, rate)
+
+
+def _key_order(key: str) -> int:
+    """web, worker, activation, beat: the order of the status line and the log names."""
+    order = ("web", "worker", "activation", "beat")
+    return order.index(key) if key in order else len(order)
 
 
 def _broker_queue(queue: str) -> str:
