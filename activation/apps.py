@@ -5,7 +5,7 @@ class ActivationConfig(AppConfig):
     name = "activation"
 
     def ready(self) -> None:
-        from activation import privacy, services
+        from activation import overview, privacy, services
         from activation.decisions import records as decision_records
         from activation.experiments import services as experiment_services
         from activation.streams.stage import forward_stage
@@ -33,6 +33,7 @@ class ActivationConfig(AppConfig):
         hooks.on_split(sync_hooks.on_split)
         computed_hooks.on_values_changed(sync_hooks.on_values_changed)
         privacy.register()
+        overview.register()
         segment_services.register_delete_guard(sync_services.syncs_of_segment)
         navigation.register(
             label="Destinations",

@@ -12,4 +12,15 @@ class CdpConfig(AppConfig):
 
         user_locked_out.connect(security.on_user_locked_out, dispatch_uid="cdp-lockout-audit")
 
+        navigation.register(label="Overview", url_name="ui-home", capability=None, order=0)
         navigation.register(label="Settings", url_name="ui-settings", capability=None, order=100)
+        navigation.register_settings(
+            key="members",
+            title="Members",
+            description="Who may sign in to this workspace and with which role: add people, "
+            "change roles, deactivate those who left.",
+            url_name="ui-members",
+            link_label="Manage members",
+            capability="members.manage",
+            order=0,
+        )

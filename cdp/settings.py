@@ -204,6 +204,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "activation.experiments.tasks.analyse_running",
         "schedule": env_int("CDP_EXPERIMENTS_ANALYSE_SECONDS", 6 * 3600),
     },
+    # the overview's heavy widgets (scans of all profiles), for overviews people look at
+    "overview-refresh": {
+        "task": "cdp.tasks.overview_refresh_viewed",
+        "schedule": env_int("CDP_OVERVIEW_REFRESH_SECONDS", 120),
+    },
     "retention": {
         "task": "consent.tasks.retention_enforce_all",
         "schedule": env_int("CDP_RETENTION_SECONDS", 3600),
@@ -235,6 +240,12 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False
 # failed API-token authentications per client IP before 429 (same cool-off)
 CDP_TOKEN_FAILURE_LIMIT = env_int("CDP_TOKEN_FAILURE_LIMIT", 30)
+# the overview computes a heavy widget that has no value yet inside the request (tests), rather
+# than showing "computing" while a task does it
+CDP_OVERVIEW_INLINE = env_bool("CDP_OVERVIEW_INLINE", default=False)
+
+# how long a new member's set-password link (Settings → Members) works
+PASSWORD_RESET_TIMEOUT = env_int("CDP_MEMBER_LINK_SECONDS", 3 * 24 * 3600)
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -304,6 +315,7 @@ SPECTACULAR_SETTINGS = {
         "SyncScheduleEnum": "activation.models.SyncSchedule",
         "RunKindEnum": "activation.models.RunKind",
         "AttemptOutcomeEnum": "activation.models.AttemptOutcome",
+        "MemberStatusEnum": "cdp.models.MemberStatus",
     },
 }
 

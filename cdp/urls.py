@@ -12,7 +12,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from cdp import views
+from cdp import member_views, views
 
 APPS = ["profiles", "consent", "segments", "activation"]
 
@@ -37,6 +37,7 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("cdp/favicon.svg")), name="favicon"),
     path("admin/", admin.site.urls),
     path("", views.home, name="ui-home"),
+    path("overview/pending/", views.overview_pending, name="ui-overview-pending"),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="registration/login.html"),
@@ -45,5 +46,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspace/switch/", views.switch_workspace, name="ui-switch-workspace"),
     path("settings/", views.settings_page, name="ui-settings"),
+    path("settings/members/", member_views.members_page, name="ui-members"),
+    path("welcome/<str:uidb64>/<str:token>/", member_views.welcome, name="ui-welcome"),
     *(path("", include(f"{app}.urls")) for app in APPS),
 ]

@@ -7,7 +7,7 @@ class ConsentConfig(AppConfig):
     def ready(self) -> None:
         from cdp import navigation
         from cdp.services import on_workspace_created
-        from consent import privacy, services, suppression, views
+        from consent import overview, privacy, services, suppression, views
         from consent.enforcement import consent_state
         from profiles import panels
         from profiles.collector import door
@@ -25,6 +25,7 @@ class ConsentConfig(AppConfig):
         # after identity resolution, before the segments that read the consent state
         stages.register("consent", services.consent_stage, order=30)
         privacy.register_handler()
+        overview.register()
         on_workspace_created(
             lambda workspace: services.purposes_install_defaults(workspace=workspace)
         )

@@ -8,7 +8,7 @@ class ProfilesConfig(AppConfig):
     def ready(self) -> None:
         from cdp import navigation
         from cdp.services import register_provisioner
-        from profiles import privacy, services
+        from profiles import overview, privacy, services
         from profiles.computed import stage as computed_stage
         from profiles.pipeline import queue, stages, stats
 
@@ -18,6 +18,7 @@ class ProfilesConfig(AppConfig):
         # and a row lock taken early would serialise the workers for the whole batch
         stages.register("counters", lambda batch: stats.record(batch.events), order=90)
         privacy.register()
+        overview.register()
         register_provisioner("source", services.source_provision)
         navigation.register(
             label="Sources", url_name="ui-sources", capability="sources.view", order=10

@@ -1,10 +1,10 @@
 """Pages of the profiles app: sources (write keys, snippets, volume), the event debugger, the
-observed schema, the profile list and the 360° profile page. Thin: check access with the
+observed schema and the 360° profile page (the profile list is the explorer's:
+profiles/explorer/views.py). Thin: check access with the
 page toolkit (cdp.pages), call selectors and services, render."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
@@ -24,15 +25,15 @@ from cdp import pages
 from cdp.errors import ApplicationError, ValidationFailed
 from cdp.models import Workspace
 from cdp.params import int_param
-from profiles import identifiers, panels, selectors, services
+from cdp.present import relative_text
+from profiles import panels, selectors, services
+from profiles.collector.normalize import EVENT_TYPES
 from profiles.computed import builtin
 from profiles.computed.selectors import profile_computed_traits
+from profiles.identity import activity as activity_selectors
 from profiles.identity import selectors as identity_selectors
-from profiles.identity.rules import Rules, load_rules
 from profiles.models import FailureReason, Identity, Profile, Source, SourceKind
 
-PAGE_SIZE = 25
-KEY_IDENTIFIERS = 3  # chips shown per profile in the list
 TIMELINE_PAGE_SIZE = 25
 IDENTITIES_PER_TYPE = 50  # values listed per identifier type on the profile page
 SECTION_ROWS = 50  # merges / conflicts listed on the profile page (the logs have the rest)
@@ -265,19 +266,31 @@ def debugger(request: HttpRequest) -> HttpResponse:
     all_sources = list(selectors.source_list(workspace=workspace))
     if not all_sources:
         return redirect("ui-sources")
+    last_events = selectors.source_last_events(workspace=workspace)
+    now = timezone.now()
+    for s in all_sources:
+        last = last_events.get(s.pk)
+        s.activity = (  # type: ignore[attr-defined]
+            f"last event {relative_text(last, now)}" if last else "no events yet"
+        )
     wanted = request.GET.get("source")
     source = next((s for s in all_sources if str(s.pk) == wanted), None)
     if source is None:
         if wanted:
             # not silently another source: the link may be from another workspace
             raise Http404("No such source in this workspace.")
-        source = all_sources[0]
+        # the source that received an event last (demo data, an app just set up), else the
+        # first one: an empty source would greet a new user with "waiting for events"
+        active = [s for s in all_sources if s.pk in last_events]
+        source = max(active, key=lambda s: last_events[s.pk]) if active else all_sources[0]
     return render(
         request,
         "profiles/sources/debugger.html",
         {
             "source": source,
             "sources": all_sources,
+            "event_names": selectors.debugger_event_names(workspace=workspace),
+            "types": EVENT_TYPES,
             "can_replay": pages.can(request, "failed_events.replay", source),
         },
     )
@@ -311,64 +324,6 @@ def schema(request: HttpRequest) -> HttpResponse:
         event.props = by_event.get((event.type, event.event), [])  # type: ignore[attr-defined]
         event.mixed = sum(p.types.mixed for p in event.props)  # type: ignore[attr-defined]
     return render(request, "profiles/schema.html", {"events": events, "mixed": mixed})
-
-
-# ---- profile list ---------------------------------------------------------------------------
-
-
-def _search_kwargs(text: str, rules: Rules) -> dict[str, str]:
-    """`type:value` with a known identifier type is an exact identifier look-up; anything
-    else is a value search (exact or prefix over every identifier)."""
-    kind, sep, value = text.partition(":")
-    known = set(identifiers.BUILTIN_TYPES) | set(rules.custom_traits) | set(rules.priority)
-    if sep and value and kind.strip() in known:
-        return {"identifier": f"{kind.strip()}:{value.strip()}"}
-    return {"q": text}
-
-
-def _key_identities(identities: Iterable[Identity], rules: Rules) -> list[Identity]:
-    return sorted(identities, key=lambda i: (rules.rank(i.type), i.first_seen, i.pk))
-
-
-@login_required
-def profile_list(request: HttpRequest) -> HttpResponse:
-    workspace = pages.require(request, "profiles.view")
-    rules = load_rules(workspace.pk)
-    text = request.GET.get("q", "").strip()
-    error = ""
-    paging: dict[str, Any] = {"page": None}
-    rows: list[dict[str, Any]] = []
-    try:
-        found = identity_selectors.profile_list(workspace=workspace, **_search_kwargs(text, rules))
-        paging = pages.paginate(request, found, PAGE_SIZE)
-    except ValidationFailed as exc:
-        error = exc.message
-    for profile in paging["page"].object_list if paging["page"] is not None else []:
-        identities = _key_identities(profile.identities.all(), rules)
-        name = identity_selectors.display_name(profile, identities)
-        rows.append(
-            {
-                "profile": profile,
-                "name": name,
-                "anonymous": name.endswith(f"#{profile.pk}"),  # the name shows the id already
-                "key_identities": identities[:KEY_IDENTIFIERS],
-                "more_identities": max(0, len(identities) - KEY_IDENTIFIERS),
-                "rfm_segment": (profile.computed or {}).get("rfm_segment"),
-            }
-        )
-    return render(
-        request,
-        "profiles/list.html",
-        {
-            **paging,
-            "q": text,
-            "rows": rows,
-            "error": error,
-            "stats": identity_selectors.profile_stats(workspace=workspace),
-            "can_view_rules": pages.can(request, "identity_rules.view"),
-            "section": "profiles",
-        },
-    )
 
 
 # ---- profile 360° ---------------------------------------------------------------------------
@@ -447,6 +402,30 @@ def _identity_groups(identities: list[Identity]) -> list[dict[str, Any]]:
     return groups
 
 
+def _weekly_rows(activity: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The activity chart's weeks as table rows (newest first, weeks with events only)."""
+    if not activity or not activity["weeks"]:
+        return []
+    rows = []
+    for i, week in enumerate(activity["weeks"]):
+        counts = [s["values"][i] for s in activity["series"]]
+        if any(counts):
+            rows.append({"week": week, "counts": counts, "total": sum(counts)})
+    return rows[::-1]
+
+
+def _monthly_rows(activity: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not activity or not activity["months"]:
+        return []
+    return [
+        {"month": month, "orders": orders, "revenue": revenue}
+        for month, orders, revenue in zip(
+            activity["months"], activity["orders"], activity["revenue"], strict=True
+        )
+        if orders
+    ][::-1]
+
+
 @login_required
 def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
     workspace = pages.require(request, "profiles.view")
@@ -477,6 +456,8 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
         {"key": key, "display": display_value(value), "structured": isinstance(value, dict | list)}
         for key, value in sorted((profile.traits or {}).items())
     ]
+    can_view_events = pages.can(request, "events.view")
+    activity = activity_selectors.profile_activity(profile=profile) if can_view_events else None
     return render(
         request,
         "profiles/detail.html",
@@ -495,8 +476,15 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
             "section_rows": SECTION_ROWS,
             "panels": panels.page_sections(request, workspace, profile),
             "can_split": pages.can(request, "profiles.split"),
-            "can_view_events": pages.can(request, "events.view"),
+            "can_view_events": can_view_events,
             "timeline_page_size": TIMELINE_PAGE_SIZE,
+            "activity": activity,
+            "event_types": EVENT_TYPES,
+            "activity_weeks": _weekly_rows(activity),
+            "activity_months": _monthly_rows(activity),
+            "event_names": activity_selectors.profile_event_names(profile=profile)
+            if can_view_events
+            else [],
             "section": "profiles",
         },
     )

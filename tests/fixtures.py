@@ -166,7 +166,13 @@ def _fresh_redis_state() -> Any:
 
     def wipe() -> None:
         r = client()
-        for pattern in ("cdp:rl:*", "cdp:kick:*", "cdp:door:*", "cdp:tokenfail:*"):
+        for pattern in (
+            "cdp:rl:*",
+            "cdp:kick:*",
+            "cdp:door:*",
+            "cdp:tokenfail:*",
+            "cdp:overview:*",
+        ):
             for key in r.scan_iter(pattern):
                 r.delete(key)
 

@@ -1,5 +1,5 @@
 """The sidebar and the Settings page are made of what the apps register; each role sees the
-entries its capabilities allow, and / opens the first of them."""
+entries its capabilities allow, and / opens the overview (the landing page of every role)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ SIDEBARS = [
     (
         Role.OWNER,
         [
+            "Overview",
             "Sources",
             "Profiles",
             "Segments",
@@ -30,6 +31,7 @@ SIDEBARS = [
     (
         Role.MARKETER,
         [
+            "Overview",
             "Sources",
             "Profiles",
             "Segments",
@@ -43,6 +45,7 @@ SIDEBARS = [
     (
         Role.ANALYST,
         [
+            "Overview",
             "Sources",
             "Profiles",
             "Segments",
@@ -53,7 +56,10 @@ SIDEBARS = [
             "Settings",
         ],
     ),
-    (Role.PRIVACY_OFFICER, ["Sources", "Profiles", "Event debugger", "Privacy", "Settings"]),
+    (
+        Role.PRIVACY_OFFICER,
+        ["Overview", "Sources", "Profiles", "Event debugger", "Privacy", "Settings"],
+    ),
 ]
 
 
@@ -64,16 +70,17 @@ def test_each_role_sees_the_entries_it_may_open(
     entries = navigation.visible_entries(tenant_a.users[role], tenant_a.workspace)
     assert [e.label for e in entries] == labels
     html = tenant_a.session(role).get("/settings/").content.decode()
-    sidebar = html[html.index("<nav>") : html.index("</nav>")]
+    sidebar = html[html.index('<nav aria-label="Main">') : html.index("</nav>")]
     assert [label for label in labels if f">{label}</a>" in sidebar] == labels
 
 
-def test_home_opens_the_first_page_the_role_may_see(tenant_a: Any) -> None:
-    assert tenant_a.session(Role.OWNER).get("/")["Location"] == "/sources/"
+def test_home_is_the_overview_and_switching_workspace_lands_there(tenant_a: Any) -> None:
+    home = tenant_a.session(Role.ANALYST).get("/")
+    assert home.status_code == 200 and b"<h1>Overview</h1>" in home.content
     switched = tenant_a.session(Role.OWNER).post(
         "/workspace/switch/", {"workspace": tenant_a.workspace.pk}
     )
-    assert switched["Location"] == "/sources/"
+    assert switched["Location"] == "/"
 
 
 def test_settings_links_follow_the_capabilities(tenant_a: Any) -> None:

@@ -105,10 +105,16 @@ def display_name(profile: Profile, identities: list[Identity] | None = None) -> 
     return f"Anonymous visitor #{profile.pk}"
 
 
-def profile_events(*, profile: Profile, event_type: str | None = None) -> QuerySet[ProfileEvent]:
+def profile_events(
+    *, profile: Profile, event_type: str | None = None, event_name: str | None = None
+) -> QuerySet[ProfileEvent]:
+    """The profile's events, newest first; of one type and/or one event (track) or page/screen
+    name."""
     rows = ProfileEvent.objects.filter(profile=profile)
     if event_type:
         rows = rows.filter(type=event_type)
+    if event_name:
+        rows = rows.filter(event=event_name)
     return rows.order_by("-timestamp", "-event_id")
 
 

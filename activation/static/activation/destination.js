@@ -4,8 +4,8 @@
 
 import { api } from '../cdp/lib/api.js';
 import { el, fill, pageData } from '../cdp/lib/dom.js';
-import { grouped } from '../cdp/lib/format.js';
-import { barChart } from './bars.js';
+import { clock, dateTime, grouped } from '../cdp/lib/format.js';
+import { barChart } from '../cdp/lib/bars.js';
 
 const config = pageData('destination-config');
 
@@ -60,7 +60,7 @@ if (testButton) {
     document.getElementById('test-card').hidden = false;
     status.textContent = 'Sending…';
     api('POST', config.test_url).then((result) => {
-      status.textContent = 'Sent ' + new Date().toLocaleTimeString();
+      status.textContent = 'Sent ' + dateTime(new Date().toISOString());
       showTest(result);
     }).catch((err) => {
       status.textContent = '';
@@ -76,7 +76,7 @@ const target = document.getElementById('health-chart');
 let minutes = null;
 
 function hhmm(date) {
-  return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  return clock(date.toISOString());
 }
 
 // one bar per minute of the window, zero where nothing was sent

@@ -4,8 +4,8 @@
 
 import { api } from '../cdp/lib/api.js';
 import { el, fill, pageData } from '../cdp/lib/dom.js';
-import { dateTime, grouped } from '../cdp/lib/format.js';
-import { barChart } from './bars.js';
+import { clock, dateTime, dayMonth, grouped } from '../cdp/lib/format.js';
+import { barChart } from '../cdp/lib/bars.js';
 
 const config = pageData('sync-config');
 const status = document.getElementById('run-status');
@@ -91,11 +91,8 @@ const KINDS = { delta: 'Delta', full: 'Full resync', initial: 'Initial sync' };
 function draw() {
   if (!config.runs.length) return;
   // runs of one day are told apart by their time, others by their day
-  const day = (iso) => new Date(iso).toDateString();
-  const oneDay = config.runs.every((r) => day(r.started_at) === day(config.runs[0].started_at));
-  const short = (iso) => (oneDay
-    ? new Date(iso).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
-    : new Date(iso).toLocaleDateString(undefined, { day: 'numeric', month: 'short' }));
+  const oneDay = config.runs.every((r) => dayMonth(r.started_at) === dayMonth(config.runs[0].started_at));
+  const short = (iso) => (oneDay ? clock(iso) : dayMonth(iso));
   fill(target, barChart(config.runs, {
     width: Math.max(target.clientWidth, 320),
     id: 'runs-svg',

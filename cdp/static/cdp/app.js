@@ -5,7 +5,33 @@
      [data-autosubmit]   a select or checkbox that submits its form when changed
      [data-confirm="…"]  on a form, or on one of its submit buttons: asks before submitting,
                          and does not submit when refused
-     [data-back]         a link that goes back in the tab's history (its href without one) */
+     [data-back]         a link that goes back in the tab's history (its href without one)
+     [data-nav-toggle]   the button that opens and closes the sidebar on narrow screens
+   and every <time data-when> (cdp/present.py) is shown in the reader's zone. */
+
+import { localise, localiseAll } from './lib/format.js';
+
+localiseAll();
+// relative times ("3 minutes ago") stay true while the page is open
+setInterval(() => document.querySelectorAll('time[data-when="ago"]').forEach(localise), 60_000);
+// and moments that scripts insert later are shown the same way
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    change.addedNodes.forEach((node) => {
+      if (node.nodeType !== 1) return;
+      if (node.matches('time[data-when]') && !node.title) localise(node);
+      node.querySelectorAll('time[data-when]:not([title])').forEach(localise);
+    });
+  }
+}).observe(document.documentElement, { childList: true, subtree: true });
+
+document.addEventListener('click', (e) => {
+  const toggle = e.target.closest('[data-nav-toggle]');
+  if (!toggle) return;
+  const open = toggle.getAttribute('aria-expanded') !== 'true';
+  toggle.setAttribute('aria-expanded', String(open));
+  document.body.classList.toggle('nav-open', open);
+});
 
 function fallbackCopy(text) {
   // navigator.clipboard only exists in secure contexts; self-hosted installs may be plain http

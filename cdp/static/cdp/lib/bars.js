@@ -1,11 +1,11 @@
-/* Bar charts for activation's pages, drawn like cdp/lib/chart.js (SVG at the container's width
+/* Bar charts, drawn like chart.js (SVG at the container's width
    in CSS pixels, the shared round scale, the shared tooltip and frame styles): for each item,
    the series marked `down` hang below the zero line and the others stack above it —
    delivered and failed per minute (both up), added (up) and removed (down) per run. */
 
-import { niceScale } from '../cdp/lib/chart.js';
-import { el, fill, svg } from '../cdp/lib/dom.js';
-import { grouped } from '../cdp/lib/format.js';
+import { niceScale } from './chart.js';
+import { el, fill, svg } from './dom.js';
+import { grouped } from './format.js';
 
 /* items: the bars, in x order.
    options:

@@ -108,3 +108,88 @@ function xLabels(chart, points, options, { n, H, m, x, W }) {
       options.xLabel(points[n - 1])));
   }
 }
+
+/* Paired bars around a zero line, one pair per item of `points` (in x order): `up(d)` above
+   the line, `down(d)` below it (a day's entries and exits, gains and losses). Items sit at
+   the x positions lineChart gives the same items for the same width and margins, so a
+   barsChart drawn under a lineChart lines up with it column by column. A tooltip shows the
+   item nearest the pointer. Returns the chart's frame element (an svg and its tooltip).
+
+   options:
+     width, height (default 110), margin {left, right, top, bottom}
+     up(d), down(d)         the two values of an item (≥ 0; down is drawn below the line)
+     tooltip(d)             the nodes shown in the tooltip
+     upTitle(d), downTitle(d)  the <title> of each bar (read by screen readers and on hover)
+     barAttrs(d)            extra attributes of an item's group of bars (e.g. data-*)
+     xLabel(d)              x labels as lineChart draws them (default: none)
+     yLabel(v)              the text of the scale's labels (default: +n above, −n below)
+     upColor, downColor     the bars' fill (default green and red; CSS .bar.up/.bar.down win)
+     id, tipId, ariaLabel, labelSpacing */
+export function barsChart(points, options) {
+  const W = options.width;
+  const H = options.height || 110;
+  const m = { left: 46, right: 14, top: 8, bottom: options.xLabel ? 30 : 8, ...options.margin };
+  const n = points.length;
+  const ups = points.map(options.up);
+  const downs = points.map(options.down);
+  const scale = niceScale(Math.max(...ups, ...downs));
+  const colW = (W - m.left - m.right) / Math.max(n - 1, 1);
+  const x = (i) => (n === 1 ? (m.left + W - m.right) / 2 : m.left + i * colW);
+  const half = (H - m.top - m.bottom) / 2;
+  const mid = m.top + half;
+  const length = (v) => (v > 0 ? Math.max(1.5, (half * v) / scale.top) : 0);
+  const barW = Math.max(1, Math.min(16, n === 1 ? 16 : colW * 0.6));
+  const yLabel = options.yLabel || ((v, sign) => (v ? sign + grouped(v) : '0'));
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    id: options.id, 'aria-label': options.ariaLabel, class: 'bars-chart' });
+  chart.append(
+    svg('line', { x1: m.left, x2: W - m.right, y1: mid - half, y2: mid - half, class: 'grid' }),
+    svg('line', { x1: m.left, x2: W - m.right, y1: mid + half, y2: mid + half, class: 'grid' }),
+    svg('text', { x: m.left - 8, y: mid - half + 4, 'text-anchor': 'end', class: 'axis' },
+      yLabel(scale.top, '+')),
+    svg('text', { x: m.left - 8, y: mid + half + 4, 'text-anchor': 'end', class: 'axis' },
+      yLabel(scale.top, '−')));
+  if (options.xLabel) xLabels(chart, points, options, { n, H, m, x, W });
+  const guide = svg('line', { y1: m.top, y2: H - m.bottom, class: 'guide', visibility: 'hidden' });
+  chart.append(guide);
+  const groups = points.map((d, i) => {
+    const up = length(ups[i]), down = length(downs[i]);
+    const group = svg('g', { class: 'bar-pair', ...(options.barAttrs ? options.barAttrs(d) : {}) },
+      up ? svg('rect', { x: x(i) - barW / 2, y: mid - up, width: barW, height: up, class: 'bar up',
+        fill: options.upColor || '#16794c' },
+      options.upTitle ? svg('title', {}, options.upTitle(d)) : null) : null,
+      down ? svg('rect', { x: x(i) - barW / 2, y: mid, width: barW, height: down,
+        class: 'bar down', fill: options.downColor || '#b42318' },
+      options.downTitle ? svg('title', {}, options.downTitle(d)) : null) : null);
+    chart.append(group);
+    return group;
+  });
+  chart.append(svg('line', { x1: m.left, x2: W - m.right, y1: mid, y2: mid, class: 'grid base' }));
+  const tip = el('div', { class: 'chart-tip', id: options.tipId, hidden: true });
+  function show(i) {
+    groups.forEach((g, j) => g.classList.toggle('on', j === i));
+    guide.setAttribute('x1', x(i));
+    guide.setAttribute('x2', x(i));
+    guide.setAttribute('visibility', 'visible');
+    if (!options.tooltip) return;
+    fill(tip, options.tooltip(points[i]));
+    tip.hidden = false;
+    const px = x(i), gap = 12;
+    const left = px + gap + tip.offsetWidth > W ? px - gap - tip.offsetWidth : px + gap;
+    tip.style.left = Math.max(0, left) + 'px';
+    tip.style.top = Math.max(0, Math.min(mid - tip.offsetHeight / 2, H - tip.offsetHeight)) + 'px';
+  }
+  function hide() {
+    tip.hidden = true;
+    guide.setAttribute('visibility', 'hidden');
+    groups.forEach((g) => g.classList.remove('on'));
+  }
+  points.forEach((d, i) => {
+    const band = svg('rect', { x: n === 1 ? m.left : x(i) - colW / 2, y: m.top,
+      width: n === 1 ? W - m.left - m.right : colW, height: H - m.top - m.bottom, class: 'hit' });
+    band.addEventListener('mouseenter', () => show(i));
+    chart.append(band);
+  });
+  chart.addEventListener('mouseleave', hide);
+  return el('div', 'chart-frame', chart, tip);
+}
