@@ -57,7 +57,7 @@ def test_profile_page_shows_segments_and_consent_history(
     consents = html[html.index('id="consents"') :]
     row = consents[consents.index('data-purpose="marketing_email"') :]
     row = row[: row.index("</tr>")]
-    assert "pill bad" in row and "Denied 2026-04-01 10:00" in row
+    assert "pill bad" in row and "Denied <time" in row and "1 Apr 2026, 10:00 UTC" in row
     log = consents[consents.index('id="consent-log-table"') :]
     # newest decision first, with its proof
     assert log.index("2026-04-01") < log.index("2026-03-01")

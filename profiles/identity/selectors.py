@@ -10,7 +10,6 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from cdp.errors import ValidationFailed
 from cdp.models import Workspace
-from cdp.params import is_id
 from profiles import identifiers
 from profiles.identity.rules import load_rules
 from profiles.identity.services import live_profile_id
@@ -23,7 +22,6 @@ from profiles.models import (
     ProfileMerge,
 )
 
-SEARCH_LIMIT = 200
 NAME_TRAITS = ("name", "full_name")
 
 
@@ -32,12 +30,9 @@ def _identity_order(workspace_id: int) -> Any:
     return lambda i: (rules.rank(i.type), i.first_seen, i.pk)
 
 
-def profile_list(
-    *, workspace: Workspace, identifier: str | None = None, q: str | None = None
-) -> QuerySet[Profile]:
-    """Live profiles, newest first; `identifier` is an exact "<type>:<value>",
-    `q` matches any identifier's value exactly or by prefix (after normalising it as an
-    email or a phone number too)."""
+def profile_list(*, workspace: Workspace, identifier: str | None = None) -> QuerySet[Profile]:
+    """Live profiles, newest first; `identifier` is an exact "<type>:<value>" (the explorer,
+    profiles.explorer, searches by text)."""
     profiles = Profile.objects.filter(workspace=workspace, merged_into__isnull=True)
     if identifier:
         try:
@@ -46,26 +41,9 @@ def profile_list(
             raise ValidationFailed({"identifier": [str(exc)]}, message=str(exc)) from exc
         owners = Identity.objects.filter(workspace=workspace, type=kind, value=value)
         profiles = profiles.filter(pk__in=owners.values("profile_id"))
-    if q and q.strip():
-        profiles = profiles.filter(pk__in=_search_ids(workspace, q.strip()))
     return profiles.order_by("-id").prefetch_related(
         Prefetch("identities", queryset=Identity.objects.order_by("id"))
     )
-
-
-def _search_ids(workspace: Workspace, text: str) -> list[int]:
-    forms = {text}
-    for kind in (identifiers.EMAIL, identifiers.PHONE):
-        normalized = identifiers.normalize(kind, text)
-        if normalized:
-            forms.add(normalized)
-    matches = Identity.objects.filter(workspace=workspace).filter(
-        Q(value__in=forms) | Q(value__startswith=text) | Q(value__startswith=text.lower())
-    )
-    ids = list(matches.values_list("profile_id", flat=True).distinct()[:SEARCH_LIMIT])
-    if is_id(text):
-        ids.append(int(text))  # a profile id typed into the search box
-    return ids
 
 
 def profile_get(*, workspace: Workspace, profile_id: Any) -> Profile | None:

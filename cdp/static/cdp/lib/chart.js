@@ -14,6 +14,22 @@ export function niceScale(max) {
   return { top: Math.ceil(max / step) * step, step };
 }
 
+/* The <svg> of a chart, W × H px, read by screen readers as an image named by its label. */
+export function plotArea(W, H, options) {
+  return svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    id: options.id, 'aria-label': options.ariaLabel });
+}
+
+/* Horizontal gridlines at each step of `scale`, labelled on the left (`y` maps a value to
+   its height). */
+export function yGrid(chart, { scale, m, W, y, label = grouped }) {
+  for (let v = 0; v <= scale.top; v += scale.step) {
+    chart.append(
+      svg('line', { x1: m.left, x2: W - m.right, y1: y(v), y2: y(v), class: v ? 'grid' : 'grid base' }),
+      svg('text', { x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, label(v)));
+  }
+}
+
 /* A line over a filled area, one point per item of `points` (in x order, evenly spaced), with
    gridlines and y labels, x labels spaced out, and a tooltip for the item nearest the pointer.
    Returns the chart's frame element (an svg and its tooltip) to insert into the page.
@@ -39,13 +55,8 @@ export function lineChart(points, options) {
   const colW = (W - m.left - m.right) / Math.max(n - 1, 1);
   const x = (i) => (n === 1 ? (m.left + W - m.right) / 2 : m.left + i * colW);
   const y = (v) => m.top + (H - m.top - m.bottom) * (1 - v / scale.top);
-  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
-    id: options.id, 'aria-label': options.ariaLabel });
-  for (let v = 0; v <= scale.top; v += scale.step) {
-    chart.append(
-      svg('line', { x1: m.left, x2: W - m.right, y1: y(v), y2: y(v), class: v ? 'grid' : 'grid base' }),
-      svg('text', { x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, yLabel(v)));
-  }
+  const chart = plotArea(W, H, options);
+  yGrid(chart, { scale, m, W, y, label: yLabel });
   xLabels(chart, points, options, { n, H, m, x, W });
   const line = values.map((v, i) => `${x(i)},${y(v)}`).join(' ');
   chart.append(

@@ -3,7 +3,7 @@
    grid, and a sparkline. Every chart is an <svg role="img"> with an aria-label; the pages put
    the same numbers in a table beside it. */
 
-import { niceScale } from './chart.js';
+import { niceScale, plotArea, yGrid } from './chart.js';
 import { el, fill, svg } from './dom.js';
 import { grouped, shortDay } from './format.js';
 
@@ -19,13 +19,8 @@ export function stackedArea(days, series, options) {
   const colW = (W - m.left - m.right) / Math.max(n - 1, 1);
   const x = (i) => (n === 1 ? (m.left + W - m.right) / 2 : m.left + i * colW);
   const y = (v) => m.top + (H - m.top - m.bottom) * (1 - v / scale.top);
-  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
-    id: options.id, 'aria-label': options.ariaLabel });
-  for (let v = 0; v <= scale.top; v += scale.step) {
-    chart.append(
-      svg('line', { x1: m.left, x2: W - m.right, y1: y(v), y2: y(v), class: v ? 'grid' : 'grid base' }),
-      svg('text', { x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, grouped(v)));
-  }
+  const chart = plotArea(W, H, options);
+  yGrid(chart, { scale, m, W, y });
   const below = days.map(() => 0);
   series.forEach((s, k) => {
     const top = below.map((b, i) => b + (s.values[i] || 0));
