@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from cdp import overview
+from cdp import health, overview
 
 
 @shared_task(acks_late=True, name="cdp.tasks.overview_refresh")
@@ -21,3 +21,10 @@ def overview_refresh_viewed() -> int:
         for key in overview.stale_heavy(workspace_id):
             done += overview.refresh(workspace_id, key)
     return done
+
+
+@shared_task(ignore_result=True, name="cdp.tasks.beat_tick")
+def beat_tick() -> None:
+    """Sent by beat every few seconds: its run proves beat and a default-queue worker alive
+    (read by /readyz, cdp/health.py)."""
+    health.beat_tick()
