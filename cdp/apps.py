@@ -8,9 +8,12 @@ class CdpConfig(AppConfig):
     def ready(self) -> None:
         from axes.signals import user_locked_out
 
-        from cdp import navigation, schema, security  # noqa: F401  (schema: OpenAPI auth)
+        from cdp import logs, navigation, schema, security  # noqa: F401  (schema: OpenAPI auth)
 
         user_locked_out.connect(security.on_user_locked_out, dispatch_uid="cdp-lockout-audit")
+        # a task's id, name and workspace on its log records; JSON from Celery's own handlers
+        # (a worker and beat set Django up before their logging)
+        logs.connect_celery_signals()
 
         navigation.register(label="Overview", url_name="ui-home", capability=None, order=0)
         navigation.register(label="Settings", url_name="ui-settings", capability=None, order=100)

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from cdp import security
+from cdp import logs, security
 from cdp.models import ApiToken, Membership, Workspace
 
 SESSION_WORKSPACE_KEY = "cdp_workspace_id"
@@ -59,7 +59,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
 
 def current_workspace(request: HttpRequest | Any) -> Workspace | None:
-    """The workspace a request acts in; None when the user belongs to none."""
+    """The workspace a request acts in; None when the user belongs to none. Once known, it is
+    in the logs' context (cdp/logs.py) for the rest of the request."""
     cached = getattr(request, "_cdp_workspace", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -79,4 +80,7 @@ def current_workspace(request: HttpRequest | Any) -> Workspace | None:
         chosen = chosen or memberships.order_by("workspace__name").first()
         workspace = chosen.workspace if chosen else None
     request._cdp_workspace = workspace  # type: ignore[union-attr]
+    if workspace is not None:
+        # the request's later log records carry it (the request middleware resets the context)
+        logs.bind(workspace_id=workspace.pk)
     return workspace

@@ -1,11 +1,15 @@
-"""API paths never answer with an HTML error page: 404s and crashes become JSON errors, carrying
-the request id that the log line of the traceback carries too. While the database does not
-answer, every path says so with 503 and Retry-After (SDKs back off and resend) instead of a
-500. Parameters with a NUL character are refused with a 400 before any view runs."""
+"""Every request gets an id: in the logs' context while it runs (cdp/logs.py), so each of its
+log records carries it, and in the X-Request-Id header of its answer (an id a proxy sent in that
+header is kept). API paths never answer with an HTML error page: 404s and crashes become JSON
+errors, carrying the request id that the log record of the traceback carries too. While the
+database does not answer, every path says so with 503 and Retry-After (SDKs back off and
+resend) instead of a 500. Parameters with a NUL character are refused with a 400 before any
+view runs."""
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 
@@ -14,12 +18,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 
+from cdp import logs
 from cdp.errors import ValidationFailed, error_body
 
 logger = logging.getLogger(__name__)
 
 API_PREFIXES = ("/api/", "/v1/", "/beacon/", "/sourceConfig")
 DATABASE_RETRY_AFTER = 5  # seconds
+REQUEST_ID_HEADER = "X-Request-Id"
+# an id from a proxy in front is kept when it is this plain (it ends up in logs and headers)
+GIVEN_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class JsonErrorsForApiPaths:
@@ -27,6 +35,16 @@ class JsonErrorsForApiPaths:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = given if GIVEN_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        request.request_id = request_id  # type: ignore[attr-defined]
+        with logs.bound(fresh=True, request_id=request_id):
+            response = self._answer(request)
+        if REQUEST_ID_HEADER not in response:  # the decision API names its own
+            response[REQUEST_ID_HEADER] = request_id
+        return response
+
+    def _answer(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
             request.path.startswith(API_PREFIXES)
@@ -45,15 +63,15 @@ class JsonErrorsForApiPaths:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        request_id = uuid.uuid4().hex[:16]
+        """One error record per failed request, with the request id from the logs' context
+        (TextFormatter shows it as "[request <id>]"): the answers made here are marked as
+        logged, so that Django does not log them again; a crash on a page is left to Django,
+        which logs it (with the traceback) and answers with the 500 page."""
+        request_id = getattr(request, "request_id", "") or uuid.uuid4().hex[:16]
         api = request.path.startswith(API_PREFIXES)
         if isinstance(exception, OperationalError | InterfaceError):
             logger.error(
-                "database unavailable on %s %s [request %s]: %s",
-                request.method,
-                request.path,
-                request_id,
-                exception,
+                "database unavailable on %s %s: %s", request.method, request.path, exception
             )
             if api:
                 body = error_body(
@@ -67,14 +85,15 @@ class JsonErrorsForApiPaths:
                 page = loader.render_to_string("503.html", {"request_id": request_id})
                 response = HttpResponse(page, status=503)
             response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+            response._has_been_logged = True  # type: ignore[attr-defined]
             return response
-        logger.exception(
-            "unhandled error on %s %s [request %s]", request.method, request.path, request_id
-        )
-        if api:
-            body = error_body("server_error", "Internal server error.", {"request_id": request_id})
-            return JsonResponse(body, status=500)
-        return None
+        if not api:
+            return None
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        body = error_body("server_error", "Internal server error.", {"request_id": request_id})
+        response = JsonResponse(body, status=500)
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -75,6 +75,51 @@ def test_error_lines_of_each_format_and_not_too_many(tmp_path: Path) -> None:
     assert len(long[0]) == len("worker │ ") + launcher.MAX_ERROR_LINE
 
 
+def test_json_error_lines_are_picked_out_and_shown_as_text(tmp_path: Path) -> None:
+    """LOG_FORMAT=json: a record is one JSON line; its level decides, not the words in it."""
+    child = watched(tmp_path, "web")
+    record = {"time": "2026-01-05T12:00:01.000Z", "logger": "cdp.middleware", "process": 9}
+    lines = [
+        json.dumps({**record, "level": "INFO", "message": "ERROR handling is fine"}),
+        json.dumps(
+            {
+                **record,
+                "level": "ERROR",
+                "message": "unhandled error on GET /api/v1/x",
+                "request_id": "3f2a9c",
+                "workspace_id": 4,
+                "traceback": "Traceback (most recent call last):\n  ...",
+            }
+        ),
+        json.dumps(
+            {
+                **record,
+                "level": "CRITICAL",
+                "message": "gave up",
+                "task": "t.x",
+                "task_id": "id-1",
+                "logger": "celery",
+            }
+        ),  # fmt: skip
+        '{"not": "a record", "level_": "ERROR"}',
+        "{ broken json ERROR",
+        "2026-01-05 12:00:02,000 ERROR django.request still text",
+    ]
+    assert launcher.error_lines(child, lines, now=100.0) == [
+        "web │ 2026-01-05T12:00:01.000Z ERROR cdp.middleware unhandled error on GET /api/v1/x"
+        " [request 3f2a9c] [workspace 4]",
+        "web │ 2026-01-05T12:00:01.000Z CRITICAL celery gave up [task t.x id-1]",
+        "web │ 2026-01-05 12:00:02,000 ERROR django.request still text",
+    ]
+
+
+def test_a_child_is_ready_from_a_json_line_too() -> None:
+    ready = json.dumps({"level": "INFO", "logger": "celery", "message": "cdp-1@host ready."})
+    assert launcher.READY_LINE["worker"].search(launcher.message_of(ready))
+    assert launcher.READY_LINE["worker"].search(launcher.message_of("celery@h ready."))
+    assert not launcher.READY_LINE["worker"].search(ready)  # the line itself ends with "}"
+
+
 def test_log_tail_gives_whole_lines_from_where_it_started(tmp_path: Path) -> None:
     log = tmp_path / "web.log"
     log.write_text("old line from an earlier run\n")
