@@ -51,6 +51,8 @@ ERROR_LINE = re.compile(
     r"|^\[[^\]]*: (?:ERROR|CRITICAL)/"
     r"|^\[[^\]]*\] \[\d+\] \[(?:ERROR|CRITICAL)\]"
 )
+# with LOG_FORMAT=json (cdp/logs.py) a record is a line '{"time": ..., "level": "ERROR", ...}'
+ERROR_LEVELS = ("ERROR", "CRITICAL")
 # what a child logs once it serves (the web server is asked over HTTP instead)
 READY_LINE = {
     "worker": re.compile(r"\bready\.\s*$"),
@@ -67,6 +69,21 @@ def data_dir() -> Path:
 
 def log_dir() -> Path:
     return Path(os.environ.get("CDP_LOG_DIR") or runtime.DATA_DIR / "log")
+
+
+def metrics_dir() -> Path:
+    """Where the web server's processes keep their Prometheus values (multiprocess mode,
+    cdp/metrics.py): PROMETHEUS_MULTIPROC_DIR when set, else <data>/prometheus."""
+    return Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or runtime.DATA_DIR / "prometheus")
+
+
+def reset_metrics_dir(path: Path) -> None:
+    """Create `path` and remove the value files of an earlier run (their processes are gone:
+    counters restart from zero, as Prometheus expects of a restart). Only *.db files: the
+    folder may be one the operator named."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        remove(stale)
 
 
 def state_path() -> Path:
@@ -173,6 +190,43 @@ class Watched:
         return "down" if self.dead else "ok" if self.ready else "starting"
 
 
+def json_record(line: str) -> dict[str, Any] | None:
+    """The record of a JSON log line (LOG_FORMAT=json), None for a line of another format."""
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "level" in record else None
+
+
+def message_of(line: str) -> str:
+    """The message of a JSON log line, or the line itself (the READY_LINE patterns)."""
+    record = json_record(line)
+    return str(record.get("message", "")) if record is not None else line
+
+
+def error_text(line: str) -> str | None:
+    """What the terminal shows of an ERROR or CRITICAL line, None for other lines: a JSON
+    record as a line of text ("<time> ERROR <logger> <message> [request <id>]"; its
+    traceback stays in the log)."""
+    record = json_record(line)
+    if record is None:
+        return line if ERROR_LINE.search(line) else None
+    if record.get("level") not in ERROR_LEVELS:
+        return None
+    tags = [
+        f"[{label} {record[name]}]"
+        for label, name in (("request", "request_id"), ("workspace", "workspace_id"))
+        if record.get(name) is not None
+    ]
+    if record.get("task"):
+        tags.append(f"[task {record['task']} {record.get('task_id', '')}]".replace(" ]", "]"))
+    head = [str(record.get(name, "")) for name in ("time", "level", "logger", "message")]
+    return " ".join(head + tags)
+
+
 def error_lines(child: Watched, lines: Iterable[str], now: float) -> list[str]:
     """The ERROR lines among `lines` to print, at most ERRORS_PER_WINDOW per window; a
     count of the others once the window has passed (so a failing loop cannot flood the
@@ -183,13 +237,15 @@ def error_lines(child: Watched, lines: Iterable[str], now: float) -> list[str]:
         out.append(f"{child.key} │ … {child.hidden_errors} more error lines in {child.log}")
         child.hidden_errors = 0
     for line in lines:
-        if not ERROR_LINE.search(line):
+        text = error_text(line)
+        if text is None:
             continue
         if len(child.shown_errors) >= ERRORS_PER_WINDOW:
             child.hidden_errors += 1
             continue
         child.shown_errors.append(now)
-        text = line if len(line) <= MAX_ERROR_LINE else line[: MAX_ERROR_LINE - 1] + "…"
+        if len(text) > MAX_ERROR_LINE:
+            text = text[: MAX_ERROR_LINE - 1] + "…"
         out.append(f"{child.key} │ {text}")
     return out
 

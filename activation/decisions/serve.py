@@ -35,6 +35,7 @@ from activation.decisions import engine, records
 from activation.decisions.config import Config, ExperimentConf
 from activation.experiments import services as experiments
 from activation.models import ServerKey
+from cdp import metrics
 from cdp.errors import error_body
 from cdp.keys import digest_of
 from cdp.redis import client
@@ -369,8 +370,12 @@ def _record_impressions(
 
 def _respond(body: dict[str, Any], status: int, started: float, request_id: str) -> HttpResponse:
     response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+    elapsed = time.perf_counter() - started
+    metrics.DECIDE_REQUEST_SECONDS.observe(elapsed)
+    if body.get("degraded") is True:
+        metrics.DECIDE_DEGRADED.inc()
     response["X-Request-Id"] = request_id
-    response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    response["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
     response["Cache-Control"] = "no-store"
     return response
 

@@ -50,6 +50,7 @@ from activation.models import (
     DeliveryStatus,
     Destination,
 )
+from cdp import metrics
 from consent.enforcement import consent_allowed_profiles
 
 logger = logging.getLogger(__name__)
@@ -279,6 +280,8 @@ def deliver(destination_id: int, *, budget: float = WORK_BUDGET) -> dict[str, in
                 break
             rows, cancelled = _refuse_without_consent(destination, rows)
             counts["cancelled"] += cancelled
+            if cancelled:
+                metrics.DELIVERIES.labels(kind=destination.kind, outcome="cancelled").inc(cancelled)
             if not rows:
                 continue
             _wait_for_rate(destination)
@@ -295,8 +298,11 @@ def deliver(destination_id: int, *, budget: float = WORK_BUDGET) -> dict[str, in
             outcome.response = scrub(outcome.response, target.secrets)
             counts["sent"] += len(items)
             result = record(destination, rows, outcome, duration_ms=elapsed, origin=origin)
+            metrics.DELIVERY_SEND_SECONDS.labels(kind=destination.kind).observe(elapsed / 1000)
             for name, n in result.items():
                 counts[name] = counts.get(name, 0) + n
+                if n:
+                    metrics.DELIVERIES.labels(kind=destination.kind, outcome=name).inc(n)
             if not outcome.ok and not outcome.throttled:
                 if probe or destination.circuit_state != CircuitState.CLOSED:
                     break
@@ -439,6 +445,7 @@ def record(
         for row in rows:
             age = (now - row.created_at).total_seconds()
             if row.attempts >= destination.max_attempts and age >= destination.max_age_seconds:
+                counts["dead"] += size(row)  # before _dead: splitting empties a bulk row
                 _dead(
                     [row],
                     outcome.reason or "gave_up",
@@ -446,7 +453,6 @@ def record(
                     f"{outcome.error}",
                     now=now,
                 )
-                counts["dead"] += size(row)
                 attempt_outcome = AttemptOutcome.DEAD
             else:
                 Delivery.objects.filter(pk=row.id, status=DeliveryStatus.SENDING).update(
@@ -459,8 +465,8 @@ def record(
                 counts["failed"] += size(row)
         _circuit_failure(destination, now=now)
     else:
+        counts["dead"] = sum(size(r) for r in rows)  # before _dead: splitting empties bulk rows
         _dead(rows, outcome.reason or "failed", outcome.error, now=now)
-        counts["dead"] = sum(size(r) for r in rows)
         attempt_outcome = AttemptOutcome.DEAD
         # a permanent refusal is an answer: the destination is up
         _circuit_success(destination)

@@ -6,6 +6,8 @@ Plain Django views, not DRF: this is the hot path, and its answers follow the tr
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,6 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from cdp import logs, metrics
 from cdp.errors import (
     ApplicationError,
     BadRequest,
@@ -61,6 +64,7 @@ def _resolve_source(key: str | None) -> SourceInfo:
         raise NotAuthenticated("Unknown or revoked write key.", code="invalid_write_key")
     if not info.enabled:
         raise NotAuthenticated("This source is disabled.", code="source_disabled")
+    logs.bind(workspace_id=info.workspace_id)  # for the request's log records
     return info
 
 
@@ -175,6 +179,13 @@ def _ingest(
         )
     except ApplicationError as exc:
         return _error_response(exc)
+    metrics.events_count(
+        source_id=source.source_id,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        failed=result.failed,
+        suppressed=result.dropped,
+    )
     if result.failed and result.failed == result.received:
         # Nothing usable: say so (the events are kept in failed_events for replay).
         first = result.errors[0]
@@ -219,6 +230,37 @@ def _batch_of(body: Any) -> tuple[list[Any], dict[str, Any]]:
     return events, body
 
 
+def _measured(
+    view: Callable[[HttpRequest], HttpResponse], route: Callable[[HttpRequest], str]
+) -> Callable[[HttpRequest], HttpResponse]:
+    """Counts the view's answers by route and status, and times them."""
+
+    def measured(request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        status = 500  # unless the view answers (a crash becomes a 500 further out)
+        try:
+            response = view(request)
+            status = response.status_code
+            return response
+        finally:
+            name = route(request)
+            metrics.COLLECTOR_REQUEST_SECONDS.labels(route=name).observe(
+                time.perf_counter() - started
+            )
+            metrics.COLLECTOR_REQUESTS.labels(route=name, status=str(status)).inc()
+
+    measured.__name__ = view.__name__
+    measured.csrf_exempt = True  # type: ignore[attr-defined]
+    return measured
+
+
+def _route_of(route_type: str | None) -> Callable[[HttpRequest], str]:
+    """The metrics' route label: the endpoint's name (/v1/import shares the batch view)."""
+    if route_type is not None:
+        return lambda request: route_type
+    return lambda request: "import" if "/import" in request.path else "batch"
+
+
 def _make_view(route_type: str | None):  # type: ignore[no-untyped-def]
     @csrf_exempt
     @cors.cors
@@ -232,7 +274,7 @@ def _make_view(route_type: str | None):  # type: ignore[no-untyped-def]
         return _ingest(request, route_type)
 
     view.__name__ = f"collect_{route_type or 'batch'}"
-    return view
+    return _measured(view, _route_of(route_type))
 
 
 batch = _make_view(None)
@@ -332,10 +374,13 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 @csrf_exempt
 @cors.cors
-def beacon_batch(request: HttpRequest) -> HttpResponse:
+def _beacon_batch(request: HttpRequest) -> HttpResponse:
     """RudderStack's beacon queue (`navigator.sendBeacon` on page leave): a batch with the
     write key in the query string, the one route where it is read from there (a beacon
     cannot set headers)."""
     if request.method != "POST":
         return _json_response(_error("method_not_allowed", "POST only."), 405, Allow="POST")
     return _ingest(request, None, query_key=request.GET.get("writeKey"))
+
+
+beacon_batch = _measured(_beacon_batch, lambda request: "beacon")

@@ -456,6 +456,12 @@ class Command(BaseCommand):
                 "5",
                 # gunicorn's control socket has one default path per user: two servers clash
                 "--no-control-socket",
+                # its own lines in our LOG_FORMAT too (JSON records with LOG_FORMAT=json)
+                "--logger-class",
+                "cdp.gunicorn_logs.Logger",
+                # child_exit: a dead worker's Prometheus files are marked (cdp/metrics.py)
+                "--config",
+                "python:cdp.gunicorn_conf",
             ]
         # deliveries wait on other servers (HTTP, AMQP, S3): the activation queue gets its own
         # worker with a pool of threads, so a slow destination holds a thread, not a process,
@@ -535,6 +541,12 @@ class Command(BaseCommand):
             **os.environ,
             "PYTHONUNBUFFERED": "1",
         }
+        if plan.web:
+            # the web server's workers share their metrics through files (cdp/metrics.py);
+            # emptied at each start
+            metrics_dir = launcher.metrics_dir()
+            launcher.reset_metrics_dir(metrics_dir)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         preexec = _die_with_parent()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -670,7 +682,7 @@ class Command(BaseCommand):
         lines = watched.tail.lines()
         ready_line = launcher.READY_LINE.get(watched.key)
         if ready_line is not None and not watched.ready:
-            watched.ready = any(ready_line.search(line) for line in lines)
+            watched.ready = any(ready_line.search(launcher.message_of(line)) for line in lines)
         errors = launcher.error_lines(watched, lines, time.monotonic())
         if errors:
             self._print_above_status(errors, stream=self.stderr)

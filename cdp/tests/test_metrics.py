@@ -1,0 +1,106 @@
+"""GET /metrics: a bearer token from CDP_METRICS_TOKEN, 404 while none is configured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from cdp import launcher
+
+TOKEN = "metrics-test-token"  # noqa: S105 - test value
+
+
+@pytest.fixture
+def metrics_token(settings: Any) -> str:
+    settings.CDP_METRICS_TOKEN = TOKEN
+    return TOKEN
+
+
+def test_metrics_is_not_found_without_a_configured_token(settings: Any) -> None:
+    settings.CDP_METRICS_TOKEN = ""
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-token", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer "],
+)
+def test_metrics_refuses_a_missing_or_wrong_token(
+    metrics_token: str, authorization: str | None
+) -> None:
+    extra = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
+    response = Client().get("/metrics", **extra)  # type: ignore[arg-type]
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert b"cdp_" not in response.content
+
+
+def test_metrics_answers_the_exposition_with_the_right_token(metrics_token: str, db: Any) -> None:
+    # no session, no CSRF token: a scraper is not a browser (and is never sent to /login/)
+    response = Client(enforce_csrf_checks=True).get(
+        "/metrics", HTTP_AUTHORIZATION=f"Bearer {metrics_token}"
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    names = {family.name for family in text_string_to_metric_families(response.content.decode())}
+    # counters are named without _total by the parser
+    assert {
+        "cdp_collector_requests",
+        "cdp_collector_request_seconds",
+        "cdp_events",
+        "cdp_decide_request_seconds",
+        "cdp_decide_degraded",
+        "cdp_pipeline_lag_seconds",
+        "cdp_pipeline_queue_depth",
+    } <= names
+
+
+def test_metrics_accepts_get_only(metrics_token: str) -> None:
+    response = Client().post("/metrics", HTTP_AUTHORIZATION=f"Bearer {metrics_token}")
+    assert response.status_code == 405
+
+
+def test_launcher_empties_the_metrics_folder_of_value_files_only(tmp_path: Path) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"x")
+    (folder / "keep.txt").write_text("not ours")
+    launcher.reset_metrics_dir(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    launcher.reset_metrics_dir(tmp_path / "new")
+    assert (tmp_path / "new").is_dir()
+
+
+def test_multiprocess_mode_sums_the_processes(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (gunicorn's workers), each process writes its own files
+    and the exposition adds them up."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = (
+        "from cdp import metrics; "
+        "metrics.events_count(source_id=5, accepted=3, duplicates=1, failed=0, suppressed=0)"
+    )
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], env=env, check=True)  # noqa: S603
+    shown = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "from cdp import metrics; print(metrics.exposition().decode())"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    samples = {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(shown)
+        if family.name == "cdp_events"
+        for sample in family.samples
+        if sample.labels.get("source") == "5"
+    }
+    assert samples == {"accepted": 6.0, "duplicate": 2.0}
