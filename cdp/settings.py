@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from cdp import queues, runtime
+from cdp import logs, queues, runtime
 from cdp.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +31,7 @@ if HTTPS:
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("CDP_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes may speak plain HTTP
     SECURE_HSTS_SECONDS = env_int("CDP_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CDP_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env_bool("CDP_HSTS_PRELOAD", default=True)
@@ -155,7 +156,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
+# /readyz: how old the newest worker heartbeat and beat tick may be (cdp/health.py)
+CDP_READY_WORKER_MAX_AGE = env_int("CDP_READY_WORKER_MAX_AGE", 60)
+CDP_READY_BEAT_MAX_AGE = env_int("CDP_READY_BEAT_MAX_AGE", 120)
 CELERY_BEAT_SCHEDULE = {
+    # proves to /readyz that beat runs and the default queue is consumed (a late tick expires)
+    "health-beat-tick": {
+        "task": "cdp.tasks.beat_tick",
+        "schedule": env_int("CDP_BEAT_TICK_SECONDS", 15),
+        "options": {"expires": CDP_READY_BEAT_MAX_AGE},
+    },
     "sweep-pending-events": {
         "task": "profiles.tasks.sweep_pending_events",
         "schedule": env_int("CDP_SWEEP_SECONDS", 15),
@@ -353,11 +363,20 @@ CDP_FILES_ROOT = env_str("CDP_FILES_ROOT", "")  # where "local folder" file dest
 CDP_RETENTION_GRACE_DAYS = env_int("CDP_RETENTION_GRACE_DAYS", 7)
 CDP_PRIVACY_EXPORT_DAYS = env_int("CDP_PRIVACY_EXPORT_DAYS", 30)
 
+# LOG_FORMAT=json: one JSON object a line (cdp/logs.py); text carries the request id too
+LOG_FORMAT = logs.check_format(env_str("LOG_FORMAT", "text"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": logs.filters(),
+    "formatters": logs.formatters(),
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
@@ -381,6 +400,11 @@ if LOG_DIR:
         "maxBytes": 10 * 1024 * 1024,
         "backupCount": 5,
         "level": "ERROR",
-        "formatter": "plain",
+        "formatter": LOG_FORMAT,
+        "filters": ["context"],
     }
     LOGGING["root"]["handlers"].append("errors_file")  # type: ignore[index]
+
+# --- Prometheus metrics (cdp/metrics.py): GET /metrics with "Authorization: Bearer <token>";
+#     unset, the endpoint answers 404. CDP_METRICS_TOKEN_FILE reads it from a file.
+CDP_METRICS_TOKEN = env_str("CDP_METRICS_TOKEN", "")

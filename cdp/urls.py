@@ -12,7 +12,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from cdp import member_views, views
+from cdp import health, member_views, metrics, views
 
 APPS = ["profiles", "consent", "segments", "activation"]
 
@@ -22,6 +22,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", include("profiles.collector.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
@@ -34,6 +36,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("favicon.ico", RedirectView.as_view(url=static("cdp/favicon.svg")), name="favicon"),
     path("admin/", admin.site.urls),
     path("", views.home, name="ui-home"),

@@ -7,7 +7,7 @@ class ConsentConfig(AppConfig):
     def ready(self) -> None:
         from cdp import navigation
         from cdp.services import on_workspace_created
-        from consent import overview, privacy, services, suppression, views
+        from consent import config_kinds, overview, privacy, services, suppression, views
         from consent.enforcement import consent_state
         from profiles import panels
         from profiles.collector import door
@@ -26,6 +26,7 @@ class ConsentConfig(AppConfig):
         stages.register("consent", services.consent_stage, order=30)
         privacy.register_handler()
         overview.register()
+        config_kinds.register()
         on_workspace_created(
             lambda workspace: services.purposes_install_defaults(workspace=workspace)
         )

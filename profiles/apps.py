@@ -6,10 +6,11 @@ class ProfilesConfig(AppConfig):
     verbose_name = "Collection, events and profiles"
 
     def ready(self) -> None:
-        from cdp import navigation
+        from cdp import metrics, navigation
         from cdp.services import register_provisioner
-        from profiles import overview, privacy, services
+        from profiles import config_kinds, overview, privacy, services
         from profiles.computed import stage as computed_stage
+        from profiles.pipeline import metrics as pipeline_metrics
         from profiles.pipeline import queue, stages, stats
 
         stages.register("identity", queue.identity_stage, order=20)
@@ -17,8 +18,10 @@ class ProfilesConfig(AppConfig):
         # last: the counters upsert a few hot rows that every batch of the workspace shares,
         # and a row lock taken early would serialise the workers for the whole batch
         stages.register("counters", lambda batch: stats.record(batch.events), order=90)
+        metrics.register_scrape_collector("pipeline_backlog", pipeline_metrics.collect)
         privacy.register()
         overview.register()
+        config_kinds.register()
         register_provisioner("source", services.source_provision)
         navigation.register(
             label="Sources", url_name="ui-sources", capability="sources.view", order=10

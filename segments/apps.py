@@ -11,6 +11,7 @@ class SegmentsConfig(AppConfig):
         from profiles.identity import hooks
         from profiles.pipeline import stages
         from segments import (
+            config_kinds,
             explorer_filters,
             overview,
             privacy,
@@ -30,6 +31,7 @@ class SegmentsConfig(AppConfig):
         privacy.register()
         explorer_filters.register()
         overview.register()
+        config_kinds.register()
         panels.register(
             panels.ProfilePanel(
                 key="segments",

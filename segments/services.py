@@ -164,14 +164,22 @@ def segment_create(
     tags: Any = None,
     publish: bool = False,
     actor: Any = None,
+    key: str | None = None,
 ) -> Segment:
+    """A new segment, its rule the draft (published at once with `publish`); its key is made
+    from the name unless given (configuration as code keeps keys across workspaces)."""
     if not name.strip():
         raise ValidationFailed.at("name", "expected a segment name")
+    if key is not None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,99}", key):
+            raise ValidationFailed.at("key", "expected lower-case letters, digits, - and _")
+        if Segment.objects.filter(workspace=workspace, key=key).exists():
+            raise ValidationFailed.at("key", f"a segment {key!r} exists already")
     clean_tags = normalise_tags(tags) if tags is not None else []
     rule_parse(workspace=workspace, rule=rule)
     segment = Segment.objects.create(
         workspace=workspace,
-        key=_unique_key(workspace, name),
+        key=key if key is not None else _unique_key(workspace, name),
         name=name.strip(),
         description=description,
         tags=clean_tags,
