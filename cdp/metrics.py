@@ -90,7 +90,55 @@ DELIVERY_SEND_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 
+# pipeline: seconds to minutes (a backlog), and one stage of a batch
+PIPELINE_EVENT_TO_PROFILE_SECONDS = Histogram(
+    "cdp_pipeline_event_to_profile_seconds",
+    "Time from an event's arrival at the collector until the pipeline committed it to its "
+    "profile (one observation per processed event).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+PIPELINE_STAGE_SECONDS = Histogram(
+    "cdp_pipeline_stage_seconds",
+    "Time of one pipeline stage on one batch, by stage name.",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+SEGMENT_EVALUATIONS = Counter(
+    "cdp_segment_evaluations",
+    "Segment evaluations, by kind (realtime: a pipeline batch's profiles against one segment; "
+    "full: a scheduled re-evaluation; publish: the evaluation when a version goes live).",
+    ["kind"],
+)
+SEGMENT_MEMBERSHIP_CHANGES = Counter(
+    "cdp_segment_membership_changes",
+    "Profiles that entered or exited a segment, by change (entered, exited).",
+    ["change"],
+)
+
+ML_RUNS = Counter(
+    "cdp_ml_runs",
+    "Finished ML training runs, by model kind and outcome (succeeded, failed, cancelled).",
+    ["kind", "outcome"],
+)
+ML_RUN_SECONDS = Histogram(
+    "cdp_ml_run_seconds",
+    "Time of one ML training run, by model kind.",
+    ["kind"],
+    buckets=(1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
+)
+
 EVENT_OUTCOMES = ("accepted", "duplicate", "failed", "suppressed")
+
+
+def segment_evaluated(*, kind: str, evaluations: int = 1, entered: int, exited: int) -> None:
+    """Count segment evaluations of one kind (realtime, full, publish) and what they changed."""
+    if evaluations:
+        SEGMENT_EVALUATIONS.labels(kind=kind).inc(evaluations)
+    if entered:
+        SEGMENT_MEMBERSHIP_CHANGES.labels(change="entered").inc(entered)
+    if exited:
+        SEGMENT_MEMBERSHIP_CHANGES.labels(change="exited").inc(exited)
 
 
 def events_count(

@@ -171,6 +171,20 @@ def privacy_deadline_counts(*, workspace: Workspace) -> dict[str, int]:
     )
 
 
+def privacy_open_counts_by_workspace() -> dict[int, dict[str, int]]:
+    """workspace id -> {"open": n, "overdue": m} for the workspaces with open requests (one
+    query over every workspace, for the metrics)."""
+    overdue = _deadlines(timezone.now())["overdue"]
+    rows = (
+        PrivacyRequest.objects.exclude(status=PrivacyRequestStatus.COMPLETED)  # .is_open
+        .values("workspace_id")
+        .annotate(n_open=Count("id"), n_overdue=Count("id", filter=overdue))
+        .order_by("workspace_id")
+        .values_list("workspace_id", "n_open", "n_overdue")
+    )
+    return {int(ws): {"open": int(n), "overdue": int(late)} for ws, n, late in rows}
+
+
 def usernames(*, ids: set[int]) -> dict[int, str]:
     """user id -> username, for naming who recorded decisions or requests (one query)."""
     return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cdp import metrics
 from cdp.models import Workspace
 from profiles.identity.resolve import Resolution
 from profiles.pipeline.stages import Batch
@@ -92,7 +93,7 @@ def segments_evaluate_profiles(
     workspace = Workspace.objects.get(pk=workspace_id)
     when = now or timezone.now()
     ids = sorted(set(profile_ids))
-    changed = 0
+    changed = evaluated = entered = exited = 0
     for segment in segments.order_by("id"):
         version = segment.published_version
         if version is None:
@@ -112,7 +113,9 @@ def segments_evaluate_profiles(
         with connection.cursor() as cursor:
             cursor.execute(apply_sql(sql, only_profiles=True), values)
             row = cursor.fetchone()
+        evaluated += 1
         if row and (int(row[1]) or int(row[2])):
+            entered, exited = entered + int(row[1]), exited + int(row[2])
             changed += int(row[1]) + int(row[2])
             if count_deltas is not None:
                 count_deltas[segment.pk] += int(row[1]) - int(row[2])
@@ -123,6 +126,9 @@ def segments_evaluate_profiles(
         schedule_expiries(
             segment_id=segment.pk, node=node, workspace_id=workspace_id, now=when, profile_ids=ids
         )
+    metrics.segment_evaluated(
+        kind="realtime", evaluations=evaluated, entered=entered, exited=exited
+    )
     return changed
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
+from cdp import metrics
 from cdp.errors import NON_FIELD, Conflict, NotFound, ValidationFailed
 from cdp.models import Workspace, audit
 from consent.models import Purpose
@@ -382,10 +383,13 @@ def schedule_expiries(
 EVALUATION_LOCK_NAMESPACE = 7303
 
 
-def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evaluation:
+def segment_evaluate(
+    *, segment: Segment, now: datetime | None = None, kind: str = "full"
+) -> Evaluation:
     """Full evaluation of the published version: one statement computes the members and
     records who entered and who left, inside the caller's transaction, so a crash or a re-run
-    never leaves a half-updated segment (re-running changes nothing)."""
+    never leaves a half-updated segment (re-running changes nothing). `kind` names it in the
+    metrics (full: a scheduled or requested re-evaluation; publish)."""
     version = segment.published_version
     if version is None:
         raise Conflict("the segment has no published version", code="not_published")
@@ -414,6 +418,7 @@ def segment_evaluate(*, segment: Segment, now: datetime | None = None) -> Evalua
     members, entered, exited = (int(v) for v in row)
     schedule_expiries(segment_id=segment.pk, node=node, workspace_id=workspace.pk, now=when)
     Segment.objects.filter(pk=segment.pk).update(member_count=members, evaluated_at=when)
+    metrics.segment_evaluated(kind=kind, entered=entered, exited=exited)
     return Evaluation(
         version.number, members, entered, exited, round((time.monotonic() - started) * 1000)
     )
@@ -438,7 +443,7 @@ def segment_publish(*, segment: Segment, actor: Any = None) -> Evaluation:
     segment.status = SegmentStatus.PUBLISHED
     segment.updated_at = timezone.now()
     segment.save()
-    result = segment_evaluate(segment=segment)
+    result = segment_evaluate(segment=segment, kind="publish")
     audit(
         workspace=Workspace.objects.get(pk=segment.workspace_id),
         actor=actor,

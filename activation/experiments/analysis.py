@@ -204,6 +204,8 @@ def record_history(experiment: Experiment, results: dict[str, Any]) -> None:
     point = {
         "at": results["at"],
         "units": results["units"],
+        # read by the cdp_experiment_srm_flagged metric
+        "srm_flagged": bool(results["srm"] and results["srm"]["flagged"]),
         "lifts": {
             c["variant"]: {"relative": c["relative"], "relative_ci": c["relative_ci"],
                            "absolute": c["absolute"], "absolute_ci": c["absolute_ci"]}

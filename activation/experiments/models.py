@@ -86,7 +86,8 @@ class Experiment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
-    # analyses kept over time: [{"at", "units", "primary": {variant: lift}}], the latest last
+    # analyses kept over time: [{"at", "units", "srm_flagged", "lifts": {variant: lift}}], the
+    # latest last
     history = models.JSONField(default=list)
 
     class Meta:

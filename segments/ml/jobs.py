@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from cdp import metrics
 from profiles.computed.services import computed_values_write
 from segments.ml import catalog, clusters, propensity, recommend
 from segments.ml import features as feats
@@ -116,21 +117,31 @@ def execute(run_id: int) -> str:
         run.status = RunStatus.RUNNING
         if restarted:
             _progress(run, "restarted", 0, "the worker running it died; starting again")
-        try:
-            _train(run)
-        except Cancelled:
-            _finish(run, RunStatus.CANCELLED, line="cancelled on request")
-            return RunStatus.CANCELLED
-        except RunFailed as exc:
-            _finish(run, RunStatus.FAILED, error=str(exc))
-            return RunStatus.FAILED
-        except Exception as exc:
-            logger.exception("training run %s failed", run.pk)
-            _finish(run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-            return RunStatus.FAILED
-        return RunStatus.SUCCEEDED
+        started = time.monotonic()
+        status = _run(run)
+        kind = str(run.model.kind)
+        metrics.ML_RUNS.labels(kind=kind, outcome=str(status)).inc()
+        metrics.ML_RUN_SECONDS.labels(kind=kind).observe(time.monotonic() - started)
+        return status
     finally:
         _unlock(run.model_id)
+
+
+def _run(run: TrainingRun) -> str:
+    """Train the claimed run and record how it ended; returns its final status."""
+    try:
+        _train(run)
+    except Cancelled:
+        _finish(run, RunStatus.CANCELLED, line="cancelled on request")
+        return RunStatus.CANCELLED
+    except RunFailed as exc:
+        _finish(run, RunStatus.FAILED, error=str(exc))
+        return RunStatus.FAILED
+    except Exception as exc:
+        logger.exception("training run %s failed", run.pk)
+        _finish(run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return RunStatus.FAILED
+    return RunStatus.SUCCEEDED
 
 
 def _labels(model: MLModel, F: feats.Features, start: datetime, end: datetime) -> np.ndarray:
