@@ -5,13 +5,15 @@ class ActivationConfig(AppConfig):
     name = "activation"
 
     def ready(self) -> None:
+        from activation import metrics as activation_metrics
         from activation import overview, privacy, services
+        from activation import system as system_page
         from activation.decisions import records as decision_records
         from activation.experiments import services as experiment_services
         from activation.streams.stage import forward_stage
         from activation.syncs import hooks as sync_hooks
         from activation.syncs import services as sync_services
-        from cdp import navigation
+        from cdp import metrics, navigation
         from cdp.services import register_provisioner
         from profiles.computed import hooks as computed_hooks
         from profiles.identity import hooks
@@ -19,6 +21,8 @@ class ActivationConfig(AppConfig):
         from segments import services as segment_services
 
         register_provisioner("server_key", services.server_key_provision)
+        metrics.register_scrape_collector("destinations", activation_metrics.collect_destinations)
+        metrics.register_scrape_collector("experiments", activation_metrics.collect_experiments)
         # after identity (20), consent (30) and segments (50): forwarded events carry their
         # profile, consent is current, and membership changes are already in the outbox
         stages.register("activation", forward_stage, order=60)
@@ -34,6 +38,7 @@ class ActivationConfig(AppConfig):
         computed_hooks.on_values_changed(sync_hooks.on_values_changed)
         privacy.register()
         overview.register()
+        system_page.register()
         segment_services.register_delete_guard(sync_services.syncs_of_segment)
         navigation.register(
             label="Destinations",

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from activation.models import (
+    CircuitState,
     Delivery,
     DeliveryAttempt,
     Destination,
@@ -197,3 +198,44 @@ def stream_list(*, workspace: Workspace) -> QuerySet[Stream]:
         .select_related("source", "destination")
         .order_by("name")
     )
+
+
+# ---- the System page (activation/system.py) -------------------------------------------------
+
+
+def dead_deliveries_count(*, workspace_id: int, since: Any, cap: int) -> int:
+    """Deliveries given up on since `since` (through the delivery_dead index), up to `cap`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM activation_delivery WHERE workspace_id = %s "
+            "AND status = 'dead' AND finished_at >= %s LIMIT %s) d",
+            [workspace_id, since, cap],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def failing_destinations(
+    *, workspace: Workspace, since: Any, cap: int, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Destinations whose circuit is not closed or with dead deliveries since `since`, the
+    worst first: {"destination", "dead", "circuit"}. Dead letters are counted through the
+    delivery_dead index (the first `cap` of them), grouped by destination."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT destination_id, count(*) FROM (SELECT destination_id FROM activation_delivery "
+            "WHERE workspace_id = %s AND status = 'dead' AND finished_at >= %s LIMIT %s) d "
+            "GROUP BY destination_id",
+            [workspace.pk, since, cap],
+        )
+        dead = dict(cursor.fetchall())
+    candidates = Destination.objects.filter(workspace=workspace).filter(
+        Q(pk__in=list(dead)) | ~Q(circuit_state=CircuitState.CLOSED)
+    )
+    rows = [
+        {"destination": d, "dead": dead.get(d.pk, 0), "circuit": d.circuit_state}
+        for d in candidates
+    ]
+    rows.sort(
+        key=lambda r: (r["circuit"] == CircuitState.CLOSED, -r["dead"], r["destination"].name)
+    )
+    return rows[:limit]

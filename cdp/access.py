@@ -14,6 +14,8 @@ VIEW = "view"
 CAPABILITIES: dict[str, set[str]] = {
     "workspace.manage": {Role.OWNER},
     "members.manage": {Role.OWNER, Role.ADMIN},
+    # the System page: health, backlog, dead letters, sizes (README "Health checks")
+    "system.view": {Role.OWNER, Role.ADMIN},
     "sources.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},
     "sources.manage": {Role.OWNER, Role.ADMIN},
     "events.view": {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER},

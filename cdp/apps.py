@@ -27,3 +27,13 @@ class CdpConfig(AppConfig):
             capability="members.manage",
             order=0,
         )
+        navigation.register_settings(
+            key="system",
+            title="System",
+            description="Whether the platform is healthy and keeping up: components, the "
+            "pipeline's backlog, throughput, dead letters, database size, failing destinations.",
+            url_name="ui-system",
+            link_label="Open the System page",
+            capability="system.view",
+            order=90,
+        )

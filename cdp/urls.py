@@ -49,6 +49,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspace/switch/", views.switch_workspace, name="ui-switch-workspace"),
     path("settings/", views.settings_page, name="ui-settings"),
+    path("system/", views.system_page, name="ui-system"),
     path("settings/members/", member_views.members_page, name="ui-members"),
     path("welcome/<str:uidb64>/<str:token>/", member_views.welcome, name="ui-welcome"),
     *(path("", include(f"{app}.urls")) for app in APPS),

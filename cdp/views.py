@@ -1,4 +1,5 @@
-"""The pages the core owns: home, workspace switching and personal settings (API tokens).
+"""The pages the core owns: home, workspace switching, personal settings (API tokens) and
+the System page.
 Every other page belongs to its app (`<app>/views.py`, `<app>/urls.py`)."""
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from cdp import access, navigation, overview, pages, selectors
+from cdp import access, navigation, overview, pages, selectors, system
 from cdp.auth import SESSION_WORKSPACE_KEY, current_workspace
 from cdp.errors import ApplicationError
 from cdp.params import is_id
@@ -119,5 +121,23 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             "currencies": CURRENCIES,
             "currency": (workspace.settings or {}).get("currency", "USD"),
             "can_manage_workspace": access.can(request.user, workspace, "workspace.manage"),
+        },
+    )
+
+
+@login_required
+def system_page(request: HttpRequest) -> HttpResponse:
+    """Is it healthy, is it keeping up, what broke: the core's components and the sections
+    the apps contribute (cdp/system.py)."""
+    workspace = pages.require(request, "system.view")
+    return render(
+        request,
+        "cdp/system.html",
+        {
+            "components": system.components(),
+            "database_mb": system.database_megabytes(),
+            "dead_letters": system.dead_letters(workspace),
+            "sections": system.page_sections(request.user, workspace),
+            "checked_at": timezone.now(),
         },
     )

@@ -5,9 +5,10 @@ class ConsentConfig(AppConfig):
     name = "consent"
 
     def ready(self) -> None:
-        from cdp import navigation
+        from cdp import metrics, navigation
         from cdp.services import on_workspace_created
         from consent import config_kinds, overview, privacy, services, suppression, views
+        from consent import metrics as consent_metrics
         from consent.enforcement import consent_state
         from profiles import panels
         from profiles.collector import door
@@ -25,6 +26,7 @@ class ConsentConfig(AppConfig):
         # after identity resolution, before the segments that read the consent state
         stages.register("consent", services.consent_stage, order=30)
         privacy.register_handler()
+        metrics.register_scrape_collector("privacy_requests", consent_metrics.collect)
         overview.register()
         config_kinds.register()
         on_workspace_created(

@@ -9,6 +9,7 @@ class ProfilesConfig(AppConfig):
         from cdp import metrics, navigation
         from cdp.services import register_provisioner
         from profiles import config_kinds, overview, privacy, services
+        from profiles import system as system_page
         from profiles.computed import stage as computed_stage
         from profiles.pipeline import metrics as pipeline_metrics
         from profiles.pipeline import queue, stages, stats
@@ -21,6 +22,7 @@ class ProfilesConfig(AppConfig):
         metrics.register_scrape_collector("pipeline_backlog", pipeline_metrics.collect)
         privacy.register()
         overview.register()
+        system_page.register()
         config_kinds.register()
         register_provisioner("source", services.source_provision)
         navigation.register(

@@ -5,7 +5,7 @@ class SegmentsConfig(AppConfig):
     name = "segments"
 
     def ready(self) -> None:
-        from cdp import navigation
+        from cdp import metrics, navigation
         from profiles import panels
         from profiles.computed import hooks as computed_hooks
         from profiles.identity import hooks
@@ -20,6 +20,8 @@ class SegmentsConfig(AppConfig):
             services,
             views,
         )
+        from segments import system as system_page
+        from segments.ml import metrics as ml_metrics
         from segments.ml import views as ml_views
 
         hooks.on_merge(realtime.exit_merged_profile)
@@ -28,10 +30,12 @@ class SegmentsConfig(AppConfig):
         computed_hooks.on_delete(services.segments_guard_trait_delete)
         stages.register("segments", realtime.segments_stage, order=50)
         stages.register("segments-counts", realtime.segments_counts_stage, order=99)
+        metrics.register_scrape_collector("ml_drift", ml_metrics.collect)
         privacy.register()
         explorer_filters.register()
         overview.register()
         config_kinds.register()
+        system_page.register()
         panels.register(
             panels.ProfilePanel(
                 key="segments",
