@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -14,6 +16,9 @@ class CdpConfig(AppConfig):
         # a task's id, name and workspace on its log records; JSON from Celery's own handlers
         # (a worker and beat set Django up before their logging)
         logs.connect_celery_signals()
+        # Python warnings go through logging (the py.warnings logger): in the same format as
+        # every other line, one JSON object with LOG_FORMAT=json
+        logging.captureWarnings(True)
 
         navigation.register(label="Overview", url_name="ui-home", capability=None, order=0)
         navigation.register(label="Settings", url_name="ui-settings", capability=None, order=100)

@@ -379,6 +379,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Python warnings (logging.captureWarnings, which Django turns on) in the same format
+        # as everything else: with LOG_FORMAT=json a warning is one JSON line too
+        "py.warnings": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "django.server": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
         # a line per request, with the destination's URL (query strings may carry tokens)

@@ -3,6 +3,7 @@ list, retention settings and the audit log, as a privacy officer uses them."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -140,6 +141,7 @@ def test_purposes_retention_suppression_and_audit(
     expect(table).to_contain_text("consent.purpose_create")
     expect(table).to_contain_text("privacy_officer@alpha")
     page.select_option("#audit-kind", "retention.")
+    page.wait_for_url(re.compile(r"kind=retention\."))  # the select submits its form
     # the shortening scheduled, its cancellation, the longer period
     expect(table.locator("xpath=./tbody/tr")).to_have_count(3)  # not the detail tables' rows
     expect(table).to_contain_text("retention.cut_scheduled")
