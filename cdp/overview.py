@@ -35,6 +35,7 @@ from django.db import connection, transaction
 
 from cdp import access
 from cdp import redis as cdp_redis
+from cdp.db import analytic_settings
 from cdp.models import Workspace
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,15 @@ def _now() -> float:
 
 def compute(widget: Widget, workspace: Workspace) -> dict[str, Any]:
     """The widget's value now, stored for the others (and for the next `ttl` seconds).
-    Without JIT: these short aggregates spent more time being compiled than running (1 s of
-    JIT for 0.2 s of work on 1M profiles, bin/bench overview)."""
+    A heavy widget is a whole-workspace scan (cdp.db.analytic_settings: sorts and hashes in
+    memory, where 4 MB of work_mem spilled the distinct profile-days to disk); none gets JIT,
+    which spent more time compiling these short aggregates than running them (1 s of JIT for
+    0.2 s of work on 1M profiles, bin/bench overview)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
+        if widget.heavy:
+            analytic_settings(cursor, hash_joins_only=False, jit=False)
+        else:
+            cursor.execute("SET LOCAL jit = off")
         value = widget.compute(workspace)
     entry = {"at": _now(), "value": value}
     try:

@@ -77,7 +77,7 @@ def _rows(profiles: list[Profile], rules: Rules, query: ExplorerQuery) -> list[d
     rows = []
     for profile in profiles:
         identities: list[Identity] = sorted(
-            profile.identities.all(), key=lambda i: (rules.rank(i.type), i.first_seen, i.pk)
+            profile.identities.all(), key=identity_selectors.identity_order(rules)
         )
         name = identity_selectors.display_name(profile, identities)
         computed = profile.computed if isinstance(profile.computed, dict) else {}

@@ -11,7 +11,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from cdp.errors import ValidationFailed
 from cdp.models import Workspace
 from profiles import identifiers
-from profiles.identity.rules import load_rules
+from profiles.identity.rules import Rules, load_rules
 from profiles.identity.services import live_profile_id
 from profiles.models import (
     Event,
@@ -25,9 +25,14 @@ from profiles.models import (
 NAME_TRAITS = ("name", "full_name")
 
 
-def _identity_order(workspace_id: int) -> Any:
-    rules = load_rules(workspace_id)
+def identity_order(rules: Rules) -> Any:
+    """The sort key of a profile's identities: by the rules' priority of their type, then the
+    oldest first."""
     return lambda i: (rules.rank(i.type), i.first_seen, i.pk)
+
+
+def _identity_order(workspace_id: int) -> Any:
+    return identity_order(load_rules(workspace_id))
 
 
 def profile_list(*, workspace: Workspace, identifier: str | None = None) -> QuerySet[Profile]:
