@@ -31,7 +31,7 @@ database); `--fresh` rebuilds it. A build:
 
 Then, in this process (Django set up against that database):
 
-1. each widget's compute, cold (`widget.compute(workspace)` directly, no Redis), `--runs`
+1. each widget's compute, cold (`overview.run`: with the settings it runs with, no Redis), `--runs`
    times (default 5): first run, median, p95; with the queries of one more run;
 2. the page (`GET /` through Django's test client, signed in as the owner: the middleware,
    the view, Redis, the template): `--warm` requests (default 30) with every widget cached;
@@ -508,10 +508,10 @@ def time_widgets(workspace: Any, runs: int) -> dict[str, Any]:
         times = []
         for _ in range(runs):
             started = time.perf_counter()
-            widget.compute(workspace)
+            overview.run(widget, workspace)
             times.append(time.perf_counter() - started)
         with CaptureQueriesContext(connection) as captured:
-            widget.compute(workspace)
+            overview.run(widget, workspace)
         row = _summary(times)
         row.update(
             kind=widget.kind,

@@ -47,14 +47,11 @@ def json_rows_select(columns: Sequence[tuple[str, str]], param: str = "%s") -> s
 ANALYTIC_WORK_MEM = "256MB"
 
 
-def analytic_settings(cursor: Any, *, hash_joins_only: bool = True, jit: bool = True) -> None:
+def analytic_settings(cursor: Any, *, hash_joins_only: bool = True) -> None:
     """For one whole-workspace scan, inside its transaction: sorts and hashes in memory (not
     spilled to disk a few megabytes at a time), and — unless told otherwise — hash joins
     only: on tables not analysed since a bulk load the planner guesses one row per side and
-    would nest a loop over every event once per person. `jit=False` for short aggregates
-    that JIT would spend longer compiling than running (the overview's widgets)."""
+    would nest a loop over every event once per person."""
     cursor.execute("SET LOCAL work_mem = %s", [ANALYTIC_WORK_MEM])
     if hash_joins_only:
         cursor.execute("SET LOCAL enable_nestloop = off")
-    if not jit:
-        cursor.execute("SET LOCAL jit = off")

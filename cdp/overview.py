@@ -35,7 +35,6 @@ from django.db import connection, transaction
 
 from cdp import access
 from cdp import redis as cdp_redis
-from cdp.db import analytic_settings
 from cdp.models import Workspace
 
 log = logging.getLogger(__name__)
@@ -106,18 +105,19 @@ def _now() -> float:
     return time.time()
 
 
-def compute(widget: Widget, workspace: Workspace) -> dict[str, Any]:
-    """The widget's value now, stored for the others (and for the next `ttl` seconds).
-    A heavy widget is a whole-workspace scan (cdp.db.analytic_settings: sorts and hashes in
-    memory, where 4 MB of work_mem spilled the distinct profile-days to disk); none gets JIT,
-    which spent more time compiling these short aggregates than running them (1 s of JIT for
-    0.2 s of work on 1M profiles, bin/bench overview)."""
+def run(widget: Widget, workspace: Workspace) -> dict[str, Any]:
+    """The widget's value, computed now (not stored), without JIT: it spent more time
+    compiling these short aggregates than running them (1 s of JIT for 0.2 s of work on 1M
+    profiles, bin/bench overview). cdp.db.analytic_settings (256 MB of work_mem) was
+    measured too and made the scans slower: the planner gave up their parallel plans."""
     with transaction.atomic(), connection.cursor() as cursor:
-        if widget.heavy:
-            analytic_settings(cursor, hash_joins_only=False, jit=False)
-        else:
-            cursor.execute("SET LOCAL jit = off")
-        value = widget.compute(workspace)
+        cursor.execute("SET LOCAL jit = off")
+        return widget.compute(workspace)
+
+
+def compute(widget: Widget, workspace: Workspace) -> dict[str, Any]:
+    """The widget's value now, stored for the others (and for the next `ttl` seconds)."""
+    value = run(widget, workspace)
     entry = {"at": _now(), "value": value}
     try:
         cdp_redis.client().set(
