@@ -42,10 +42,10 @@ def privacy_cards(workspace: Workspace) -> dict[str, Any]:
     return {
         "cards": [
             {
-                "label": "Privacy requests due soon",
+                "label": "Privacy requests due soon (7 days)",
                 "value": soon + overdue,
                 "format": "num",
-                "hint": f"within 7 days · {overdue:,} overdue · {total_open:,} open",
+                "hint": f"{overdue:,} overdue · {total_open:,} open",
                 "tone": "bad" if overdue else ("warn" if soon else "ok"),
                 "href": reverse("ui-privacy") + ("?due=overdue" if overdue else "?due=soon"),
             }
