@@ -110,6 +110,13 @@ SEGMENT_EVALUATIONS = Counter(
     "full: a scheduled re-evaluation; publish: the evaluation when a version goes live).",
     ["kind"],
 )
+SEGMENT_EVALUATION_SECONDS = Histogram(
+    "cdp_segment_evaluation_seconds",
+    "Time of segment evaluations, by kind (realtime: one pipeline batch's profiles against "
+    "every published segment; full and publish: one segment over the whole workspace).",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
 SEGMENT_MEMBERSHIP_CHANGES = Counter(
     "cdp_segment_membership_changes",
     "Profiles that entered or exited a segment, by change (entered, exited).",
@@ -131,10 +138,15 @@ ML_RUN_SECONDS = Histogram(
 EVENT_OUTCOMES = ("accepted", "duplicate", "failed", "suppressed")
 
 
-def segment_evaluated(*, kind: str, evaluations: int = 1, entered: int, exited: int) -> None:
-    """Count segment evaluations of one kind (realtime, full, publish) and what they changed."""
+def segment_evaluated(
+    *, kind: str, evaluations: int = 1, entered: int, exited: int, seconds: float | None = None
+) -> None:
+    """Count segment evaluations of one kind (realtime, full, publish), what they changed and
+    how long they took (`seconds`, observed when anything was evaluated)."""
     if evaluations:
         SEGMENT_EVALUATIONS.labels(kind=kind).inc(evaluations)
+        if seconds is not None:
+            SEGMENT_EVALUATION_SECONDS.labels(kind=kind).observe(seconds)
     if entered:
         SEGMENT_MEMBERSHIP_CHANGES.labels(change="entered").inc(entered)
     if exited:

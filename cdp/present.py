@@ -58,6 +58,19 @@ def number_text(value: Any, digits: int = 0) -> str:
     return f"{number:,.{int(digits)}f}"
 
 
+def duration_text(milliseconds: Any) -> str:
+    """A duration given in milliseconds: "840 ms", "2.4 s", "3 min 5 s"."""
+    if milliseconds is None or milliseconds == "":
+        return "—"
+    ms = float(milliseconds)
+    if ms < 1000:
+        return f"{number_text(ms)} ms"
+    if ms < 60_000:
+        return f"{number_text(ms / 1000, 1)} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    return f"{number_text(minutes)} min {seconds} s" if seconds else f"{number_text(minutes)} min"
+
+
 def money_text(value: Any, currency: str = "USD") -> str:
     if value is None or value == "":
         return "—"

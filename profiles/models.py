@@ -252,6 +252,8 @@ class EventCounter(models.Model):
                 nulls_distinct=False,
             )
         ]
+        # the throughput charts (System page, source pages) read a workspace's recent hours
+        indexes = [models.Index(fields=["workspace", "hour"], name="event_counter_hour")]
 
     def __str__(self) -> str:
         return f"{self.type}:{self.event} @ {self.hour:%Y-%m-%d %H}h = {self.count}"

@@ -44,6 +44,9 @@ class Segment(models.Model):
     )
     member_count = models.IntegerField(default=0)
     evaluated_at = models.DateTimeField(null=True, blank=True)
+    # how long the last whole-workspace evaluation (full or publish) took: the System page's
+    # slowest segments
+    evaluation_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

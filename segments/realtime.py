@@ -4,6 +4,7 @@ for all of them — and entries and exits are recorded (membership history + cha
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -93,6 +94,7 @@ def segments_evaluate_profiles(
     workspace = Workspace.objects.get(pk=workspace_id)
     when = now or timezone.now()
     ids = sorted(set(profile_ids))
+    started = time.monotonic()
     changed = evaluated = entered = exited = 0
     for segment in segments.order_by("id"):
         version = segment.published_version
@@ -127,7 +129,11 @@ def segments_evaluate_profiles(
             segment_id=segment.pk, node=node, workspace_id=workspace_id, now=when, profile_ids=ids
         )
     metrics.segment_evaluated(
-        kind="realtime", evaluations=evaluated, entered=entered, exited=exited
+        kind="realtime",
+        evaluations=evaluated,
+        entered=entered,
+        exited=exited,
+        seconds=time.monotonic() - started,
     )
     return changed
 

@@ -417,11 +417,12 @@ def segment_evaluate(
     assert row is not None
     members, entered, exited = (int(v) for v in row)
     schedule_expiries(segment_id=segment.pk, node=node, workspace_id=workspace.pk, now=when)
-    Segment.objects.filter(pk=segment.pk).update(member_count=members, evaluated_at=when)
-    metrics.segment_evaluated(kind=kind, entered=entered, exited=exited)
-    return Evaluation(
-        version.number, members, entered, exited, round((time.monotonic() - started) * 1000)
+    seconds = time.monotonic() - started
+    Segment.objects.filter(pk=segment.pk).update(
+        member_count=members, evaluated_at=when, evaluation_ms=round(seconds * 1000)
     )
+    metrics.segment_evaluated(kind=kind, entered=entered, exited=exited, seconds=seconds)
+    return Evaluation(version.number, members, entered, exited, round(seconds * 1000))
 
 
 @transaction.atomic

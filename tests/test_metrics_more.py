@@ -70,10 +70,15 @@ def test_publishing_and_a_member_entering_move_the_segment_counters(tenant_a: Te
     published = scrape()
     assert moved(before, published, "cdp_segment_evaluations_total", kind="publish") == 1
     assert moved(before, published, "cdp_segment_membership_changes_total", change="entered") == 3
+    assert moved(before, published, "cdp_segment_evaluation_seconds_count", kind="publish") == 1
+    assert moved(before, published, "cdp_segment_evaluation_seconds_sum", kind="publish") > 0
+    segment.refresh_from_db()
+    assert segment.evaluation_ms is not None  # the System page's slowest segments
 
     people(tenant_a, 1, start=3)  # a new pro member, processed by the pipeline
     entered = scrape()
     assert moved(published, entered, "cdp_segment_evaluations_total", kind="realtime") >= 1
+    assert moved(published, entered, "cdp_segment_evaluation_seconds_count", kind="realtime") >= 1
     assert moved(published, entered, "cdp_segment_membership_changes_total", change="entered") == 1
 
     people(tenant_a, 1, plan="free")  # user-0 leaves the plan: an exit
@@ -259,6 +264,7 @@ def test_the_dashboard_queries_only_exposed_metrics(
         "cdp_pipeline_stage_seconds",
         "cdp_segment_evaluations_total",
         "cdp_segment_membership_changes_total",
+        "cdp_segment_evaluation_seconds",
         "cdp_deliveries_total",
         "cdp_destination_circuit_open",
         "cdp_deliveries_dead",

@@ -21,6 +21,7 @@ from cdp.models import Role
 from consent.services import purposes_install_defaults
 from profiles import partitions
 from profiles.models import FailedEvent
+from segments.models import Segment
 from segments.services import segment_create
 from tests.fixtures import Tenant, post_collector
 
@@ -72,7 +73,7 @@ def test_owners_and_admins_see_every_section_others_get_403(tenant_a: Tenant) ->
         assert 'data-data="sys-throughput-data"' in html
         assert '<script id="sys-throughput-data" type="application/json">' in html
         assert '<span class="pill bad">' not in _row(html, "sys-component-worker")
-        assert "Largest segments" in html  # no evaluation times are recorded: said so
+        assert "Slowest segments" in html
     for role in (Role.MARKETER, Role.ANALYST, Role.PRIVACY_OFFICER):
         assert tenant_a.session(role).get("/system/").status_code == 403, role
 
@@ -156,9 +157,21 @@ def test_partitions_are_listed_newest_first(tenant_a: Tenant) -> None:
 
 
 @pytest.mark.django_db
-def test_the_largest_segments_link_to_their_pages(tenant_a: Tenant) -> None:
-    segment = segment_create(
-        workspace=tenant_a.workspace, name="Everyone", rule={"trait": "email", "op": "exists"}
-    )
+def test_the_slowest_segments_come_first_and_link_to_their_pages(tenant_a: Tenant) -> None:
+    rule = {"trait": "email", "op": "exists"}
+    quick = segment_create(workspace=tenant_a.workspace, name="Quick", rule=rule, publish=True)
+    slow = segment_create(workspace=tenant_a.workspace, name="Slow", rule=rule, publish=True)
+    draft = segment_create(workspace=tenant_a.workspace, name="Never evaluated", rule=rule)
+    quick.refresh_from_db()
+    assert quick.evaluation_ms is not None and quick.evaluated_at is not None
+    Segment.objects.filter(pk=quick.pk).update(evaluation_ms=840)
+    Segment.objects.filter(pk=slow.pk).update(evaluation_ms=2400)
     html = tenant_a.session().get("/system/").content.decode()
-    assert f'href="/segments/{segment.pk}/"' in html
+    table = html.split('id="sys-segments-table"')[1].split("</table>")[0]
+    for segment in (quick, slow, draft):
+        assert f'href="/segments/{segment.pk}/"' in table
+    # slowest first; never evaluated last, said so
+    assert table.index("Slow<") < table.index("Quick<") < table.index("Never evaluated<")
+    assert "2.4 s" in table and "840 ms" in table and "not yet" in table
+    assert '<meter class="sys-meter" min="0" max="100" value="100"' in table
+    assert '<meter class="sys-meter" min="0" max="100" value="35"' in table

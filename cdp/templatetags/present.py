@@ -22,7 +22,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from cdp.present import moment_text, money_text, number_text, relative_text, utc
+from cdp.present import (
+    duration_text,
+    moment_text,
+    money_text,
+    number_text,
+    relative_text,
+    utc,
+)
 
 register = template.Library()
 
@@ -76,6 +83,12 @@ def day(value: datetime | date | None) -> SafeString:
 def num(value: Any, digits: int = 0) -> str:
     """Grouped digits: 12345 -> "12,345"; `|num:1` keeps one decimal."""
     return number_text(value, digits)
+
+
+@register.filter
+def millis(value: Any) -> str:
+    """A duration in milliseconds: 840 -> "840 ms", 2400 -> "2.4 s", 185000 -> "3 min 5 s"."""
+    return duration_text(value)
 
 
 @register.simple_tag(takes_context=True)

@@ -11,7 +11,7 @@ import pytest
 from django.template import Context, Template
 
 from cdp.models import AuditLog, Role, Workspace
-from cdp.present import moment_text, money_text, number_text, relative_text
+from cdp.present import duration_text, moment_text, money_text, number_text, relative_text
 from tests.fixtures import Tenant
 
 AT = datetime(2026, 12, 4, 21, 3, 27, tzinfo=UTC)
@@ -52,6 +52,22 @@ def test_numbers_and_money() -> None:
 
 def _render(text: str, **context: Any) -> str:
     return Template("{% load present %}" + text).render(Context(context))
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (None, "—"),
+        (0, "0 ms"),
+        (840.4, "840 ms"),
+        (2400, "2.4 s"),
+        (185_000, "3 min 5 s"),
+        (3_600_000, "60 min"),
+    ],
+)
+def test_durations(ms: float | None, text: str) -> None:
+    assert duration_text(ms) == text
+    assert Template("{% load present %}{{ v|millis }}").render(Context({"v": ms})) == text
 
 
 def test_filters_write_a_time_element_with_the_exact_utc_time() -> None:
