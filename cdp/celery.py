@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -9,3 +10,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # the worker heartbeat that /readyz reads (by name: Django is not set up yet here)
 app.steps["consumer"].add("cdp.health:WorkerHeartbeat")
+
+
+@worker_process_shutdown.connect(weak=False)
+def mark_metrics_dead(pid: int | None = None, **_: object) -> None:
+    """A prefork child that exits (recycled, or the worker stopping) leaves its counters in
+    PROMETHEUS_MULTIPROC_DIR (they must keep counting) and has its live gauges marked dead, as
+    gunicorn's child_exit does for web workers (cdp/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

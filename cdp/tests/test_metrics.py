@@ -104,3 +104,18 @@ def test_multiprocess_mode_sums_the_processes(tmp_path: Path) -> None:
         if sample.labels.get("source") == "5"
     }
     assert samples == {"accepted": 6.0, "duplicate": 2.0}
+
+
+def test_a_prefork_child_marks_its_live_gauges_dead_and_keeps_its_counters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery's worker_process_shutdown (a recycled or stopping prefork child) does what
+    gunicorn's child_exit does for web workers."""
+    from celery.signals import worker_process_shutdown
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("gauge_livesum_4242.db", "gauge_liveall_4242.db", "counter_4242.db"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "gauge_livesum_77.db").write_bytes(b"")  # another, living process
+    worker_process_shutdown.send(sender=None, pid=4242, exitcode=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db", "gauge_livesum_77.db"]
