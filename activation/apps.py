@@ -5,8 +5,8 @@ class ActivationConfig(AppConfig):
     name = "activation"
 
     def ready(self) -> None:
+        from activation import config_kinds, overview, privacy, services
         from activation import metrics as activation_metrics
-        from activation import overview, privacy, services
         from activation import system as system_page
         from activation.decisions import records as decision_records
         from activation.experiments import services as experiment_services
@@ -37,6 +37,7 @@ class ActivationConfig(AppConfig):
         hooks.on_split(sync_hooks.on_split)
         computed_hooks.on_values_changed(sync_hooks.on_values_changed)
         privacy.register()
+        config_kinds.register()
         overview.register()
         system_page.register()
         segment_services.register_delete_guard(sync_services.syncs_of_segment)

@@ -59,6 +59,9 @@ class Destination(models.Model):
     config = models.JSONField(default=dict, blank=True)
     secrets_encrypted = models.TextField(blank=True, default="")
     secret_names = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    # where configuration as code takes each secret from, {name: "env:CDP_SECRET_…" or
+    # "file:/run/secrets/…"}: references only, never a value (activation.config_kinds)
+    secret_refs = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     # delivery policy
     batch_size = models.PositiveIntegerField(default=100)

@@ -25,7 +25,9 @@ def _changes(changes: list[config_code.Change]) -> list[dict[str, Any]]:
 
 
 class ConfigExportView(CapabilityMixin, APIView):
-    """The workspace's sources, purposes, computed traits and segments (no secrets)."""
+    """The workspace's definitions, a section per kind the apps register (sources, purposes,
+    computed traits, segments, destinations, syncs, streams, metrics, experiments, placements,
+    offers); secrets as references, never values."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:

@@ -37,6 +37,10 @@ class Kind:
     # (workspace, item, current item or None, actor) -> None; raises ValidationFailed with
     # paths relative to the item
     apply: Callable[[Workspace, dict[str, Any], dict[str, Any] | None, Any], None]
+    # (workspace, item equal to its export) -> the fields whose live value differs from what
+    # the item's references resolve to now (a secret rotated behind the same reference):
+    # such an item is applied although the documents are equal
+    stale: Callable[[Workspace, dict[str, Any]], list[str]] | None = None
 
 
 _KINDS: dict[str, Kind] = {}
@@ -49,8 +53,9 @@ def register(
     identity: str,
     export: Callable[[Workspace], list[dict[str, Any]]],
     apply: Callable[[Workspace, dict[str, Any], dict[str, Any] | None, Any], None],
+    stale: Callable[[Workspace, dict[str, Any]], list[str]] | None = None,
 ) -> None:
-    _KINDS[key] = Kind(key, order, identity, export, apply)
+    _KINDS[key] = Kind(key, order, identity, export, apply, stale)
 
 
 def kinds() -> list[Kind]:
@@ -127,6 +132,8 @@ def diff(workspace: Workspace, doc: Any) -> list[Change]:
                 changes.append(Change(kind.key, name, "create"))
             else:
                 fields = sorted(k for k in set(item) | set(old) if item.get(k) != old.get(k))
+                if not fields and kind.stale is not None:
+                    fields = kind.stale(workspace, item)
                 if fields:
                     changes.append(Change(kind.key, name, "update", fields))
         changes.extend(Change(kind.key, name, "extra") for name in sorted(set(have) - set(want)))
@@ -138,6 +145,7 @@ def apply(workspace: Workspace, doc: Any, *, actor: Any = None) -> list[Change]:
     """Make the workspace match `doc` (creates and updates; nothing is deleted), all or
     nothing. Returns the changes made; errors name the item (`segments[2].rule.all[0].op`)."""
     changes = diff(workspace, doc)
+    updated = {(c.kind, c.name) for c in changes if c.action == "update"}
     current = export(workspace)
     for kind in kinds():
         if kind.key not in doc:
@@ -145,7 +153,7 @@ def apply(workspace: Workspace, doc: Any, *, actor: Any = None) -> list[Change]:
         have = {item[kind.identity]: item for item in current.get(kind.key, [])}
         for index, item in enumerate(doc[kind.key]):
             old = have.get(item[kind.identity])
-            if old == item:
+            if old == item and (kind.key, item[kind.identity]) not in updated:
                 continue
             try:
                 kind.apply(workspace, item, old, actor)

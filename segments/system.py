@@ -17,11 +17,12 @@ SHOWN = 5
 
 def slowest_segments(workspace: Workspace) -> dict[str, Any]:
     # a workspace has at most a few hundred segments: no index needed to sort them
-    rows = list(
-        Segment.objects.filter(workspace=workspace)
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in Segment.objects.filter(workspace=workspace)
         .order_by(F("evaluation_ms").desc(nulls_last=True), "-member_count", "pk")
         .values("pk", "name", "status", "member_count", "evaluated_at", "evaluation_ms")[:SHOWN]
-    )
+    ]
     slowest = max((r["evaluation_ms"] or 0 for r in rows), default=0)
     for row in rows:
         # the bar beside each time, relative to the slowest shown
