@@ -186,6 +186,19 @@ class Connector:
             return value if "@" in value else None
         return value or None
 
+    def normalise_sql(self, identifier_type: str, column: str) -> str | None:
+        """`normalise` as a SQL expression over `column` (NULL: unusable), for the planner's
+        set-based path, which uses it only on values of printable ASCII (where Python's
+        `strip` and `lower` and these agree). None: only Python can — every kind that
+        overrides `normalise` and not this."""
+        if type(self).normalise is not Connector.normalise:
+            return None
+        trimmed = f"btrim({column}, ' ')"
+        if identifier_type == "email":
+            lowered = f'lower({trimmed} COLLATE "C")'
+            return f"CASE WHEN strpos({lowered}, '@') > 0 THEN {lowered} END"
+        return f"NULLIF({trimmed}, '')"
+
     def send(self, target: Target, items: list[Item]) -> Outcome:
         raise NotImplementedError
 
