@@ -573,18 +573,20 @@ plan AS MATERIALIZED (
     FROM c LEFT JOIN per ON per.id = c.id LEFT JOIN flat ON flat.id = c.id
 ),
 sent AS (
-    SELECT plan.id, plan.flat,
+    SELECT plan.id, plan.flat, {fields_hash} AS fields_hash,
            jsonb_build_object('op', 'upsert', 'identifiers', plan.identifiers,
                               'added', plan.identifiers, 'removed', '{{}}'::jsonb,
-                              'fields', {fields}, 'profile_id', plan.id) AS item,
+                              'fields', {fields}, 'profile_id', plan.id)
+           || CASE WHEN {fields_hash} <> '' THEN jsonb_build_object('fields_hash', {fields_hash})
+                   ELSE '{{}}'::jsonb END AS item,
            (row_number() OVER (ORDER BY plan.id) - 1) / %(batch)s AS bulk
-    FROM plan {traits_join}
+    FROM plan {traits_join} {hashes_join}
     WHERE plan.outcome = 'send'
 ),
 members AS (
     INSERT INTO activation_syncmember (sync_id, profile_id, sent_identifiers,
         sent_fields_hash, acked_identifiers, acked_fields_hash, updated_at)
-    SELECT %(sync)s, sent.id, sent.flat, '', '{{}}', '', now() FROM sent
+    SELECT %(sync)s, sent.id, sent.flat, sent.fields_hash, '{{}}', '', now() FROM sent
 ),
 bulks AS (
     INSERT INTO activation_delivery (workspace_id, destination_id, kind, key, profile_id,
@@ -601,12 +603,24 @@ FROM plan GROUP BY outcome
 """
 
 
+# mirror mode with fields: the fields' hash (`mappings.fields_hash`, over orjson's bytes) is
+# computed in Python from the fields Postgres builds, and joined in from this table
+_STAGE_HASHES = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS activation_plan_hashes (profile_id bigint PRIMARY "
+    "KEY, fields_hash text) ON COMMIT DELETE ROWS"
+)
+_FIELDS = """
+SELECT c.id, {fields}
+FROM unnest(%(ids)s::bigint[]) AS c(id)
+CROSS JOIN LATERAL (SELECT (p.computed - '_updated') || p.traits AS traits
+                    FROM profiles_profile p WHERE p.id = c.id OFFSET 0) t
+"""
+
+
 def set_based(sync: Sync, rule: mappings.Mapping, connector: Any) -> bool:
     """Whether a first run of this sync can be planned by `_FRESH`: every identifier type
-    normalised in SQL by its connector, no fields hash (mirror mode with fields), no running
-    holdout (its sides are drawn in Python)."""
-    if sync.mode == "mirror" and rule.fields:
-        return False
+    normalised in SQL by its connector, no running holdout (its sides are drawn in
+    Python)."""
     experiment = sync.holdout_experiment
     if experiment is not None and experiment.status == "running":
         return False
@@ -680,16 +694,24 @@ def _plan_fresh_sql(
         if any(f.trait is not None for f in rule.fields)
         else ""
     )
+    fields = _fields_sql(rule, bind)
+    hashed = sync.mode == "mirror" and bool(rule.fields)
     sql = _FRESH.format(
         consent=consent,
         normal=f"CASE i.type {normal} END",
-        fields=_fields_sql(rule, bind),
+        fields=fields,
         traits_join=traits_join,
+        fields_hash="COALESCE(h.fields_hash, '')" if hashed else "''",
+        hashes_join=(
+            "LEFT JOIN activation_plan_hashes h ON h.profile_id = plan.id" if hashed else ""
+        ),
     )
     left: list[int] = []
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
         cursor.execute("SET LOCAL synchronous_commit = off")
+        if hashed:
+            _stage_hashes(cursor, _FIELDS.format(fields=fields), params)
         cursor.execute(sql, params)
         for outcome, n, python_ids in cursor.fetchall():
             if outcome == "send":
@@ -702,6 +724,23 @@ def _plan_fresh_sql(
             elif outcome == "python":
                 left = list(python_ids)
     return left
+
+
+def _stage_hashes(cursor: Any, sql: str, params: dict[str, Any]) -> None:
+    """The chunk's fields hashes, as `_plan_ids` computes them, into activation_plan_hashes
+    (one row per profile whose fields are not empty)."""
+    cursor.execute(sql, params)
+    loads, digest = orjson.loads, mappings.fields_hash
+    lines = []
+    for profile_id, fields in cursor.fetchall():
+        value = digest(loads(fields) if isinstance(fields, str | bytes) else fields)
+        if value:
+            lines.append(f"{profile_id}\t{value}\n")
+    cursor.execute(_STAGE_HASHES)
+    with cursor.cursor.copy(
+        "COPY activation_plan_hashes (profile_id, fields_hash) FROM STDIN"
+    ) as copy:
+        copy.write("".join(lines))
 
 
 def _copy_text(value: str) -> str:

@@ -116,8 +116,9 @@ def _counts(result: SyncRun) -> tuple[int, ...]:
     )
 
 
+@pytest.mark.parametrize("mode", ["add_remove", "mirror"])  # mirror: with the fields' hash
 def test_the_set_based_first_run_plans_what_the_python_path_plans(
-    tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+    tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     purposes_install_defaults(workspace=tenant_a.workspace)
     _people(tenant_a)
@@ -132,9 +133,7 @@ def test_the_set_based_first_run_plans_what_the_python_path_plans(
 
     monkeypatch.setattr(planner, "_plan_fresh_sql", spy)
     fast_destination = webhook(tenant_a, "http://127.0.0.1:9/a", name="Fast", batch_size=7)
-    fast = sync_of(
-        tenant_a, segment, fast_destination, name="fast", mapping=MAPPING, mode="add_remove"
-    )
+    fast = sync_of(tenant_a, segment, fast_destination, name="fast", mapping=MAPPING, mode=mode)
     fast_run = _plan(fast)
     assert left, "the first run was planned set-based"
     # only the people with identifiers beyond ASCII were left to Python
@@ -147,9 +146,7 @@ def test_the_set_based_first_run_plans_what_the_python_path_plans(
 
     monkeypatch.setattr(planner, "set_based", lambda *a: False)
     slow_destination = webhook(tenant_a, "http://127.0.0.1:9/b", name="Slow", batch_size=7)
-    slow = sync_of(
-        tenant_a, segment, slow_destination, name="slow", mapping=MAPPING, mode="add_remove"
-    )
+    slow = sync_of(tenant_a, segment, slow_destination, name="slow", mapping=MAPPING, mode=mode)
     slow_run = _plan(slow)
     assert len(left) == 1, "the second sync was planned in Python"
 
@@ -180,6 +177,11 @@ def test_the_set_based_first_run_plans_what_the_python_path_plans(
     assert by_user[("u-6",)]["identifiers"]["phone"] == ["+4915112345678"]
     assert by_user[("u-7",)]["identifiers"]["email_plain"] == ['quote"back\\slash@example.com']
     assert one["added"] == one["identifiers"] and one["removed"] == {}
+    if mode == "mirror":
+        assert one["fields_hash"] == mappings.fields_hash(one["fields"])
+        assert all(m[1] for m in _states(fast).values())
+    else:
+        assert "fields_hash" not in one
 
 
 def test_after_a_set_based_first_run_a_full_resync_sends_nothing(tenant_a: Tenant) -> None:
@@ -188,7 +190,7 @@ def test_after_a_set_based_first_run_a_full_resync_sends_nothing(tenant_a: Tenan
     segment = pro_segment(tenant_a)
     with receiver() as hook:
         destination = webhook(tenant_a, hook.url, batch_size=10)
-        sync = sync_of(tenant_a, segment, destination, mapping=MAPPING, mode="add_remove")
+        sync = sync_of(tenant_a, segment, destination, mapping=MAPPING)  # mirror, the default
         first = _plan(sync)
         assert first.added == len(PEOPLE) + 25 - 2
         drain(destination)
@@ -207,12 +209,8 @@ def test_only_mappings_sql_can_compute_are_planned_set_based(tenant_a: Tenant) -
     plain = sync_of(tenant_a, segment, hook, mapping=MAPPING, mode="add_remove")
     webhook_connector = connector_get("webhook")
     assert planner.set_based(plain, mappings.parse(MAPPING, webhook_connector), webhook_connector)
-    # mirror mode hashes the fields in Python; without fields it is set-based too
     mirror = Sync(mode="mirror", holdout_experiment=None)
-    assert not planner.set_based(
-        mirror, mappings.parse(MAPPING, webhook_connector), webhook_connector
-    )
-    assert planner.set_based(mirror, mappings.parse(None, webhook_connector), webhook_connector)
+    assert planner.set_based(mirror, mappings.parse(MAPPING, webhook_connector), webhook_connector)
     # the ad platforms normalise in Python only (E.164 phones, their e-mail rule)
     google = connector_get("google_customer_match")
     rule = mappings.parse(None, google)
