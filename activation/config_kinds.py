@@ -50,6 +50,7 @@ from cdp import config_code
 from cdp.errors import ValidationFailed
 from cdp.models import Workspace
 from profiles.models import Source
+from segments.config_kinds import rule_with_keys
 from segments.models import Segment
 
 # ---- destinations ---------------------------------------------------------------------------
@@ -388,23 +389,8 @@ def apply_stream(
 
 
 def _segments_by_key(workspace: Workspace, rule: Any) -> Any:
-    """A targeting or eligibility rule with its `{"segment": id}` conditions naming the
-    segment by key (ids differ between workspaces; the rule language takes either)."""
-    if rule is None:
-        return None
-    keys = dict(Segment.objects.filter(workspace=workspace).values_list("pk", "key"))
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(child) for child in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("segment")
-        if set(node) == {"segment"} and isinstance(ref, int) and not isinstance(ref, bool):
-            return {"segment": keys.get(ref, ref)}
-        return {k: walk(v) for k, v in node.items()}
-
-    return walk(rule)
+    """A targeting or eligibility rule naming segments by key (segments.config_kinds)."""
+    return rule_with_keys(workspace, rule)
 
 
 # ---- metrics and experiments ----------------------------------------------------------------

@@ -41,6 +41,9 @@ class Kind:
     # the item's references resolve to now (a secret rotated behind the same reference):
     # such an item is applied although the documents are equal
     stale: Callable[[Workspace, dict[str, Any]], list[str]] | None = None
+    # item -> the names of items of the same kind it refers to (a segment built on another):
+    # those are applied first
+    depends: Callable[[dict[str, Any]], set[str]] | None = None
 
 
 _KINDS: dict[str, Kind] = {}
@@ -54,8 +57,35 @@ def register(
     export: Callable[[Workspace], list[dict[str, Any]]],
     apply: Callable[[Workspace, dict[str, Any], dict[str, Any] | None, Any], None],
     stale: Callable[[Workspace, dict[str, Any]], list[str]] | None = None,
+    depends: Callable[[dict[str, Any]], set[str]] | None = None,
 ) -> None:
-    _KINDS[key] = Kind(key, order, identity, export, apply, stale)
+    _KINDS[key] = Kind(key, order, identity, export, apply, stale, depends)
+
+
+def _in_apply_order(kind: Kind, items: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """The items with their index in the document, each after the items it refers to
+    (document order otherwise; a cycle is left as it is, for the apply to name)."""
+    indexed = list(enumerate(items))
+    if kind.depends is None:
+        return indexed
+    by_name = {item[kind.identity]: (index, item) for index, item in indexed}
+    ordered: list[tuple[int, dict[str, Any]]] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name):
+            return  # placed, or being placed (a cycle)
+        state[name] = "visiting"
+        index, item = by_name[name]
+        for other in sorted(kind.depends(item) if kind.depends else ()):
+            if other in by_name:
+                visit(other)
+        state[name] = "placed"
+        ordered.append((index, item))
+
+    for _, item in indexed:
+        visit(item[kind.identity])
+    return ordered
 
 
 def kinds() -> list[Kind]:
@@ -151,7 +181,7 @@ def apply(workspace: Workspace, doc: Any, *, actor: Any = None) -> list[Change]:
         if kind.key not in doc:
             continue
         have = {item[kind.identity]: item for item in current.get(kind.key, [])}
-        for index, item in enumerate(doc[kind.key]):
+        for index, item in _in_apply_order(kind, doc[kind.key]):
             old = have.get(item[kind.identity])
             if old == item and (kind.key, item[kind.identity]) not in updated:
                 continue

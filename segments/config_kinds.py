@@ -15,10 +15,52 @@ FIELDS = ("key", "name", "description", "tags", "status", "rule")
 STATUSES = (SegmentStatus.PUBLISHED, SegmentStatus.DRAFT)
 
 
+def rule_with_keys(workspace: Workspace, rule: Any, keys: dict[int, str] | None = None) -> Any:
+    """A rule (a segment's, an experiment's targeting, an offer's eligibility) with its
+    `{"segment": id}` conditions naming the segment by key: ids differ between workspaces, and
+    the rule language takes either."""
+    if rule is None:
+        return None
+    if keys is None:
+        keys = dict(Segment.objects.filter(workspace=workspace).values_list("pk", "key"))
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(child) for child in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("segment")
+        if set(node) == {"segment"} and isinstance(ref, int) and not isinstance(ref, bool):
+            return {"segment": keys.get(ref, ref)}
+        return {k: walk(v) for k, v in node.items()}
+
+    return walk(rule)
+
+
+def referenced_keys(item: dict[str, Any]) -> set[str]:
+    """The segments (by key) an item's rule refers to: they are applied before it."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict):
+            ref = node.get("segment")
+            if set(node) == {"segment"} and isinstance(ref, str):
+                found.add(ref)
+            for value in node.values():
+                walk(value)
+
+    walk(item.get("rule"))
+    return found
+
+
 def export_segments(workspace: Workspace) -> list[dict[str, Any]]:
     rows = Segment.objects.filter(workspace=workspace, status__in=STATUSES).select_related(
         "published_version", "draft_version"
     )
+    keys = dict(Segment.objects.filter(workspace=workspace).values_list("pk", "key"))
     out = []
     for segment in rows:
         version = segment.published_version or segment.draft_version
@@ -29,7 +71,7 @@ def export_segments(workspace: Workspace) -> list[dict[str, Any]]:
                 "description": segment.description,
                 "tags": list(segment.tags),
                 "status": segment.status,
-                "rule": version.rule if version else None,
+                "rule": rule_with_keys(workspace, version.rule, keys) if version else None,
             }
         )
     return out
@@ -71,5 +113,10 @@ def apply_segment(
 
 def register() -> None:
     config_code.register(
-        key="segments", order=50, identity="key", export=export_segments, apply=apply_segment
+        key="segments",
+        order=50,
+        identity="key",
+        export=export_segments,
+        apply=apply_segment,
+        depends=referenced_keys,
     )

@@ -48,12 +48,19 @@ def _configure(tenant: Tenant) -> None:
             "window_days": 90,
         },
     )
-    segment_create(
+    big = segment_create(
         workspace=ws,
         name="Big spenders",
         rule={"trait": "plan", "op": "eq", "value": "pro"},
         publish=True,
         tags=["vip"],
+    )
+    # built on the other by id; its key sorts first, so an apply must create the other first
+    segment_create(
+        workspace=ws,
+        name="Active big spenders",
+        rule={"all": [{"segment": big.pk}, {"trait": "orders_90d", "op": "gte", "value": 1}]},
+        publish=True,
     )
     segment_create(
         workspace=ws, name="Draft idea", rule={"trait": "orders_90d", "op": "gte", "value": 3}
@@ -67,9 +74,12 @@ def test_export_apply_on_an_empty_workspace_export_again_is_identical(
     doc = config_code.export(tenant_a.workspace)
     assert [s["name"] for s in doc["sources"]] == ["Alpha app", "Web shop"]
     assert {s["key"]: s["status"] for s in doc["segments"]} == {
+        "active-big-spenders": "published",
         "big-spenders": "published",
         "draft-idea": "draft",
     }
+    # a segment refers to another by key, never by this workspace's id
+    assert doc["segments"][0]["rule"]["all"][0] == {"segment": "big-spenders"}
     # through YAML and back, as a file would go
     text = config_code.dumps(doc)
     changes = config_code.apply(tenant_b.workspace, config_code.loads(text))
