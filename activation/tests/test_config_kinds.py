@@ -239,6 +239,7 @@ def test_a_secret_rotates_through_its_reference(
     # a changed value under the same variable: the diff shows it, apply stores it, and a
     # second apply changes nothing
     monkeypatch.setenv(AUTH_VAR, "Bearer rotated-0")
+
     def made(changes: list[config_code.Change]) -> list[str]:
         return [c.text() for c in changes if c.action != "extra"]
 
