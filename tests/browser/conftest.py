@@ -2,7 +2,9 @@
 signed in by copying a Django session cookie (fast) unless a test drives the login form.
 
 Every page fails its test on a JavaScript error or a console error, unless the test says
-which console messages it expects (e.g. the 404 of a page it is not allowed to see)."""
+which console messages it expects (e.g. the 404 of a page it is not allowed to see).
+
+No page can be acted on before its scripts have run (READY_GATE)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,26 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 TIMEOUT_MS = 10_000
 expect.set_options(timeout=TIMEOUT_MS)
 
+# The pages' scripts are modules, so deferred: they run once the document is parsed AND the
+# stylesheets in its head have loaded, just before DOMContentLoaded. Until then the elements are
+# in the DOM but have no behaviour: a select with data-autosubmit changes without submitting
+# (the flaky privacy audit filter: the audit log's own stylesheet, not yet in the fresh context's
+# cache, held app.js back while select_option acted). Playwright waits for an element to be
+# visible and enabled, not for scripts (and select_option and fill not even for a rendered
+# frame, so blocking="render" does not help), hence every document of every context counts as
+# hidden until its DOMContentLoaded. A constructed stylesheet is used: no DOM or attribute change,
+# and the Content-Security-Policy allows it.
+READY_GATE = """
+(() => {
+  const gate = new CSSStyleSheet();
+  gate.replaceSync('* { visibility: hidden !important; }');
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, gate];
+  document.addEventListener('DOMContentLoaded', () => {
+    document.adoptedStyleSheets = document.adoptedStyleSheets.filter((sheet) => sheet !== gate);
+  }, { once: true });
+})();
+"""
+
 
 @pytest.fixture(scope="session")
 def browser(django_db_setup: Any, live_server: Any) -> Iterator[Browser]:
@@ -45,6 +67,15 @@ def browser(django_db_setup: Any, live_server: Any) -> Iterator[Browser]:
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
+        new_context = browser.new_context
+
+        def gated_context(**options: Any) -> BrowserContext:
+            # contexts a test opens itself (a second user) are gated too
+            ctx = new_context(**options)
+            ctx.add_init_script(script=READY_GATE)
+            return ctx
+
+        browser.new_context = gated_context  # type: ignore[method-assign]
         yield browser
         browser.close()
 
