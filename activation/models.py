@@ -294,7 +294,8 @@ class SyncMember(models.Model):
     acknowledged (`acked`). The planner diffs the desired state against `sent`."""
 
     id = models.BigAutoField(primary_key=True)
-    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="+")
+    # look-ups by sync use the unique (sync, profile_id) index: no index of its own
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="+", db_index=False)
     profile_id = models.BigIntegerField()
     sent_identifiers = ArrayField(models.TextField(), default=list)
     sent_fields_hash = models.CharField(max_length=64, blank=True, default="")

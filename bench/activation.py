@@ -13,7 +13,7 @@ is measured first, so it is known not to be the bottleneck.
 
 1. initial: `--profiles` people (1M; SQL: profile, an email and a user_id identity, membership
    of one published segment with its change rows), a webhook destination (batch 1000,
-   concurrency 4, purpose analytics) and a sync (email as SHA-256 + user_id) enabled and run
+   concurrency 6, purpose analytics) and a sync (email as SHA-256 + user_id) enabled and run
    ("Run now"): planning time, delivery time, run start → last item received, profiles/s
    (target ≥ 20,000), duplicates (must be 0), CPU per part.
 2. delta: 1 % changes recorded as the real-time segment path records them (membership rows
@@ -90,7 +90,7 @@ TARGET_PROFILES_PER_S = 20_000
 TARGET_STREAM_P95_S = 2.0
 ACTIVATION_THREADS = 8
 MAPPING = {"identifiers": [{"type": "email", "hash": "sha256"}, {"type": "user_id"}]}
-POLICY = {"batch_size": 1000, "concurrency": 4}
+POLICY = {"batch_size": 1000, "concurrency": 6}
 SCENARIOS = ("initial", "delta", "stream", "outage")
 
 

@@ -357,6 +357,8 @@ CDP_SUPPRESSION_HMAC_KEY = env_str("CDP_SUPPRESSION_HMAC_KEY", "") or SECRET_KEY
 CDP_SECRETS_KEY = env_str("CDP_SECRETS_KEY", "")
 CDP_ACTIVATION_TICK_SECONDS = env_int("CDP_ACTIVATION_TICK_SECONDS", 3)
 CDP_ACTIVATION_THREADS = env_int("CDP_ACTIVATION_THREADS", 8)  # the activation worker's pool
+# threads (each with its database connection) planning a sync's first run set-based
+CDP_SYNC_PLANNERS = env_int("CDP_SYNC_PLANNERS", 2)
 CDP_FILES_ROOT = env_str("CDP_FILES_ROOT", "")  # where "local folder" file destinations may write
 # days a privacy export bundle stays downloadable (it holds a person's data in full)
 # a shortened retention period takes effect after this many days (cancellable meanwhile)

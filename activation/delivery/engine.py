@@ -115,7 +115,7 @@ WITH cand AS (
     FROM activation_delivery d
     WHERE d.destination_id = %(dest)s AND d.status = 'pending'
       AND d.next_attempt_at <= clock_timestamp()
-    ORDER BY d.id LIMIT %(scan)s FOR UPDATE SKIP LOCKED
+    ORDER BY d.id LIMIT ({window}) FOR UPDATE SKIP LOCKED
 ), in_bulk AS MATERIALIZED (
     SELECT u.id AS profile_id, min(b.id) AS first_id
     FROM activation_delivery b, unnest(b.profile_ids) AS u(id)
@@ -149,7 +149,20 @@ SET status = 'sending', lease_until = clock_timestamp() + %(lease)s * interval '
 FROM chosen WHERE d.id = chosen.id
 RETURNING d.id, d.key, d.kind, d.profile_id, d.payload, d.attempts, d.created_at, d.sync_id,
     d.run_id
-"""
+""".replace(
+    "{window}",
+    # how many rows to lock: as many as cover `scan` items in id order (counted without
+    # locks), so a claim of bulk rows locks two or three rows, not every pending one — the
+    # destination's other senders, skipping what is locked, find the next rows
+    """SELECT GREATEST(1, count(*)) FROM (
+        SELECT sum(w.n) OVER (ORDER BY w.id) - w.n AS before FROM (
+            SELECT v.id, COALESCE(cardinality(v.profile_ids), 1) AS n
+            FROM activation_delivery v
+            WHERE v.destination_id = %(dest)s AND v.status = 'pending'
+              AND v.next_attempt_at <= clock_timestamp()
+            ORDER BY v.id LIMIT %(scan)s) w) x
+    WHERE x.before < %(scan)s""",
+)
 
 
 def claim(destination: Destination, limit: int) -> list[Row]:

@@ -26,6 +26,8 @@ chunks already planned unchanged (nothing is sent twice)."""
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -62,6 +65,20 @@ class Counts:
     skipped_holdout: int = 0
     deliveries: int = 0
     destinations: set[int] = field(default_factory=set)
+
+    def add(self, other: Counts) -> None:
+        for name in (
+            "added",
+            "updated",
+            "removed",
+            "unchanged",
+            "skipped_consent",
+            "skipped_no_identifier",
+            "skipped_holdout",
+            "deliveries",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.destinations |= other.destinations
 
 
 HOLDOUT = "holdout"  # the holdout experiment's control: members not sent
@@ -168,30 +185,50 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
         quiet = bulk.destination_quiet(sync.destination_id)
         destination_id = sync.destination_id
         kicked = False
-        for n, (chunk, members) in enumerate(_all_candidates(sync)):
-            with transaction.atomic():
-                _plan_chunk(
-                    sync,
-                    rule,
-                    connector,
-                    chunk,
-                    run,
-                    counts,
-                    repair=kind == RunKind.FULL,
-                    fresh=fresh,
-                    batch=batch,
-                    quiet=quiet,
-                    members=members,
-                )
-                if counts.deliveries:
-                    # senders start on the first chunk while it plans on (all of the
-                    # destination's slots); one more per chunk, for a sender that found the
-                    # queue empty and ended before this chunk landed
-                    slots = 1 if kicked else sync.destination.concurrency
-                    transaction.on_commit(partial(tasks.kick, destination_id, slots=slots))
-                    kicked = True
-            if n in (1, 20):  # the tables grew a lot: plans need their new size
-                _analyze()
+        planners = settings.CDP_SYNC_PLANNERS
+        if (
+            planners > 1
+            and fresh
+            and quiet
+            and batch
+            and not connection.in_atomic_block  # the caller's data must be visible to all
+            and set_based(sync, rule, connector)
+        ):
+            _plan_in_parallel(
+                sync,
+                rule,
+                connector,
+                run,
+                counts,
+                planners=planners,
+                repair=kind == RunKind.FULL,
+                batch=batch,
+            )
+        else:
+            for n, (chunk, members) in enumerate(_all_candidates(sync)):
+                with transaction.atomic():
+                    _plan_chunk(
+                        sync,
+                        rule,
+                        connector,
+                        chunk,
+                        run,
+                        counts,
+                        repair=kind == RunKind.FULL,
+                        fresh=fresh,
+                        batch=batch,
+                        quiet=quiet,
+                        members=members,
+                    )
+                    if counts.deliveries:
+                        # senders start on the first chunk while it plans on (all of the
+                        # destination's slots); one more per chunk, for a sender that found
+                        # the queue empty and ended before this chunk landed
+                        slots = 1 if kicked else sync.destination.concurrency
+                        transaction.on_commit(partial(tasks.kick, destination_id, slots=slots))
+                        kicked = True
+                if n in (1, 20):  # the tables grew a lot: plans need their new size
+                    _analyze()
         with transaction.atomic():
             _advance(sync, cursors, kind)
     SyncRun.objects.filter(pk=run.pk).update(
@@ -209,6 +246,85 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
         destination_id = sync.destination_id
         transaction.on_commit(lambda: tasks.kick(destination_id))
     return run
+
+
+def _plan_in_parallel(
+    sync: Sync,
+    rule: mappings.Mapping,
+    connector: Any,
+    run: SyncRun,
+    counts: Counts,
+    *,
+    planners: int,
+    repair: bool,
+    batch: int,
+) -> None:
+    """A set-based first run, its chunks planned by `planners` threads, each on its own
+    database connection: while Postgres runs one chunk's statement, another's runs on the
+    other core. Each chunk is still its own transaction (what sequential planning does), the
+    cursors still move after the last one, so a crash is recovered the same way."""
+    from activation import tasks  # tasks import the planner
+
+    todo: queue.Queue[tuple[list[int], bool] | None] = queue.Queue(maxsize=planners)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+    first = threading.Event()
+    destination_id = sync.destination_id
+
+    def work() -> None:
+        try:
+            while (job := todo.get()) is not None:
+                if failures:
+                    continue  # drained, not planned: the run fails below
+                chunk, members = job
+                local = Counts()
+                try:
+                    with transaction.atomic():
+                        _plan_chunk(
+                            sync,
+                            rule,
+                            connector,
+                            chunk,
+                            run,
+                            local,
+                            repair=repair,
+                            fresh=True,
+                            batch=batch,
+                            quiet=True,
+                            members=members,
+                        )
+                        if local.deliveries:
+                            slots = 1 if first.is_set() else sync.destination.concurrency
+                            first.set()
+                            transaction.on_commit(partial(tasks.kick, destination_id, slots=slots))
+                except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+                    failures.append(exc)
+                    continue
+                with lock:
+                    counts.add(local)
+        finally:
+            connection.close()  # the thread's own connection
+
+    threads = [
+        threading.Thread(target=work, name=f"sync-{sync.pk}-planner-{n}", daemon=True)
+        for n in range(planners)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for n, job in enumerate(_all_candidates(sync)):
+            if failures:
+                break
+            todo.put(job)
+            if n in (2, 20):  # the tables grew a lot: plans need their new size
+                _analyze()
+    finally:
+        for _ in threads:
+            todo.put(None)
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _analyze() -> None:

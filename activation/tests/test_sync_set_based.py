@@ -216,3 +216,47 @@ def test_only_mappings_sql_can_compute_are_planned_set_based(tenant_a: Tenant) -
     rule = mappings.parse(None, google)
     assert not planner.set_based(Sync(mode="add_remove", holdout_experiment=None), rule, google)
     assert isinstance(hook, Destination)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["add_remove", "mirror"])
+def test_two_planner_threads_plan_every_member_once(
+    tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch, settings: Any, mode: str
+) -> None:
+    """Outside a caller's transaction (the worker's case), a first run's chunks are planned by
+    CDP_SYNC_PLANNERS threads on their own connections: the same plan as one thread makes."""
+    import threading
+
+    settings.CDP_SYNC_PLANNERS = 2
+    monkeypatch.setattr(planner, "CHUNK", 4)  # many chunks for a few people
+    purposes_install_defaults(workspace=tenant_a.workspace)
+    _people(tenant_a)
+    segment = pro_segment(tenant_a)
+    planned_by: set[str] = set()
+    fresh_sql = planner._plan_fresh_sql
+
+    def spy(*args: Any, **kwargs: Any) -> list[int]:
+        planned_by.add(threading.current_thread().name)
+        return fresh_sql(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "_plan_fresh_sql", spy)
+    two = webhook(tenant_a, "http://127.0.0.1:9/two", name="Two", batch_size=3)
+    parallel = sync_of(tenant_a, segment, two, name="two", mapping=MAPPING, mode=mode)
+    parallel_run = _plan(parallel)
+    assert len(planned_by) == 2 and all("planner" in name for name in planned_by)
+
+    settings.CDP_SYNC_PLANNERS = 1
+    planned_by.clear()
+    one = webhook(tenant_a, "http://127.0.0.1:9/one", name="One", batch_size=3)
+    single = sync_of(tenant_a, segment, one, name="one", mapping=MAPPING, mode=mode)
+    single_run = _plan(single)
+    assert planned_by == {threading.current_thread().name}
+
+    assert _counts(parallel_run) == _counts(single_run)
+    assert parallel_run.added == len(PEOPLE) + 25 - 2
+    assert _states(parallel) == _states(single)
+    assert _items(parallel) == _items(single)  # each member in exactly one bulk row
+    rows = Delivery.objects.filter(sync_id=parallel.pk)
+    members = [p for row in rows for p in row.profile_ids or []]
+    assert len(members) == len(set(members)) == parallel_run.added
+    assert Sync.objects.get(pk=parallel.pk).initialised
