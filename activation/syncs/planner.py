@@ -29,8 +29,8 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any
 
@@ -67,18 +67,10 @@ class Counts:
     destinations: set[int] = field(default_factory=set)
 
     def add(self, other: Counts) -> None:
-        for name in (
-            "added",
-            "updated",
-            "removed",
-            "unchanged",
-            "skipped_consent",
-            "skipped_no_identifier",
-            "skipped_holdout",
-            "deliveries",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.destinations |= other.destinations
+        """Another part's counts (a planner thread's chunk) added to these."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            setattr(self, f.name, mine | theirs if isinstance(mine, set) else mine + theirs)
 
 
 HOLDOUT = "holdout"  # the holdout experiment's control: members not sent
@@ -488,19 +480,29 @@ def _holdout(sync: Sync, profile_ids: list[int]) -> set[int]:
     return {p for p, side in sides.items() if side == HOLDOUT}
 
 
-def _profiles_sql(sync: Sync, params: dict[str, Any]) -> str:
+def _binder(params: dict[str, Any]) -> Callable[[object], str]:
+    """Binds a value into `params` and returns its placeholder."""
+
     def bind(value: object) -> str:
         name = f"c{len(params)}"
         params[name] = value
         return f"%({name})s"
 
-    consent = consent_sql(
+    return bind
+
+
+def _consent(sync: Sync, bind: Callable[[object], str]) -> str:
+    """consent.enforcement's predicate for the destination's purpose, over `c.id`."""
+    return consent_sql(
         profile_column="c.id",
         workspace_id=sync.workspace_id,
         purpose=sync.destination.purpose,
         param=bind,
     )
-    return _PROFILES.replace("{consent}", consent)
+
+
+def _profiles_sql(sync: Sync, params: dict[str, Any]) -> str:
+    return _PROFILES.replace("{consent}", _consent(sync, _binder(params)))
 
 
 def _plan_ids(
@@ -789,17 +791,8 @@ def _plan_fresh_sql(
         ).decode(),
     }
 
-    def bind(value: object) -> str:
-        name = f"c{len(params)}"
-        params[name] = value
-        return f"%({name})s"
-
-    consent = consent_sql(
-        profile_column="c.id",
-        workspace_id=sync.workspace_id,
-        purpose=sync.destination.purpose,
-        param=bind,
-    )
+    bind = _binder(params)
+    consent = _consent(sync, bind)
     normal = " ".join(
         f"WHEN {bind(kind)} THEN {connector.normalise_sql(kind, 'i.value')}"
         for kind in params["types"]
@@ -848,8 +841,8 @@ def _stage_hashes(cursor: Any, sql: str, params: dict[str, Any]) -> None:
     cursor.execute(sql, params)
     loads, digest = orjson.loads, mappings.fields_hash
     lines = []
-    for profile_id, fields in cursor.fetchall():
-        value = digest(loads(fields) if isinstance(fields, str | bytes) else fields)
+    for profile_id, mapped in cursor.fetchall():
+        value = digest(loads(mapped) if isinstance(mapped, str | bytes) else mapped)
         if value:
             lines.append(f"{profile_id}\t{value}\n")
     cursor.execute(_STAGE_HASHES)
