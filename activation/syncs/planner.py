@@ -673,9 +673,9 @@ nv AS (
     FROM v WHERE v.normal IS NOT NULL AND v.id NOT IN (SELECT id FROM python)
 ),
 by_name AS (
-    SELECT id, name, jsonb_agg(value ORDER BY value) AS vals FROM nv GROUP BY id, name
+    SELECT id, name, json_agg(value ORDER BY value) AS vals FROM nv GROUP BY id, name
 ),
-per AS (SELECT id, jsonb_object_agg(name, vals) AS identifiers FROM by_name GROUP BY id),
+per AS (SELECT id, json_object_agg(name, vals) AS identifiers FROM by_name GROUP BY id),
 flat AS (
     SELECT x.id, array_agg(x.f ORDER BY x.f) AS flat
     FROM (SELECT id, (name || ':' || value) COLLATE "C" AS f FROM nv) x GROUP BY x.id
@@ -692,11 +692,15 @@ plan AS MATERIALIZED (
 ),
 sent AS (
     SELECT plan.id, plan.flat, {fields_hash} AS fields_hash,
-           jsonb_build_object('op', 'upsert', 'identifiers', plan.identifiers,
-                              'added', plan.identifiers, 'removed', '{{}}'::jsonb,
-                              'fields', {fields}, 'profile_id', plan.id)
-           || CASE WHEN {fields_hash} <> '' THEN jsonb_build_object('fields_hash', {fields_hash})
-                   ELSE '{{}}'::jsonb END AS item,
+           -- json (text), not jsonb: the bulk row's payload is parsed once, as a whole
+           CASE WHEN {fields_hash} <> ''
+                THEN json_build_object('op', 'upsert', 'identifiers', plan.identifiers,
+                                       'added', plan.identifiers, 'removed', json_build_object(),
+                                       'fields', {fields}, 'profile_id', plan.id,
+                                       'fields_hash', {fields_hash})
+                ELSE json_build_object('op', 'upsert', 'identifiers', plan.identifiers,
+                                       'added', plan.identifiers, 'removed', json_build_object(),
+                                       'fields', {fields}, 'profile_id', plan.id) END AS item,
            (row_number() OVER (ORDER BY plan.id) - 1) / %(batch)s AS bulk
     FROM plan {traits_join} {hashes_join}
     WHERE plan.outcome = 'send'
@@ -712,7 +716,7 @@ bulks AS (
         reason, error)
     SELECT %(ws)s, %(destination)s, 'bulk', gen_random_uuid(), NULL,
            array_agg(sent.id ORDER BY sent.id), %(sync)s, %(run)s,
-           %(head)s::jsonb || jsonb_build_object('items', jsonb_agg(sent.item ORDER BY sent.id)),
+           (%(head)s || string_agg(sent.item::text, ',' ORDER BY sent.id) || ']}}')::jsonb,
            'pending', 0, now(), now(), '', ''
     FROM sent GROUP BY sent.bulk
 )
@@ -786,9 +790,11 @@ def _plan_fresh_sql(
         "rule_types": [r.type for r in rule.identifiers],
         "rule_names": [r.name for r in rule.identifiers],
         "rule_hashed": [r.hashed for r in rule.identifiers],
+        # the payload's head, its items appended as text: {"sync": …, "audience": …, "items": [
         "head": orjson.dumps(
             {"sync": sync.pk, "audience": {"id": sync.segment_id, "key": sync.segment.key}}
-        ).decode(),
+        ).decode()[:-1]
+        + ',"items":[',
     }
 
     bind = _binder(params)
