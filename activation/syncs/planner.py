@@ -235,8 +235,10 @@ def _plan_locked(sync: Sync, kind: str) -> SyncRun | None:
     )
     run.refresh_from_db()
     if counts.deliveries:
-        destination_id = sync.destination_id
-        transaction.on_commit(lambda: tasks.kick(destination_id))
+        # planning is over: every slot a sender left while the queue was briefly empty is
+        # taken again for what remains (a task finding no free slot ends at once)
+        destination_id, slots = sync.destination_id, max(1, sync.destination.concurrency)
+        transaction.on_commit(lambda: tasks.kick(destination_id, slots=slots))
     return run
 
 
