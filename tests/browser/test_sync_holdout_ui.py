@@ -105,11 +105,12 @@ def test_a_holdout_from_the_sync_page(
     assert held + treated == 60 and held >= 2 and treated >= 2
     assert (run.skipped_holdout, run.added) == (held, treated)
     user_of = dict(Identity.objects.filter(type="user_id").values_list("profile_id", "value"))
-    buyers = [
-        user_of[p]
-        for p, side in sides.items()
-        if (side == "treated" and p % 2 == 0) or (side == "holdout" and p % 5 == 0)
-    ]
+    # every second treated member and every third held one buy: both rates strictly between
+    # 0 and 1 whatever the seed drew (a control rate of 0 or 1 has no power plan, and the
+    # experiment page's request for one would answer 400)
+    treated_ids = sorted(p for p, side in sides.items() if side == "treated")
+    held_ids = sorted(p for p, side in sides.items() if side == "holdout")
+    buyers = [user_of[p] for p in treated_ids[::2] + held_ids[::3]]
     send_events(Client(), tenant_a, *[
         {"type": "track", "userId": u, "event": "Order Completed",
          "properties": {"revenue": 10}} for u in buyers])  # fmt: skip
