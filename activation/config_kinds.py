@@ -388,9 +388,9 @@ def apply_stream(
 # ---- rules: segments by key -----------------------------------------------------------------
 
 
-def _segments_by_key(workspace: Workspace, rule: Any) -> Any:
-    """A targeting or eligibility rule naming segments by key (segments.config_kinds)."""
-    return rule_with_keys(workspace, rule)
+def _segment_keys(workspace: Workspace) -> dict[int, str]:
+    """Segment id -> key, read once per export (rules name segments by key)."""
+    return dict(Segment.objects.filter(workspace=workspace).values_list("pk", "key"))
 
 
 # ---- metrics and experiments ----------------------------------------------------------------
@@ -469,11 +469,12 @@ def export_experiments(workspace: Workspace) -> list[dict[str, Any]]:
         .prefetch_related("secondary_metrics", "guardrail_metrics")
     )
     out = []
+    keys = _segment_keys(workspace)
     for experiment in rows:
         if SYNC_HOLDOUT_KEY.fullmatch(experiment.key):
             continue
         item = {name: getattr(experiment, name) for name in EXPERIMENT_FIELDS[: -len(METRIC_REFS)]}
-        item["targeting"] = _segments_by_key(workspace, experiment.targeting)
+        item["targeting"] = rule_with_keys(workspace, experiment.targeting, keys)
         item["primary_metric"] = experiment.primary_metric.key
         for many in METRIC_REFS[1:]:
             item[many] = sorted(m.key for m in getattr(experiment, many).all())
@@ -569,10 +570,11 @@ def _when(value: datetime | None) -> str | None:
 
 def export_offers(workspace: Workspace) -> list[dict[str, Any]]:
     out = []
+    keys = _segment_keys(workspace)
     for offer in Offer.objects.filter(workspace=workspace).select_related("placement"):
         item = {name: getattr(offer, name) for name in OFFER_FIELDS}
         item["placement"] = offer.placement.key
-        item["eligibility"] = _segments_by_key(workspace, offer.eligibility)
+        item["eligibility"] = rule_with_keys(workspace, offer.eligibility, keys)
         item["starts_at"], item["ends_at"] = _when(offer.starts_at), _when(offer.ends_at)
         item["weight"] = float(offer.weight)
         out.append(item)
