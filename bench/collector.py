@@ -5,7 +5,8 @@ everything itself:
 
 1. a fresh database `cdp_bench` on 127.0.0.1:5432 (BENCH_DATABASE_URL overrides), migrated,
    with a bootstrapped workspace and write key; Redis db 2 (BENCH_REDIS_URL overrides);
-2. gunicorn (sync workers) on 127.0.0.1, a free port in 18200-18299;
+2. gunicorn as `bin/start` runs it (gthread workers, keep-alive) on 127.0.0.1, a free port
+   in 18200-18299;
 3. warm-up, then the scenarios, each bounded by time and by a request budget:
    - batch:  POST /v1/batch, 100 events per request, closed loop, concurrency 8;
    - paced:  POST /v1/batch at a fixed 10,000 events/s (open loop: latency is measured from
@@ -22,7 +23,7 @@ each scenario first waits (at most `--wait-quiet` seconds) for other processes t
 CPUs idle, and the CPU table shows what else ran during the scenario.
 
 The load generator is one OS process per concurrent client, each sending pre-built request
-bytes over a plain socket (keep-alive when the server allows it; gunicorn's sync workers close
+bytes over a plain socket (keep-alive when the server allows it — gthread does; sync workers close
 the connection after every response, so they reconnect per request, as any client of them
 would). CPU use of the server, Postgres, the load generator and everything else on the
 machine is sampled from /proc for every scenario, so a saturated load generator would show.
@@ -69,11 +70,12 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cdp_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/2"
 PORT_RANGE = range(18200, 18300)
 HOST = "127.0.0.1"
-# Measured on the 2-core machine with `--workers 2,3,4,5,6,8`: from 3 sync workers on, the two
-# cores are saturated (gunicorn + Postgres) and throughput stays within noise (+-7 %) up to 8;
-# 3 (cores + 1, so one worker can run while others wait on Postgres) keeps the fewest
-# processes and connections for the same throughput.
-DEFAULT_WORKERS = "3"
+# As `bin/start` runs the web server (cdp_run): gthread workers, one per core, 16 threads each
+# (keep-alive; concurrent collector requests share one INSERT and commit). Measured on the
+# 2-core machine with the pipeline worker running, single events: 3 sync workers 467 req/s,
+# 8 sync 918, 2 x 8 threads 1,297 (16 clients), 2 x 16 threads 1,480-1,547 (32 clients).
+DEFAULT_WORKERS = "2"
+DEFAULT_THREADS = 16
 
 TARGET_BATCH_EVENTS_PER_S = 10_000
 AIM_BATCH_EVENTS_PER_S = 20_000
@@ -456,6 +458,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+    return found
+
+
 def _machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]
@@ -584,10 +596,12 @@ class Server:
         worker_class: str,
         log: Path,
         profile_dir: Path | None = None,
+        threads: int = DEFAULT_THREADS,
     ) -> None:
         self.env = env
         self.workers = workers
         self.worker_class = worker_class
+        self.threads = threads
         self.log_path = log
         self.profile_dir = profile_dir
         self.port = 0
@@ -613,6 +627,8 @@ class Server:
             "--log-level",
             "warning",
         ]
+        if self.worker_class == "gthread":  # as `bin/start` runs it (cdp_run)
+            command += ["--threads", str(self.threads), "--keep-alive", "5"]
         env = dict(self.env)
         if self.profile_dir is not None:
             command += ["--config", str(REPO / "bench" / "gunicorn_profile.py")]
@@ -686,6 +702,12 @@ class PipelineWorker:
         time.sleep(3.0)  # connected to the broker before the load starts
         if self.proc.poll() is not None:
             raise SystemExit(f"the Celery worker exited early; see {self.log_path}")
+
+    def pids(self) -> list[int]:
+        """The Celery main process and its pool processes."""
+        if self.proc is None:
+            return []
+        return [self.proc.pid, *_children(self.proc.pid)]
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -769,7 +791,12 @@ def postgres_pids(url: str) -> list[int]:
 
 
 def run_scenario(
-    scenario: Scenario, server: Server, write_key: str, tag: str, db_url: str
+    scenario: Scenario,
+    server: Server,
+    write_key: str,
+    tag: str,
+    db_url: str,
+    pipeline: PipelineWorker | None = None,
 ) -> ScenarioResult:
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(scenario.concurrency + 1)
@@ -796,6 +823,8 @@ def run_scenario(
                 "gunicorn": [server.proc.pid, *server.worker_pids()] if server.proc else [],
                 "postgres": pg,
                 "load generator": [p.pid for p in procs if p.pid],
+                "pipeline worker": pipeline.pids() if pipeline is not None else [],
+                "redis": _pids_named("redis-server"),
             }
         )
         for _ in procs:
@@ -1052,7 +1081,13 @@ def print_results(report: dict[str, Any]) -> None:
         print(
             f"  {r['name']:<18} wk={r['workers']}  gunicorn {cpu.get('gunicorn', 0):5.1f}  "
             f"postgres {cpu.get('postgres', 0):5.1f}  load generator "
-            f"{cpu.get('load generator', 0):5.1f}  other {cpu.get('other processes', 0):5.1f}  "
+            f"{cpu.get('load generator', 0):5.1f}  "
+            + (
+                f"pipeline worker {cpu['pipeline worker']:5.1f}  "
+                if cpu.get("pipeline worker")
+                else ""
+            )
+            + f"redis {cpu.get('redis', 0):4.1f}  other {cpu.get('other processes', 0):5.1f}  "
             f"machine busy {cpu.get('machine busy', 0):5.1f}"
         )
     print()
@@ -1153,7 +1188,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_WORKERS,
         help=f"gunicorn worker count, or a comma list to compare (default {DEFAULT_WORKERS})",
     )
-    p.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync)")
+    p.add_argument(
+        "--worker-class",
+        default="gthread",
+        help="gunicorn worker class (default gthread, as bin/start; --profile uses sync: "
+        "cProfile sees the main thread only)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"threads per gthread worker (default {DEFAULT_THREADS}, as bin/start)",
+    )
     p.add_argument("--batch-concurrency", type=int, default=8)
     p.add_argument("--single-concurrency", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=100)
@@ -1301,14 +1347,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     for run_index, (workers, kinds, profile_dir) in enumerate(runs):
         run_tag = f"{tag}r{run_index}"
-        server = Server(env, workers, args.worker_class, log_path, profile_dir)
+        worker_class = "sync" if profile_dir is not None else args.worker_class
+        server = Server(env, workers, worker_class, log_path, profile_dir, args.threads)
         pipeline = (
             PipelineWorker(env, log_path.with_name(log_path.stem + "-worker.log"), args.with_worker)
             if args.with_worker
             else None
         )
         try:
-            print(f"starting gunicorn ({workers} {args.worker_class} workers) ...")
+            threads = f" x {args.threads} threads" if worker_class == "gthread" else ""
+            print(f"starting gunicorn ({workers} {worker_class} workers{threads}) ...")
             server.start()
             if pipeline is not None:
                 print(f"starting a Celery pipeline worker ({args.with_worker} processes) ...")
@@ -1334,7 +1382,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {sc.name}: {sc.seconds:.0f}s, concurrency {sc.concurrency} ...")
                 before_id = max_event_id(db_url)
                 _, processed_before = pending_and_processed(db_url, workspace_id)
-                result = run_scenario(sc, server, write_key, run_tag, db_url)
+                result = run_scenario(sc, server, write_key, run_tag, db_url, pipeline)
                 backlog, processed_after = pending_and_processed(db_url, workspace_id)
                 result.pipeline_events_per_s = round(
                     (processed_after - processed_before) / max(result.seconds, 1e-9), 1

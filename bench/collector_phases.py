@@ -136,18 +136,7 @@ def phases_for(size: int, source: keys.SourceInfo, auth: str) -> dict[str, dict[
         )
 
     def build_columns() -> list[list[Any]]:
-        return storage.build_columns(normalized)
-
-    # The two sub-phases below mirror storage.py's current shape (17 text/timestamptz arrays,
-    # jsonb columns serialised by storage._json); they are skipped if storage changes shape.
-    text_arrays = hasattr(storage, "_json") and storage._INSERT.count("%s") == 20
-    params: list[Any] = []
-    if text_arrays:
-        params = [*build_columns(), source.workspace_id, source.source_id, source.workspace_id]
-
-    def mogrify() -> None:
-        with connection.cursor() as cursor:
-            cursor.cursor.mogrify(storage._INSERT, params)
+        return storage.build_columns([(source.workspace_id, source.source_id, normalized)])
 
     def normalize_all() -> None:
         for e in raw_events:
@@ -208,16 +197,13 @@ def phases_for(size: int, source: keys.SourceInfo, auth: str) -> dict[str, dict[
         "    kick_processing (Celery apply_async; <= 5/s)": timed(kick, 20),
         "  DB health check (SELECT 1; only if DB_CONN_HEALTH_CHECKS=1)": timed(health_check),
     }
-    if text_arrays:
-        insert_label = "      insert_events (build params + INSERT round trip)"
-        ordered = {}
-        for label, value in phases.items():
-            ordered[label] = value
-            if label == insert_label:
-                ordered["        build columns (+ orjson.dumps of jsonb)"] = timed(build_columns)
-                ordered["        client-side SQL literal quoting (mogrify)"] = timed(mogrify)
-        phases = ordered
-    return phases
+    insert_label = "      insert_events (build params + INSERT round trip)"
+    ordered = {}
+    for label, value in phases.items():
+        ordered[label] = value
+        if label == insert_label:
+            ordered["        build columns (+ orjson.dumps of jsonb)"] = timed(build_columns)
+    return ordered
 
 
 def main() -> int:

@@ -343,6 +343,10 @@ CDP_DECIDE_BUDGET_MS = env_int("CDP_DECIDE_BUDGET_MS", 50)
 CDP_DECIDE_BROWSER_RATE = env_int("CDP_DECIDE_BROWSER_RATE", 1000)
 CDP_KICK_INTERVAL_MS = env_int("CDP_KICK_INTERVAL_MS", 200)
 CDP_PROCESS_BATCH_SIZE = env_int("CDP_PROCESS_BATCH_SIZE", 1000)
+# a drain whose batch was not full starts its next one no sooner than this after the last one
+# began: a trickle is processed in a few batches a second (each batch has fixed costs), a
+# backlog in full batches without waiting; it bounds the wait an event adds under light load
+CDP_PROCESS_INTERVAL_MS = env_int("CDP_PROCESS_INTERVAL_MS", 250)
 CDP_QUEUE_VACUUM_DEAD_ROWS = env_int("CDP_QUEUE_VACUUM_DEAD_ROWS", 20_000)
 CDP_EVENT_PARTITIONS_AHEAD = env_int("CDP_EVENT_PARTITIONS_AHEAD", 7)  # daily partitions
 # concurrent pipeline drains of one workspace (more collide on the same people's identities)

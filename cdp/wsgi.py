@@ -4,4 +4,6 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
-application = get_wsgi_application()
+from cdp import fastpaths  # noqa: E402 - after the settings module is named
+
+application = fastpaths.application(get_wsgi_application())

@@ -10,6 +10,7 @@ class ProfilesConfig(AppConfig):
         from cdp.services import register_provisioner
         from profiles import config_kinds, overview, privacy, services
         from profiles import system as system_page
+        from profiles.collector import wsgi as collector_wsgi
         from profiles.computed import stage as computed_stage
         from profiles.pipeline import metrics as pipeline_metrics
         from profiles.pipeline import queue, stages, stats
@@ -21,6 +22,7 @@ class ProfilesConfig(AppConfig):
         stages.register("counters", lambda batch: stats.record(batch.events), order=90)
         metrics.register_scrape_collector("pipeline_backlog", pipeline_metrics.collect)
         privacy.register()
+        collector_wsgi.register()
         overview.register()
         system_page.register()
         config_kinds.register()

@@ -163,16 +163,32 @@ def drain(
     batch_size: int = 1000,
     max_seconds: float = 30.0,
     partition: Partition | None = None,
+    interval: float = 0.0,
 ) -> tuple[int, bool]:
     """Process batches until the queue is empty or time runs out.
-    Returns (processed, more_left)."""
+    Returns (processed, more_left).
+
+    `interval` (seconds) adapts the batch size to the arrival rate: after a batch that was not
+    full, the next one starts no sooner than `interval` after it began, so a trickle of events
+    is processed in a few batches per second instead of one batch per event or two (each batch
+    has fixed costs: the claim, the identity look-ups, the counters, the commit). Under a
+    backlog the batches are full and no time is waited; the drain ends when a claim finds
+    nothing. 0 (the default) returns after the first batch that was not full."""
     deadline = time.monotonic() + max_seconds
     total = 0
     while time.monotonic() < deadline:
+        started = time.monotonic()
         done, claimed = claim_and_process(workspace_id, batch_size, partition)
         total += done
-        if claimed == done and claimed < batch_size:
+        if claimed == 0:
             return total, False
+        if claimed == done and claimed < batch_size:
+            if interval <= 0:
+                return total, False
+            wait = min(interval - (time.monotonic() - started), deadline - time.monotonic())
+            if wait > 0:
+                time.sleep(wait)
+            continue
         if claimed > done and (done == 0 or claimed < batch_size):
             # deferred events wait for the worker holding their people to commit its batch
             time.sleep(0.02)

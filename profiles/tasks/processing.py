@@ -15,6 +15,9 @@ from profiles.pipeline import queue
 
 logger = logging.getLogger(__name__)
 DRAIN_SLOTS_MAX = 16  # CDP_DRAINS_PER_WORKSPACE may not exceed it
+# a drain hands its worker process back this often (re-enqueued at the back of its queue when
+# work is left), so the tasks of other queues a worker serves are not held up behind it
+DRAIN_MAX_SECONDS = 10.0
 
 
 @shared_task(
@@ -48,6 +51,8 @@ def process_pending_events(self, workspace_id: int | None = None, slot: int | No
             workspace_id=workspace_id,
             batch_size=settings.CDP_PROCESS_BATCH_SIZE,
             partition=partition,
+            max_seconds=DRAIN_MAX_SECONDS,
+            interval=settings.CDP_PROCESS_INTERVAL_MS / 1000,
         )
     except Exception as exc:
         logger.exception("processing pending events failed; will retry")

@@ -75,6 +75,7 @@ OPTION_ROLES: dict[str, tuple[str, ...]] = {
     "host": ("all", "web"),
     "port": ("all", "web"),
     "workers": ("all", "web"),
+    "threads": ("all", "web"),
     "concurrency": ("all", "worker"),
     "queues": ("all", "worker"),
     "workspace": ("all",),
@@ -86,7 +87,8 @@ OPTION_ROLES: dict[str, tuple[str, ...]] = {
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 8000,
-    "workers": 3,
+    "workers": 2,
+    "threads": 16,
     "concurrency": 2,
     "workspace": "Demo",
 }
@@ -122,6 +124,7 @@ class Plan:
     host: str
     port: int
     workers: int
+    threads: int
     concurrency: int
 
 
@@ -149,7 +152,7 @@ def plan_for(options: dict[str, Any], *, embedded_database: bool, embedded_broke
         key: default if options.get(key) is None else options[key]
         for key, default in DEFAULTS.items()
     }
-    for key in ("workers", "concurrency", "port"):
+    for key in ("workers", "threads", "concurrency", "port"):
         if values[key] < 1:
             raise CommandError(f"--{key} {values[key]}: expected a positive number")
     no_worker = bool(options.get("no_worker"))
@@ -174,6 +177,7 @@ def plan_for(options: dict[str, Any], *, embedded_database: bool, embedded_broke
         host=values["host"],
         port=values["port"],
         workers=values["workers"],
+        threads=values["threads"],
         concurrency=values["concurrency"],
     )
 
@@ -283,7 +287,14 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help=f"web: gunicorn worker processes (default {DEFAULTS['workers']}; production: "
-            "about 2 x cores + 1)",
+            "about one per core)",
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help=f"web: threads per gunicorn worker (default {DEFAULTS['threads']}); each "
+            "keeps its own database connection once it has used one",
         )
         parser.add_argument(
             "--workspace",
@@ -451,6 +462,15 @@ class Command(BaseCommand):
                 bind,
                 "--workers",
                 str(plan.workers),
+                # threads: a request waiting on Postgres or Redis holds a thread, not a
+                # process; the collector's concurrent requests share one INSERT and commit
+                # (profiles/collector/storage.py); SDKs keep their connections alive
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(plan.threads),
+                "--keep-alive",
+                "5",
                 # well inside our STOP_TIMEOUT, so a stop is graceful rather than a kill
                 "--graceful-timeout",
                 "5",
@@ -748,7 +768,7 @@ class Command(BaseCommand):
         lines: list[str] = []
         if result is None and plan.web:
             lines += [
-                f"  Web server    {base_url}/  (workers: {plan.workers})",
+                f"  Web server    {base_url}/  (workers: {plan.workers} x {plan.threads} threads)",
                 f"  API docs      {base_url}/api/docs/",
             ]
         if plan.worker:
