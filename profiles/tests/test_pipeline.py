@@ -297,3 +297,56 @@ def test_partitioned_drains_split_the_queue(tenant_a: Tenant, client: Client) ->
     # the same anonymousId always lands in the same partition
     send(client, tenant_a, [{"type": "page", "anonymousId": "visitor-3"} for _ in range(3)])
     assert {queue.pending_count(workspace_id, (n, 2)) for n in (0, 1)} == {0, 3}
+
+
+class FakeClock:
+    """Stands in for queue.time: monotonic() reads it, sleep() moves it (and records)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+
+
+def test_a_trickle_is_processed_in_batches_spaced_by_the_interval(monkeypatch: Any) -> None:
+    """After a batch that was not full the drain waits out the rest of the interval (events
+    pile up meanwhile and the next batch pays its fixed costs for more of them); full batches
+    follow each other without a wait; the drain ends when a claim finds nothing."""
+    clock = FakeClock()
+    claims = iter([(12, 12, 0.05), (1000, 1000, 0.4), (30, 30, 0.1), (7, 7, 0.3), (0, 0, 0.01)])
+    calls = []
+
+    def claim_and_process(workspace_id: Any, batch_size: int, partition: Any) -> tuple[int, int]:
+        done, claimed, took = next(claims)
+        calls.append(clock.now)
+        clock.now += took
+        return done, claimed
+
+    monkeypatch.setattr(queue, "time", clock)
+    monkeypatch.setattr(queue, "claim_and_process", claim_and_process)
+
+    processed, more = queue.drain(workspace_id=1, batch_size=1000, interval=0.25)
+
+    assert (processed, more) == (1049, False)
+    # 12 events in 0.05 s: wait 0.2; a full batch: no wait; 30 in 0.1 s: wait 0.15;
+    # 7 in 0.3 s (longer than the interval): no wait; then nothing left
+    assert clock.sleeps == [0.2, 0.15]
+    assert [round(t - calls[0], 2) for t in calls] == [0.0, 0.25, 0.65, 0.9, 1.2]
+
+
+def test_without_an_interval_a_drain_stops_after_a_batch_that_was_not_full(
+    monkeypatch: Any,
+) -> None:
+    clock = FakeClock()
+    claims = iter([(1000, 1000), (12, 12), (99, 99)])
+    monkeypatch.setattr(queue, "time", clock)
+    monkeypatch.setattr(queue, "claim_and_process", lambda *args: next(claims))
+
+    assert queue.drain(workspace_id=1, batch_size=1000) == (1012, False)
+    assert clock.sleeps == []
