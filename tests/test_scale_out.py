@@ -102,7 +102,8 @@ def test_role_all_is_everything_on_one_machine_as_before() -> None:
     assert (everything.web, everything.worker, everything.beat) == (True, True, True)
     assert everything.migrate and everything.bootstrap
     assert everything.queues == queues.QUEUES
-    assert (everything.host, everything.port, everything.workers) == ("127.0.0.1", 8000, 3)
+    assert (everything.host, everything.port) == ("127.0.0.1", 8000)
+    assert (everything.workers, everything.threads) == (2, 16)
     assert plan(embedded=True).role == "all"  # the embedded services are for this role
     web_only = plan("--no-worker", "--port", "9000")
     assert (web_only.web, web_only.worker, web_only.beat, web_only.port) == (
@@ -118,8 +119,8 @@ def test_each_role_runs_its_part_only() -> None:
     assert (worker.web, worker.worker, worker.beat) == (False, True, False)
     assert worker.queues == ("ingest", "default") and worker.concurrency == 4
     assert not worker.migrate and not worker.bootstrap
-    web = plan("--role", "web", "--workers", "9")
-    assert (web.web, web.worker, web.beat, web.workers) == (True, False, False, 9)
+    web = plan("--role", "web", "--workers", "9", "--threads", "4")
+    assert (web.web, web.worker, web.beat, web.workers, web.threads) == (True, False, False, 9, 4)
     assert not web.migrate and not web.bootstrap
     assert plan("--role", "web", "--migrate").migrate
     beat = plan("--role", "beat")
@@ -132,6 +133,8 @@ def test_each_role_runs_its_part_only() -> None:
         (["--role", "worker", "--port", "9000"], "--port does not apply to --role worker"),
         (["--role", "beat", "--queues", "ingest"], "--queues does not apply to --role beat"),
         (["--role", "web", "--concurrency", "3"], "--concurrency does not apply to --role web"),
+        (["--role", "worker", "--threads", "8"], "--threads does not apply to --role worker"),
+        (["--threads", "0"], "--threads 0: expected a positive number"),
         (["--role", "web", "--demo-data"], "--demo-data does not apply to --role web"),
         (["--role", "worker", "--workspace", "X"], "--workspace does not apply"),
         (["--role", "worker", "--no-worker"], "--no-worker does not apply"),
@@ -270,3 +273,13 @@ def test_two_ingest_workers_split_the_work_and_process_each_event_once(
     finally:
         for launcher in [*workers, beat]:
             launcher.cleanup()
+
+
+def test_the_web_server_runs_threaded_workers_with_keep_alive() -> None:
+    """gthread: a request waiting on Postgres holds a thread, the collector's concurrent
+    requests share one INSERT (profiles/collector/storage.py), SDK connections stay open."""
+    specs = Command()._commands(plan("--workers", "3", "--threads", "12"))
+    web = next(spec.argv for spec in specs if spec.key == "web")
+    flags = dict(zip(web, web[1:], strict=False))
+    assert flags["--workers"] == "3" and flags["--threads"] == "12"
+    assert flags["--worker-class"] == "gthread" and flags["--keep-alive"] == "5"
