@@ -71,11 +71,12 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cdp_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/2"
 PORT_RANGE = range(18200, 18300)
 HOST = "127.0.0.1"
-# As `bin/start` runs the web server (cdp_run): gthread workers, one per core, 16 threads each
+# As `bin/start` runs the web server (cdp_run): 3 gthread workers (cores + 1), 16 threads each
 # (keep-alive; concurrent collector requests share one INSERT and commit). Measured on the
 # 2-core machine with the pipeline worker running, single events: 3 sync workers 467 req/s,
-# 8 sync 918, 2 x 8 threads 1,297 (16 clients), 2 x 16 threads 1,480-1,547 (32 clients).
-DEFAULT_WORKERS = "2"
+# 8 sync 918, 2 x 8 threads 1,297 (16 clients), 2 x 16 threads 1,383-1,547 (32 clients),
+# 3 x 16 threads 1,710 (32 clients; the GIL holds one process to about one core's half).
+DEFAULT_WORKERS = "3"
 DEFAULT_THREADS = 16
 
 TARGET_BATCH_EVENTS_PER_S = 10_000

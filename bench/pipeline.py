@@ -466,8 +466,8 @@ class LiveRig:
         boot = bootstrap(env, "Latency")
         self.workspace_id = boot["workspace"]["id"]
         self.auth = "Basic " + base64.b64encode(f"{boot['write_key']}:".encode()).decode()
-        # as bin/start runs it (cdp_run): gthread workers, 16 threads each
-        self.server = Server(env, workers=2, worker_class="gthread", log=logs / "gunicorn.log")
+        # as bin/start runs it (cdp_run): 3 gthread workers, 16 threads each
+        self.server = Server(env, workers=3, worker_class="gthread", log=logs / "gunicorn.log")
         self.celery: subprocess.Popen[bytes] | None = None
         self.poller: Poller | None = None
         self.templates = self._templates()

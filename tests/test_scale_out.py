@@ -103,7 +103,7 @@ def test_role_all_is_everything_on_one_machine_as_before() -> None:
     assert everything.migrate and everything.bootstrap
     assert everything.queues == queues.QUEUES
     assert (everything.host, everything.port) == ("127.0.0.1", 8000)
-    assert (everything.workers, everything.threads) == (2, 16)
+    assert (everything.workers, everything.threads) == (3, 16)
     assert plan(embedded=True).role == "all"  # the embedded services are for this role
     web_only = plan("--no-worker", "--port", "9000")
     assert (web_only.web, web_only.worker, web_only.beat, web_only.port) == (

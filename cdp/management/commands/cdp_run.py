@@ -87,7 +87,7 @@ OPTION_ROLES: dict[str, tuple[str, ...]] = {
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 8000,
-    "workers": 2,
+    "workers": 3,
     "threads": 16,
     "concurrency": 2,
     "workspace": "Demo",
@@ -287,7 +287,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help=f"web: gunicorn worker processes (default {DEFAULTS['workers']}; production: "
-            "about one per core)",
+            "cores + 1)",
         )
         parser.add_argument(
             "--threads",
