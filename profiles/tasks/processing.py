@@ -52,7 +52,8 @@ def process_pending_events(self, workspace_id: int | None = None, slot: int | No
             batch_size=settings.CDP_PROCESS_BATCH_SIZE,
             partition=partition,
             max_seconds=DRAIN_MAX_SECONDS,
-            interval=settings.CDP_PROCESS_INTERVAL_MS / 1000,
+            # run eagerly (in the caller: tests, scripts) a drain must not linger
+            interval=0.0 if self.request.is_eager else settings.CDP_PROCESS_INTERVAL_MS / 1000,
         )
     except Exception as exc:
         logger.exception("processing pending events failed; will retry")
