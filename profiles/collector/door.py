@@ -9,9 +9,7 @@ list changes calls `gate.forget_door_size(workspace_id)`."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
@@ -47,34 +45,3 @@ def filters() -> list[DoorFilter]:
 
 def size(*, workspace_id: int) -> int:
     return sum(f.size(workspace_id=workspace_id) for f in _FILTERS.values())
-
-
-@dataclass(eq=False)
-class _Count:
-    done: threading.Event = field(default_factory=threading.Event)
-    value: int | None = None
-
-
-_counting: dict[int, _Count] = {}
-_counting_lock = threading.Lock()
-
-
-def shared_size(*, workspace_id: int) -> int:
-    """`size`, with the requests of this process that ask while a count of the workspace is
-    under way sharing its answer (when the gate's cached size expires, every request in
-    flight would count, each on its own database connection)."""
-    with _counting_lock:
-        count = _counting.get(workspace_id)
-        leads = count is None
-        if count is None:
-            count = _counting[workspace_id] = _Count()
-    if not leads:
-        count.done.wait(timeout=10)
-        return count.value if count.value is not None else size(workspace_id=workspace_id)
-    try:
-        count.value = size(workspace_id=workspace_id)
-        return count.value
-    finally:
-        with _counting_lock:
-            _counting.pop(workspace_id, None)
-        count.done.set()

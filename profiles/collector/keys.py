@@ -45,7 +45,6 @@ class SourceInfo:
 
 
 _cache: dict[str, tuple[float, SourceInfo | None]] = {}
-_refreshing: dict[str, threading.Lock] = {}  # held by the thread reading the key
 _lock = threading.Lock()
 
 
@@ -68,33 +67,10 @@ def header_write_key(authorization: str) -> str | None:
 
 
 def lookup(key: str) -> SourceInfo | None:
-    """The key's source, cached CDP_KEY_CACHE_SECONDS per process. When the entry expires,
-    one thread reads it again while the process's other threads keep answering with the one
-    of a moment ago (each reading it would open its own database connection at once)."""
     now = time.monotonic()
     hit = _cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
-    with _lock:
-        refreshing = _refreshing.setdefault(key, threading.Lock())
-    if not refreshing.acquire(blocking=hit is None):
-        return hit[1] if hit is not None else None  # another thread is reading it
-    try:
-        again = _cache.get(key)
-        if again is not None and again[0] > time.monotonic():
-            return again[1]  # read by the thread this one waited for
-        info = _read(key)
-        with _lock:
-            if len(_cache) > 10_000:
-                _cache.clear()
-                _refreshing.clear()
-            _cache[key] = (time.monotonic() + settings.CDP_KEY_CACHE_SECONDS, info)
-        return info
-    finally:
-        refreshing.release()
-
-
-def _read(key: str) -> SourceInfo | None:
     row = (
         WriteKey.objects.filter(key=key, revoked_at__isnull=True)
         .select_related("source")
@@ -110,7 +86,12 @@ def _read(key: str) -> SourceInfo | None:
         )
         .first()
     )
-    return SourceInfo.of(row.source) if row is not None else None
+    info = SourceInfo.of(row.source) if row is not None else None
+    with _lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[key] = (now + settings.CDP_KEY_CACHE_SECONDS, info)
+    return info
 
 
 def forget_all() -> None:

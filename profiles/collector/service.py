@@ -154,7 +154,7 @@ def collector_ingest(
     result.failed = len(failures) + not_kept
 
     if door_size is None and (good or failures) and door.filters():
-        door_size = door.shared_size(workspace_id=source.workspace_id)
+        door_size = door.size(workspace_id=source.workspace_id)
         gate.remember_door_size(source.workspace_id, door_size)
     dropped: dict[int, int] = {}  # door filter index -> events it dropped
     if good and door_size:
