@@ -16,8 +16,9 @@ _routes: list[tuple[re.Pattern[str], Callable[[], WSGIApp]]] = []
 
 
 def register(pattern: str, handler: Callable[[], WSGIApp]) -> None:
-    """`pattern` is matched in full against PATH_INFO (which starts with "/"); `handler` makes
-    the WSGI application, once, when the entry point is built (after every app is ready)."""
+    """`pattern` is a URL pattern as in a urls.py included at the site's root, matched in full
+    against PATH_INFO without its leading "/"; `handler` makes the WSGI application, once,
+    when the entry point is built (after every app is ready)."""
     _routes.append((re.compile(pattern), handler))
 
 
@@ -28,7 +29,7 @@ def application(django_app: WSGIApp) -> WSGIApp:
         return django_app
 
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
+        path = environ.get("PATH_INFO", "")[1:]
         for pattern, app in routes:
             if pattern.fullmatch(path):
                 return app(environ, start_response)

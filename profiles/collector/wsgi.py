@@ -15,9 +15,10 @@ from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 from django.utils.module_loading import import_string
 
-from profiles.collector import views
+from profiles.collector import urls, views
 
 # what the collector's answers do not depend on (every other middleware of settings.MIDDLEWARE
 # runs, in its order, so one added later applies here too unless it is named here)
@@ -32,17 +33,22 @@ SKIPPED_MIDDLEWARE = frozenset(
     }
 )
 
-# the ingest endpoints of profiles/collector/urls.py (the SDK settings routes, fetched once
-# per page load, stay with Django)
+# the ingest endpoints (the SDK settings routes, fetched once per page load, stay with Django)
+INGEST_VIEWS = (
+    views.batch,
+    views.identify,
+    views.track,
+    views.page,
+    views.screen,
+    views.group,
+    views.alias,
+    views.beacon_batch,
+)
+# their patterns as profiles/collector/urls.py declares them (included at the site's root)
 ROUTES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
-    r"/v1/(?:batch|import|b)/?": views.batch,
-    r"/v1/(?:identify|i)/?": views.identify,
-    r"/v1/(?:track|t)/?": views.track,
-    r"/v1/(?:page|p)/?": views.page,
-    r"/v1/(?:screen|s)/?": views.screen,
-    r"/v1/(?:group|g)/?": views.group,
-    r"/v1/(?:alias|a)/?": views.alias,
-    r"/beacon/v1/batch/?": views.beacon_batch,
+    entry.pattern.regex.pattern: entry.callback
+    for entry in urls.urlpatterns
+    if isinstance(entry, URLPattern) and entry.callback in INGEST_VIEWS
 }
 
 
