@@ -121,3 +121,83 @@ def test_sweeper_picks_up_events_whose_kick_was_lost(
     assert sweep_pending_events.apply().get() == 1  # what beat runs every few seconds
     assert wait_for(lambda: not PendingEvent.objects.exists())
     assert sum(EventCounter.objects.values_list("count", flat=True)) == 5
+
+
+# --- database sessions of the worker ----------------------------------------------------------
+
+
+def _sessions_opened() -> int:
+    """Sessions ever opened on the test database (Postgres counts them as they end or report)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def test_worker_tasks_reuse_their_database_sessions(tenant_a: Tenant, worker: Any) -> None:
+    """Celery's Django fixup closes every connection around every task unless told otherwise:
+    each pipeline kick then opened a Postgres session of its own. Forty kicks now share the
+    worker's few sessions."""
+    from profiles.tasks import process_pending_events
+
+    workspace = tenant_a.workspace.pk
+    for _ in range(40):
+        process_pending_events.apply_async(kwargs={"workspace_id": workspace, "slot": 0})
+    before = _sessions_opened()
+    # a request after them: once its events are processed, the kicks queued before have run
+    response = post_collector(
+        Client(), "/v1/batch", {"batch": [event(i) for i in range(3)]}, write_key=tenant_a.write_key
+    )
+    assert response.status_code == 200
+    assert wait_for(lambda: sum(EventCounter.objects.values_list("count", flat=True)) == 3)
+    time.sleep(1.5)  # a session's count reaches the statistics by the time it ends
+    opened = _sessions_opened() - before
+    assert opened < 10, f"{opened} sessions opened for 40 tasks"
+    assert worker.poll() is None
+
+
+class _Task:
+    def __init__(self, eager: bool) -> None:
+        self.request = type("Request", (), {"is_eager": eager})()
+
+
+def _held_elsewhere(key: int) -> bool:
+    """Whether another session holds the advisory lock (7399, key)."""
+    import psycopg
+
+    with psycopg.connect(database_url(), autocommit=True) as other:
+        taken = other.execute("SELECT pg_try_advisory_lock(7399, %s)", [key]).fetchone()[0]
+        if taken:
+            other.execute("SELECT pg_advisory_unlock(7399, %s)", [key])
+        return not taken
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_a_task_forgot_does_not_outlive_it() -> None:
+    """A kept connection gives back every session-level lock after a task (a drain lease that
+    was not released would otherwise block its slot for as long as the session lives); run
+    eagerly, the caller's locks are left alone."""
+    from cdp.celery import reset_sessions
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(7399, 1)")
+    reset_sessions(task=_Task(eager=True))
+    assert _held_elsewhere(1)
+    pid = connection.connection.info.backend_pid
+    reset_sessions(task=_Task(eager=False))
+    assert not _held_elsewhere(1)
+    assert connection.connection.info.backend_pid == pid  # the session itself is kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_left_in_a_transaction_is_closed_after_its_task() -> None:
+    from cdp.celery import reset_sessions
+
+    connection.set_autocommit(False)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(7399, 2)")
+        reset_sessions(task=_Task(eager=False))
+        assert connection.connection is None
+        assert wait_for(lambda: not _held_elsewhere(2), timeout=5)
+    finally:
+        connection.set_autocommit(True)
