@@ -2,7 +2,12 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -18,6 +23,15 @@ app.conf.CELERY_DB_REUSE_MAX = 500
 app.autodiscover_tasks()
 # the worker heartbeat that /readyz reads (by name: Django is not set up yet here)
 app.steps["consumer"].add("cdp.health:WorkerHeartbeat")
+
+
+@worker_process_init.connect(weak=False)
+def settle_process(**_: object) -> None:
+    """A pool process freezes the objects it was forked with, like a web server process
+    (cdp/warmup.py): the collector of the oldest generation stops walking them."""
+    from cdp import warmup
+
+    warmup.settle()
 
 
 @worker_process_shutdown.connect(weak=False)
