@@ -13,8 +13,14 @@ import re
 import uuid
 from collections.abc import Callable
 
+from csp.constants import HEADER as CSP_HEADER
+from csp.constants import HEADER_REPORT_ONLY as CSP_HEADER_REPORT_ONLY
+from csp.middleware import CheckableLazyObject, CSPMiddleware
+from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 
@@ -133,3 +139,67 @@ def _nul_parameter(request: HttpRequest) -> str | None:
             if "\x00" in key or any("\x00" in v for v in values):
                 return key.replace("\x00", "\\x00")
     return None
+
+
+# what a view may set on its response to change its policy (django-csp's decorators)
+_CSP_PER_RESPONSE = (
+    "_csp_exempt",
+    "_csp_exempt_ro",
+    "_csp_config",
+    "_csp_update",
+    "_csp_replace",
+    "_csp_config_ro",
+    "_csp_update_ro",
+    "_csp_replace_ro",
+)
+
+
+class ContentSecurityPolicy(CSPMiddleware):
+    """django-csp's middleware, with the headers of a response that changes nothing about the
+    policy (no decorator, no nonce asked for) built once per settings instead of once per
+    response: building them took a tenth of a single-event request's Python time. The first
+    such response is answered by django-csp itself and its headers are kept."""
+
+    _plain: dict[str, str] | None = None
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if (
+            getattr(request, "_csp_nonce", None) is not None
+            or any(hasattr(response, name) for name in _CSP_PER_RESPONSE)
+            or (settings.DEBUG and response.status_code in (404, 500))
+            or _csp_excluded(request.path_info)
+        ):
+            return super().process_response(request, response)
+        plain = ContentSecurityPolicy._plain
+        if plain is None:
+            own = CSP_HEADER in response or CSP_HEADER_REPORT_ONLY in response
+            response = super().process_response(request, response)
+            if own:  # a view's own header is not the policy
+                return response
+            ContentSecurityPolicy._plain = {
+                header: response[header]
+                for header in (CSP_HEADER, CSP_HEADER_REPORT_ONLY)
+                if header in response
+            }
+            return response
+        for header, value in plain.items():
+            if header not in response:  # a view that set its own keeps it
+                response[header] = value
+        request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
+        return response
+
+
+def _csp_excluded(path: str) -> bool:
+    for name in ("CONTENT_SECURITY_POLICY", "CONTENT_SECURITY_POLICY_REPORT_ONLY"):
+        prefixes = (getattr(settings, name, None) or {}).get("EXCLUDE_URL_PREFIXES")
+        if prefixes and path.startswith(tuple(prefixes)):
+            return True
+    return False
+
+
+@receiver(setting_changed)
+def _forget_csp_headers(setting: str, **_: object) -> None:
+    if setting.startswith("CONTENT_SECURITY_POLICY"):
+        ContentSecurityPolicy._plain = None

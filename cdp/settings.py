@@ -88,7 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with the policy of a plain response built once
+    "cdp.middleware.ContentSecurityPolicy",
     # last: it answers a locked-out login attempt with the lockout page (django-axes)
     "axes.middleware.AxesMiddleware",
     "cdp.middleware.RejectNulInParameters",

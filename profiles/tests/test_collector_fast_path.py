@@ -174,7 +174,7 @@ def test_the_chain_skips_only_what_the_collector_has_no_use_for() -> None:
     for needed in (
         "django.middleware.security.SecurityMiddleware",
         "cdp.middleware.JsonErrorsForApiPaths",
-        "csp.middleware.CSPMiddleware",
+        "cdp.middleware.ContentSecurityPolicy",
         "cdp.middleware.RejectNulInParameters",
     ):
         assert needed in kept
