@@ -461,8 +461,10 @@ class Profile(models.Model):
 class Identity(models.Model):
     """An identifier node of the identity graph, attached to the profile it resolves to."""
 
+    # no index of its own: uniq_identity_value and identity_ws_value begin with it (the
+    # pipeline inserts an identity per new identifier; each index is one more write)
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     profile = models.ForeignKey(
         Profile,
@@ -505,7 +507,10 @@ class IdentityLink(models.Model):
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
     )
-    a = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    # a: no index of its own, uniq_identity_link begins with it
+    a = models.ForeignKey(
+        Identity, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     b = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     first_event_id = models.BigIntegerField(null=True)
     first_seen = models.DateTimeField()
@@ -523,8 +528,10 @@ class ProfileEvent(models.Model):
 
     event_id = models.BigIntegerField(primary_key=True)
     workspace_id = models.BigIntegerField()
+    # no index of its own: pevent_profile_ts begins with it (a row per processed event, so
+    # each index is one more write per event)
     profile = models.ForeignKey(
-        Profile, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Profile, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", db_index=False
     )
     origin_profile_id = models.BigIntegerField()
     timestamp = models.DateTimeField()

@@ -130,7 +130,8 @@ def _sessions_opened() -> int:
     """Sessions ever opened on the test database (Postgres counts them as they end or report)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
-        return int(cursor.fetchone()[0])
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def test_worker_tasks_reuse_their_database_sessions(tenant_a: Tenant, worker: Any) -> None:
@@ -165,7 +166,8 @@ def _held_elsewhere(key: int) -> bool:
     import psycopg
 
     with psycopg.connect(database_url(), autocommit=True) as other:
-        taken = other.execute("SELECT pg_try_advisory_lock(7399, %s)", [key]).fetchone()[0]
+        row = other.execute("SELECT pg_try_advisory_lock(7399, %s)", [key]).fetchone()
+        taken = bool(row and row[0])
         if taken:
             other.execute("SELECT pg_advisory_unlock(7399, %s)", [key])
         return not taken
