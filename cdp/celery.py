@@ -28,10 +28,11 @@ app.steps["consumer"].add("cdp.health:WorkerHeartbeat")
 @worker_process_init.connect(weak=False)
 def settle_process(**_: object) -> None:
     """A pool process freezes the objects it was forked with, like a web server process
-    (cdp/warmup.py): the collector of the oldest generation stops walking them."""
+    (cdp/warmup.py): the collector of the oldest generation stops walking them. (Its task
+    modules were imported by the worker before it forked.)"""
     from cdp import warmup
 
-    warmup.settle()
+    warmup.freeze()
 
 
 @worker_process_shutdown.connect(weak=False)

@@ -19,16 +19,28 @@ logger = logging.getLogger(__name__)
 
 
 def settle() -> int:
-    """Import the task modules and freeze what exists; returns the number of objects frozen.
-    Call once per process, after the application is loaded (a forked child calls it again:
-    the parent's objects are already frozen and stay so)."""
+    """Import what a first kick would and freeze what exists; returns the number of objects
+    frozen. Call once per web server process, after the application is loaded. The task
+    modules are imported directly (Celery's autodiscovery, forced), not through
+    `import_default_modules`, whose signal would have Celery's Django fixup set Django up again
+    (its logging configuration included) and run the system checks."""
     try:
         from cdp.celery import app
 
-        app.loader.import_default_modules()
+        app.autodiscover_tasks(force=True)
         app.finalize(auto=True)
+        connection = app.connection_for_write()
+        try:
+            connection.transport  # noqa: B018 - loads the transport's module, connects nothing
+        finally:
+            connection.release()
     except Exception:  # a process that cannot load its tasks fails at its first kick instead
         logger.exception("could not import the task modules ahead of the first request")
+    return freeze()
+
+
+def freeze() -> int:
+    """Collect once, then move every object that exists now to the permanent generation."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
