@@ -31,4 +31,3 @@ def mark_metrics_dead(pid: int | None = None, **_: object) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid())
-
