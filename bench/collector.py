@@ -1,12 +1,13 @@
-"""Collector benchmark: drives a real gunicorn + Postgres collector with concurrent clients.
+"""Collector benchmark: drives a real web server + Postgres collector with concurrent clients.
 
 Run it with `bin/bench` (or `.venv/bin/python bench/collector.py --help`). It sets up
 everything itself:
 
 1. a fresh database `cdp_bench` on 127.0.0.1:5432 (BENCH_DATABASE_URL overrides), migrated,
    with a bootstrapped workspace and write key; Redis db 2 (BENCH_REDIS_URL overrides);
-2. gunicorn as `bin/start` runs it (gthread workers, keep-alive) on 127.0.0.1, a free port
-   in 18200-18299;
+2. the web server as `bin/start` runs it (`python -m cdp.web`: granian, 3 processes x 16
+   Python threads, keep-alive) on 127.0.0.1, a free port in 18200-18299; `--worker-class
+   gthread` (or sync) runs gunicorn instead, the server we ran before granian, to compare;
 3. warm-up, then the scenarios, each bounded by time and by a request budget:
    - batch:  POST /v1/batch, 100 events per request, closed loop, concurrency 8;
    - paced:  POST /v1/batch at a fixed 10,000 events/s (open loop: latency is measured from
@@ -71,13 +72,16 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cdp_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/2"
 PORT_RANGE = range(18200, 18300)
 HOST = "127.0.0.1"
-# As `bin/start` runs the web server (cdp_run): 3 gthread workers (cores + 1), 16 threads each
-# (keep-alive; concurrent collector requests share one INSERT and commit). Measured on the
+# As `bin/start` runs the web server (cdp_run, cdp/web.py): granian, 3 processes (cores + 1), 16
+# Python threads each (keep-alive; concurrent collector requests share one INSERT and commit).
+# On 2026-12-05, single events alone, granian 3 x 16 gave 1,464-1,487 req/s against gunicorn
+# gthread 3 x 16 at 939-1,070 (alternated runs). Measured earlier with gunicorn on the
 # 2-core machine with the pipeline worker running, single events: 3 sync workers 467 req/s,
 # 8 sync 918, 2 x 8 threads 1,297 (16 clients), 2 x 16 threads 1,383-1,547 (32 clients),
 # 3 x 16 threads 1,710 (32 clients; the GIL holds one process to about one core's half).
 DEFAULT_WORKERS = "3"
 DEFAULT_THREADS = 16
+GRANIAN = "granian"
 
 TARGET_BATCH_EVENTS_PER_S = 10_000
 AIM_BATCH_EVENTS_PER_S = 20_000
@@ -589,7 +593,8 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 class Server:
-    """gunicorn cdp.wsgi:application on 127.0.0.1; always stopped by stop()."""
+    """The web server on 127.0.0.1, always stopped by stop(): `python -m cdp.web` (granian, as
+    bin/start runs it) for worker_class "granian", else gunicorn with that worker class."""
 
     def __init__(
         self,
@@ -629,7 +634,7 @@ class Server:
             "--log-level",
             "warning",
         ]
-        if self.worker_class == "gthread":  # as `bin/start` runs it (cdp_run)
+        if self.worker_class == "gthread":  # as `bin/start` ran it before granian
             command += ["--threads", str(self.threads), "--keep-alive", "5"]
         env = dict(self.env)
         if self.profile_dir is not None:
@@ -637,6 +642,9 @@ class Server:
             env["BENCH_PROFILE_DIR"] = str(self.profile_dir)
         else:
             command += ["--config", "/dev/null"]  # never pick up a stray gunicorn.conf.py
+        if self.worker_class == GRANIAN:  # as `bin/start` runs it (cdp_run)
+            command = [sys.executable, "-m", "cdp.web", "--bind", f"{HOST}:{self.port}",
+                       "--workers", str(self.workers), "--threads", str(self.threads)]  # fmt: skip
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             command, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
@@ -648,7 +656,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited early; see {self.log_path}")
+                raise SystemExit(f"the web server exited early; see {self.log_path}")
             try:
                 status, _ = Connection(self.port).roundtrip(
                     f"GET /v1/batch HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
@@ -659,7 +667,9 @@ class Server:
             if status == 405:  # routed through Django: the collector is up
                 return
             time.sleep(0.2)
-        raise SystemExit(f"gunicorn did not become healthy in {timeout:.0f}s; see {self.log_path}")
+        raise SystemExit(
+            f"the web server did not become healthy in {timeout:.0f}s; see {self.log_path}"
+        )
 
     def worker_pids(self) -> list[int]:
         return _children(self.proc.pid) if self.proc else []
@@ -822,7 +832,7 @@ def run_scenario(
         barrier.wait(timeout=600)  # every client has built its requests
         before = cpu_snapshot(
             {
-                "gunicorn": [server.proc.pid, *server.worker_pids()] if server.proc else [],
+                "web server": [server.proc.pid, *server.worker_pids()] if server.proc else [],
                 "postgres": pg,
                 "load generator": [p.pid for p in procs if p.pid],
                 "pipeline worker": pipeline.pids() if pipeline is not None else [],
@@ -1081,7 +1091,7 @@ def print_results(report: dict[str, Any]) -> None:
     for r in report["scenarios"]:
         cpu = r["cpu_percent_of_one_core"]
         print(
-            f"  {r['name']:<18} wk={r['workers']}  gunicorn {cpu.get('gunicorn', 0):5.1f}  "
+            f"  {r['name']:<18} wk={r['workers']}  web server {cpu.get('web server', 0):5.1f}  "
             f"postgres {cpu.get('postgres', 0):5.1f}  load generator "
             f"{cpu.get('load generator', 0):5.1f}  "
             + (
@@ -1188,13 +1198,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workers",
         default=DEFAULT_WORKERS,
-        help=f"gunicorn worker count, or a comma list to compare (default {DEFAULT_WORKERS})",
+        help=f"web server processes, or a comma list to compare (default {DEFAULT_WORKERS})",
     )
     p.add_argument(
         "--worker-class",
-        default="gthread",
-        help="gunicorn worker class (default gthread, as bin/start; --profile uses sync: "
-        "cProfile sees the main thread only)",
+        default=GRANIAN,
+        choices=[GRANIAN, "gthread", "sync"],
+        help="granian (default: cdp.web, as bin/start), or a gunicorn worker class to compare "
+        "(--profile uses gunicorn sync: cProfile sees the main thread only)",
     )
     p.add_argument(
         "--threads",
@@ -1286,7 +1297,7 @@ def main(argv: list[str] | None = None) -> int:
     write_key = boot["write_key"]
     workspace_id = boot["workspace"]["id"]
 
-    log_path = RESULTS_DIR / f"collector-{stamp}-gunicorn.log"
+    log_path = RESULTS_DIR / f"collector-{stamp}-web.log"
     scenarios: list[ScenarioResult] = []
     warmups: list[ScenarioResult] = []
     batch_ranges: dict[int, tuple[int, int]] = {}
@@ -1357,8 +1368,9 @@ def main(argv: list[str] | None = None) -> int:
             else None
         )
         try:
-            threads = f" x {args.threads} threads" if worker_class == "gthread" else ""
-            print(f"starting gunicorn ({workers} {worker_class} workers{threads}) ...")
+            threads = f" x {args.threads} threads" if worker_class != "sync" else ""
+            name = "granian (cdp.web)" if worker_class == GRANIAN else f"gunicorn {worker_class}"
+            print(f"starting {name} ({workers} workers{threads}) ...")
             server.start()
             if pipeline is not None:
                 print(f"starting a Celery pipeline worker ({args.with_worker} processes) ...")
@@ -1532,7 +1544,7 @@ def main(argv: list[str] | None = None) -> int:
         "profiles": profiles,
         "phases": phases,
         "phases_text": phases_text,
-        "gunicorn_log": str(log_path),
+        "web_log": str(log_path),
         "json_path": str(json_path),
     }
     json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

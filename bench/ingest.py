@@ -48,7 +48,7 @@ def crash_recovery() -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seconds", type=float, default=15.0, help="per scenario (default 15)")
-    p.add_argument("--workers", default="3", help="gunicorn workers (default 3, as bin/start)")
+    p.add_argument("--workers", default="3", help="web server processes (default 3, as bin/start)")
     p.add_argument(
         "--pipeline-processes", type=int, default=2, help="Celery worker processes (default 2)"
     )
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         "",
-        f"ingest, {args.workers} gunicorn workers; pipeline worker: "
+        f"ingest, {args.workers} web server processes; pipeline worker: "
         f"{args.pipeline_processes} processes on the same cores",
         f"{'scenario':<28}{'without worker':>26}{'with worker':>26}{'pipeline meanwhile':>30}",
     ]

@@ -10,10 +10,10 @@ then measures three things:
    30 % from new people) processed by one worker in a workspace holding 10k profiles and in
    one holding 1M profiles (seeded with SQL); the ratio of events/s shows whether the cost
    per event grows with the size of the workspace;
-3. latency: gunicorn + a real Celery worker (2 processes) while the collector is loaded at a
-   steady 2,000 events/s (open loop); each request carries one probe event with a fresh
-   anonymousId, and a poller records when its identity appears in a profile. p50/p95/max of
-   "request sent → profile updated".
+3. latency: the web server (granian, as bin/start) + a real Celery worker (2 processes) while
+   the collector is loaded at a steady 2,000 events/s (open loop); each request carries one
+   probe event with a fresh anonymousId, and a poller records when its identity appears in a
+   profile. p50/p95/max of "request sent → profile updated".
 
 Events are put in the queue through the collector's own service layer (same normalisation
 and storage as HTTP) so that (1) and (2) time the pipeline alone. Figures are printed and
@@ -39,6 +39,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from collector import (  # noqa: E402 - the sibling benchmark's helpers
+    GRANIAN,
     HOST,
     REPO,
     RESULTS_DIR,
@@ -447,7 +448,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 class LiveRig:
-    """The real situation on one machine: gunicorn (2 sync workers) taking /v1/batch, a real
+    """The real situation on one machine: the web server (granian, 3 x 16) taking /v1/batch, a real
     Celery worker (2 processes) on the pipeline's queue, the LATENCY_SEGMENTS published, and
     a poller timing probe events to their profile and to their segment membership.
 
@@ -467,7 +468,7 @@ class LiveRig:
         self.workspace_id = boot["workspace"]["id"]
         self.auth = "Basic " + base64.b64encode(f"{boot['write_key']}:".encode()).decode()
         # as bin/start runs it (cdp_run): 3 gthread workers, 16 threads each
-        self.server = Server(env, workers=3, worker_class="gthread", log=logs / "gunicorn.log")
+        self.server = Server(env, workers=3, worker_class=GRANIAN, log=logs / "web.log")
         self.celery: subprocess.Popen[bytes] | None = None
         self.poller: Poller | None = None
         self.templates = self._templates()
@@ -536,7 +537,7 @@ class LiveRig:
                 self.celery.kill()
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each part on the shared cores: the collector (gunicorn
+        """CPU seconds used so far by each part on the shared cores: the collector (web server
         and its workers), the pipeline (the Celery worker and its pool), Postgres (every
         backend), and this load generator with its poller."""
         import psutil

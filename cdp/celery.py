@@ -26,7 +26,7 @@ def settle_process(**_: object) -> None:
 def mark_metrics_dead(pid: int | None = None, **_: object) -> None:
     """A prefork child that exits (recycled, or the worker stopping) leaves its counters in
     PROMETHEUS_MULTIPROC_DIR (they must keep counting) and has its live gauges marked dead, as
-    gunicorn's child_exit does for web workers (cdp/metrics.py)."""
+    `metrics.sweep_dead_processes` does for web workers (cdp/metrics.py)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -4,11 +4,14 @@
 <CDP_METRICS_TOKEN>`; without that setting the endpoint does not exist (404), and a missing or
 wrong token gets 401. No session, no CSRF: a scraper is not a browser.
 
-Processes: gunicorn runs several workers and each keeps its own counters. When the environment
-names PROMETHEUS_MULTIPROC_DIR (the launcher sets <data>/prometheus and empties it at start),
-every process writes its values to files there and `/metrics` sums them
-(`MultiProcessCollector`); `cdp.gunicorn_conf.child_exit` marks a dead worker's files. Without
-it (tests, `runserver`) the values live in this process's default registry.
+Processes: the web server runs several workers and each keeps its own counters. When the
+environment names PROMETHEUS_MULTIPROC_DIR (the launcher sets <data>/prometheus and empties it
+at start), every process writes its values to files there and `/metrics` sums them
+(`MultiProcessCollector`). A process that has exited keeps its counters there (they must keep
+counting) and has its live gauges marked dead: Celery's prefork children on their way out
+(cdp/celery.py), web workers at the next scrape (`sweep_dead_processes`: a killed process
+cannot mark itself). Without it (tests, `runserver`) the values live in this process's default
+registry.
 
 Values measured at scrape time (the pipeline's backlog) come from the apps that own the data:
 they register a function in `AppConfig.ready()` with `register_scrape_collector`, which yields
@@ -22,7 +25,9 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -44,6 +49,8 @@ from prometheus_client.registry import Collector
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client's file of a live gauge: gauge_livesum_<pid>.db, gauge_liveall_<pid>.db, ...
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live[a-z]*_(\d+)\.db$")
 
 # HTTP latencies: 5 ms .. 10 s
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -194,9 +201,37 @@ if not os.environ.get(MULTIPROC_ENV):
     REGISTRY.register(_scrape_collector)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_dead_processes(directory: str | Path | None = None) -> list[int]:
+    """Mark dead the live-gauge files of processes that no longer exist (their counters stay);
+    returns their process ids. Runs before each multiprocess exposition, so a web worker that
+    was killed or recycled stops counting in live gauges whatever server ran it."""
+    folder = Path(directory or os.environ.get(MULTIPROC_ENV) or "")
+    if not str(folder) or not folder.is_dir():
+        return []
+    dead = set()
+    for path in folder.glob("gauge_live*_*.db"):
+        match = _LIVE_GAUGE_FILE.match(path.name)
+        if match and not _alive(int(match.group(1))):
+            dead.add(int(match.group(1)))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, str(folder))
+    return sorted(dead)
+
+
 def exposition() -> bytes:
     """The text exposition of every metric, summed over processes in multiprocess mode."""
     if os.environ.get(MULTIPROC_ENV):
+        sweep_dead_processes()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         registry.register(_scrape_collector)

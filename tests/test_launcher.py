@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/1"
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
-# what Celery and gunicorn print when they start and run: in their logs, not on the terminal
+# what Celery and the web server (granian) print when they start and run: in their logs, not on
+# the terminal
 CHILD_CHATTER = [
     "-------------- ",  # the worker's banner
     "[config]",
@@ -46,8 +47,8 @@ CHILD_CHATTER = [
     "beat: Starting",
     "Scheduler: Sending due task",
     "You're running the worker with superuser privileges",
-    "Starting gunicorn",
-    "Booting worker with pid",
+    "Starting granian",
+    "Spawning worker-",
     "] ready.",
     "INFO/MainProcess",
 ]
@@ -248,9 +249,9 @@ def test_launcher_runs_web_worker_and_beat_and_stops_on_ctrl_c(
         names = " ".join(
             " ".join(p.cmdline()) for p in psutil.Process(launcher.process.pid).children()
         )
-        assert "gunicorn" in names and "worker" in names and "beat" in names
+        assert "cdp.web" in names and "worker" in names and "beat" in names
 
-        # the terminal: no Celery or gunicorn chatter, a status line, the log folder
+        # the terminal: no Celery or web server chatter, a status line, the log folder
         output = launcher.output
         for chatter in CHILD_CHATTER:
             assert chatter not in output, f"{chatter!r} on the terminal:\n{output}"
@@ -261,7 +262,7 @@ def test_launcher_runs_web_worker_and_beat_and_stops_on_ctrl_c(
         )
         # ...which are in the logs
         log_text = {name: (logs / f"{name}.log").read_text() for name in ("web", "worker", "beat")}
-        assert "Starting gunicorn" in log_text["web"]
+        assert "Starting granian" in log_text["web"]
         assert "[queues]" in log_text["worker"] and " ready." in log_text["worker"]
         assert "beat: Starting" in log_text["beat"]
         assert (logs / "activation.log").read_text()

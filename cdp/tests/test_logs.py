@@ -282,22 +282,3 @@ def test_log_format_json_makes_every_line_of_the_process_json(tmp_path: Path) ->
     assert first["step"] == 1
     (logged,) = [json.loads(line) for line in (tmp_path / "errors.log").read_text().splitlines()]
     assert logged["request_id"] == request_id and logged["exc_type"] == "RuntimeError"
-
-
-def test_gunicorns_own_lines_follow_log_format(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gunicorn.config import Config
-
-    from cdp.gunicorn_logs import Logger
-
-    monkeypatch.setenv("LOG_FORMAT", "json")
-    stream = io.StringIO()
-    gunicorn_logger = Logger(Config())
-    (handler,) = gunicorn_logger.error_log.handlers
-    handler.setStream(stream)  # type: ignore[attr-defined]
-    try:
-        gunicorn_logger.critical("WORKER TIMEOUT (pid:%s)", 9)
-    finally:
-        gunicorn_logger.error_log.removeHandler(handler)
-    record = json.loads(stream.getvalue())
-    assert record["level"] == "CRITICAL" and record["logger"] == "gunicorn.error"
-    assert record["message"] == "WORKER TIMEOUT (pid:9)"

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from cdp import launcher
+from cdp import launcher, metrics
 
 TOKEN = "metrics-test-token"  # noqa: S105 - test value
 
@@ -80,7 +80,7 @@ def test_launcher_empties_the_metrics_folder_of_value_files_only(tmp_path: Path)
 
 
 def test_multiprocess_mode_sums_the_processes(tmp_path: Path) -> None:
-    """With PROMETHEUS_MULTIPROC_DIR (gunicorn's workers), each process writes its own files
+    """With PROMETHEUS_MULTIPROC_DIR (the web server's workers), each process writes its own files
     and the exposition adds them up."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     count = (
@@ -109,8 +109,8 @@ def test_multiprocess_mode_sums_the_processes(tmp_path: Path) -> None:
 def test_a_prefork_child_marks_its_live_gauges_dead_and_keeps_its_counters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Celery's worker_process_shutdown (a recycled or stopping prefork child) does what
-    gunicorn's child_exit does for web workers."""
+    """Celery's worker_process_shutdown (a recycled or stopping prefork child) marks its own
+    live gauges dead."""
     from celery.signals import worker_process_shutdown
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
@@ -119,3 +119,22 @@ def test_a_prefork_child_marks_its_live_gauges_dead_and_keeps_its_counters(
     (tmp_path / "gauge_livesum_77.db").write_bytes(b"")  # another, living process
     worker_process_shutdown.send(sender=None, pid=4242, exitcode=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db", "gauge_livesum_77.db"]
+
+
+def test_a_scrape_marks_the_live_gauges_of_exited_processes_dead(tmp_path: Path) -> None:
+    """A web worker that was killed cannot mark its own files: the next exposition does, for
+    every process that no longer exists, and keeps their counters and living processes'
+    gauges."""
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],  # noqa: S603
+                            check=True, capture_output=True, text=True)  # fmt: skip
+    gone = int(exited.stdout)
+    for name in (f"gauge_livesum_{gone}.db", f"gauge_liveall_{gone}.db", f"counter_{gone}.db"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / f"gauge_livemax_{os.getpid()}.db").write_bytes(b"")  # this process: alive
+    (tmp_path / "histogram_1.db").write_bytes(b"")  # not a live gauge: left alone
+    assert metrics.sweep_dead_processes(tmp_path) == [gone]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"counter_{gone}.db", f"gauge_livemax_{os.getpid()}.db", "histogram_1.db"]
+    )
+    assert metrics.sweep_dead_processes(tmp_path) == []
+    assert metrics.sweep_dead_processes(tmp_path / "missing") == []

@@ -1,11 +1,11 @@
 """`python manage.py cdp_run`: the one command that starts the platform, whole or one role.
 
 `--role all` (the default) migrates, bootstraps a workspace (admin user, source, write key),
-then runs gunicorn, a Celery worker and Celery beat as child processes. The children inherit
-this process's environment, including the DATABASE_URL / REDIS_URL that settings exported
-when it started the embedded Postgres / Redis, so all of them share one database and one
-broker. Ctrl-C (or SIGTERM) stops the children, then the embedded services this process
-brought up.
+then runs the web server (granian, cdp/web.py), a Celery worker and Celery beat as child
+processes. The children inherit this process's environment, including the DATABASE_URL /
+REDIS_URL that settings exported when it started the embedded Postgres / Redis, so all of them
+share one database and one broker. Ctrl-C (or SIGTERM) stops the children, then the embedded
+services this process brought up.
 
 With `--role all` the children write their output to log files in the data folder, and the
 terminal shows a status line, error lines and, last, the credentials (cdp/launcher.py);
@@ -216,7 +216,7 @@ def _masked(url: str) -> str:
 def _port_in_use(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
-        # like gunicorn, so a socket in TIME_WAIT from a previous run does not count
+        # like the web server, so a socket in TIME_WAIT from a previous run does not count
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -253,7 +253,7 @@ class Command(BaseCommand):
             choices=ROLES,
             default="all",
             help="what to run: all (default: web, worker and beat on this machine), web "
-            "(gunicorn), worker (Celery worker) or beat (Celery beat: exactly one per "
+            "(granian), worker (Celery worker) or beat (Celery beat: exactly one per "
             "deployment); a role other than all needs DATABASE_URL and REDIS_URL",
         )
         parser.add_argument(
@@ -286,14 +286,14 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=None,
-            help=f"web: gunicorn worker processes (default {DEFAULTS['workers']}; production: "
+            help=f"web: web server worker processes (default {DEFAULTS['workers']}; production: "
             "cores + 1)",
         )
         parser.add_argument(
             "--threads",
             type=int,
             default=None,
-            help=f"web: threads per gunicorn worker (default {DEFAULTS['threads']}); each "
+            help=f"web: Python threads per web server worker (default {DEFAULTS['threads']}); each "
             "keeps its own database connection once it has used one",
         )
         parser.add_argument(
@@ -453,35 +453,20 @@ class Command(BaseCommand):
         if plan.web:
             host, port = plan.host, plan.port
             bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            keys["web server (gunicorn)"] = "web"
-            commands["web server (gunicorn)"] = [
+            keys["web server (granian)"] = "web"
+            # granian parses HTTP in Rust and runs the application in a pool of Python threads
+            # per process: a request waiting on Postgres or Redis holds a thread, not a
+            # process; the collector's concurrent requests share one INSERT and commit
+            # (profiles/collector/storage.py); SDKs keep their connections alive (cdp/web.py)
+            commands["web server (granian)"] = [
                 *python,
-                "gunicorn",
-                "cdp.wsgi:application",
+                "cdp.web",
                 "--bind",
                 bind,
                 "--workers",
                 str(plan.workers),
-                # threads: a request waiting on Postgres or Redis holds a thread, not a
-                # process; the collector's concurrent requests share one INSERT and commit
-                # (profiles/collector/storage.py); SDKs keep their connections alive
-                "--worker-class",
-                "gthread",
                 "--threads",
                 str(plan.threads),
-                "--keep-alive",
-                "5",
-                # well inside our STOP_TIMEOUT, so a stop is graceful rather than a kill
-                "--graceful-timeout",
-                "5",
-                # gunicorn's control socket has one default path per user: two servers clash
-                "--no-control-socket",
-                # its own lines in our LOG_FORMAT too (JSON records with LOG_FORMAT=json)
-                "--logger-class",
-                "cdp.gunicorn_logs.Logger",
-                # child_exit: a dead worker's Prometheus files are marked (cdp/metrics.py)
-                "--config",
-                "python:cdp.gunicorn_conf",
             ]
         # deliveries wait on other servers (HTTP, AMQP, S3): the activation queue gets its own
         # worker with a pool of threads, so a slow destination holds a thread, not a process,
@@ -583,7 +568,7 @@ class Command(BaseCommand):
                     stdout=output,
                     stderr=subprocess.STDOUT if output else None,
                     # own process group: Ctrl-C reaches only us, and we stop the children in
-                    # order; a group can also be killed whole (gunicorn's and Celery's pools)
+                    # order; a group can also be killed whole (the web server's and Celery's)
                     process_group=0,
                     preexec_fn=preexec,
                 )
