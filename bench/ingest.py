@@ -8,6 +8,10 @@ prints the two side by side, with what the pipeline processed meanwhile and its 
 the end. Figures also go to bench/results/ingest-<timestamp>.json.
 
     bin/bench ingest [--seconds 15] [--pipeline-processes 2] [--workers 3]
+                     [--worker-class granian|gthread|sync]
+
+`--worker-class gthread` runs gunicorn's threaded workers instead of granian (bin/start's
+server), to compare the two servers on the same machine.
 """
 
 from __future__ import annotations
@@ -52,8 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--pipeline-processes", type=int, default=2, help="Celery worker processes (default 2)"
     )
+    p.add_argument(
+        "--worker-class",
+        default=collector.GRANIAN,
+        choices=[collector.GRANIAN, "gthread", "sync"],
+        help="granian (default, as bin/start) or a gunicorn worker class to compare",
+    )
     args = p.parse_args(argv)
-    common = ["--seconds", str(args.seconds), "--workers", args.workers, "--phases", "never"]
+    common = ["--seconds", str(args.seconds), "--workers", args.workers, "--phases", "never",
+              "--worker-class", args.worker_class]  # fmt: skip
     print("== without the pipeline worker ==")
     alone = run([*common, "--no-copy"])
     print("== with a pipeline worker ==")
@@ -64,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         "",
-        f"ingest, {args.workers} web server processes; pipeline worker: "
+        f"ingest, {args.workers} web server processes ({args.worker_class}); pipeline worker: "
         f"{args.pipeline_processes} processes on the same cores",
         f"{'scenario':<28}{'without worker':>26}{'with worker':>26}{'pipeline meanwhile':>30}",
     ]

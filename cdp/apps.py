@@ -9,8 +9,12 @@ class CdpConfig(AppConfig):
 
     def ready(self) -> None:
         from axes.signals import user_locked_out
+        from django.db.backends.signals import connection_created
 
-        from cdp import logs, navigation, schema, security  # noqa: F401  (schema: OpenAPI auth)
+        from cdp import db, logs, navigation, schema, security  # noqa: F401  (schema: OpenAPI auth)
+
+        # a backend whose client died ends its query and drops its locks (cdp/db.py)
+        connection_created.connect(db.check_dead_clients, dispatch_uid="cdp-dead-clients")
 
         user_locked_out.connect(security.on_user_locked_out, dispatch_uid="cdp-lockout-audit")
         # a task's id, name and workspace on its log records; JSON from Celery's own handlers

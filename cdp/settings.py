@@ -129,6 +129,10 @@ DATABASES = {
         conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", default=True),
     )
 }
+# milliseconds between Postgres's checks that a running query's client is still connected
+# (client_connection_check_interval, Postgres 14+; 0 = off): a killed worker's transaction
+# ends within this long even while it waits on a lock, instead of holding its locks (cdp/db.py)
+CDP_DB_CLIENT_CHECK_MS = env_int("CDP_DB_CLIENT_CHECK_MS", 1000)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "") or None
 if not DATABASES["default"]["TEST"]["NAME"]:
     del DATABASES["default"]["TEST"]["NAME"]
