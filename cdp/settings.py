@@ -158,6 +158,9 @@ CELERY_TASK_ROUTES = queues.task_routes(prefix=CDP_QUEUE_PREFIX)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's prefork pool, replacing a dead process within half a second (cdp/celery_pool.py);
+# `--pool threads` on the command line (the activation worker) still wins
+CELERY_WORKER_POOL = "cdp.celery_pool:TaskPool"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -31,6 +31,10 @@ GRACEFUL_SECONDS = 5
 BACKLOG = 2048
 # a worker process that dies is started again after this many seconds
 RESPAWN_SECONDS = 1.0
+# an idle Python thread is stopped after this long (granian's maximum; its default is 30 s):
+# each thread keeps its own database connection for DB_CONN_MAX_AGE (600 s), which a stopped
+# thread drops, so a burst after a quiet half-minute would open 16 new connections per process
+THREAD_IDLE_SECONDS = 600
 
 
 def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
@@ -92,6 +96,7 @@ def server(args: argparse.Namespace) -> Any:
         interface=Interfaces.WSGI,
         workers=args.workers,
         blocking_threads=args.threads,
+        blocking_threads_idle_timeout=THREAD_IDLE_SECONDS,
         backlog=BACKLOG,
         log_level=LogLevels(args.log_level),
         log_dictconfig=logging_config(os.environ.get("LOG_FORMAT", "text"), args.log_level.upper()),

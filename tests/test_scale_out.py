@@ -19,6 +19,7 @@ from django.db.models import Sum
 from django.test import Client
 
 from cdp import queues
+from cdp import web as web_module
 from cdp.celery import app
 from cdp.management.commands.cdp_run import MIGRATION_LOCK, Command, Plan, plan_for
 from profiles.identity.resolve import IDENTITY_LOCK_NAMESPACE
@@ -275,11 +276,14 @@ def test_two_ingest_workers_split_the_work_and_process_each_event_once(
             launcher.cleanup()
 
 
-def test_the_web_server_runs_threaded_workers_with_keep_alive() -> None:
-    """gthread: a request waiting on Postgres holds a thread, the collector's concurrent
-    requests share one INSERT (profiles/collector/storage.py), SDK connections stay open."""
+def test_the_web_server_runs_granian_with_threads() -> None:
+    """granian (cdp/web.py): a request waiting on Postgres holds a thread, the collector's
+    concurrent requests share one INSERT (profiles/collector/storage.py), SDK connections stay
+    open (granian keeps them alive)."""
     specs = Command()._commands(plan("--workers", "3", "--threads", "12"))
     web = next(spec.argv for spec in specs if spec.key == "web")
+    assert web[1:3] == ["-m", "cdp.web"]
     flags = dict(zip(web, web[1:], strict=False))
     assert flags["--workers"] == "3" and flags["--threads"] == "12"
-    assert flags["--worker-class"] == "gthread" and flags["--keep-alive"] == "5"
+    args = web_module.build_parser().parse_args(web[3:])
+    assert (args.bind, args.workers, args.threads) == (("127.0.0.1", 8000), 3, 12)

@@ -16,8 +16,12 @@ from profiles.pipeline import queue
 logger = logging.getLogger(__name__)
 DRAIN_SLOTS_MAX = 16  # CDP_DRAINS_PER_WORKSPACE may not exceed it
 # a drain hands its worker process back this often (re-enqueued at the back of its queue when
-# work is left), so the tasks of other queues a worker serves are not held up behind it
-DRAIN_MAX_SECONDS = 10.0
+# work is left), so the tasks of other queues a worker serves are not held up behind it, and
+# a partition whose drain died waits at most one turn: with turns of 10 s, a pool process
+# SIGKILLed mid-drain left its partition to the surviving process only once that one's own
+# turn ended, and its events waited up to 4.6 s (bench/pipeline.py --only recovery). A turn
+# costs one task hand-off (a few ms) per second per process.
+DRAIN_MAX_SECONDS = 1.0
 
 
 @shared_task(

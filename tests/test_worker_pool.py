@@ -1,0 +1,110 @@
+"""The Celery workers' prefork pool (cdp/celery_pool.py, the `CELERY_WORKER_POOL` setting): a
+real worker started without `--pool` runs it, replaces a pool process that was SIGKILLed, and
+goes on processing events."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from cdp import celery_pool
+from profiles.models import PendingEvent
+from tests.fixtures import CeleryTestQueues, Tenant, post_collector
+from tests.test_processing_worker import database_url, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_setting_names_the_pool_and_it_checks_often() -> None:
+    from celery.concurrency import get_implementation
+
+    assert get_implementation(settings.CELERY_WORKER_POOL) is celery_pool.TaskPool
+    assert celery_pool.TaskPool.Pool is celery_pool.AsynPool
+    assert celery_pool.MAINTAIN_SECONDS < 5.0  # Celery's own pool checks every 5 s
+
+
+@pytest.fixture
+def prefork_worker(transactional_db: Any, celery_test_queues: CeleryTestQueues) -> Any:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        **celery_test_queues.env(),
+    }
+    proc = subprocess.Popen(  # noqa: S603 - our interpreter, Celery's command
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "cdp",
+            "worker",
+            "-Q",
+            ",".join(celery_test_queues.names()),
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _pool(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    return [p for p in psutil.Process(proc.pid).children() if p.is_running()]
+
+
+def _batch(n: int) -> dict[str, Any]:
+    return {
+        "batch": [
+            {"type": "track", "event": "E", "userId": f"u-{i}", "messageId": str(uuid.uuid4())}
+            for i in range(n)
+        ]
+    }
+
+
+def test_a_killed_pool_process_is_replaced_and_work_goes_on(
+    tenant_a: Tenant, prefork_worker: subprocess.Popen[bytes]
+) -> None:
+    assert wait_for(lambda: len(_pool(prefork_worker)) == 2, timeout=60)
+    answer = post_collector(Client(), "/v1/batch", _batch(10), write_key=tenant_a.write_key)
+    assert answer.status_code == 200
+    assert wait_for(lambda: not PendingEvent.objects.exists(), timeout=30)
+
+    victim = _pool(prefork_worker)[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    assert wait_for(
+        lambda: len(pids := {p.pid for p in _pool(prefork_worker)}) == 2 and victim.pid not in pids,
+        timeout=30,
+    ), "the killed pool process was not replaced"
+    time.sleep(0.5)
+    answer = post_collector(Client(), "/v1/batch", _batch(10), write_key=tenant_a.write_key)
+    assert answer.status_code == 200
+    assert wait_for(lambda: not PendingEvent.objects.exists(), timeout=30)
+    assert prefork_worker.poll() is None
