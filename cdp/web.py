@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from cdp import logs
 
+LEVELS = ("critical", "error", "warning", "warn", "info", "debug")
 # well inside the launcher's STOP_TIMEOUT: a stop is graceful rather than a kill
 GRACEFUL_SECONDS = 5
 BACKLOG = 2048
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=os.environ.get("LOG_LEVEL", "INFO").lower(),
-        choices=("critical", "error", "warning", "info", "debug"),
+        choices=LEVELS,
     )
     return parser
 
@@ -109,9 +109,12 @@ def server(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 1:
-        sys.exit("--workers and --threads must be at least 1")
+        parser.error("--workers and --threads must be at least 1")
+    if args.log_level not in LEVELS:  # LOG_LEVEL from the environment, not checked by argparse
+        parser.error(f"LOG_LEVEL={args.log_level!r}: expected one of {', '.join(LEVELS)}")
     server(args).serve()
 
 

@@ -156,3 +156,27 @@ def test_bind(value: str, expected: tuple[str, int]) -> None:
 def test_bind_refuses(value: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="expected host:port"):
         web.parse_bind(value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env_level", "message"),
+    [
+        (["--workers", "0"], "INFO", "at least 1"),
+        (["--threads", "0"], "INFO", "at least 1"),
+        ([], "LOUD", "LOG_LEVEL='loud'"),
+    ],
+)
+def test_bad_arguments_are_refused_before_starting(
+    argv: list[str], env_level: str, message: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("LOG_LEVEL", env_level)
+    with pytest.raises(SystemExit) as exit_:
+        web.main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_log_level_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "WARN")
+    assert web.build_parser().parse_args([]).log_level == "warn"
