@@ -149,6 +149,16 @@ def formatters() -> dict[str, Any]:
     return {"text": {"()": TextFormatter}, "json": {"()": JsonFormatter}}
 
 
+def console_handler(log_format: str) -> dict[str, Any]:
+    """The `console` handler of a logging configuration: stderr, in `log_format`, with the
+    context's fields (settings.LOGGING; the web server's own loggers, cdp/web.py)."""
+    return {
+        "class": "logging.StreamHandler",
+        "formatter": check_format(log_format),
+        "filters": ["context"],
+    }
+
+
 def filters() -> dict[str, Any]:
     return {"context": {"()": ContextFilter}}
 

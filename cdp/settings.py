@@ -384,13 +384,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": logs.filters(),
     "formatters": logs.formatters(),
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["context"],
-        }
-    },
+    "handlers": {"console": logs.console_handler(LOG_FORMAT)},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # Python warnings (logging.captureWarnings, which Django turns on) in the same format

@@ -46,14 +46,7 @@ def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": logs.filters(),
         "formatters": logs.formatters(),
-        "handlers": {
-            "console": {
-                "class": "logging.StreamHandler",
-                "formatter": logs.check_format(log_format),
-                "filters": ["context"],
-                "stream": "ext://sys.stderr",
-            },
-        },
+        "handlers": {"console": logs.console_handler(log_format)},
         "loggers": {
             "_granian": {"handlers": ["console"], "level": level, "propagate": False},
             "granian.access": {"handlers": ["console"], "level": level, "propagate": False},

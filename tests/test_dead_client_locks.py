@@ -18,6 +18,8 @@ import psycopg
 import pytest
 from django.db import connection
 
+from tests.test_processing_worker import database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = 7399  # advisory lock space of this test only
 
@@ -47,11 +49,6 @@ def _admin() -> psycopg.Connection:
     )
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 def _held_until_freed(check_ms: str, timeout: float) -> float | None:
     """Seconds from the kill until the dead process's lock is free (None: still held after
     `timeout`)."""
@@ -60,7 +57,7 @@ def _held_until_freed(check_ms: str, timeout: float) -> float | None:
         admin.execute("SELECT pg_advisory_lock(%s, %s)", [NAMESPACE, wanted])
         env = {
             **os.environ,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "CDP_DB_CLIENT_CHECK_MS": check_ms,
             "DJANGO_SETTINGS_MODULE": "cdp.settings",
         }

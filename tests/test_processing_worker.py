@@ -33,8 +33,10 @@ def database_url() -> str:
     return f"postgres://{s['USER']}{password}@{host}{port}/{s['NAME']}"
 
 
-@pytest.fixture
-def worker(transactional_db: Any, celery_test_queues: CeleryTestQueues) -> Any:
+def start_worker(celery_test_queues: CeleryTestQueues, *pool: str) -> subprocess.Popen[bytes]:
+    """A real Celery worker (2 processes or threads) on the test's queues and database; `pool`
+    adds e.g. `--pool threads` (none: the CELERY_WORKER_POOL setting). Stop it with
+    `stop_worker`."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -42,7 +44,7 @@ def worker(transactional_db: Any, celery_test_queues: CeleryTestQueues) -> Any:
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         **celery_test_queues.env(),
     }
-    proc = subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603 - our interpreter, Celery's command
         [
             sys.executable,
             "-m",
@@ -52,26 +54,34 @@ def worker(transactional_db: Any, celery_test_queues: CeleryTestQueues) -> Any:
             "worker",
             "-Q",
             ",".join(celery_test_queues.names()),
-            "--pool",
-            "threads",
+            *pool,
             "--concurrency",
             "2",
             "--loglevel",
             "WARNING",
             "--without-gossip",
             "--without-mingle",
-        ],
+        ],  # fmt: skip
         cwd=ROOT,
         env=env,
     )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def worker(transactional_db: Any, celery_test_queues: CeleryTestQueues) -> Any:
+    proc = start_worker(celery_test_queues, "--pool", "threads")
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_worker(proc)
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> bool:

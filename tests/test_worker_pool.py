@@ -4,10 +4,8 @@ goes on processing events."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +19,7 @@ from django.test import Client
 from cdp import celery_pool
 from profiles.models import PendingEvent
 from tests.fixtures import CeleryTestQueues, Tenant, post_collector
-from tests.test_processing_worker import database_url, wait_for
+from tests.test_processing_worker import start_worker, stop_worker, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,43 +34,11 @@ def test_the_setting_names_the_pool_and_it_checks_often() -> None:
 
 @pytest.fixture
 def prefork_worker(transactional_db: Any, celery_test_queues: CeleryTestQueues) -> Any:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        **celery_test_queues.env(),
-    }
-    proc = subprocess.Popen(  # noqa: S603 - our interpreter, Celery's command
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cdp",
-            "worker",
-            "-Q",
-            ",".join(celery_test_queues.names()),
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ],  # fmt: skip
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    proc = start_worker(celery_test_queues)  # no --pool: the setting's
     try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_worker(proc)
 
 
 def _pool(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
