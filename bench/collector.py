@@ -616,6 +616,23 @@ class Server:
 
     def start(self) -> None:
         self.port = free_port()
+        env = dict(self.env)
+        command = self._granian() if self.worker_class == GRANIAN else self._gunicorn(env)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            command, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+        self._wait_healthy(timeout=90)
+
+    def _granian(self) -> list[str]:
+        """As `bin/start` runs the web server (cdp_run)."""
+        return [sys.executable, "-m", "cdp.web", "--bind", f"{HOST}:{self.port}",
+                "--workers", str(self.workers), "--threads", str(self.threads)]  # fmt: skip
+
+    def _gunicorn(self, env: dict[str, str]) -> list[str]:
+        """gunicorn with this worker class (the server before granian), to compare; with a
+        profile folder, one cProfile'd sync worker (`--profile`)."""
         command = [
             sys.executable,
             "-m",
@@ -636,21 +653,12 @@ class Server:
         ]
         if self.worker_class == "gthread":  # as `bin/start` ran it before granian
             command += ["--threads", str(self.threads), "--keep-alive", "5"]
-        env = dict(self.env)
         if self.profile_dir is not None:
             command += ["--config", str(REPO / "bench" / "gunicorn_profile.py")]
             env["BENCH_PROFILE_DIR"] = str(self.profile_dir)
         else:
             command += ["--config", "/dev/null"]  # never pick up a stray gunicorn.conf.py
-        if self.worker_class == GRANIAN:  # as `bin/start` runs it (cdp_run)
-            command = [sys.executable, "-m", "cdp.web", "--bind", f"{HOST}:{self.port}",
-                       "--workers", str(self.workers), "--threads", str(self.threads)]  # fmt: skip
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
-        )
-        log.close()
-        self._wait_healthy(timeout=90)
+        return command
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
