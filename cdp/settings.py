@@ -161,6 +161,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's prefork pool, replacing a dead process within half a second (cdp/celery_pool.py);
 # `--pool threads` on the command line (the activation worker) still wins
 CELERY_WORKER_POOL = "cdp.celery_pool:TaskPool"
+# the CPU priority (nice value, 0-19) of Celery workers: on a machine shared with the web
+# server, a burst of events is accepted at full speed and processed with the cores the
+# collector leaves (cdp/celery.py); 0 = the same priority as the web server
+CDP_WORKER_NICE = env_int("CDP_WORKER_NICE", 10)
+if not 0 <= CDP_WORKER_NICE <= 19:
+    raise ImproperlyConfiguredEnv(f"CDP_WORKER_NICE={CDP_WORKER_NICE}: expected 0 to 19")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,11 +1,14 @@
 """The Celery workers' prefork pool (cdp/celery_pool.py, the `CELERY_WORKER_POOL` setting): a
 real worker started without `--pool` runs it, replaces a pool process that was SIGKILLed, and
-goes on processing events."""
+goes on processing events; the worker and every pool process, the replacement included, run at
+the CPU priority `CDP_WORKER_NICE` (cdp/celery.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -54,10 +57,19 @@ def _batch(n: int) -> dict[str, Any]:
     }
 
 
+def _worker_nice() -> int:
+    """What the worker's processes run at: the setting, or this process's if already nicer
+    (a priority is never raised)."""
+    return max(settings.CDP_WORKER_NICE, os.getpriority(os.PRIO_PROCESS, 0))
+
+
 def test_a_killed_pool_process_is_replaced_and_work_goes_on(
     tenant_a: Tenant, prefork_worker: subprocess.Popen[bytes]
 ) -> None:
+    assert settings.CDP_WORKER_NICE > 0  # the default: the web server comes first
     assert wait_for(lambda: len(_pool(prefork_worker)) == 2, timeout=60)
+    assert psutil.Process(prefork_worker.pid).nice() == _worker_nice()
+    assert [p.nice() for p in _pool(prefork_worker)] == [_worker_nice()] * 2
     answer = post_collector(Client(), "/v1/batch", _batch(10), write_key=tenant_a.write_key)
     assert answer.status_code == 200
     assert wait_for(lambda: not PendingEvent.objects.exists(), timeout=30)
@@ -74,3 +86,18 @@ def test_a_killed_pool_process_is_replaced_and_work_goes_on(
     assert answer.status_code == 200
     assert wait_for(lambda: not PendingEvent.objects.exists(), timeout=30)
     assert prefork_worker.poll() is None
+    assert [p.nice() for p in _pool(prefork_worker)] == [_worker_nice()] * 2
+
+
+@pytest.mark.parametrize("value", ["-1", "20"])
+def test_a_worker_priority_out_of_range_is_refused_at_start_up(value: str) -> None:
+    result = subprocess.run(  # noqa: S603 - our interpreter
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "cdp.settings", "CDP_WORKER_NICE": value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"CDP_WORKER_NICE={value}: expected 0 to 19" in result.stderr
