@@ -589,8 +589,19 @@ def test_events_queued_before_the_deletion_are_dropped_by_the_pipeline(
         "anonymousId": "anon-zeb-tablet-new",
         "traits": {"email": ZEB["email"], "last_name": ZEB["surname"]},
     }
-    answer = post_collector(client, "/v1/batch", {"batch": [queued]}, write_key=tenant_a.write_key)
+    from cdp.celery import app
+
+    # no worker runs yet: the collector's kick waits on the broker (eager, it would process the
+    # event at once whenever the last kick is older than CDP_KICK_INTERVAL_MS)
+    app.conf.task_always_eager = False
+    try:
+        answer = post_collector(
+            client, "/v1/batch", {"batch": [queued]}, write_key=tenant_a.write_key
+        )
+    finally:
+        app.conf.task_always_eager = True
     assert answer.status_code == 200
+    assert queue.pending_count(tenant_a.workspace.pk) == 1
     made = ask(tenant_a, "delete", f"email:{ZEB['email']}")
     approve_and_run(tenant_a, made["id"], django_capture_on_commit_callbacks)
     process()  # the worker gets to it only now
