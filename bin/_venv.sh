@@ -8,12 +8,17 @@ EXTRAS="${1:-}"
 if [ ! -x .venv/bin/python ]; then
   echo "› creating virtualenv in .venv"
   "$PYTHON" -m venv .venv
-  .venv/bin/pip install --quiet --upgrade pip
+  # uv installs the project's packages in seconds where pip takes minutes (same versions)
+  .venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip uv==0.13.9
 fi
 stamp=".venv/.installed${EXTRAS:+-$EXTRAS}"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "› installing the project${EXTRAS:+ with [$EXTRAS]} into .venv"
-  .venv/bin/pip install --quiet --disable-pip-version-check -e ".${EXTRAS:+[$EXTRAS]}"
+  if [ -x .venv/bin/uv ]; then
+    .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".${EXTRAS:+[$EXTRAS]}"
+  else
+    .venv/bin/pip install --quiet --disable-pip-version-check -e ".${EXTRAS:+[$EXTRAS]}"
+  fi
   echo "$want" > "$stamp"
 fi
