@@ -49,6 +49,16 @@ LIMIT %s
 FOR UPDATE SKIP LOCKED
 """
 
+# The claim walks an index of the queue in event order and stops at the LIMIT. The
+# planner would rather read every pending row of the workspace (a bitmap scan) and sort them
+# whenever its statistics say the queue is small — which they say during a burst, the queue
+# having grown since it was last analysed (never, where autovacuum is off): 125 ms a claim
+# with 490,000 events queued, growing with the backlog, against 1-10 ms walking the index; a
+# worker catching up on 457,000 events processed 16 % more with the claim planned without
+# those two (bench: 5,268-5,465 against 4,457-4,753 events/s), as it now is.
+_CLAIM_PLAN = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"
+_CLAIM_PLAN_END = "RESET enable_bitmapscan; RESET enable_sort"
+
 MAX_ATTEMPTS = 4
 SAVEPOINT_ATTEMPTS = 3
 # process-wide counters, for logs, tests and the benchmark
@@ -108,8 +118,10 @@ def _process_once(
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with transaction.atomic():
         with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_PLAN)
             cursor.execute(_CLAIM.format(where=where), [*params, batch_size])
             claimed = cursor.fetchall()
+            cursor.execute(_CLAIM_PLAN_END)
         if not claimed:
             return 0, 0
         ids = [row[0] for row in claimed]

@@ -350,3 +350,44 @@ def test_without_an_interval_a_drain_stops_after_a_batch_that_was_not_full(
 
     assert queue.drain(workspace_id=1, batch_size=1000) == (1012, False)
     assert clock.sleeps == []
+
+
+def test_the_claim_walks_the_queue_index_whatever_the_statistics_say(tenant_a: Tenant) -> None:
+    """During a burst the queue outgrows its statistics (analysed when it was small, or never
+    where autovacuum is off); planned from them, the claim read and sorted every pending row
+    of the workspace (125 ms with 490,000 queued). It walks the index in order instead, and
+    the pipeline's own statements are planned as usual afterwards."""
+    workspace = tenant_a.workspace.pk
+    insert = (
+        "INSERT INTO profiles_pendingevent (event_id, workspace_id, route, enqueued_at) "
+        "SELECT n, %s, n %% 1024, now() FROM generate_series(%s, %s) AS n"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(insert, [workspace, 10**9, 10**9 + 9])
+        cursor.execute("ANALYZE profiles_pendingevent")  # statistics of a nearly empty queue
+        cursor.execute(insert, [workspace, 10**9 + 10, 10**9 + 60_000])
+    plans: list[str] = []
+    settings_after: list[tuple[str, str]] = []
+
+    def explain_the_claim(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        cursor = context["cursor"].cursor  # the driver's: not wrapped again
+        if "FOR UPDATE SKIP LOCKED" in sql and "profiles_pendingevent" in sql:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        result = execute(sql, params, many, context)
+        if "RESET enable_sort" in sql:
+            cursor.execute(
+                "SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')"
+            )
+            settings_after.append(cursor.fetchone())
+        return result
+
+    with connection.execute_wrapper(explain_the_claim):
+        queue.process_batch(workspace_id=workspace, batch_size=1000, partition=(0, 2))
+    assert len(plans) == 1, plans
+    # an index in event order (the workspace's, or the primary key's with the workspace as a
+    # filter), read up to the LIMIT: no sort, no bitmap of every pending row, no full scan
+    assert "Index Scan using" in plans[0], plans[0]
+    assert not any(step in plans[0] for step in ("Sort", "Bitmap", "Seq Scan")), plans[0]
+    assert settings_after == [("on", "on")]
+    assert PendingEvent.objects.filter(workspace_id=workspace).count() == 60_001 - 1000
