@@ -1,7 +1,13 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -44,3 +50,33 @@ def mark_metrics_dead(pid: int | None = None, **_: object) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@task_prerun.connect(weak=False)
+def connections_before_task(task: object = None, **_: object) -> None:
+    """A task starts like a web request: a connection past CONN_MAX_AGE or broken is
+    replaced; a live one is reused (checked once first, with CONN_HEALTH_CHECKS)."""
+    if _runs_in_worker(task):
+        from django.db import close_old_connections
+
+        close_old_connections()
+
+
+@task_postrun.connect(weak=False)
+def connections_after_task(task: object = None, **_: object) -> None:
+    """Celery's Django fix-up closes every connection after every task (unless
+    CELERY_DB_REUSE_MAX, which settings.py sets out of reach): each drain turn of the
+    pipeline (1 s) and each kick then opened a new Postgres session — two to three a second
+    under load, each paying a server process's start and its catalogue caches again. A task
+    ends like a web request instead, with its session locks released (cdp/db.py)."""
+    if _runs_in_worker(task):
+        from cdp import db
+
+        db.end_of_task()
+
+
+def _runs_in_worker(task: object) -> bool:
+    """False for a task run eagerly in its caller (tests, scripts): the caller's connection
+    and transaction are not the task's to end."""
+    request = getattr(task, "request", None)
+    return request is not None and not getattr(request, "is_eager", False)

@@ -79,3 +79,21 @@ def check_dead_clients(sender: Any, connection: Any, **_: Any) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"SET client_connection_check_interval = {interval}")
+
+
+def end_of_task() -> None:
+    """After a Celery task (cdp/celery.py): no session-level advisory lock — a task's lease —
+    outlives the task on a connection the next task reuses (each task releases its own; this
+    makes sure, in one round trip), and a connection that is broken, left in a transaction or
+    older than CONN_MAX_AGE is closed, as after a web request."""
+    from django.db import DatabaseError, close_old_connections, connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None or conn.vendor != "postgresql" or conn.in_atomic_block:
+            continue
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_all()")
+        except DatabaseError:
+            conn.close()  # its session and every lock it held end with it
+    close_old_connections()

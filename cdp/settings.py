@@ -167,6 +167,10 @@ CELERY_WORKER_POOL = "cdp.celery_pool:TaskPool"
 CDP_WORKER_NICE = env_int("CDP_WORKER_NICE", 10)
 if not 0 <= CDP_WORKER_NICE <= 19:
     raise ImproperlyConfiguredEnv(f"CDP_WORKER_NICE={CDP_WORKER_NICE}: expected 0 to 19")
+# Celery's Django fix-up closes the database connections after every task unless this many
+# tasks have not run yet: out of reach, so a worker keeps its connections like a web server
+# process, for CONN_MAX_AGE and checked before reuse (cdp/celery.py ends each task)
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True

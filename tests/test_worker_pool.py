@@ -1,25 +1,29 @@
 """The Celery workers' prefork pool (cdp/celery_pool.py, the `CELERY_WORKER_POOL` setting): a
 real worker started without `--pool` runs it, replaces a pool process that was SIGKILLed, and
 goes on processing events; the worker and every pool process, the replacement included, run at
-the CPU priority `CDP_WORKER_NICE` (cdp/celery.py)."""
+the CPU priority `CDP_WORKER_NICE` (cdp/celery.py); a pool process keeps its database
+connection from task to task, and no task's session lock outlives the task."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from django.conf import settings
+from django.db import connection, connections
 from django.test import Client
 
-from cdp import celery_pool
+from cdp import celery_pool, db
 from profiles.models import PendingEvent
 from tests.fixtures import CeleryTestQueues, Tenant, post_collector
 from tests.test_processing_worker import start_worker, stop_worker, wait_for
@@ -101,3 +105,83 @@ def test_a_worker_priority_out_of_range_is_refused_at_start_up(value: str) -> No
     )
     assert result.returncode != 0
     assert f"CDP_WORKER_NICE={value}: expected 0 to 19" in result.stderr
+
+
+def _postgres_ports(process: psutil.Process) -> set[int]:
+    """Local ports of the process's TCP connections to the test database's server."""
+    port = int(connection.settings_dict.get("PORT") or 5432)
+    return {
+        c.laddr.port for c in process.net_connections("inet") if c.raddr and c.raddr.port == port
+    }
+
+
+def _send_and_process(client: Client, tenant: Tenant) -> None:
+    answer = post_collector(client, "/v1/batch", _batch(10), write_key=tenant.write_key)
+    assert answer.status_code == 200
+    assert wait_for(lambda: not PendingEvent.objects.exists(), timeout=30)
+    time.sleep(0.3)  # so the next post kicks again (CDP_KICK_INTERVAL_MS)
+
+
+def test_a_pool_process_keeps_its_database_connection_from_task_to_task(
+    tenant_a: Tenant, prefork_worker: subprocess.Popen[bytes]
+) -> None:
+    """Celery's Django fix-up closed every connection after every task: each 1-s drain turn
+    opened a new Postgres session (about two a second under load). The connection now lives
+    like a web server thread's: for CONN_MAX_AGE, checked before reuse."""
+    if (connection.settings_dict.get("HOST") or "").startswith("/"):
+        pytest.skip("the test database is reached over a Unix socket")
+    assert wait_for(lambda: len(_pool(prefork_worker)) == 2, timeout=60)
+    client = Client()
+    for _ in range(3):  # warm: both pool processes have run a task and connected
+        _send_and_process(client, tenant_a)
+    before = {p.pid: _postgres_ports(p) for p in _pool(prefork_worker)}
+    assert all(before.values()), f"a pool process holds no connection between tasks: {before}"
+    for _ in range(5):
+        _send_and_process(client, tenant_a)
+    after = {p.pid: _postgres_ports(p) for p in _pool(prefork_worker)}
+    assert after == before  # the same connections: no session opened by five rounds of tasks
+
+
+def test_a_session_lock_left_by_a_task_ends_with_the_task(transactional_db: Any) -> None:
+    """A task's lease (a session-level advisory lock) is released by the task; should one be
+    left, the end of the task releases it — the connection, kept for the next task, would
+    otherwise hold it for as long as the process lives."""
+    with persistent_connection():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), pg_advisory_lock(7399, 1)")
+            backend = cursor.fetchone()[0]
+        db.end_of_task()
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(7399, 1), pg_advisory_unlock(7399, 1)")
+                assert cursor.fetchone() == (True, True)
+        finally:
+            other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            assert cursor.fetchone()[0] == backend  # the same session, kept for the next task
+
+
+def test_a_connection_left_in_a_transaction_is_not_kept(transactional_db: Any) -> None:
+    with persistent_connection():
+        connection.set_autocommit(False)  # a task that began a transaction and never ended it
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        db.end_of_task()
+        assert connection.connection is None  # closed: its transaction rolled back with it
+        connection.set_autocommit(True)
+
+
+@contextlib.contextmanager
+def persistent_connection() -> Iterator[None]:
+    """The connection as a worker's: kept for CONN_MAX_AGE (the tests' default closes it after
+    each request)."""
+    before = connection.settings_dict["CONN_MAX_AGE"]
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = 600
+    try:
+        yield
+    finally:
+        connection.settings_dict["CONN_MAX_AGE"] = before
+        connection.close()
