@@ -15,6 +15,7 @@ class CdpConfig(AppConfig):
 
         # a backend whose client died ends its query and drops its locks (cdp/db.py)
         connection_created.connect(db.check_dead_clients, dispatch_uid="cdp-dead-clients")
+        connection_created.connect(db.lower_session_priority, dispatch_uid="cdp-session-nice")
 
         user_locked_out.connect(security.on_user_locked_out, dispatch_uid="cdp-lockout-audit")
         # a task's id, name and workspace on its log records; JSON from Celery's own handlers

@@ -29,6 +29,10 @@ def lower_cpu_priority(**_: object) -> None:
     current = os.getpriority(os.PRIO_PROCESS, 0)
     if settings.CDP_WORKER_NICE > current:
         os.setpriority(os.PRIO_PROCESS, 0, settings.CDP_WORKER_NICE)
+    # and so do its database sessions, where Postgres runs on this machine (cdp/db.py)
+    from cdp import db
+
+    db.session_nice = settings.CDP_WORKER_NICE
 
 
 @worker_process_init.connect(weak=False)

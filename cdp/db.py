@@ -3,6 +3,7 @@ client-side parameter quoting costs more than the query (bulk unnest inserts and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -97,3 +98,68 @@ def end_of_task() -> None:
         except DatabaseError:
             conn.close()  # its session and every lock it held end with it
     close_old_connections()
+
+
+# The CPU priority (nice value, 0-19) a Celery worker gives the server processes of its
+# database sessions where Postgres runs on the same machine (cdp/celery.py sets it to
+# CDP_WORKER_NICE in a worker; 0: leave them alone).
+session_nice = 0
+
+
+def lower_session_priority(sender: Any, connection: Any, **_: Any) -> None:
+    """`connection_created` in a worker: its new session's server process runs at the
+    worker's priority, so that on a machine shared with the web server the collector's
+    statements go first. Most of a worker's work is its statements (in the pipeline about 2.5
+    times its Python time), and each Postgres backend leads a session of its own, which Linux
+    schedules as a group of its own (autogroup, on by default) whatever its nice value: so the
+    group's nice value is lowered, and the process's, for kernels without autogroup.
+
+    Done only for a Postgres process of this machine that started when the session did (so a
+    server in another PID namespace, a container, never has an unrelated process reniced) and
+    leads its own session (so no other process's group is touched), and only where this user
+    may lower its priority (the embedded Postgres, or root)."""
+    if session_nice <= 0 or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, extract(epoch FROM backend_start)::float8 FROM pg_stat_activity "
+            "WHERE pid = pg_backend_pid()"
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        renice_backend(int(row[0]), float(row[1]), session_nice)
+
+
+def renice_backend(pid: int, started: float, nice: int) -> bool:
+    """Lower the priority of the local Postgres process `pid`, started at `started` (Unix
+    time), and of its session's scheduling group, to `nice`; whether it was done (never
+    raised, never another process)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return False  # no such process here, or no /proc
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    session, start_ticks = int(fields[3]), int(fields[19])
+    if not name.startswith("postgres") or session != pid:
+        return False
+    if abs(boot + start_ticks / os.sysconf("SC_CLK_TCK") - started) > 2.0:
+        return False
+    try:
+        if os.getpriority(os.PRIO_PROCESS, pid) < nice:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        return False  # not ours to renice
+    group = f"/proc/{pid}/autogroup"
+    with contextlib.suppress(OSError, ValueError, IndexError):  # a kernel without autogroup
+        with open(group, encoding="ascii") as f:
+            current = int(f.read().rsplit("nice", 1)[1])  # "/autogroup-85 nice 0"
+        if current < nice:
+            with open(group, "w", encoding="ascii") as f:
+                f.write(str(nice))
+    return True

@@ -1,8 +1,9 @@
 """The Celery workers' prefork pool (cdp/celery_pool.py, the `CELERY_WORKER_POOL` setting): a
 real worker started without `--pool` runs it, replaces a pool process that was SIGKILLed, and
 goes on processing events; the worker and every pool process, the replacement included, run at
-the CPU priority `CDP_WORKER_NICE` (cdp/celery.py); a pool process keeps its database
-connection from task to task, and no task's session lock outlives the task."""
+the CPU priority `CDP_WORKER_NICE` (cdp/celery.py), and so do the local Postgres processes of their
+sessions; a pool process keeps its database connection from task to task, and no task's
+session lock outlives the task."""
 
 from __future__ import annotations
 
@@ -140,6 +141,57 @@ def test_a_pool_process_keeps_its_database_connection_from_task_to_task(
         _send_and_process(client, tenant_a)
     after = {p.pid: _postgres_ports(p) for p in _pool(prefork_worker)}
     assert after == before  # the same connections: no session opened by five rounds of tasks
+    # their server processes, and the scheduling groups they lead, run at the worker's
+    # priority (Postgres being on this machine)
+    ports = sorted(set().union(*after.values()))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", [ports])
+        backends = [row[0] for row in cursor.fetchall()]
+    assert len(backends) == len(ports)
+    if not _may_renice(backends[0]):
+        pytest.skip("Postgres runs as another user, whom this one may not renice")
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in backends} == {_worker_nice()}
+    if Path("/proc/self/autogroup").exists():
+        assert {_group_nice(pid) for pid in backends} == {_worker_nice()}
+
+
+def _may_renice(pid: int) -> bool:
+    return os.geteuid() == 0 or os.stat(f"/proc/{pid}").st_uid == os.geteuid()
+
+
+def _group_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().rsplit("nice", 1)[1])
+
+
+def test_a_backend_is_reniced_only_when_it_is_the_sessions_own(transactional_db: Any) -> None:
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, extract(epoch FROM backend_start)::float8 FROM pg_stat_activity "
+                "WHERE pid = pg_backend_pid()"
+            )
+            pid, started = cursor.fetchone()
+        if not _may_renice(pid):
+            pytest.skip("Postgres runs as another user, whom this one may not renice")
+        before = os.getpriority(os.PRIO_PROCESS, pid)
+        # a process with the same pid that did not start with the session (a server in
+        # another PID namespace): left alone
+        assert not db.renice_backend(pid, started - 3600, before + 5)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == before
+        # not a Postgres process (this one): left alone
+        me = psutil.Process()
+        assert not db.renice_backend(me.pid, me.create_time(), 19)
+        assert os.getpriority(os.PRIO_PROCESS, 0) != 19
+        # the session's own: lowered with its scheduling group, and never raised again
+        assert db.renice_backend(pid, started, before + 5)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == before + 5
+        if Path("/proc/self/autogroup").exists():
+            assert _group_nice(pid) == before + 5
+        assert db.renice_backend(pid, started, before + 1)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == before + 5
+    finally:
+        other.close()
 
 
 def test_a_session_lock_left_by_a_task_ends_with_the_task(transactional_db: Any) -> None:
