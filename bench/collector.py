@@ -65,6 +65,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import psycopg
+from session import SharedSession, Spawned
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
@@ -592,6 +593,22 @@ def manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def _start(
+    command: list[str], env: dict[str, str], log_path: Path, session: SharedSession | None
+) -> subprocess.Popen[bytes] | Spawned:
+    """A platform process, in the platform's shared session (bench/session.py: as bin/start
+    runs it), else in a session of its own; in its own process group either way."""
+    if session is not None:
+        return session.spawn(command, cwd=REPO, env=env, log=log_path)
+    log = log_path.open("ab")
+    try:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            command, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    finally:
+        log.close()
+
+
 class Server:
     """The web server on 127.0.0.1, always stopped by stop(): `python -m cdp.web` (granian, as
     bin/start runs it) for worker_class "granian", else gunicorn with that worker class."""
@@ -604,6 +621,7 @@ class Server:
         log: Path,
         profile_dir: Path | None = None,
         threads: int = DEFAULT_THREADS,
+        session: SharedSession | None = None,
     ) -> None:
         self.env = env
         self.workers = workers
@@ -611,18 +629,15 @@ class Server:
         self.threads = threads
         self.log_path = log
         self.profile_dir = profile_dir
+        self.session = session
         self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | Spawned | None = None
 
     def start(self) -> None:
         self.port = free_port()
         env = dict(self.env)
         command = self._granian() if self.worker_class == GRANIAN else self._gunicorn(env)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
-        )
-        log.close()
+        self.proc = _start(command, env, self.log_path, self.session)
         self._wait_healthy(timeout=90)
 
     def _granian(self) -> list[str]:
@@ -702,11 +717,14 @@ class PipelineWorker:
     production: the collector's kicks start drains that process the events while the load
     runs, on the same cores."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, concurrency: int, session: SharedSession | None
+    ) -> None:
         self.env = env
         self.log_path = log
         self.concurrency = concurrency
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.session = session
+        self.proc: subprocess.Popen[bytes] | Spawned | None = None
 
     def start(self) -> None:
         command = [
@@ -714,11 +732,7 @@ class PipelineWorker:
             "-Q", "ingest,celery", "--concurrency", str(self.concurrency),
             "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
         ]  # fmt: skip
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, cwd=REPO, env=self.env, stdout=log, stderr=log, start_new_session=True
-        )
-        log.close()
+        self.proc = _start(command, self.env, self.log_path, self.session)
         time.sleep(3.0)  # connected to the broker before the load starts
         if self.proc.poll() is not None:
             raise SystemExit(f"the Celery worker exited early; see {self.log_path}")
@@ -1369,9 +1383,13 @@ def main(argv: list[str] | None = None) -> int:
     for run_index, (workers, kinds, profile_dir) in enumerate(runs):
         run_tag = f"{tag}r{run_index}"
         worker_class = "sync" if profile_dir is not None else args.worker_class
-        server = Server(env, workers, worker_class, log_path, profile_dir, args.threads)
+        # the web server and the worker in one session, as bin/start runs them
+        session = SharedSession()
+        server = Server(env, workers, worker_class, log_path, profile_dir, args.threads, session)
         pipeline = (
-            PipelineWorker(env, log_path.with_name(log_path.stem + "-worker.log"), args.with_worker)
+            PipelineWorker(
+                env, log_path.with_name(log_path.stem + "-worker.log"), args.with_worker, session
+            )
             if args.with_worker
             else None
         )
@@ -1427,6 +1445,7 @@ def main(argv: list[str] | None = None) -> int:
             if pipeline is not None:
                 pipeline.stop()
             server.stop()
+            session.close()
         if profile_dir is not None:
             profiles[kinds[0]] = profile_report(profile_dir)
 
