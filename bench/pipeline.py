@@ -49,6 +49,7 @@ from collector import (  # noqa: E402 - the sibling benchmark's helpers
     manage,
     redact,
 )
+from session import SharedSession, Spawned  # noqa: E402 - the sibling benchmark's helpers
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cdp_bench_pipeline"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
@@ -468,8 +469,12 @@ class LiveRig:
         self.workspace_id = boot["workspace"]["id"]
         self.auth = "Basic " + base64.b64encode(f"{boot['write_key']}:".encode()).decode()
         # as bin/start runs it (cdp_run): 3 gthread workers, 16 threads each
-        self.server = Server(env, workers=3, worker_class=GRANIAN, log=logs / "web.log")
-        self.celery: subprocess.Popen[bytes] | None = None
+        # the web server and the worker in one session, as bin/start runs them (bench/session.py)
+        self.session = SharedSession()
+        self.server = Server(
+            env, workers=3, worker_class=GRANIAN, log=logs / "web.log", session=self.session
+        )
+        self.celery: Spawned | None = None
         self.poller: Poller | None = None
         self.templates = self._templates()
         self.requests = 0
@@ -488,8 +493,7 @@ class LiveRig:
         return out
 
     def __enter__(self) -> LiveRig:
-        worker_log = (self.logs / "celery.log").open("ab")
-        self.celery = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        self.celery = self.session.spawn(
             [
                 sys.executable,
                 "-m",
@@ -513,11 +517,8 @@ class LiveRig:
             ],
             cwd=REPO,
             env=self.env,
-            stdout=worker_log,
-            stderr=worker_log,
-            start_new_session=True,
+            log=self.logs / "celery.log",
         )
-        worker_log.close()
         segment = publish_segments(self.workspace_id)
         self.poller = Poller(self.env["DATABASE_URL"], self.workspace_id, segment)
         self.server.start()
@@ -535,6 +536,7 @@ class LiveRig:
                 self.celery.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.celery.kill()
+        self.session.close()
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds used so far by each part on the shared cores: the collector (web server
