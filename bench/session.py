@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import IO, Any
+
+import psutil
 
 _SPAWNER = r"""
 import json, subprocess, sys, threading, time
@@ -49,39 +48,38 @@ while any(child.poll() is None for child in children):
 
 class Spawned:
     """A process started in the shared session: what the benchmark uses of a Popen (pid,
-    poll, wait). Its parent is the spawner, which reaps it."""
+    poll, terminate, kill, wait). Its parent is the spawner, which reaps it."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        self.process = psutil.Process(pid)
         self.returncode: int | None = None
 
-    def _alive(self) -> bool:
-        try:
-            state = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            return False
-        return state not in ("Z", "X")
-
     def poll(self) -> int | None:
-        if self.returncode is None and not self._alive():
-            self.returncode = -1  # its parent, the spawner, has its exit status
+        if self.returncode is None:
+            try:
+                alive = self.process.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                alive = False
+            if not alive:
+                self.returncode = -1  # its parent, the spawner, has its exit status
         return self.returncode
 
     def terminate(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.process.terminate()
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.process.kill()
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
-            time.sleep(0.05)
-        return self.returncode or -1
+        try:
+            self.process.wait(timeout)
+        except psutil.TimeoutExpired as exc:
+            raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0) from exc
+        self.returncode = -1
+        return self.returncode
 
 
 class SharedSession:

@@ -120,14 +120,20 @@ def lower_session_priority(sender: Any, connection: Any, **_: Any) -> None:
     may lower its priority (the embedded Postgres, or root)."""
     if session_nice <= 0 or connection.vendor != "postgresql":
         return
+    backend = backend_process(connection)
+    if backend is not None:
+        renice_backend(*backend, session_nice)
+
+
+def backend_process(connection: Any) -> tuple[int, float] | None:
+    """The server process of a connection's session and its start (Unix time)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid, extract(epoch FROM backend_start)::float8 FROM pg_stat_activity "
             "WHERE pid = pg_backend_pid()"
         )
         row = cursor.fetchone()
-    if row is not None:
-        renice_backend(int(row[0]), float(row[1]), session_nice)
+    return (int(row[0]), float(row[1])) if row is not None else None
 
 
 def renice_backend(pid: int, started: float, nice: int) -> bool:

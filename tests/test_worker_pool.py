@@ -166,12 +166,9 @@ def _group_nice(pid: int) -> int:
 def test_a_backend_is_reniced_only_when_it_is_the_sessions_own(transactional_db: Any) -> None:
     other = connections.create_connection("default")
     try:
-        with other.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid, extract(epoch FROM backend_start)::float8 FROM pg_stat_activity "
-                "WHERE pid = pg_backend_pid()"
-            )
-            pid, started = cursor.fetchone()
+        backend = db.backend_process(other)
+        assert backend is not None
+        pid, started = backend
         if not _may_renice(pid):
             pytest.skip("Postgres runs as another user, whom this one may not renice")
         before = os.getpriority(os.PRIO_PROCESS, pid)
