@@ -129,6 +129,11 @@ DATABASES = {
         conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", default=True),
     )
 }
+# the collector's grouped INSERT is a prepared statement on its connection (Postgres parses and
+# plans it once per connection instead of once per statement: half its CPU for a single
+# event); off behind a pooler in transaction mode that cannot keep prepared statements
+# (PgBouncer before 1.21, or without max_prepared_statements)
+CDP_DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", default=True)
 # milliseconds between Postgres's checks that a running query's client is still connected
 # (client_connection_check_interval, Postgres 14+; 0 = off): a killed worker's transaction
 # ends within this long even while it waits on a lock, instead of holding its locks (cdp/db.py)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
     DataError,
@@ -71,6 +72,8 @@ WITH rows AS (
 )
 SELECT r.request, count(*) FROM inserted i JOIN rows r ON r.id = i.id GROUP BY r.request
 """
+# psycopg prepares a statement run this many times on a connection, or when asked to
+_ONLY_WHEN_ASKED = 2**62
 # events of one grouped statement at most (the requests after them wait for the next one)
 GROUP_MAX_EVENTS = 5_000
 
@@ -318,7 +321,16 @@ def _execute(db: BaseDatabaseWrapper, columns: list[list[Any]], requests: int) -
     # aborting the caller's transaction (Django's: psycopg's own would commit a transaction
     # that had not begun yet).
     scope = transaction.atomic(using=db.alias) if db.in_atomic_block else contextlib.nullcontext()
+    # Prepared once per connection (a named statement): parsing and planning this statement
+    # cost Postgres more than running it for one event (0.80 ms against 0.36 ms of its CPU for
+    # a single-event statement, 1.28 against 0.75 for ten). Not inside a caller's transaction
+    # (replay: rare), nor where a transaction-mode pooler cannot keep one (the setting).
+    prepare = settings.CDP_DB_PREPARED_STATEMENTS and not db.in_atomic_block
+    if prepare and raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off; on this connection a statement is prepared
+        # when asked to (this one), never because it was run often
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
     with db.wrap_database_errors, scope, psycopg.Cursor(raw) as cursor:
-        cursor.execute(_INSERT, columns)
+        cursor.execute(_INSERT, columns, prepare=prepare)
         stored = dict(cursor.fetchall())
     return [int(stored.get(number, 0)) for number in range(requests)]

@@ -239,3 +239,79 @@ def test_inside_a_transaction_the_callers_connection_is_used(tenant_a: Tenant) -
         )
         raise RuntimeError("roll back")
     assert Event.objects.filter(workspace_id=ws).count() == 0
+
+
+def prepared_inserts(db: Any) -> list[int]:
+    """Executions of each prepared copy of the grouped INSERT on the group's connection."""
+    rows = db.connection.execute(
+        "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+        " WHERE statement LIKE '%%INSERT INTO profiles_eventmessage%%' ORDER BY prepare_time"
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def test_the_grouped_insert_is_prepared_once_per_connection(
+    tenant_a: Tenant, persistent_connections: None
+) -> None:
+    """Postgres parses and plans the statement once per connection, not once per request (for
+    a single event that was half of its CPU), and a connection the server dropped prepares it
+    again on the fresh one."""
+    ws, src = tenant_a.workspace.pk, tenant_a.source.pk
+    for _ in range(4):
+        stored = storage.insert_events(
+            workspace_id=ws, source_id=src, events=[event(uuid.uuid4().hex)]
+        )
+        assert stored.inserted == 1
+    db = storage._GROUP.db
+    assert db is not None
+    assert prepared_inserts(db) == [4]
+
+    pid = db.connection.info.backend_pid
+    params = connection.get_connection_params()
+    with psycopg.connect(
+        host=params.get("host"), port=params.get("port"), user=params.get("user"),
+        dbname="postgres", autocommit=True,
+    ) as admin:  # fmt: skip
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    for _ in range(2):
+        storage.insert_events(workspace_id=ws, source_id=src, events=[event(uuid.uuid4().hex)])
+
+    assert db.connection.info.backend_pid != pid
+    assert prepared_inserts(db) == [2]
+    assert Event.objects.filter(workspace_id=ws).count() == 6
+
+
+def test_a_refused_value_on_the_first_statement_leaves_the_connection_working(
+    tenant_a: Tenant, persistent_connections: None
+) -> None:
+    """The statement that prepares the INSERT is refused (a NUL in a text column): the event is
+    refused alone, and the statements after it, on the same connection, store theirs."""
+    ws, src = tenant_a.workspace.pk, tenant_a.source.pk
+    bad = replace(event(uuid.uuid4().hex), event="Bad\x00name")
+
+    refused = storage.insert_events(workspace_id=ws, source_id=src, events=[bad])
+    stored = [
+        storage.insert_events(workspace_id=ws, source_id=src, events=[event(uuid.uuid4().hex)])
+        for _ in range(3)
+    ]
+
+    assert refused.inserted == 0 and refused.rejected[0][0] is bad
+    assert [s.inserted for s in stored] == [1, 1, 1]
+    db = storage._GROUP.db
+    assert db is not None and sum(prepared_inserts(db)) >= 3
+    assert Event.objects.filter(workspace_id=ws).count() == 3
+
+
+def test_behind_a_pooler_without_prepared_statements_nothing_is_prepared(
+    tenant_a: Tenant, persistent_connections: None, settings: Any
+) -> None:
+    """DB_PREPARED_STATEMENTS=0 (PgBouncer in transaction mode before 1.21): the statement
+    is sent unprepared, as Django sends its own."""
+    settings.CDP_DB_PREPARED_STATEMENTS = False
+    ws, src = tenant_a.workspace.pk, tenant_a.source.pk
+    for _ in range(3):
+        storage.insert_events(workspace_id=ws, source_id=src, events=[event(uuid.uuid4().hex)])
+    db = storage._GROUP.db
+    assert db is not None
+    assert prepared_inserts(db) == []
+    assert Event.objects.filter(workspace_id=ws).count() == 3
