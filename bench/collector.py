@@ -14,6 +14,10 @@ everything itself:
              the scheduled send time, so a slow server cannot hide its queueing);
    - single: POST /v1/track, one event per request, closed loop, concurrency 32 (enough
              clients to load the server: at 12 the answer time, not the server, bounds them);
+             the most the server answers, with latencies inflated by the queue of a
+             saturated closed loop (32 clients / throughput is the mean, by Little's law);
+   - single paced: POST /v1/track at a fixed 1,500 requests/s (open loop, latency from the
+             scheduled send time): the target's own terms, p99 at 1,500 requests/s offered;
 4. a raw psycopg COPY of the batch scenario's events into `bench_copy`
    (`LIKE profiles_event INCLUDING ALL`, so the same columns and indexes), and the ratio;
 5. a check that profiles_event holds exactly the events acknowledged with 200;
@@ -1245,6 +1249,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="events/s of the open-loop batch scenario; 0 skips it (default 10000)",
     )
     p.add_argument(
+        "--single-paced-rate",
+        type=float,
+        default=TARGET_SINGLE_REQUESTS_PER_S,
+        help="requests/s of the open-loop single-event scenario; 0 skips it (default 1500)",
+    )
+    p.add_argument(
         "--max-batch-rps", type=float, default=400, help="request budget: batch requests/s cap"
     )
     p.add_argument(
@@ -1252,7 +1262,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=["batch", "single", "paced", "preflight"],
+        choices=["batch", "single", "paced", "single-paced", "preflight"],
         action="append",
         help="run only these",
     )
@@ -1295,9 +1305,11 @@ def main(argv: list[str] | None = None) -> int:
     db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     worker_counts = [int(w) for w in str(args.workers).split(",")]
-    wanted = set(args.only or ["batch", "paced", "single", "preflight"])
+    wanted = set(args.only or ["batch", "paced", "single", "single-paced", "preflight"])
     if args.paced_rate <= 0:
         wanted.discard("paced")
+    if args.single_paced_rate <= 0:
+        wanted.discard("single-paced")
     tag = secrets.token_hex(4)
     env = {
         **os.environ,
@@ -1347,6 +1359,16 @@ def main(argv: list[str] | None = None) -> int:
                 math.ceil(rate * seconds) + args.batch_concurrency,
                 rate=rate,
             )
+        if name == "single-paced":
+            return Scenario(
+                "single paced",
+                "/v1/track",
+                1,
+                args.single_concurrency,
+                seconds,
+                math.ceil(args.single_paced_rate * seconds) + args.single_concurrency,
+                rate=args.single_paced_rate,
+            )
         if name == "preflight":
             return Scenario(
                 "preflight",
@@ -1376,7 +1398,15 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.profile
         else [
-            (w, [k for k in ("batch", "paced", "single", "preflight") if k in wanted], None)
+            (
+                w,
+                [
+                    k
+                    for k in ("batch", "paced", "single", "single-paced", "preflight")
+                    if k in wanted
+                ],
+                None,
+            )
             for w in worker_counts
         ]
     )
@@ -1532,7 +1562,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"target single >= {TARGET_SINGLE_REQUESTS_PER_S:,} req/s, wk={r.workers}: "
                 f"{r.requests_per_s:,.0f} -> "
                 f"{'MET' if r.requests_per_s >= TARGET_SINGLE_REQUESTS_PER_S else 'MISSED'}; "
-                f"p99 {r.p99_ms:.1f} ms"
+                f"p99 {r.p99_ms:.1f} ms at concurrency {r.concurrency} (closed loop, saturated)"
+            )
+        elif r.name == "single paced":
+            targets.append(
+                f"target single p99 <= {TARGET_P99_MS:.0f} ms at "
+                f"{r.target_rate_events_per_s:,.0f} req/s offered, wk={r.workers}: p99 "
+                f"{r.p99_ms:.1f} ms, achieved {r.requests_per_s:,.0f} req/s -> "
+                f"{'MET' if r.p99_ms <= TARGET_P99_MS and r.non_200 == 0 else 'MISSED'}"
             )
         elif r.name == "preflight":
             targets.append(
