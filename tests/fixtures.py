@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 
 from cdp import queues
@@ -238,3 +240,23 @@ def send_events(
     if drain is not None:
         queue.drain(batch_size=drain)
     return [e["messageId"] for e in events]
+
+
+def terminate_backend(pid: int) -> None:
+    """What a Postgres restart (or a failover) does to an open connection: its server process
+    is ended, from a session of its own."""
+    params = connection.get_connection_params()
+    with psycopg.connect(
+        host=params.get("host"),
+        port=params.get("port"),
+        user=params.get("user"),
+        password=params.get("password"),
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def terminate_our_backend() -> None:
+    """The same for this thread's Django connection."""
+    terminate_backend(connection.connection.info.backend_pid)  # type: ignore[union-attr]

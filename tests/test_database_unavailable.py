@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import close_old_connections, connection
 
-from tests.fixtures import Tenant, post_collector
+from tests.fixtures import Tenant, post_collector, terminate_our_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,20 +38,6 @@ def served(client: Any, path: str) -> Any:
         return client.get(path)
     finally:
         close_old_connections()
-
-
-def terminate_our_backend() -> None:
-    """What a Postgres restart (or a failover) does to an open connection."""
-    pid = connection.connection.info.backend_pid  # type: ignore[union-attr]
-    dsn = connection.get_connection_params()
-    with psycopg.connect(
-        host=dsn.get("host"),
-        port=dsn.get("port"),
-        user=dsn.get("user"),
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 def free_port() -> int:

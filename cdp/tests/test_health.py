@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.db import close_old_connections, connection
@@ -24,7 +23,7 @@ from cdp import health
 from cdp import tasks as cdp_tasks
 from cdp.celery import app as celery_app
 from cdp.redis import client as redis_client
-from tests.fixtures import CeleryTestQueues
+from tests.fixtures import CeleryTestQueues, terminate_our_backend
 from tests.test_processing_worker import database_url, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -155,21 +154,6 @@ def test_an_unreachable_broker_is_not_ready_and_its_password_is_not_shown(settin
 def test_credentials_in_an_error_message_are_masked() -> None:
     described = health.describe(ValueError("bad redis://user:pw@host:6379/0\nmore"))
     assert described == "ValueError: bad redis://***@host:6379/0"
-
-
-def terminate_our_backend() -> None:
-    """What a Postgres restart (or a failover) does to an open connection."""
-    pid = connection.connection.info.backend_pid  # type: ignore[union-attr]
-    params = connection.get_connection_params()
-    with psycopg.connect(
-        host=params.get("host"),
-        port=params.get("port"),
-        user=params.get("user"),
-        password=params.get("password"),
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 @pytest.mark.django_db(transaction=True)

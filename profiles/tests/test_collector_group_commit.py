@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import OperationalError, connection
 
@@ -19,7 +18,7 @@ from profiles.collector import storage
 from profiles.collector.normalize import NormalizedEvent, normalize_event
 from profiles.collector.service import batch_meta
 from profiles.models import Event, EventMessage, PendingEvent
-from tests.fixtures import Tenant
+from tests.fixtures import Tenant, terminate_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -211,12 +210,7 @@ def test_a_connection_dropped_by_the_server_costs_no_request(
     db = storage._GROUP.db
     assert db is not None and db.connection is not None, "kept between statements"
     pid = db.connection.info.backend_pid
-    params = connection.get_connection_params()
-    with psycopg.connect(
-        host=params.get("host"), port=params.get("port"), user=params.get("user"),
-        dbname="postgres", autocommit=True,
-    ) as admin:  # fmt: skip
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    terminate_backend(pid)
 
     stored = storage.insert_events(workspace_id=ws, source_id=src, events=[event(uuid.uuid4().hex)])
 
@@ -267,12 +261,7 @@ def test_the_grouped_insert_is_prepared_once_per_connection(
     assert prepared_inserts(db) == [4]
 
     pid = db.connection.info.backend_pid
-    params = connection.get_connection_params()
-    with psycopg.connect(
-        host=params.get("host"), port=params.get("port"), user=params.get("user"),
-        dbname="postgres", autocommit=True,
-    ) as admin:  # fmt: skip
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    terminate_backend(pid)
     for _ in range(2):
         storage.insert_events(workspace_id=ws, source_id=src, events=[event(uuid.uuid4().hex)])
 
